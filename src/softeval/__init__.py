@@ -1,0 +1,25 @@
+"""softeval: measure what language models can do by optimizing soft prompts.
+
+Python API (mirrors the CLI):
+
+    from softeval import load_model, TrainConfig, TaskConfig, train_prompt, load_prompt, generate
+    lm = load_model("smollm2-135m-instruct")
+    result = train_prompt(TrainConfig(task=TaskConfig(name="repetition", options={"text": " hello"}), out="runs/rep"), lm=lm)
+    prompt, meta = load_prompt(result.prompt_path, lm.info)
+    print(generate(lm, prompt, "Once upon a time", max_new_tokens=20, placement=meta.placement))
+"""
+
+__version__ = "0.1.0"
+
+from softeval.errors import SoftevalError  # noqa: E402
+from softeval.models import load_model  # noqa: E402
+from softeval.prompt import SoftPrompt, ConditionalPrompt, load_prompt, save_prompt  # noqa: E402
+from softeval.tasks import TaskConfig, build_task  # noqa: E402
+from softeval.train import TrainConfig, run as train_prompt  # noqa: E402
+from softeval.evaluate import evaluate_prompt  # noqa: E402
+from softeval.generate import generate  # noqa: E402
+
+__all__ = [
+    "__version__", "SoftevalError", "load_model", "SoftPrompt", "ConditionalPrompt", "load_prompt", "save_prompt",
+    "TaskConfig", "build_task", "TrainConfig", "train_prompt", "evaluate_prompt", "generate",
+]

@@ -1,0 +1,67 @@
+"""The `softeval` command. Each sub-command lives in its own module with `register(subparsers)`;
+this file only wires them up, sets up logging once and turns SoftevalError into a one-line message."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from softeval import __version__
+from softeval.errors import SoftevalError
+
+COMMAND_MODULES = ["models", "train", "distance", "bench", "report"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="softeval", description="Measure what language models can do by "
+                                     "optimizing soft prompts.")
+    parser.add_argument("--version", action="version", version=f"softeval {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings only, no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"softeval.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"softeval.cli.{name}":
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname).1s %(name)s: %(message)s")
+    # transformers is chatty about things users cannot act on (generation flags, GGUF conversion).
+    for noisy in ("transformers", "accelerate", "httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose, args.quiet)
+    try:
+        code = args.handler(args)
+        return int(code or 0)
+    except SoftevalError as exc:
+        print(f"softeval: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("softeval: interrupted", file=sys.stderr)
+        return 130
+
+
+def run_main() -> None:
+    sys.exit(main())

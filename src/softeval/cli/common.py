@@ -1,0 +1,83 @@
+"""Flags shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+
+from softeval.models import DEFAULT_MODEL
+
+
+def add_model_flags(p: argparse.ArgumentParser, multiple: bool = False) -> None:
+    if multiple:
+        p.add_argument("--model", action="append", default=None,
+                       help=f"model: embedded name, HF id, local folder or .gguf (repeatable; default {DEFAULT_MODEL})")
+    else:
+        p.add_argument("--model", default=None,
+                       help=f"embedded name, Hugging Face id, local folder or .gguf file (default {DEFAULT_MODEL})")
+    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"], help="default auto")
+    p.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"],
+                   help="weights dtype (default auto: fp32 on CPU, bf16 on CUDA)")
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, help="YAML config file (see configs/)")
+    p.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="dotted config overrides, e.g. task.num_train=512 lr=0.01")
+
+
+def given(args: argparse.Namespace, mapping: dict[str, str]) -> dict:
+    """Config keys for the flags the user actually passed (None = not given), as a nested dict."""
+    out: dict = {}
+    for flag, key in mapping.items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def progress_enabled(args: argparse.Namespace) -> bool:
+    return not getattr(args, "quiet", False)
+
+
+TASK_FLAGS = {
+    "task": "task.name", "data": "task.data", "eval_data": "task.eval_data", "corpus": "task.corpus",
+    "num_train": "task.num_train", "num_eval": "task.num_eval", "context_tokens": "task.context_tokens",
+    "target_tokens": "task.target_tokens", "data_seed": "task.seed", "eval_fraction": "task.eval_fraction",
+}
+
+
+def add_task_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("task")
+    g.add_argument("--task", default=None, help="task name (default jsonl; `softeval tasks` lists them)")
+    g.add_argument("--data", default=None, help="behaviour file: JSONL with prompt/completion or text per line")
+    g.add_argument("--eval-data", dest="eval_data", default=None, help="held-out file (default: split of --data)")
+    g.add_argument("--eval-fraction", dest="eval_fraction", type=float, default=None)
+    g.add_argument("--corpus", default=None, help="text file for text tasks (default: text shipped with softeval)")
+    g.add_argument("--num-train", dest="num_train", type=int, default=None)
+    g.add_argument("--num-eval", dest="num_eval", type=int, default=None)
+    g.add_argument("--context-tokens", dest="context_tokens", type=int, default=None)
+    g.add_argument("--target-tokens", dest="target_tokens", type=int, default=None)
+    g.add_argument("--data-seed", dest="data_seed", type=int, default=None)
+    g.add_argument("--repeat-text", dest="repeat_text", default=None, help="repetition: the string to repeat")
+    g.add_argument("--skip", type=int, default=None, help="skip-k: how many tokens to skip")
+
+
+def task_option_flags(args: argparse.Namespace) -> dict:
+    opts = {}
+    if getattr(args, "repeat_text", None) is not None:
+        opts["text"] = args.repeat_text
+    if getattr(args, "skip", None) is not None:
+        opts["skip"] = args.skip
+    return {"task": {"options": opts}} if opts else {}
+
+
+def deep_update(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = deep_update(out.get(k) or {}, v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

@@ -1,0 +1,201 @@
+"""softeval train | eval | generate | export-peft | import-peft"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from softeval.cli.common import (TASK_FLAGS, add_config_flags, add_model_flags, add_task_flags, deep_update, given,
+                                 progress_enabled, task_option_flags)
+from softeval.config import build_config, dotted_to_nested, merge_into
+from softeval.errors import ConfigError, SoftevalError
+
+TRAIN_FLAGS = {
+    "model": "model", "device": "device", "dtype": "dtype", "precision": "precision", "tokens": "num_virtual_tokens",
+    "init": "init", "init_text": "init_text", "placement": "placement", "steps": "max_steps",
+    "batch_size": "batch_size", "lr": "lr", "warmup_steps": "warmup_steps", "schedule": "schedule",
+    "grad_clip": "grad_clip", "seed": "seed", "eval_every": "eval_every", "checkpoint_every": "checkpoint_every",
+    "out": "out", **TASK_FLAGS,
+}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a soft prompt on a behaviour dataset or task")
+    add_model_flags(p)
+    add_task_flags(p)
+    g = p.add_argument_group("prompt and optimisation")
+    g.add_argument("--tokens", type=int, default=None, help="number of soft-prompt vectors n (default 16)")
+    g.add_argument("--init", default=None, choices=["vocab", "text", "random", "zeros"], help="default vocab")
+    g.add_argument("--init-text", dest="init_text", default=None)
+    g.add_argument("--placement", default=None, choices=["after_bos", "before_bos"])
+    g.add_argument("--steps", type=int, default=None, help="optimizer steps (default 100)")
+    g.add_argument("--batch-size", dest="batch_size", type=int, default=None)
+    g.add_argument("--lr", type=float, default=None)
+    g.add_argument("--warmup-steps", dest="warmup_steps", type=int, default=None)
+    g.add_argument("--schedule", default=None, choices=["cosine", "constant", "linear"])
+    g.add_argument("--grad-clip", dest="grad_clip", type=float, default=None)
+    g.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"])
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--eval-every", dest="eval_every", type=int, default=None)
+    g.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=None)
+    p.add_argument("--out", default=None, help="run directory (default runs/train)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run exactly")
+    add_config_flags(p)
+    p.set_defaults(handler=cmd_train)
+
+    e = sub.add_parser("eval", help="held-out loss and token accuracy of a trained prompt")
+    e.add_argument("--prompt", required=True, help="run directory or prompt .safetensors (or 'none' for n = 0)")
+    add_model_flags(e)
+    add_task_flags(e)
+    e.add_argument("--batch-size", dest="batch_size", type=int, default=16)
+    e.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    e.add_argument("--allow-mismatch", action="store_true", help="use the prompt even if model/task differ")
+    e.add_argument("--json", action="store_true", help="print JSON")
+    e.set_defaults(handler=cmd_eval)
+
+    gen = sub.add_parser("generate", help="generate text with a trained prompt (KV-cached)")
+    gen.add_argument("--prompt", required=True, help="run directory or prompt .safetensors (or 'none')")
+    add_model_flags(gen)
+    gen.add_argument("--text", action="append", required=True, help="context text (repeatable)")
+    gen.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=48)
+    gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    gen.add_argument("--top-p", dest="top_p", type=float, default=1.0)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--allow-mismatch", action="store_true")
+    gen.set_defaults(handler=cmd_generate)
+
+    x = sub.add_parser("export-peft", help="write a PEFT prompt-tuning adapter folder")
+    x.add_argument("--prompt", required=True)
+    x.add_argument("--out", required=True)
+    x.set_defaults(handler=cmd_export)
+
+    i = sub.add_parser("import-peft", help="turn a PEFT prompt-tuning adapter into a softeval prompt file")
+    i.add_argument("adapter", help="folder with adapter_config.json + adapter_model.safetensors")
+    add_model_flags(i)
+    i.add_argument("--out", required=True, help="output .safetensors path")
+    i.set_defaults(handler=cmd_import)
+
+
+def cmd_train(args) -> int:
+    import softeval.train as train_mod
+
+    flags = deep_update(given(args, TRAIN_FLAGS), task_option_flags(args))
+    if args.quiet:
+        flags["show_progress"] = False
+    if args.resume:
+        run_dir = Path(args.resume)
+        cfg_path = run_dir / "config.json"
+        if not cfg_path.exists():
+            raise SoftevalError(f"{run_dir} is not a softeval run directory (no config.json)")
+        stored = json.loads(cfg_path.read_text())
+        allowed = {"max_steps", "show_progress", "device", "eval_every", "checkpoint_every"}
+        extra = set(flags) - allowed
+        if extra:
+            raise ConfigError(f"--resume continues the stored config; only --steps/--device/--eval-every/"
+                              f"--checkpoint-every may change (got {', '.join(sorted(extra))})")
+        data = merge_into(train_mod.TrainConfig, stored, {**flags, **dotted_to_nested(args.overrides)})
+        data["out"] = str(run_dir)
+        cfg = train_mod.config_from_dict(data)
+        result = train_mod.run(cfg, resume=True)
+    else:
+        if "task" not in flags or "name" not in flags.get("task", {}):
+            if not (args.config or any(o.startswith("task.name=") for o in args.overrides)):
+                flags = deep_update(flags, {"task": {"name": "jsonl"}})
+        if flags.get("task", {}).get("name", "jsonl") == "jsonl" and not flags.get("task", {}).get("data") \
+                and not args.config:
+            raise ConfigError("nothing to train on: pass --data FILE.jsonl or --task NAME (see `softeval tasks`)")
+        cfg = build_config(train_mod.TrainConfig, args.config, args.overrides, flags)
+        result = train_mod.run(cfg)
+    i, f = result.initial_eval, result.final_eval
+    print(f"held-out loss {i['loss']:.4f} → {f['loss']:.4f} nats/token, token accuracy "
+          f"{i['token_accuracy']:.3f} → {f['token_accuracy']:.3f} after {result.steps} steps")
+    print(f"prompt: {result.prompt_path}")
+    return 0
+
+
+def _load_prompt_arg(prompt_arg: str, lm, task_hash=None, allow_mismatch=False):
+    from softeval.prompt import load_prompt
+
+    if prompt_arg.lower() == "none":
+        return None, None
+    return load_prompt(Path(prompt_arg), lm.info, task_hash=task_hash, allow_mismatch=allow_mismatch)
+
+
+def _model_for_prompt(args):
+    """--model if given, else the model recorded in the prompt's metadata."""
+    from softeval.models import DEFAULT_MODEL, load_model
+    from softeval.prompt import read_prompt_file
+
+    name = args.model
+    if name is None and args.prompt.lower() != "none":
+        name = read_prompt_file(Path(args.prompt))[1].model_name
+    return load_model(name or DEFAULT_MODEL, args.device or "auto", args.dtype or "auto",
+                      show_progress=progress_enabled(args))
+
+
+def cmd_eval(args) -> int:
+    from softeval.evaluate import evaluate_prompt
+    from softeval.prompt import read_prompt_file
+    from softeval.tasks import TaskConfig, build_task
+
+    lm = _model_for_prompt(args)
+    task_flags = deep_update(given(args, TASK_FLAGS), task_option_flags(args)).get("task", {})
+    meta = read_prompt_file(Path(args.prompt))[1] if args.prompt.lower() != "none" else None
+    if "name" not in task_flags:
+        task_flags["name"] = meta.task_spec.get("task", "jsonl") if meta else "jsonl"
+    task = build_task(merge_task(task_flags), lm.tokenizer)
+    prompt, meta = _load_prompt_arg(args.prompt, lm, task.spec_hash, args.allow_mismatch)
+    placement = meta.placement if meta else "after_bos"
+    examples = task.eval if (task_flags.get("eval_data") or task_flags["name"] != "jsonl") else task.train + task.eval
+    result = evaluate_prompt(lm.model, prompt, examples, bos_id=lm.info.bos_token_id, pad_id=lm.info.pad_token_id,
+                             placement=placement, batch_size=args.batch_size, precision=args.precision)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(f"loss {result.loss:.4f} nats/token, token accuracy {result.token_accuracy:.3f} "
+              f"over {result.num_targets} target tokens ({len(examples)} examples)")
+    return 0
+
+
+def merge_task(task_flags: dict):
+    from softeval.config import instantiate
+    from softeval.tasks import TaskConfig
+
+    return instantiate(TaskConfig, merge_into(TaskConfig, {}, task_flags))
+
+
+def cmd_generate(args) -> int:
+    from softeval.generate import generate
+
+    lm = _model_for_prompt(args)
+    prompt, meta = _load_prompt_arg(args.prompt, lm, allow_mismatch=args.allow_mismatch)
+    outs = generate(lm, prompt, args.text, max_new_tokens=args.max_new_tokens,
+                    placement=meta.placement if meta else "after_bos", temperature=args.temperature,
+                    top_p=args.top_p, seed=args.seed)
+    for text, out in zip(args.text, outs):
+        print(f"{text}\u2502{out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from softeval.peft_io import export_peft
+
+    out = export_peft(Path(args.prompt), Path(args.out))
+    print(out)
+    return 0
+
+
+def cmd_import(args) -> int:
+    from softeval.models import DEFAULT_MODEL, load_model
+    from softeval.peft_io import import_peft, metadata_for_import
+    from softeval.prompt import save_prompt
+
+    prompt, cfg = import_peft(Path(args.adapter))
+    lm = load_model(args.model or DEFAULT_MODEL, args.device or "auto", args.dtype or "auto",
+                    show_progress=progress_enabled(args))
+    if prompt.embeddings.shape[1] != lm.info.hidden_size:
+        raise SoftevalError(f"adapter token_dim {prompt.embeddings.shape[1]} does not match {lm.info.name}'s "
+                            f"hidden size {lm.info.hidden_size}")
+    save_prompt(Path(args.out), prompt, metadata_for_import(cfg, lm.info, prompt.num_virtual_tokens))
+    print(args.out)
+    return 0

@@ -1,0 +1,94 @@
+"""The forward pass with soft prompts: the one place where prompt embeddings meet the model.
+
+    token ids ──embed──▶ (B,T,D) ──insert prompt rows at soft slots──▶ decoder ──hidden at targets──▶ lm_head
+
+Logits are computed only at the N scored positions: with a 262k vocabulary, a full (B,T,V)
+logits tensor would dominate time and memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from softeval.batching import Batch
+
+
+def insert_soft_prompt(token_embeds: torch.Tensor, soft_slot: torch.Tensor, prompt_rows: torch.Tensor) -> torch.Tensor:
+    """Replace the embeddings at soft slots with the row's prompt vectors; gradients flow to the prompt.
+
+    token_embeds (B,T,D), soft_slot (B,T) with -1 for ordinary tokens, prompt_rows (B,P,D) fp32.
+    """
+    if prompt_rows.shape[1] == 0:
+        return token_embeds
+    batch, length, dim = token_embeds.shape
+    index = soft_slot.clamp(min=0).unsqueeze(-1).expand(batch, length, dim)  # (B,T,D)
+    gathered = torch.gather(prompt_rows, 1, index).to(token_embeds.dtype)  # (B,T,D)
+    return torch.where((soft_slot >= 0).unsqueeze(-1), gathered, token_embeds)
+
+
+def assemble_prompt_rows(prompts: list[nn.Module], batch: Batch, hidden_size: int) -> torch.Tensor:
+    """Per-row prompt embeddings (B, n_max, D) for rows that belong to different lanes (prompts)."""
+    rows = batch.lanes.shape[0]
+    n_max = max(batch.num_soft) if batch.num_soft else 0
+    device = batch.lanes.device
+    if n_max == 0:
+        return torch.zeros(rows, 0, hidden_size, device=device)
+    if len(prompts) == 1:
+        out = prompts[0](rows, batch.conditions)
+        return out if out.shape[1] == n_max else F.pad(out, (0, 0, 0, n_max - out.shape[1]))
+    pieces, order = [], []
+    for lane, prompt in enumerate(prompts):
+        idx = (batch.lanes == lane).nonzero(as_tuple=True)[0]
+        if idx.numel() == 0:
+            continue
+        cond = batch.conditions[idx] if batch.conditions is not None else None
+        if prompt is None or prompt.num_virtual_tokens == 0:
+            piece = torch.zeros(idx.numel(), n_max, hidden_size, device=device)
+        else:
+            piece = prompt(idx.numel(), cond)  # (b, n_lane, D)
+            piece = F.pad(piece, (0, 0, 0, n_max - piece.shape[1]))
+        pieces.append(piece)
+        order.append(idx)
+    stacked = torch.cat(pieces)  # rows grouped by lane
+    inverse = torch.empty(rows, dtype=torch.long, device=device)
+    inverse[torch.cat(order)] = torch.arange(rows, device=device)
+    return stacked[inverse]
+
+
+def autocast_context(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if precision == "fp16":
+        return torch.autocast(device_type=device.type, dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def target_logits(model: nn.Module, batch: Batch, prompt_rows: torch.Tensor) -> torch.Tensor:
+    """Logits (N, V) at the scored positions only, in fp32."""
+    embed = model.get_input_embeddings()
+    token_embeds = embed(batch.input_ids)  # (B,T,D), already scaled for Gemma
+    inputs_embeds = insert_soft_prompt(token_embeds, batch.soft_slot, prompt_rows)
+    out = model.base_model(
+        inputs_embeds=inputs_embeds,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        use_cache=False,
+    )
+    hidden = out.last_hidden_state[batch.target_rows, batch.target_cols]  # (N, D)
+    logits = model.get_output_embeddings()(hidden).float()  # (N, V)
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+def target_losses(model: nn.Module, batch: Batch, prompt_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-target cross-entropy (N,) and whether the argmax was right (N,)."""
+    logits = target_logits(model, batch, prompt_rows)
+    losses = F.cross_entropy(logits, batch.target_ids, reduction="none")
+    correct = logits.argmax(dim=-1) == batch.target_ids
+    return losses, correct

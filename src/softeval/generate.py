@@ -1,0 +1,93 @@
+"""Generation with a soft prompt through the KV cache.
+
+The first forward pass runs the whole prefix ([BOS][soft × n][context]) as embeddings and fills the
+cache; every later step feeds one token id. `use_cache=False` recomputes the full sequence each step
+(slow, used to check the cache path: DESIGN.md invariant 4).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from softeval.batching import Example, collate
+from softeval.forward import assemble_prompt_rows, insert_soft_prompt
+
+
+def _full_logits(model: nn.Module, batch, prompt_rows, **kwargs):
+    embeds = insert_soft_prompt(model.get_input_embeddings()(batch.input_ids), batch.soft_slot, prompt_rows)
+    return model(inputs_embeds=embeds, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+                 logits_to_keep=1, **kwargs)
+
+
+def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
+    logits = logits.float()
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        keep = sorted_p.cumsum(dim=-1) - sorted_p < top_p
+        sorted_p = sorted_p * keep
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    return torch.multinomial(probs / probs.sum(-1, keepdim=True), 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate_ids(model: nn.Module, prompt: nn.Module | None, contexts: list[list[int]], *, bos_id: int | None,
+                 pad_id: int, eos_id: int | None = None, placement: str = "after_bos", max_new_tokens: int = 32,
+                 temperature: float = 0.0, top_p: float = 1.0, seed: int = 0, use_cache: bool = True,
+                 conditions: list[list[float]] | None = None) -> list[list[int]]:
+    """Continue each context; returns only the new token ids (stopping at eos, which is included)."""
+    device = next(model.parameters()).device
+    hidden = model.get_input_embeddings().weight.shape[1]
+    n = prompt.num_virtual_tokens if prompt is not None else 0
+    examples = [Example(input_ids=list(c), labels=[-100] * len(c),
+                        condition=(conditions[i] if conditions else None)) for i, c in enumerate(contexts)]
+    batch = collate(examples, n, bos_id, pad_id, placement).to(device)
+    rows = len(contexts)
+    prompt_rows = (assemble_prompt_rows([prompt], batch, hidden) if n
+                   else torch.zeros(rows, 0, hidden, device=device))
+    generator = torch.Generator(device=device).manual_seed(seed) if temperature > 0 else None
+    out = [[] for _ in range(rows)]
+    finished = torch.zeros(rows, dtype=torch.bool, device=device)
+    mask, positions = batch.attention_mask, batch.position_ids
+    ids, slots = batch.input_ids, batch.soft_slot
+
+    result = _full_logits(model, batch, prompt_rows, use_cache=use_cache)
+    past = result.past_key_values if use_cache else None
+    for _ in range(max_new_tokens):
+        next_ids = _pick(result.logits[:, -1], temperature, top_p, generator)
+        next_ids = torch.where(finished, torch.full_like(next_ids, pad_id), next_ids)
+        for r in range(rows):
+            if not finished[r]:
+                out[r].append(int(next_ids[r]))
+        if eos_id is not None:
+            finished |= next_ids == eos_id
+        if bool(finished.all()):
+            break
+        mask = torch.cat([mask, torch.ones(rows, 1, dtype=mask.dtype, device=device)], dim=1)
+        positions = torch.cat([positions, positions[:, -1:] + 1], dim=1)
+        ids = torch.cat([ids, next_ids[:, None]], dim=1)
+        slots = torch.cat([slots, torch.full((rows, 1), -1, dtype=slots.dtype, device=device)], dim=1)
+        if use_cache:
+            result = model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=positions[:, -1:],
+                           past_key_values=past, use_cache=True)
+            past = result.past_key_values
+        else:
+            batch.input_ids, batch.attention_mask, batch.position_ids, batch.soft_slot = ids, mask, positions, slots
+            result = _full_logits(model, batch, prompt_rows, use_cache=False)
+    return out
+
+
+def generate(lm, prompt: nn.Module | None, text: str | list[str], max_new_tokens: int = 32, *,
+             placement: str = "after_bos", temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
+             stop_at_eos: bool = True) -> str | list[str]:
+    """Generate continuations of `text` (a string or list of strings) with a soft prompt."""
+    texts = [text] if isinstance(text, str) else list(text)
+    contexts = [lm.tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+    new = generate_ids(lm.model, prompt, contexts, bos_id=lm.info.bos_token_id, pad_id=lm.info.pad_token_id,
+                       eos_id=lm.info.eos_token_id if stop_at_eos else None, placement=placement,
+                       max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    decoded = [lm.tokenizer.decode(ids, skip_special_tokens=True) for ids in new]
+    return decoded[0] if isinstance(text, str) else decoded

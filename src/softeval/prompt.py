@@ -1,0 +1,236 @@
+"""Soft prompts: trainable input embeddings, their initialisers, and their files.
+
+A prompt module maps a batch (and optional condition vectors) to per-row prompt embeddings of shape
+(B, n, D). Parameters are kept in fp32 whatever the model dtype; they are cast only when inserted.
+
+  * `SoftPrompt`: n free vectors, the same for every row.
+  * `ConditionalPrompt`: base vectors plus a linear or MLP map from a normalised condition vector,
+    so one prompt family covers a range of conditions (chess Elo, path quality).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save as safetensors_save
+from torch import nn
+
+from softeval.errors import ConfigError, PromptMismatchError, SoftevalError, unknown_choice
+from softeval.runs import atomic_write_bytes
+
+PEFT_KEY = "prompt_embeddings"  # PEFT's key for prompt-tuning adapters; reused for plain prompts
+VOCAB_SAMPLE_RANGE = 5000  # Lester et al. 2021: sample init tokens from the most frequent ids
+
+
+# --------------------------------------------------------------------------- initialisers
+
+
+def _embed_ids(embedding: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """Embeddings as the model sees them (Gemma's embedding module scales by sqrt(D))."""
+    with torch.no_grad():
+        return embedding(ids.to(embedding.weight.device)).float().cpu()
+
+
+def init_vocab(n: int, embedding: nn.Module, generator: torch.Generator, tokenizer=None, text: str | None = None):
+    vocab = embedding.weight.shape[0]
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    pool = torch.tensor([i for i in range(min(vocab, VOCAB_SAMPLE_RANGE)) if i not in special])
+    ids = pool[torch.randint(len(pool), (n,), generator=generator)]
+    return _embed_ids(embedding, ids)
+
+
+def init_text(n: int, embedding: nn.Module, generator: torch.Generator, tokenizer=None, text: str | None = None):
+    if not text:
+        raise ConfigError("init 'text' needs init_text (e.g. --init-text 'Repeat the word hello')")
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    if not ids:
+        raise ConfigError(f"init_text {text!r} tokenizes to nothing")
+    ids = (ids * (n // len(ids) + 1))[:n]  # repeat to fill n slots, as PEFT does
+    return _embed_ids(embedding, torch.tensor(ids))
+
+
+def init_random(n: int, embedding: nn.Module, generator: torch.Generator, tokenizer=None, text: str | None = None):
+    # Match the scale the model sees: sample rows of the (possibly scaled) embedding output to get its std.
+    probe = _embed_ids(embedding, torch.randint(embedding.weight.shape[0], (256,), generator=generator))
+    return torch.randn(n, probe.shape[1], generator=generator) * probe.std()
+
+
+def init_zeros(n: int, embedding: nn.Module, generator: torch.Generator, tokenizer=None, text: str | None = None):
+    return torch.zeros(n, embedding.weight.shape[1])
+
+
+INITIALISERS: dict[str, Callable[..., torch.Tensor]] = {
+    "vocab": init_vocab,
+    "text": init_text,
+    "random": init_random,
+    "zeros": init_zeros,
+}
+
+
+def initial_embeddings(init: str, n: int, embedding: nn.Module, seed: int, tokenizer=None,
+                       text: str | None = None) -> torch.Tensor:
+    if init not in INITIALISERS:
+        raise ConfigError(unknown_choice("prompt init", init, list(INITIALISERS)))
+    generator = torch.Generator().manual_seed(seed)
+    if n == 0:
+        return torch.zeros(0, embedding.weight.shape[1])
+    return INITIALISERS[init](n, embedding, generator, tokenizer=tokenizer, text=text)
+
+
+# --------------------------------------------------------------------------- prompt modules
+
+
+class SoftPrompt(nn.Module):
+    """n trainable vectors shared by every row of a batch."""
+
+    def __init__(self, embeddings: torch.Tensor):
+        super().__init__()
+        self.embeddings = nn.Parameter(embeddings.detach().clone().float())  # (n, D)
+
+    @property
+    def num_virtual_tokens(self) -> int:
+        return self.embeddings.shape[0]
+
+    def forward(self, batch_size: int, conditions: torch.Tensor | None = None) -> torch.Tensor:
+        return self.embeddings.unsqueeze(0).expand(batch_size, -1, -1)  # (B, n, D)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {PEFT_KEY: self.embeddings.detach().cpu().contiguous()}
+
+
+class ConditionalPrompt(nn.Module):
+    """Base vectors plus a learned map from a condition vector c (already normalised) to offsets.
+
+    prompt(c) = base + map(c), map: linear or a one-hidden-layer MLP. The map's last layer starts at
+    zero so, at step 0, every condition gets the same (initialised) prompt.
+    """
+
+    def __init__(self, embeddings: torch.Tensor, condition_dim: int, kind: str = "linear", hidden: int = 256):
+        super().__init__()
+        if kind not in ("linear", "mlp"):
+            raise ConfigError(unknown_choice("conditional prompt kind", kind, ["linear", "mlp"]))
+        if condition_dim < 1:
+            raise ConfigError("a conditional prompt needs condition_dim >= 1")
+        n, d = embeddings.shape
+        self.kind, self.condition_dim, self.hidden = kind, condition_dim, hidden
+        self.embeddings = nn.Parameter(embeddings.detach().clone().float())  # (n, D)
+        out = nn.Linear(condition_dim if kind == "linear" else hidden, n * d)
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
+        self.map = out if kind == "linear" else nn.Sequential(nn.Linear(condition_dim, hidden), nn.GELU(), out)
+
+    @property
+    def num_virtual_tokens(self) -> int:
+        return self.embeddings.shape[0]
+
+    def forward(self, batch_size: int, conditions: torch.Tensor | None = None) -> torch.Tensor:
+        if conditions is None:
+            raise SoftevalError("this prompt is conditional: every example needs a condition vector")
+        assert conditions.shape == (batch_size, self.condition_dim), conditions.shape
+        n, d = self.embeddings.shape
+        offsets = self.map(conditions.float()).view(batch_size, n, d)  # (B, n, D)
+        return self.embeddings.unsqueeze(0) + offsets
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+
+
+PromptModule = SoftPrompt | ConditionalPrompt
+
+
+def build_prompt(embeddings: torch.Tensor, condition_dim: int = 0, kind: str = "linear") -> PromptModule:
+    if condition_dim:
+        return ConditionalPrompt(embeddings, condition_dim, kind)
+    return SoftPrompt(embeddings)
+
+
+# --------------------------------------------------------------------------- files
+
+
+@dataclass
+class PromptMetadata:
+    """What a saved prompt needs to be reused safely (DESIGN.md invariant 8)."""
+
+    model_name: str
+    model_sha256: str
+    tokenizer_sha256: str
+    hidden_size: int
+    num_virtual_tokens: int
+    task_spec: dict
+    task_hash: str
+    init: str
+    seed: int
+    steps: int
+    placement: str
+    softeval_version: str
+    kind: str = "plain"  # plain | linear | mlp
+    condition_dim: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def to_strings(self) -> dict[str, str]:
+        return {k: json.dumps(v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_strings(cls, meta: dict[str, str]) -> "PromptMetadata":
+        known = {k: json.loads(v) for k, v in meta.items() if k in cls.__dataclass_fields__}
+        missing = [k for k in ("model_name", "model_sha256", "tokenizer_sha256") if k not in known]
+        if missing:
+            raise PromptMismatchError(f"prompt file has no softeval metadata ({', '.join(missing)} missing); "
+                                      "import PEFT adapters with `softeval import-peft`")
+        return cls(**known)
+
+
+def save_prompt(path: Path, prompt: PromptModule, meta: PromptMetadata) -> None:
+    atomic_write_bytes(Path(path), safetensors_save(prompt.tensors(), metadata=meta.to_strings()))
+
+
+def read_prompt_file(path: Path) -> tuple[dict[str, torch.Tensor], PromptMetadata]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "prompt.safetensors"
+    if not path.exists():
+        raise SoftevalError(f"no prompt at {path}; pass a run directory with a finished run or a .safetensors file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            meta = f.metadata() or {}
+    except Exception as exc:  # safetensors raises its own SafetensorError for corrupt headers
+        raise SoftevalError(f"{path} is not a readable safetensors prompt: {exc}") from exc
+    return tensors, PromptMetadata.from_strings(meta)
+
+
+def check_compatible(meta: PromptMetadata, model_info, task_hash: str | None = None) -> None:
+    """Refuse to reuse a prompt with a model, tokenizer or task it was not trained for."""
+    if meta.hidden_size != model_info.hidden_size:
+        raise PromptMismatchError(f"prompt was trained for '{meta.model_name}' (hidden size {meta.hidden_size}), "
+                                  f"not '{model_info.name}' (hidden size {model_info.hidden_size}); "
+                                  f"pass --model {meta.model_name}")
+    if meta.model_sha256 != model_info.weights_sha256:
+        raise PromptMismatchError(f"prompt was trained on model '{meta.model_name}' (weights {meta.model_sha256[:12]}), "
+                                  f"but '{model_info.name}' has weights {model_info.weights_sha256[:12]}; "
+                                  f"pass --model {meta.model_name} or --allow-mismatch to use it anyway")
+    if meta.tokenizer_sha256 != model_info.tokenizer_sha256:
+        raise PromptMismatchError(f"prompt was trained with a different tokenizer than '{model_info.name}' uses; "
+                                  "pass --allow-mismatch to use it anyway")
+    if task_hash is not None and meta.task_hash != task_hash:
+        raise PromptMismatchError(f"prompt was trained for task {meta.task_spec}, not this one; "
+                                  "pass --allow-mismatch to use it anyway")
+
+
+def load_prompt(path: Path, model_info=None, task_hash: str | None = None,
+                allow_mismatch: bool = False) -> tuple[PromptModule, PromptMetadata]:
+    tensors, meta = read_prompt_file(path)
+    if model_info is not None and not allow_mismatch:
+        check_compatible(meta, model_info, task_hash)
+    if meta.kind == "plain":
+        prompt = SoftPrompt(tensors[PEFT_KEY])
+    else:
+        prompt = ConditionalPrompt(tensors["embeddings"], meta.condition_dim, meta.kind,
+                                   hidden=int(meta.extra.get("hidden", 256)))
+        prompt.load_state_dict(tensors)
+    return prompt, meta

@@ -1,0 +1,114 @@
+"""Tasks: what behaviour a prompt is trained towards.
+
+A task turns its config (and a tokenizer) into `TaskData`: tokenized train and held-out examples,
+a JSON-able spec that identifies the behaviour (its hash is stored in every prompt), and optional
+task metrics. Built-ins register themselves by name in `TASKS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from softeval.batching import Example
+from softeval.errors import ConfigError, DataError, unknown_choice
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Options shared by all tasks; task-specific ones go in `options` and are checked by the task."""
+
+    name: str = "jsonl"
+    data: str | None = None        # jsonl task: behaviour file; chess: PGN file(s)
+    eval_data: str | None = None   # optional separate held-out file (otherwise a split of `data`)
+    corpus: str | None = None      # text tasks: a UTF-8 text file; None = the text shipped with softeval
+    num_train: int = 256           # examples to build for training (text/procedural tasks)
+    num_eval: int = 32             # held-out examples, the same for every prompt length
+    eval_fraction: float = 0.1     # jsonl: share of lines held out when no eval_data is given
+    context_tokens: int = 64       # text tasks: tokens of natural text before the scored part
+    target_tokens: int = 32        # text tasks: scored positions per example
+    max_length: int = 512          # jsonl: truncate longer examples (prompt side first)
+    seed: int = 0                  # data selection/split seed (independent of the prompt's seed)
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for key in ("num_train", "num_eval", "context_tokens", "target_tokens", "max_length"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"task.{key} must be >= 0, got {getattr(self, key)}")
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise ConfigError(f"task.eval_fraction must be in [0, 1), got {self.eval_fraction}")
+
+
+@dataclass
+class TaskData:
+    train: list[Example]
+    eval: list[Example]
+    spec: dict                      # identifies the behaviour (not the data files' location)
+    condition_dim: int = 0
+    metrics: Callable | None = None  # (model, prompt, examples, ctx) -> dict, task-specific extras
+    generation_contexts: list[list[int]] = field(default_factory=list)  # for report samples
+
+    @property
+    def spec_hash(self) -> str:
+        return spec_hash(self.spec)
+
+
+def spec_hash(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+TaskBuilder = Callable[[TaskConfig, object], TaskData]
+TASKS: dict[str, TaskBuilder] = {}
+
+
+def register_task(name: str):
+    def wrap(fn: TaskBuilder) -> TaskBuilder:
+        TASKS[name] = fn
+        return fn
+
+    return wrap
+
+
+def build_task(cfg: TaskConfig, tokenizer) -> TaskData:
+    _load_builtin_tasks()
+    if cfg.name not in TASKS:
+        raise ConfigError(unknown_choice("task", cfg.name, list(TASKS)))
+    data = TASKS[cfg.name](cfg, tokenizer)
+    if not data.train and cfg.num_train:
+        raise DataError(f"task '{cfg.name}' produced no training examples; give it more data")
+    if not data.eval:
+        raise DataError(f"task '{cfg.name}' produced no held-out examples; raise num_eval or give it more data")
+    return data
+
+
+def task_options(cfg: TaskConfig, defaults: type) -> object:
+    """Check `cfg.options` against a task's options dataclass, rejecting unknown keys."""
+    known = set(defaults.__dataclass_fields__)
+    unknown = sorted(set(cfg.options) - known)
+    if unknown:
+        raise ConfigError(f"task '{cfg.name}' has no option(s) {', '.join(unknown)}; "
+                          f"its options are: {', '.join(sorted(known)) or 'none'}")
+    return defaults(**cfg.options)
+
+
+def available_tasks() -> list[str]:
+    _load_builtin_tasks()
+    return sorted(TASKS)
+
+
+def _load_builtin_tasks() -> None:
+    # Imported lazily so optional dependencies (python-chess) are only needed by their task.
+    from softeval.tasks import jsonl, text  # noqa: F401
+
+    for optional in ("softeval.tasks.chess", "softeval.tasks.pathfinding"):
+        try:
+            __import__(optional)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("softeval"):
+                continue
+            raise
+
+
+__all__ = ["TaskConfig", "TaskData", "TASKS", "register_task", "build_task", "available_tasks", "asdict"]
