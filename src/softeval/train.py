@@ -18,9 +18,12 @@ Files per lane run directory:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -375,8 +378,11 @@ def train_lanes(ctx: LoopContext, lanes: list[Lane], show_progress: bool = True,
     done = sum(min(lane.step, lane.cfg.max_steps) for lane in lanes)
     tokens_per_s = 0.0
     try:
-        with tqdm(total=total, initial=done, desc=desc, disable=not show_progress, dynamic_ncols=True) as bar:
+        with tqdm(total=total, initial=done, desc=desc, disable=not show_progress, dynamic_ncols=True) as bar, \
+                _deferred_interrupt() as interrupted:
             while any(lane.active for lane in lanes):
+                if interrupted():
+                    raise KeyboardInterrupt
                 t0 = time.perf_counter()
                 active_before = [lane for lane in lanes if lane.active]
                 n_tokens = sum(lane.cfg.batch_size * (lane.prompt.num_virtual_tokens + _mean_len(lane))
@@ -404,6 +410,28 @@ def train_lanes(ctx: LoopContext, lanes: list[Lane], show_progress: bool = True,
     for lane in lanes:
         if lane.status == "running" and lane.step >= lane.cfg.max_steps and not lane.last_eval.get("final"):
             _finish_lane(ctx, lane)
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Turn the first Ctrl-C into a flag checked between steps, so a checkpoint never holds a prompt
+    updated halfway through an optimizer step. A second Ctrl-C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    hits = []
+
+    def handler(signum, frame):
+        hits.append(signum)
+        if len(hits) > 1:
+            raise KeyboardInterrupt
+        logger.warning("interrupt received: finishing this step, writing a checkpoint (Ctrl-C again to abort)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(hits)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _mean_len(lane: Lane) -> int:

@@ -30,7 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # command not built yet
             raise
         module.register(sub)
+    _accept_global_flags(sub)
     return parser
+
+
+def _accept_global_flags(subparsers) -> None:
+    """Let -q/-v go after the sub-command too (`softeval train ... -q`), as users type them."""
+    for child in subparsers.choices.values():
+        child.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+        child.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                           help="warnings only, no progress bars")
+        for action in child._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_global_flags(action)
 
 
 def setup_logging(verbose: bool = False, quiet: bool = False) -> None:

@@ -1,0 +1,3 @@
+from softeval.cli import run_main
+
+run_main()
