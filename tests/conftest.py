@@ -3,7 +3,6 @@ integration tests use the embedded SmolLM2 / Gemma models (fetched once into SOF
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -35,13 +34,14 @@ def build_tiny_tokenizer(with_bos: bool = True):
                                    unk_token="<unk>")
 
 
-def build_tiny_model(vocab_size: int, seed: int = 0):
+def build_tiny_model(vocab_size: int, seed: int = 0, tie_word_embeddings: bool = True):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=True)
+                      bos_token_id=1, eos_token_id=2, pad_token_id=0,
+                      tie_word_embeddings=tie_word_embeddings)
     return LlamaForCausalLM(cfg)
 
 
@@ -54,13 +54,6 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _softeval_home(tmp_path_factory):
-    # Keep the model cache between runs (the embedded models take a minute to fetch), but never the user's.
-    os.environ.setdefault("SOFTEVAL_HOME", str(Path(__file__).resolve().parents[1] / ".cache" / "softeval"))
-    yield
 
 
 @pytest.fixture()
