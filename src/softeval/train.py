@@ -61,7 +61,7 @@ class TrainConfig:
     conditional: str = "linear"         # map from condition to prompt, for tasks with conditions
     max_steps: int = 100
     batch_size: int = 8
-    lr: float = 0.03                    # AdamW; prompts sit at embedding scale, so lr is larger than for weights
+    lr: float = 0.1                     # AdamW; prompt vectors sit at embedding scale, far above weight-tuning lrs
     weight_decay: float = 0.0
     warmup_steps: int = 10
     schedule: str = "cosine"            # cosine decays to 10% of lr at max_steps
