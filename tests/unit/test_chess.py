@@ -16,7 +16,7 @@ import chess  # noqa: E402
 from softeval.batching import IGNORE, collate  # noqa: E402
 from softeval.errors import ConfigError, DataError  # noqa: E402
 from softeval.tasks import TaskConfig, build_task  # noqa: E402
-from softeval.tasks.chess import (ChessOptions, encode_game, first_move, pgn_files, read_games,  # noqa: E402
+from softeval.tasks.chess import (ChessOptions, _collect, encode_game, first_move, pgn_files, read_games,  # noqa: E402
                                   time_category)
 
 from conftest import SHARED_DATA  # noqa: E402
@@ -94,9 +94,10 @@ def test_missing_elo_default_and_filters(pgn_path):
 def test_reading_stops_when_enough_games_are_accepted(pgn_path, tiny_lm):
     task = build_task(TaskConfig(name="chess", data=str(pgn_path), num_train=1, num_eval=1), tiny_lm.tokenizer)
     assert len(task.train) == 1 and len(task.eval) == 1
-    metrics_stats = task.metrics.__closure__  # the stats the metrics report
-    scanned = [c.cell_contents for c in metrics_stats if isinstance(c.cell_contents, Counter)][0]["scanned"]
-    assert scanned < len(GAMES)  # the rest of the file was never parsed
+    stats = Counter()
+    train, held_out = _collect(pgn_files(str(pgn_path)), ChessOptions(), stats, take=1, eval_take=1, stride=10)
+    assert stats["scanned"] == 4 < len(GAMES)  # the rest of the file was never parsed
+    assert [g.source for g in held_out + train] == ["games.pgn:1", "games.pgn:4"]
 
 
 @pytest.mark.parametrize("notation,expected", [("san", " e4 e5 Nf3 Nc6"), ("uci", " e2e4 e7e5 g1f3 b8c6")])
