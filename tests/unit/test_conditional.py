@@ -132,3 +132,25 @@ def test_cli_condition_parsing():
         _parse_conditions(["1"], 1, 2)
     with pytest.raises(ConfigError, match="only for conditional"):
         _parse_conditions(["1"], 1, 0)
+
+
+def test_shipped_chess_and_pathfinding_configs_validate():
+    from pathlib import Path
+
+    from softeval.config import build_config, load_yaml
+    from softeval.tasks.chess import ChessOptions
+    from softeval.tasks.pathfinding import PathfindingOptions
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    files = sorted(root.glob("chess*.yaml")) + sorted(root.glob("pathfinding*.yaml"))
+    assert len(files) >= 4
+    files.sort(key=lambda p: "distance" in p.name)  # train configs first: distance may not be installed
+    for path in files:
+        assert load_yaml(path) and path.read_text().startswith("#")  # header comment with the command
+        if "distance" in path.name:
+            distance = pytest.importorskip("softeval.distance")
+            cfg = build_config(distance.DistanceConfig, str(path))
+        else:
+            cfg = build_config(TrainConfig, str(path))
+        options = ChessOptions if cfg.task.name == "chess" else PathfindingOptions
+        options(**cfg.task.options)

@@ -271,6 +271,8 @@ def _summary(stats: list[dict], requested_extra: list[float] | None = None) -> d
         "optimal_path_rate": sum(1 for s in reached if s["extra"] == 0 and s["invalid"] == 0) / len(stats),
         "measured_extra": statistics.fmean(s["extra"] for s in reached) if reached else math.nan,
         "measured_invalid": statistics.fmean(s["invalid"] for s in stats),
+        # Defined even when G is not reached: how much longer than optimal the written walk is.
+        "length_over_optimal": statistics.fmean(s["attempted"] - s["optimal"] for s in stats),
     }
     if requested_extra is not None:
         errors = [abs(s["extra"] - want) for s, want in zip(stats, requested_extra) if s["reached"]]
@@ -290,11 +292,15 @@ def make_metrics(opts: PathfindingOptions, tokenizer):
         # Room for the longest walk the data can ask for, plus the end marker.
         budget = max(e.meta["walk"].optimal for e in examples) + opts.max_extra + opts.max_invalid + 2
 
+        # Stop at the end marker when it is one token (the walk is over); generating on only costs time.
+        end_ids = _ids(tokenizer, " " + END)
+        stop_id = end_ids[0] if len(end_ids) == 1 else lm.info.eos_token_id
+
         def run(conditions: list[list[float]]) -> list[dict]:
             new = generate_ids(lm.model, prompt, contexts, bos_id=lm.info.bos_token_id, pad_id=lm.info.pad_token_id,
-                               eos_id=lm.info.eos_token_id, placement=placement, max_new_tokens=budget,
+                               eos_id=stop_id, placement=placement, max_new_tokens=budget,
                                conditions=conditions)
-            return _walk_stats(grids, [tokenizer.decode(ids, skip_special_tokens=True) for ids in new])
+            return _walk_stats(grids, [tokenizer.decode(ids) for ids in new])
 
         own = [e.meta["walk"] for e in examples]
         out = _summary(run([e.condition for e in examples]), [w.extra for w in own])
