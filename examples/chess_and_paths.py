@@ -17,6 +17,8 @@ import argparse
 import json
 import logging
 import time
+
+import yaml
 from dataclasses import replace
 from pathlib import Path
 
@@ -43,6 +45,9 @@ def main() -> None:
     p.add_argument("--conditional", default="linear", choices=["linear", "mlp"])
     p.add_argument("--num-train", type=int, default=256)
     p.add_argument("--num-eval", type=int, default=32)
+    p.add_argument("--warmup-steps", type=int, default=5)
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="task option override, e.g. max_plies=10 or probe_extras=[0,8] (YAML values)")
     p.add_argument("--out", default="runs/example")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname).1s %(name)s: %(message)s")
@@ -52,13 +57,14 @@ def main() -> None:
     # --- setup
     t0 = time.time()
     lm = load_model(args.model, device="cpu", dtype="float32", show_progress=False)
-    options = CHESS_OPTIONS if args.task == "chess" else PATH_OPTIONS
+    options = dict(CHESS_OPTIONS if args.task == "chess" else PATH_OPTIONS)
+    options.update({k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.option)})
     task_cfg = TaskConfig(name=args.task, data=args.data, num_train=args.num_train, num_eval=args.num_eval,
                           options=options)
     task = build_task(task_cfg, lm.tokenizer)
     out = Path(args.out)
     base = TrainConfig(model=args.model, task=task_cfg, max_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                       warmup_steps=5, eval_every=0, checkpoint_every=0, conditional=args.conditional,
+                       warmup_steps=args.warmup_steps, eval_every=0, checkpoint_every=0, conditional=args.conditional,
                        precision="fp32", show_progress=True)
     ctx = loop_context(lm, base.precision, base.placement)
     lengths = [int(n) for n in args.tokens.split(",") if n.strip()]

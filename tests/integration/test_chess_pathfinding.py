@@ -37,7 +37,9 @@ def test_chess_train_on_smollm2_reports_legal_moves_and_baseline(tmp_path, capsy
     # 12 positions, per SmolLM2 move token. Fixed by the data and the tokenizer, not by training.
     assert m["random_legal_baseline_loss"] == pytest.approx(1.3763, abs=1e-3)
     assert m["random_legal_loss_per_move"] == pytest.approx(3.2113, abs=1e-3)
-    assert math.isfinite(m["loss_per_move_token"]) and m["loss_per_move_token"] == results["final_eval"]["loss"]
+    # The metrics score in fp32; training's eval may run under bf16 autocast ("auto" precision on a bf16 CPU).
+    assert math.isfinite(m["loss_per_move_token"])
+    assert m["loss_per_move_token"] == pytest.approx(results["final_eval"]["loss"], abs=0.05)
 
     # A conditional prompt cannot become a PEFT adapter: one clear line, exit code 2.
     assert main(["-q", "export-peft", "--prompt", str(out), "--out", str(tmp_path / "adapter")]) == 2

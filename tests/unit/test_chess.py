@@ -140,7 +140,7 @@ def test_metrics_and_baseline(tiny_lm, pgn_path):
     assert m["random_legal_loss_per_move"] == pytest.approx(nats / moves)
     assert m["random_legal_baseline_loss"] == pytest.approx(nats / tokens)
     assert m["loss_per_move"] == pytest.approx(m["loss_per_move_token"] * tokens / moves)
-    assert m["probed_positions"] == 4 and m["games_skipped_broken"] == 1
+    assert m["probed_positions"] == 4 and m["games_skipped_broken"] == 1 and m["games_skipped_time_control"] == 0
     assert all(len(row["condition"]) == 2 for row in m["by_condition"])
 
 

@@ -60,6 +60,8 @@ from softeval.tasks import TaskConfig, TaskData, register_task, task_options
 logger = logging.getLogger(__name__)
 
 NOTATIONS = ("san", "uci")
+STAT_KEYS = ("scanned", "accepted", "skipped_broken", "skipped_no_elo", "skipped_elo_range", "skipped_time_control",
+             "skipped_short", "default_elo_used")
 TIME_CATEGORIES = ("ultrabullet", "bullet", "blitz", "rapid", "classical", "correspondence")
 
 
@@ -344,7 +346,7 @@ def make_metrics(opts: ChessOptions, tokenizer, stats: Counter):
             out["legal_move_rate"] = sum(legal) / len(legal)
             out["exact_match_rate"] = sum(exact) / len(exact)
             out["probed_positions"] = len(picks)
-        out.update({f"games_{k}": v for k, v in sorted(stats.items())})
+        out.update({f"games_{k}": stats.get(k, 0) for k in STAT_KEYS})  # every reason, zeros included
         out["by_condition"] = _by_elo(examples, result, picks, legal, opts)
         return out
 
