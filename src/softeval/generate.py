@@ -82,12 +82,16 @@ def generate_ids(model: nn.Module, prompt: nn.Module | None, contexts: list[list
 
 def generate(lm, prompt: nn.Module | None, text: str | list[str], max_new_tokens: int = 32, *,
              placement: str = "after_bos", temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
-             stop_at_eos: bool = True) -> str | list[str]:
-    """Generate continuations of `text` (a string or list of strings) with a soft prompt."""
+             stop_at_eos: bool = True, conditions: list[list[float]] | None = None) -> str | list[str]:
+    """Generate continuations of `text` (a string or list of strings) with a soft prompt.
+
+    A conditional prompt needs one normalised condition vector per text (`conditions`).
+    """
     texts = [text] if isinstance(text, str) else list(text)
     contexts = [lm.tokenizer(t, add_special_tokens=False).input_ids for t in texts]
     new = generate_ids(lm.model, prompt, contexts, bos_id=lm.info.bos_token_id, pad_id=lm.info.pad_token_id,
                        eos_id=lm.info.eos_token_id if stop_at_eos else None, placement=placement,
-                       max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+                       max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                       conditions=conditions)
     decoded = [lm.tokenizer.decode(ids, skip_special_tokens=True) for ids in new]
     return decoded[0] if isinstance(text, str) else decoded

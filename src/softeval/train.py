@@ -19,6 +19,7 @@ Files per lane run directory:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import re
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("cosine", "constant", "linear")
+CONDITIONAL_KINDS = ("linear", "mlp")
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ class TrainConfig:
             errors.append(f"schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
         if self.init not in INITIALISERS:
             errors.append(f"init must be one of {', '.join(INITIALISERS)}, got '{self.init}'")
+        if self.conditional not in CONDITIONAL_KINDS:
+            errors.append(f"conditional must be one of {', '.join(CONDITIONAL_KINDS)}, got '{self.conditional}'")
         if self.init == "text" and not self.init_text:
             errors.append("init 'text' needs init_text (--init-text)")
         if self.eval_every < 0 or self.checkpoint_every < 0 or self.keep_checkpoints < 1:
@@ -108,6 +112,7 @@ class TrainResult:
     final_eval: dict
     status: str  # done | failed
     prompt_path: Path | None
+    task_metrics: dict = field(default_factory=dict)  # the task's own metrics (legal moves, valid paths…)
 
 
 # --------------------------------------------------------------------------- precision
@@ -531,13 +536,29 @@ def run(cfg: TrainConfig, resume: bool = False, lm: LoadedModel | None = None) -
     if lane.status == "failed":
         raise NonFiniteLossError(lane.message)
     logger.info("wrote %s", prompt_path)
+    task_metrics = record_task_metrics(lm, lane, task)
     return TrainResult(run_dir=run_dir, steps=lane.step, initial_eval=lane.initial_eval, final_eval=lane.last_eval,
-                       status=lane.status, prompt_path=prompt_path)
+                       status=lane.status, prompt_path=prompt_path, task_metrics=task_metrics)
+
+
+def record_task_metrics(lm: LoadedModel, lane: Lane, task: TaskData) -> dict:
+    """Task-specific metrics of the trained prompt, added to results.json (after the prompt is safely saved)."""
+    if task.metrics is None:
+        return {}
+    logger.info("computing %s task metrics", task.spec.get("task"))
+    was_training = lane.prompt.training
+    lane.prompt.eval()
+    with torch.no_grad():
+        metrics = task.metrics(lm, lane.prompt, task.eval, placement=lane.cfg.placement)
+    lane.prompt.train(was_training)
+    if lane.run_dir is not None:
+        path = lane.run_dir / "results.json"
+        results = json.loads(path.read_text())
+        atomic_write_json(path, {**results, "task_metrics": metrics})
+    return metrics
 
 
 def resume_config(run_dir: Path, **overrides) -> TrainConfig:
-    import json
-
     path = Path(run_dir) / "config.json"
     if not path.exists():
         raise SoftevalError(f"{run_dir} is not a softeval run directory (no config.json)")

@@ -12,7 +12,8 @@ from softeval.errors import ConfigError, SoftevalError
 
 TRAIN_FLAGS = {
     "model": "model", "device": "device", "dtype": "dtype", "precision": "precision", "tokens": "num_virtual_tokens",
-    "init": "init", "init_text": "init_text", "placement": "placement", "steps": "max_steps",
+    "init": "init", "init_text": "init_text", "placement": "placement", "conditional": "conditional",
+    "steps": "max_steps",
     "batch_size": "batch_size", "lr": "lr", "warmup_steps": "warmup_steps", "schedule": "schedule",
     "grad_clip": "grad_clip", "seed": "seed", "eval_every": "eval_every", "checkpoint_every": "checkpoint_every",
     "out": "out", **TASK_FLAGS,
@@ -28,6 +29,8 @@ def register(sub) -> None:
     g.add_argument("--init", default=None, choices=["vocab", "text", "random", "zeros"], help="default vocab")
     g.add_argument("--init-text", dest="init_text", default=None)
     g.add_argument("--placement", default=None, choices=["after_bos", "before_bos"])
+    g.add_argument("--conditional", default=None, choices=["linear", "mlp"],
+                   help="condition → prompt map, for tasks with conditions (chess, pathfinding; default linear)")
     g.add_argument("--steps", type=int, default=None, help="optimizer steps (default 100)")
     g.add_argument("--batch-size", dest="batch_size", type=int, default=None)
     g.add_argument("--lr", type=float, default=None)
@@ -61,6 +64,8 @@ def register(sub) -> None:
     gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     gen.add_argument("--top-p", dest="top_p", type=float, default=1.0)
     gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--condition", action="append", default=None, metavar="C1,C2,...",
+                     help="normalised condition vector for a conditional prompt (one for all texts, or one per --text)")
     gen.add_argument("--allow-mismatch", action="store_true")
     gen.set_defaults(handler=cmd_generate)
 
@@ -110,6 +115,9 @@ def cmd_train(args) -> int:
     print(f"held-out loss {i['loss']:.4f} → {f['loss']:.4f} nats/token, token accuracy "
           f"{i['token_accuracy']:.3f} → {f['token_accuracy']:.3f} after {result.steps} steps")
     print(f"prompt: {result.prompt_path}")
+    flat = {k: v for k, v in result.task_metrics.items() if isinstance(v, (int, float))}
+    if flat:
+        print("task metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in flat.items()))
     return 0
 
 
@@ -169,12 +177,33 @@ def cmd_generate(args) -> int:
 
     lm = _model_for_prompt(args)
     prompt, meta = _load_prompt_arg(args.prompt, lm, allow_mismatch=args.allow_mismatch)
+    conditions = _parse_conditions(args.condition, len(args.text), meta.condition_dim if meta else 0)
     outs = generate(lm, prompt, args.text, max_new_tokens=args.max_new_tokens,
                     placement=meta.placement if meta else "after_bos", temperature=args.temperature,
-                    top_p=args.top_p, seed=args.seed)
+                    top_p=args.top_p, seed=args.seed, conditions=conditions)
     for text, out in zip(args.text, outs):
         print(f"{text}\u2502{out}")
     return 0
+
+
+def _parse_conditions(values: list[str] | None, num_texts: int, condition_dim: int) -> list[list[float]] | None:
+    """--condition '0.5,-1' (repeatable) → one vector per text; checked against the prompt's condition_dim."""
+    if not condition_dim:
+        if values:
+            raise ConfigError("--condition is only for conditional prompts; this prompt takes no condition")
+        return None
+    if not values:
+        raise ConfigError(f"this prompt is conditional: pass --condition with {condition_dim} comma-separated "
+                          "normalised values (see the task's docs for its normalisation)")
+    if len(values) not in (1, num_texts):
+        raise ConfigError(f"pass one --condition for all texts or one per --text ({num_texts}), got {len(values)}")
+    try:
+        vectors = [[float(v) for v in value.split(",")] for value in values]
+    except ValueError:
+        raise ConfigError(f"--condition expects comma-separated numbers, got {values}") from None
+    if any(len(v) != condition_dim for v in vectors):
+        raise ConfigError(f"--condition needs {condition_dim} values per vector, got {values}")
+    return vectors * num_texts if len(vectors) == 1 else vectors
 
 
 def cmd_export(args) -> int:

@@ -47,7 +47,9 @@ class TaskData:
     eval: list[Example]
     spec: dict                      # identifies the behaviour (not the data files' location)
     condition_dim: int = 0
-    metrics: Callable | None = None  # (model, prompt, examples, ctx) -> dict, task-specific extras
+    # (lm, prompt | None, eval_examples, placement="after_bos") -> dict of flat numbers, plus an optional
+    # "by_condition" list of {"condition": [raw values], <numbers>}; stored in results.json by train.run
+    metrics: Callable | None = None
     generation_contexts: list[list[int]] = field(default_factory=list)  # for report samples
 
     @property

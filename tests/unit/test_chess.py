@@ -1,0 +1,166 @@
+"""Chess task: streaming PGN (plain and .zst), filters, skip counts, encoding and mask, metrics."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("chess")
+import chess  # noqa: E402
+
+from softeval.batching import IGNORE, collate  # noqa: E402
+from softeval.errors import ConfigError, DataError  # noqa: E402
+from softeval.tasks import TaskConfig, build_task  # noqa: E402
+from softeval.tasks.chess import (ChessOptions, _collect, encode_game, first_move, pgn_files, read_games,  # noqa: E402
+                                  time_category)
+
+from conftest import SHARED_DATA  # noqa: E402
+
+# A worktree sits one level deeper than the main checkout; let SOFTEVAL_SHARED_DATA point at the data then.
+SHARED_DATA = Path(os.environ.get("SOFTEVAL_SHARED_DATA", SHARED_DATA))
+
+
+def game(white_elo="1800", black_elo="1700", tc="180+2", moves="1. e4 e5 2. Nf3 Nc6 3. Bb5 a6 4. Ba4 Nf6 1-0"):
+    headers = [f'[Event "t"]', f'[Result "1-0"]']
+    if white_elo is not None:
+        headers.append(f'[WhiteElo "{white_elo}"]')
+    if black_elo is not None:
+        headers.append(f'[BlackElo "{black_elo}"]')
+    if tc is not None:
+        headers.append(f'[TimeControl "{tc}"]')
+    return "\n".join(headers) + "\n\n" + moves + "\n\n"
+
+
+GAMES = [
+    game(),
+    game(moves="1. e4 e5 2. Ke3 Nc6 1-0"),               # illegal king move: broken
+    game(white_elo="?"),                                # no Elo
+    game(white_elo="2500", black_elo="2400", tc="60+0", moves="1. d4 d5 2. c4 e6 3. Nc3 Nf6 1-0"),
+    game(black_elo="", tc="600+0"),                     # empty Elo, rapid
+    game(moves="1. e4 1-0"),                            # too short
+    game(white_elo="1200", black_elo="1300", tc="-", moves="1. c4 e5 2. Nc3 Nf6 3. g3 d5 1-0"),
+]
+
+
+@pytest.fixture()
+def pgn_path(tmp_path):
+    p = tmp_path / "games.pgn"
+    p.write_text("".join(GAMES))
+    return p
+
+
+@pytest.fixture()
+def zst_path(tmp_path, pgn_path):
+    zstandard = pytest.importorskip("zstandard")
+    p = tmp_path / "games.pgn.zst"
+    p.write_bytes(zstandard.ZstdCompressor().compress(pgn_path.read_bytes()))
+    return p
+
+
+def read(path, **opts):
+    stats = Counter()
+    return list(read_games(pgn_files(str(path)), ChessOptions(**opts), stats)), stats
+
+
+def test_plain_and_zst_read_the_same_games_and_count_skips(pgn_path, zst_path):
+    plain, stats = read(pgn_path)
+    packed, zstats = read(zst_path)
+    assert [g.moves for g in plain] == [g.moves for g in packed] and stats == zstats
+    assert len(plain) == 3
+    assert stats["skipped_broken"] == 1 and stats["skipped_no_elo"] == 2 and stats["skipped_short"] == 1
+    assert stats["scanned"] == 7 and stats["accepted"] == 3
+
+
+def test_missing_elo_default_and_filters(pgn_path):
+    games, stats = read(pgn_path, missing_elo="default", default_elo=1500)
+    assert stats["default_elo_used"] == 2 and len(games) == 5
+    assert (games[1].white_elo, games[1].black_elo) == (1500.0, 1700.0)
+    games, stats = read(pgn_path, min_elo=1600, max_elo=2000)
+    assert len(games) == 1 and stats["skipped_elo_range"] == 2
+    games, _ = read(pgn_path, time_control="bullet")
+    assert [g.time_control for g in games] == ["60+0"]
+    games, _ = read(pgn_path, time_control="180+2,correspondence")
+    assert [g.time_control for g in games] == ["180+2", "-"]
+    assert time_category("180+2") == "blitz" and time_category("?") == "unknown"
+    with pytest.raises(ConfigError, match="neither a TimeControl"):
+        ChessOptions(time_control="fast")
+
+
+def test_reading_stops_when_enough_games_are_accepted(pgn_path, tiny_lm):
+    task = build_task(TaskConfig(name="chess", data=str(pgn_path), num_train=1, num_eval=1), tiny_lm.tokenizer)
+    assert len(task.train) == 1 and len(task.eval) == 1
+    stats = Counter()
+    train, held_out = _collect(pgn_files(str(pgn_path)), ChessOptions(), stats, take=1, eval_take=1, stride=10)
+    assert stats["scanned"] == 4 < len(GAMES)  # the rest of the file was never parsed
+    assert [g.source for g in held_out + train] == ["games.pgn:1", "games.pgn:4"]
+
+
+@pytest.mark.parametrize("notation,expected", [("san", " e4 e5 Nf3 Nc6"), ("uci", " e2e4 e7e5 g1f3 b8c6")])
+def test_encoding_scores_move_tokens_only(tiny_lm, pgn_path, notation, expected):
+    tok = tiny_lm.tokenizer
+    opts = ChessOptions(moves=notation, max_plies=4, header="Game:\n")
+    record = read(pgn_path, max_plies=4)[0][0]
+    ex = encode_game(record, opts, tok)
+    numbered = {"san": " e4 e5 2. Nf3 Nc6", "uci": " e2e4 e7e5 2. g1f3 b8c6"}[notation]
+    assert tok.decode(ex.input_ids) == "Game:\n1." + numbered
+    scored = [t for t in ex.labels if t != IGNORE]
+    assert tok.decode(scored) == expected
+    assert ex.condition == pytest.approx([(1800 - 1500) / 500, (1700 - 1500) / 500])
+    assert ex.meta["log_legal"][0] == pytest.approx(math.log(20))  # 20 legal first moves
+    for n in (0, 3):  # any prompt length scores the same tokens
+        assert collate([ex], n, tiny_lm.info.bos_token_id, tiny_lm.info.pad_token_id).target_ids.tolist() == scored
+
+
+def test_first_move_parser():
+    board = chess.Board()
+    assert first_move(" e4 e5 2. Nf3", board, "san") == chess.Move.from_uci("e2e4")
+    assert first_move(" 1. d4", board, "san") == chess.Move.from_uci("d2d4")
+    assert first_move(" Ke2", board, "san") is None  # illegal
+    assert first_move(" hello", board, "san") is None
+    assert first_move(" g1f3 b8c6", board, "uci") == chess.Move.from_uci("g1f3")
+    assert first_move(" e2e5", board, "uci") is None
+    board.push_uci("e2e4")
+    assert first_move(" 1... c5", board, "san") == chess.Move.from_uci("c7c5")
+
+
+def test_metrics_and_baseline(tiny_lm, pgn_path):
+    task = build_task(TaskConfig(name="chess", data=str(pgn_path), num_train=1, num_eval=2, eval_fraction=0.5,
+                                 options={"missing_elo": "default"}), tiny_lm.tokenizer)
+    assert len(task.eval) == 2
+    m = task.metrics(tiny_lm, None, task.eval)
+    assert 0 <= m["legal_move_rate"] <= 1 and 0 <= m["exact_match_rate"] <= m["legal_move_rate"]
+    moves = sum(len(e.meta["moves"]) for e in task.eval)
+    tokens = sum(e.num_targets for e in task.eval)
+    nats = sum(sum(e.meta["log_legal"]) for e in task.eval)
+    assert m["random_legal_loss_per_move"] == pytest.approx(nats / moves)
+    assert m["random_legal_baseline_loss"] == pytest.approx(nats / tokens)
+    assert m["loss_per_move"] == pytest.approx(m["loss_per_move_token"] * tokens / moves)
+    assert m["probed_positions"] == 4 and m["games_skipped_broken"] == 1 and m["games_skipped_time_control"] == 0
+    assert all(len(row["condition"]) == 2 for row in m["by_condition"])
+
+
+def test_bad_inputs_fail_clearly(tmp_path, pgn_path, tiny_lm, monkeypatch):
+    with pytest.raises(DataError, match="does not exist"):
+        build_task(TaskConfig(name="chess", data=str(tmp_path / "nope.pgn")), tiny_lm.tokenizer)
+    with pytest.raises(ConfigError, match="needs PGN games"):
+        build_task(TaskConfig(name="chess"), tiny_lm.tokenizer)
+    with pytest.raises(DataError, match="passed the filters .*skipped_elo_range"):
+        build_task(TaskConfig(name="chess", data=str(pgn_path), options={"min_elo": 3000}), tiny_lm.tokenizer)
+    with pytest.raises(ConfigError, match="moves must be 'san' or 'uci'"):
+        ChessOptions(moves="lan")
+    monkeypatch.setitem(sys.modules, "chess", None)  # as if python-chess were not installed
+    with pytest.raises(ConfigError, match=r"pip install 'softeval\[chess\]'"):
+        build_task(TaskConfig(name="chess", data=str(pgn_path)), tiny_lm.tokenizer)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "chess").is_dir(), reason="shared chess data not present")
+def test_real_lichess_and_otb_games_parse():
+    lichess, stats = read(SHARED_DATA / "chess" / "lichess_magnus", max_games_scanned=60)
+    assert len(lichess) == 60 and stats["skipped_broken"] == 0
+    otb, stats = read(SHARED_DATA / "chess" / "otb_pgnmentor_style" / "Carlsen.pgn", max_games_scanned=60)
+    assert stats["skipped_broken"] == 0 and stats["skipped_no_elo"] + len(otb) + stats["skipped_short"] == 60
