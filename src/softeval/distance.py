@@ -544,6 +544,9 @@ def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
     # --- setup: everything a user can get wrong fails here, before any training
     if cfg.task.name not in available_tasks():
         raise ConfigError(unknown_choice("task", cfg.task.name, available_tasks()))
+    if cfg.task.name == "jsonl" and not cfg.task.data:
+        raise ConfigError(f"task 'jsonl' needs a behaviour file: --data FILE.jsonl (or choose --task from "
+                          f"{', '.join(available_tasks())})")
     out_dir = Path(cfg.out)
     resuming = check_sweep_dir(out_dir, cfg)
     lm = lm or load_model(cfg.model, cfg.device, cfg.dtype, show_progress=cfg.show_progress)

@@ -276,3 +276,19 @@ def test_every_shipped_distance_config_loads():
         assert cfg.tokens[0] == 0 and cfg.task.name in available_tasks()
         first = path.read_text().splitlines()[0]
         assert first.startswith("#") and "softeval distance" in path.read_text().split("\n\n")[0]
+
+
+def test_jsonl_behaviour_file_sweep(tiny_model_dir, corpus, tmp_path, tiny_lm):
+    from conftest import write_jsonl
+
+    data = write_jsonl(tmp_path / "b.jsonl", [{"prompt": f"the {w} fox", "completion": " jumps over"}
+                                              for w in ["quick", "brown", "lazy", "early", "red", "old"] * 2])
+    cfg = sweep_cfg(tiny_model_dir, corpus, tmp_path / "out", tokens=(0, 2), seeds=1, max_steps=2,
+                    task=TaskConfig(name="jsonl", data=str(data), eval_fraction=0.25))
+    res = run(cfg, lm=tiny_lm).results
+    assert res["complete"] and res["task"]["num_eval"] == 3 and res["task"]["same_eval_set"]
+
+
+def test_jsonl_without_data_is_refused_before_loading(tmp_path):
+    with pytest.raises(ConfigError, match="needs a behaviour file: --data"):
+        run(DistanceConfig(model="no-such-model", out=str(tmp_path / "o")))
