@@ -188,6 +188,8 @@ def test_reference_model_gap_closed(tiny_model_dir, corpus, tmp_path, tiny_lm):
     if ref["gap"] > 0:
         assert trained["gap_closed_mean"] == pytest.approx((plain["loss_mean"] - trained["loss_mean"]) / ref["gap"])
     assert plain["gap_closed_mean"] in (0.0, None)
+    table = format_table(res)
+    assert "gap closed" in table and f"reference {ref_dir}: loss {ref['loss']:.4f}" in table
 
 
 def test_reference_with_another_tokenizer_is_refused(tiny_model_dir, corpus, tmp_path, tiny_lm):
