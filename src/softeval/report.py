@@ -214,8 +214,9 @@ def plot_training_curves(curves: dict, ns: list[int]) -> bytes | None:
                 values += list(losses)
             if curve["eval"]:
                 steps, losses = zip(*curve["eval"])
-                ax.plot(steps, losses, "o--", markersize=4, linewidth=0.8, color=f"C{seed % 10}",
-                        label=f"seed {seed} held-out")
+                # Markers only: with the default eval_every = 0 there are just two points (start, end),
+                # and a line between them would suggest a path that was never measured.
+                ax.plot(steps, losses, "o", markersize=5, color=f"C{seed % 10}", label=f"seed {seed} held-out")
                 values += list(losses)
         _maybe_log_y(ax, values)
         ax.set_title(f"n = {n}")
