@@ -1,0 +1,25 @@
+"""softeval report DIR: a self-contained HTML report (plus PNGs) from a sweep directory."""
+
+from __future__ import annotations
+
+import webbrowser
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="write an HTML report (plus PNGs) for a distance sweep directory",
+                       description="Reads only the sweep's files (no model is loaded); works on partial sweeps.")
+    p.add_argument("dir", help="the --out directory of a `softeval distance` run")
+    p.add_argument("--out", default=None, help="report folder (default DIR/report)")
+    p.add_argument("--open", action="store_true", help="open the report in a web browser")
+    p.set_defaults(handler=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from softeval.report import write_report
+
+    path = write_report(Path(args.dir), Path(args.out) if args.out else None)
+    print(path)
+    if args.open:
+        webbrowser.open(path.resolve().as_uri())
+    return 0

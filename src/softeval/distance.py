@@ -1,0 +1,639 @@
+"""softeval distance: train prompts of several lengths × seeds and find where more tokens stop helping.
+
+For a model M and a behaviour (task) D, every cell (n, seed) trains one n-token prompt; n = 0 is the
+plain model. All cells are scored on the same held-out examples and the same target tokens (DESIGN.md
+invariant 5, checked by a fingerprint of the scored targets), so the curve L(M, D, n) compares like with
+like. The saturation point S(ε) and its uncertainty come from `saturation.py`.
+
+Sweep directory (`--out`):
+  config.json          resolved DistanceConfig of the latest run
+  model.json           ModelInfo of the model
+  eval_set.json        the held-out set every cell is scored on (task spec, fingerprint, target count)
+  reference.json       with --reference-model: the reference's loss on the same examples
+  cells/n0/cell.json   the plain model
+  cells/n16_s0/        one train lane run dir (config.json, metrics.jsonl, checkpoints/, prompt.safetensors,
+                       results.json) plus cell.json
+  results.json         the summary (docs/results-schema.md)
+  report/              index.html + PNGs (softeval report)
+
+A cell is finished when its cell.json exists; it is written atomically and last, and a finished cell is
+never touched again. Re-running with the same --out skips finished cells and resumes the others from
+their newest checkpoint; changing anything that affects a cell's numbers is refused.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from softeval import __version__
+from softeval.batching import collate
+from softeval.errors import ConfigError, DataError, ModelError, unknown_choice
+from softeval.evaluate import evaluate_prompt
+from softeval.models import DEFAULT_MODEL, LoadedModel, load_model
+from softeval.runs import atomic_write_json
+from softeval.saturation import (DEFAULT_ABSOLUTE_EPSILONS, DEFAULT_RELATIVE_EPSILONS, saturation_summary,
+                                 sensitivity_table)
+from softeval.tasks import TaskConfig, TaskData, available_tasks, build_task
+from softeval.train import (PRECISIONS, SCHEDULES, Lane, TrainConfig, config_to_dict, finalize_lane, loop_context,
+                            make_lane, new_prompt, resume_lane, train_lanes)
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = "softeval.distance/1"
+TOKENS_HELP = "a comma-separated list of non-negative integers like 0,1,4,16,64"
+
+# Keys that change a cell's numbers: a sweep directory refuses to continue with different values.
+# Everything else (the grid, seeds, device, packing, ε, the reference, progress) may change between runs.
+CELL_KEYS = ("model", "dtype", "precision", "task", "init", "init_text", "placement", "conditional", "max_steps",
+             "batch_size", "lr", "weight_decay", "warmup_steps", "schedule", "grad_clip", "eval_every",
+             "eval_batch_size", "num_samples", "sample_tokens")
+
+
+def parse_tokens(value) -> tuple[int, ...]:
+    """'0,1,4' or [0, 1, 4] → (0, 1, 4), sorted and deduplicated; anything else is a ConfigError."""
+    items = value.split(",") if isinstance(value, str) else value
+    if isinstance(items, int) and not isinstance(items, bool):
+        items = [items]
+    try:
+        items = list(items)
+    except TypeError:
+        raise ConfigError(f"--tokens must be {TOKENS_HELP}, got {value!r}") from None
+    out = []
+    for item in items:
+        text = str(item).strip() if not isinstance(item, bool) else "x"
+        if isinstance(item, float) or not text.isdigit():
+            raise ConfigError(f"--tokens must be {TOKENS_HELP}, got {value!r} ({item!r} is not a non-negative integer)")
+        out.append(int(text))
+    if not out:
+        raise ConfigError(f"--tokens must be {TOKENS_HELP}, got an empty list")
+    return tuple(sorted(set(out)))
+
+
+@dataclass(frozen=True)
+class DistanceConfig:
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    dtype: str = "auto"
+    precision: str = "auto"             # autocast for training and scoring (auto: bf16 where fast, else fp32)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    tokens: tuple[int, ...] = (0, 1, 4, 16, 64)  # the grid of prompt lengths n; 0 = the plain model
+    seeds: int = 3                      # seeds 0..seeds-1 per n > 0 (prompt init and data order)
+    init: str = "vocab"
+    init_text: str | None = None
+    placement: str = "after_bos"
+    conditional: str = "linear"         # prompt map for conditional tasks (condition_dim > 0)
+    max_steps: int = 100                # per cell
+    batch_size: int = 8                 # rows per cell per step
+    lr: float = 0.03
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    schedule: str = "cosine"
+    grad_clip: float = 1.0
+    eval_every: int = 0                 # held-out evaluation during training (0 = at the start and end only)
+    eval_batch_size: int = 16
+    checkpoint_every: int = 25          # a killed sweep resumes each unfinished cell from here
+    max_batch_tokens: int = 4096        # rows × padded length per step when cells share a pass (0 = one cell per pass)
+    epsilon: float = 0.01               # S(ε), absolute: nats/token
+    epsilon_relative: float = 0.05      # S(ε), relative: fraction of the total gain L(0) − min L
+    reference_model: str | None = None  # score this model (same tokenizer) on the same examples
+    num_samples: int = 2                # greedy samples per cell for the report (text tasks)
+    sample_tokens: int = 24             # new tokens per sample
+    bootstrap_samples: int = 1000       # resamples of seeds for the uncertainty of S
+    out: str = "runs/distance"
+    report: bool = True                 # write report/index.html at the end
+    show_progress: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "tokens", parse_tokens(self.tokens))
+        errors = []
+        if self.seeds < 1:
+            errors.append(f"seeds must be >= 1, got {self.seeds}")
+        if self.max_steps < 1:
+            errors.append(f"max_steps (--steps) must be >= 1, got {self.max_steps}")
+        if self.batch_size < 1:
+            errors.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            errors.append(f"lr must be a positive number, got {self.lr}")
+        if self.precision not in PRECISIONS:
+            errors.append(f"precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
+        if self.schedule not in SCHEDULES:
+            errors.append(f"schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
+        for key in ("epsilon", "epsilon_relative"):
+            value = getattr(self, key)
+            if not (value >= 0 and math.isfinite(value)):
+                errors.append(f"{key} must be a non-negative number, got {value}")
+        for key in ("max_batch_tokens", "num_samples", "sample_tokens", "checkpoint_every", "eval_every"):
+            if getattr(self, key) < 0:
+                errors.append(f"{key} must be >= 0, got {getattr(self, key)}")
+        if self.bootstrap_samples < 1:
+            errors.append(f"bootstrap_samples must be >= 1, got {self.bootstrap_samples}")
+        if errors:
+            raise ConfigError("; ".join(errors))
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds))
+
+
+@dataclass
+class SweepResult:
+    out_dir: Path
+    results: dict               # the content of results.json
+    report_path: Path | None
+    cells_trained: int          # cells run (or resumed) by this call
+    cells_skipped: int          # cells already finished before this call
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def cell_name(n: int, seed: int) -> str:
+    return "n0" if n == 0 else f"n{n}_s{seed}"
+
+
+def plan_cells(cfg: DistanceConfig) -> list[tuple[int, int]]:
+    """(n, seed) per cell. n = 0 has no randomness, so it is one cell (seed 0) shared by every seed."""
+    return [(n, seed) for n in cfg.tokens for seed in ([0] if n == 0 else cfg.seed_list)]
+
+
+def pack_cells(cells: list[tuple[int, int]], batch_size: int, example_tokens: int,
+               max_batch_tokens: int) -> list[list[tuple[int, int]]]:
+    """Group cells that train in one pass, so each step costs at most `max_batch_tokens` (rows × padded length).
+
+    Greedy over cells sorted by n: neighbours have similar lengths, so little of a step is padding.
+    A cell that alone exceeds the budget still gets a group of its own; a budget of 0 means one cell per group.
+    """
+    groups: list[list[tuple[int, int]]] = []
+    current: list[tuple[int, int]] = []
+    for cell in sorted(cells):
+        trial = current + [cell]
+        cost = batch_size * len(trial) * (max(n for n, _ in trial) + example_tokens)
+        if current and (max_batch_tokens == 0 or cost > max_batch_tokens):
+            groups.append(current)
+            trial = [cell]
+        current = trial
+    if current:
+        groups.append(current)
+    return groups
+
+
+def cell_train_config(cfg: DistanceConfig, n: int, seed: int, run_dir: Path) -> TrainConfig:
+    return TrainConfig(
+        model=cfg.model, device=cfg.device, dtype=cfg.dtype, precision=cfg.precision, task=cfg.task,
+        num_virtual_tokens=n, init=cfg.init, init_text=cfg.init_text, placement=cfg.placement,
+        conditional=cfg.conditional, max_steps=cfg.max_steps, batch_size=cfg.batch_size, lr=cfg.lr,
+        weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps, schedule=cfg.schedule, grad_clip=cfg.grad_clip,
+        seed=seed, eval_every=cfg.eval_every, eval_batch_size=cfg.eval_batch_size,
+        checkpoint_every=cfg.checkpoint_every, keep_checkpoints=1, out=str(run_dir), show_progress=False,
+    )
+
+
+def read_cell(out_dir: Path, n: int, seed: int) -> dict | None:
+    path = Path(out_dir) / "cells" / cell_name(n, seed) / "cell.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+# --------------------------------------------------------------------------- the held-out set
+
+
+def eval_fingerprint(examples, num_soft: int, bos_id: int | None, pad_id: int, placement: str) -> dict:
+    """What a prompt of length `num_soft` is scored on: every example's tokens, condition and scored targets.
+
+    The scored targets are read from the very batches the evaluator builds (collate), so two prompt
+    lengths get the same fingerprint only if they predict the same tokens after the same inputs.
+    """
+    digest = hashlib.sha256()
+    num_targets = 0
+    for start in range(0, len(examples), 64):
+        chunk = examples[start:start + 64]
+        batch = collate(chunk, num_soft, bos_id, pad_id, placement)
+        for i, ex in enumerate(chunk):
+            digest.update(json.dumps([ex.input_ids, ex.condition]).encode())
+            digest.update(json.dumps(batch.target_ids[batch.target_rows == i].tolist()).encode())
+        num_targets += batch.num_targets
+    return {"sha256": digest.hexdigest(), "num_examples": len(examples), "num_targets": num_targets}
+
+
+def check_same_eval_set(task: TaskData, lm: LoadedModel, cfg: DistanceConfig) -> dict:
+    """Fingerprint of the held-out set; refuses a grid in which two lengths would be scored differently."""
+    prints = {n: eval_fingerprint(task.eval, n, lm.info.bos_token_id, lm.info.pad_token_id, cfg.placement)
+              for n in cfg.tokens}
+    distinct = {json.dumps(p, sort_keys=True) for p in prints.values()}
+    assert len(distinct) == 1, f"prompt lengths would be scored on different targets: {prints}"
+    return next(iter(prints.values()))
+
+
+# --------------------------------------------------------------------------- scoring a cell
+
+
+def task_metrics(task: TaskData, lm: LoadedModel, prompt) -> tuple[dict, list]:
+    """Run the task's own metrics (if any): flat numbers, and per-condition rows."""
+    if task.metrics is None:
+        return {}, []
+    raw = task.metrics(lm, prompt, task.eval) or {}
+    flat = {k: float(v) for k, v in raw.items()
+            if k != "by_condition" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    by_condition = []
+    for row in raw.get("by_condition") or []:
+        cond = row.get("condition")
+        cond = [float(c) for c in cond] if isinstance(cond, (list, tuple)) else [float(cond)]
+        values = {k: float(v) for k, v in row.items()
+                  if k != "condition" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        by_condition.append({"condition": cond, **values})
+    return flat, by_condition
+
+
+def greedy_samples(task: TaskData, lm: LoadedModel, prompt, cfg: DistanceConfig) -> list[dict]:
+    """Greedy continuations of the task's generation contexts (text tasks; none for conditional tasks)."""
+    from softeval.generate import generate_ids
+
+    contexts = task.generation_contexts[:cfg.num_samples]
+    if not contexts or task.condition_dim or not cfg.sample_tokens:
+        return []
+    new = generate_ids(lm.model, prompt, contexts, bos_id=lm.info.bos_token_id, pad_id=lm.info.pad_token_id,
+                       eos_id=lm.info.eos_token_id, placement=cfg.placement, max_new_tokens=cfg.sample_tokens)
+    decode = lambda ids: lm.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
+    return [{"context": decode(c), "continuation": decode(ids)} for c, ids in zip(contexts, new)]
+
+
+def write_cell(out_dir: Path, n: int, seed: int, record: dict) -> dict:
+    record = {"name": cell_name(n, seed), "n": n, "seed": seed, **record}
+    atomic_write_json(Path(out_dir) / "cells" / cell_name(n, seed) / "cell.json", record)
+    return record
+
+
+def finish_plain_cell(out_dir: Path, task: TaskData, lm: LoadedModel, cfg: DistanceConfig, ctx,
+                      fingerprint: dict) -> dict:
+    """n = 0: the plain model on the held-out set, scored by the same evaluator as every trained cell."""
+    t0 = time.perf_counter()
+    result = evaluate_prompt(lm.model, None, task.eval, bos_id=ctx.bos_id, pad_id=ctx.pad_id, placement=ctx.placement,
+                             batch_size=cfg.eval_batch_size, precision=ctx.precision)
+    flat, by_condition = task_metrics(task, lm, None)
+    evaluation = result.to_dict()
+    return write_cell(out_dir, 0, 0, {
+        "status": "done", "steps": 0, "loss": evaluation["loss"], "token_accuracy": evaluation["token_accuracy"],
+        "num_targets": evaluation["num_targets"], "initial_loss": evaluation["loss"],
+        "initial_token_accuracy": evaluation["token_accuracy"], "precision": ctx.precision,
+        "eval_fingerprint": fingerprint["sha256"], "task_metrics": flat, "condition_metrics": by_condition,
+        "samples": greedy_samples(task, lm, None, cfg), "seconds": time.perf_counter() - t0,
+        "message": "",
+    })
+
+
+def finish_trained_cell(out_dir: Path, lane: Lane, task: TaskData, lm: LoadedModel, cfg: DistanceConfig, ctx,
+                        seconds: float) -> dict:
+    n, seed = lane.prompt.num_virtual_tokens, lane.cfg.seed
+    finalize_lane(lm, lane, task)
+    done = lane.status == "done"
+    flat, by_condition = task_metrics(task, lm, lane.prompt) if done else ({}, [])
+    final, initial = lane.last_eval, lane.initial_eval
+    fingerprint = eval_fingerprint(lane.eval_examples, n, ctx.bos_id, ctx.pad_id, ctx.placement)
+    return write_cell(out_dir, n, seed, {
+        "status": lane.status, "steps": lane.step,
+        "loss": final.get("loss") if done else None,
+        "token_accuracy": final.get("token_accuracy") if done else None,
+        "num_targets": final.get("num_targets"), "initial_loss": initial.get("loss"),
+        "initial_token_accuracy": initial.get("token_accuracy"), "precision": ctx.precision,
+        "eval_fingerprint": fingerprint["sha256"], "task_metrics": flat, "condition_metrics": by_condition,
+        "samples": greedy_samples(task, lm, lane.prompt, cfg) if done else [], "seconds": seconds,
+        "message": lane.message,
+    })
+
+
+# --------------------------------------------------------------------------- reference model
+
+
+def score_reference(cfg: DistanceConfig, lm: LoadedModel, task: TaskData, ctx, fingerprint: dict) -> dict:
+    """The reference model's loss on the same examples and target tokens (same tokenizer required)."""
+    ref = load_model(cfg.reference_model, cfg.device, cfg.dtype, show_progress=cfg.show_progress)
+    if ref.info.tokenizer_sha256 != lm.info.tokenizer_sha256:
+        raise ModelError(f"reference model '{cfg.reference_model}' uses a different tokenizer than '{cfg.model}', "
+                         "so their losses are over different tokens; pass a reference that shares the tokenizer "
+                         "(e.g. the base model of the same family)")
+    ref_print = eval_fingerprint(task.eval, 0, ref.info.bos_token_id, ref.info.pad_token_id, cfg.placement)
+    if ref_print != fingerprint:
+        raise ModelError(f"reference model '{cfg.reference_model}' would be scored on different target tokens "
+                         f"than '{cfg.model}' (its tokenizer adds BOS differently); pass a matching reference")
+    result = evaluate_prompt(ref.model, None, task.eval, bos_id=ref.info.bos_token_id, pad_id=ref.info.pad_token_id,
+                             placement=cfg.placement, batch_size=cfg.eval_batch_size, precision=ctx.precision)
+    record = {"model": cfg.reference_model, "weights_sha256": ref.info.weights_sha256, **result.to_dict(),
+              "eval_fingerprint": fingerprint["sha256"]}
+    del ref
+    gc.collect()
+    return record
+
+
+def reference_record(out_dir: Path, cfg: DistanceConfig, lm: LoadedModel, task: TaskData, ctx,
+                     fingerprint: dict) -> dict | None:
+    if not cfg.reference_model:
+        return None
+    path = out_dir / "reference.json"
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored.get("model") == cfg.reference_model and stored.get("eval_fingerprint") == fingerprint["sha256"]:
+            return stored
+    record = score_reference(cfg, lm, task, ctx, fingerprint)
+    atomic_write_json(path, record)
+    logger.info("reference %s: loss %.4f nats/token on the same %d targets", cfg.reference_model, record["loss"],
+                record["num_targets"])
+    return record
+
+
+# --------------------------------------------------------------------------- sweep directory
+
+
+def config_dict(cfg: DistanceConfig) -> dict:
+    data = asdict(cfg)
+    data["tokens"] = list(cfg.tokens)
+    return data
+
+
+def config_from_dict(data: dict) -> DistanceConfig:
+    data = dict(data)
+    data["task"] = TaskConfig(**data.get("task", {}))
+    return DistanceConfig(**data)
+
+
+def check_sweep_dir(out_dir: Path, cfg: DistanceConfig) -> bool:
+    """True if `out_dir` already holds this sweep; refuse one whose cells were made with other settings."""
+    path = out_dir / "config.json"
+    if not path.exists():
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise ConfigError(f"{out_dir} exists and is not a distance sweep directory; choose another --out")
+        return False
+    stored = json.loads(path.read_text())
+    new = config_dict(cfg)
+    changed = [f"{k}: {stored.get(k)!r} → {new[k]!r}" for k in CELL_KEYS if _norm(stored.get(k)) != _norm(new[k])]
+    if changed:
+        raise ConfigError(f"{out_dir} holds a sweep made with other settings ({'; '.join(changed)}); "
+                          "re-run with the same settings to continue it, or choose another --out")
+    return True
+
+
+def _norm(value):
+    return json.loads(json.dumps(value))
+
+
+def check_same_model(out_dir: Path, lm: LoadedModel) -> None:
+    path = out_dir / "model.json"
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored.get("weights_sha256") != lm.info.weights_sha256:
+            raise ConfigError(f"{out_dir} was swept with other weights for '{lm.info.name}' "
+                              f"({stored.get('weights_sha256', '')[:12]} vs {lm.info.weights_sha256[:12]}); "
+                              "choose another --out")
+
+
+def check_same_eval_file(out_dir: Path, record: dict) -> None:
+    path = out_dir / "eval_set.json"
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored.get("sha256") != record["sha256"]:
+            raise DataError(f"the held-out examples differ from those {out_dir} was swept on (the corpus or data "
+                            "file changed?); choose another --out")
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    mean = float(np.mean(values))
+    return mean, (float(np.std(values, ddof=1)) if len(values) > 1 else None)
+
+
+def summarize_sweep(out_dir: Path, cfg: DistanceConfig | None = None) -> dict:
+    """results.json content from the artifacts alone (no model): per cell, per n, S(ε), sensitivity."""
+    out_dir = Path(out_dir)
+    cfg = cfg or config_from_dict(json.loads((out_dir / "config.json").read_text()))
+    model = json.loads((out_dir / "model.json").read_text()) if (out_dir / "model.json").exists() else {}
+    eval_set = json.loads((out_dir / "eval_set.json").read_text()) if (out_dir / "eval_set.json").exists() else {}
+    ref_path = out_dir / "reference.json"
+    reference = json.loads(ref_path.read_text()) if cfg.reference_model and ref_path.exists() else None
+
+    cells, missing = [], []
+    for n, seed in plan_cells(cfg):
+        record = read_cell(out_dir, n, seed)
+        if record is None:
+            missing.append(cell_name(n, seed))
+        else:
+            cells.append(record)
+    by_key = {(c["n"], c["seed"]): c for c in cells}
+    done = lambda c: c is not None and c.get("status") == "done" and c.get("loss") is not None  # noqa: E731
+    plain = by_key.get((0, 0))
+    plain_loss = plain["loss"] if done(plain) else None
+    gap = (plain_loss - reference["loss"]) if (reference and plain_loss is not None) else None
+
+    def gap_closed(loss):
+        if gap is None or gap <= 0:
+            return None
+        return (plain_loss - loss) / gap
+
+    per_n = []
+    for n in cfg.tokens:
+        seeds = [0] if n == 0 else cfg.seed_list
+        rows = [by_key.get((n, s)) for s in seeds]
+        ok = [c for c in rows if done(c)]
+        loss_mean, loss_std = _mean_std([c["loss"] for c in ok])
+        acc_mean, acc_std = _mean_std([c["token_accuracy"] for c in ok])
+        names = sorted({k for c in ok for k in c.get("task_metrics", {})})
+        metrics = {}
+        for name in names:
+            m, s = _mean_std([c["task_metrics"][name] for c in ok if name in c.get("task_metrics", {})])
+            metrics[name] = {"mean": m, "std": s}
+        closed = [g for g in (gap_closed(c["loss"]) for c in ok) if g is not None]
+        closed_mean, closed_std = _mean_std(closed)
+        per_n.append({
+            "n": n, "num_seeds": len(ok), "deterministic": n == 0,
+            "loss_mean": loss_mean, "loss_std": 0.0 if (n == 0 and ok) else loss_std,
+            "loss_min": min((c["loss"] for c in ok), default=None),
+            "loss_max": max((c["loss"] for c in ok), default=None),
+            "token_accuracy_mean": acc_mean, "token_accuracy_std": 0.0 if (n == 0 and ok) else acc_std,
+            "gap_closed_mean": closed_mean, "gap_closed_std": closed_std,
+            "task_metrics": metrics,
+            "failed": [c["name"] for c in rows if c is not None and c.get("status") != "done"],
+        })
+
+    # Seeds × n loss matrix; the plain model's value is shared by every seed's curve.
+    matrix = np.full((cfg.seeds, len(cfg.tokens)), np.nan)
+    for j, n in enumerate(cfg.tokens):
+        for s in cfg.seed_list:
+            cell = by_key.get((0 if n == 0 else n, 0 if n == 0 else s))
+            if done(cell):
+                matrix[s, j] = cell["loss"]
+    saturation = None
+    if len(cfg.tokens) >= 2 and np.isfinite(matrix).any():
+        boot = cfg.bootstrap_samples
+        saturation = {
+            "absolute": saturation_summary(list(cfg.tokens), matrix, cfg.epsilon, "absolute", boot),
+            "relative": saturation_summary(list(cfg.tokens), matrix, cfg.epsilon_relative, "relative", boot),
+            "sensitivity": sensitivity_table(list(cfg.tokens), matrix, DEFAULT_ABSOLUTE_EPSILONS,
+                                             DEFAULT_RELATIVE_EPSILONS, boot),
+        }
+    prints = sorted({c["eval_fingerprint"] for c in cells if c.get("eval_fingerprint")})
+    return {
+        "schema": SCHEMA,
+        "kind": "distance",
+        "softeval_version": __version__,
+        "complete": not missing,
+        "missing": missing,
+        "model": {k: model.get(k) for k in ("name", "source", "weights_sha256", "tokenizer_sha256", "architecture",
+                                            "num_parameters", "hidden_size", "vocab_size")},
+        "task": {"spec": eval_set.get("task_spec"), "spec_hash": eval_set.get("task_spec_hash"),
+                 "num_train": eval_set.get("num_train"), "num_eval": eval_set.get("num_examples"),
+                 "num_eval_targets": eval_set.get("num_targets"), "eval_fingerprint": eval_set.get("sha256"),
+                 "same_eval_set": len(prints) <= 1 and (not prints or prints[0] == eval_set.get("sha256"))},
+        "config": config_dict(cfg),
+        "tokens": list(cfg.tokens),
+        "seeds": cfg.seed_list,
+        "cells": [{k: v for k, v in c.items() if k != "samples"} for c in cells],
+        "per_n": per_n,
+        "reference": None if reference is None else {**reference, "gap": gap},
+        "saturation": saturation,
+    }
+
+
+def format_table(results: dict) -> str:
+    """The compact table the CLI prints at the end of a sweep."""
+    ref = results.get("reference")
+    head = f"{'n':>5} {'seeds':>5}  {'loss (nats/token)':>20}  {'token acc':>15}"
+    head += f"  {'gap closed':>15}" if ref else ""
+    lines = [head]
+    fmt = lambda m, s, p: "—" if m is None else (f"{m:.{p}f}" + (f" ± {s:.{p}f}" if s else ""))  # noqa: E731
+    for row in results["per_n"]:
+        line = (f"{row['n']:>5} {row['num_seeds']:>5}  {fmt(row['loss_mean'], row['loss_std'], 4):>20}  "
+                f"{fmt(row['token_accuracy_mean'], row['token_accuracy_std'], 3):>15}")
+        if ref:
+            line += f"  {fmt(row['gap_closed_mean'], row['gap_closed_std'], 3):>15}"
+        lines.append(line)
+    if ref:
+        lines.append(f"reference {ref['model']}: loss {ref['loss']:.4f} nats/token")
+    sat = results.get("saturation")
+    if sat:
+        for mode, unit in (("absolute", " nats/token"), ("relative", " of the total gain")):
+            s = sat[mode]
+            eps = f"{s['epsilon']:g}{unit}" if mode == "absolute" else f"{s['epsilon']:.0%}{unit}"
+            seeds = ", ".join("—" if v is None else str(v) for v in s["per_seed"])
+            lo, hi = s["bootstrap"].get("interval90", [None, None])
+            lines.append(f"S(ε = {eps}) = {s['label']}   [per seed: {seeds}; 90% bootstrap over seeds: {lo} … {hi}]")
+    if not results["complete"]:
+        lines.append(f"incomplete: {len(results['missing'])} cell(s) missing ({', '.join(results['missing'][:6])})")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
+    """softeval distance: setup → cells (n = 0, then packed groups of trained cells) → summary → report."""
+    from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    # --- setup: everything a user can get wrong fails here, before any training
+    if cfg.task.name not in available_tasks():
+        raise ConfigError(unknown_choice("task", cfg.task.name, available_tasks()))
+    if cfg.task.name == "jsonl" and not cfg.task.data:
+        raise ConfigError(f"task 'jsonl' needs a behaviour file: --data FILE.jsonl (or choose --task from "
+                          f"{', '.join(available_tasks())})")
+    out_dir = Path(cfg.out)
+    resuming = check_sweep_dir(out_dir, cfg)
+    lm = lm or load_model(cfg.model, cfg.device, cfg.dtype, show_progress=cfg.show_progress)
+    task = build_task(cfg.task, lm.tokenizer)
+    if cfg.tokens != (0,) and not task.train:
+        raise DataError(f"task '{cfg.task.name}' has no training examples; raise task.num_train or give more data")
+    fingerprint = check_same_eval_set(task, lm, cfg)
+    check_same_model(out_dir, lm)
+    eval_record = {**fingerprint, "task_spec": task.spec, "task_spec_hash": task.spec_hash,
+                   "num_train": len(task.train)}
+    check_same_eval_file(out_dir, eval_record)
+    ctx = loop_context(lm, cfg.precision, cfg.placement)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / "config.json", config_dict(cfg))
+    atomic_write_json(out_dir / "model.json", lm.info.to_dict())
+    atomic_write_json(out_dir / "eval_set.json", eval_record)
+    reference_record(out_dir, cfg, lm, task, ctx, fingerprint)
+
+    cells = plan_cells(cfg)
+    finished = {c for c in cells if read_cell(out_dir, *c) is not None}
+    todo = [c for c in cells if c not in finished and c[0] > 0]
+    example_tokens = max(len(e.input_ids) for e in task.train) + (1 if ctx.bos_id is not None else 0)
+    groups = pack_cells(todo, cfg.batch_size, example_tokens, cfg.max_batch_tokens)
+    logger.info("%s %d-cell sweep of %s on %s (%d held-out examples, %d targets, precision %s): %d finished, "
+                "%d to train in %d pass(es)", "continuing" if resuming else "starting", len(cells), lm.info.name,
+                cfg.task.name, fingerprint["num_examples"], fingerprint["num_targets"], ctx.precision,
+                len(finished), len(todo), len(groups))
+
+    # --- loop: cost-weighted overall progress (steps × tokens per row), so the ETA is sensible across groups
+    cost = lambda group: cfg.max_steps * sum(cfg.batch_size * (n + example_tokens) for n, _ in group)  # noqa: E731
+    trained = 0
+    with logging_redirect_tqdm(), tqdm(total=sum(cost(g) for g in groups) or 1, desc="distance",
+                                       disable=not cfg.show_progress, dynamic_ncols=True,
+                                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} "
+                                                  "[{elapsed}<{remaining}]") as bar:
+        done_count = len(finished)
+        bar.set_postfix_str(f"cells {done_count}/{len(cells)}")
+        if (0, 0) in cells and (0, 0) not in finished:
+            record = finish_plain_cell(out_dir, task, lm, cfg, ctx, fingerprint)
+            done_count += 1
+            bar.set_postfix_str(f"cells {done_count}/{len(cells)}")
+            logger.info("n=0 (plain model): loss %.4f nats/token, token accuracy %.3f", record["loss"],
+                        record["token_accuracy"])
+        for g, group in enumerate(groups, start=1):
+            lanes = []
+            for n, seed in group:
+                run_dir = out_dir / "cells" / cell_name(n, seed)
+                train_cfg = cell_train_config(cfg, n, seed, run_dir)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(run_dir / "config.json", config_to_dict(train_cfg))
+                lane = make_lane(cell_name(n, seed), new_prompt(lm, train_cfg, task.condition_dim), task, train_cfg,
+                                 run_dir)
+                resume_lane(lane)
+                lanes.append(lane)
+            t0 = time.perf_counter()
+            desc = f"pass {g}/{len(groups)} n={','.join(str(n) for n in sorted({n for n, _ in group}))}"
+            train_lanes(ctx, lanes, show_progress=cfg.show_progress, desc=desc)
+            seconds = time.perf_counter() - t0
+            for lane in lanes:
+                if lane.status == "running" and lane.step >= lane.cfg.max_steps and lane.last_eval.get("final"):
+                    lane.status = "done"  # finished before a kill, between its last checkpoint and cell.json
+                record = finish_trained_cell(out_dir, lane, task, lm, cfg, ctx, seconds)
+                trained += 1
+                done_count += 1
+                if record["status"] == "done":
+                    logger.info("n=%d seed %d: loss %.4f → %.4f nats/token, token accuracy %.3f",
+                                record["n"], record["seed"], record["initial_loss"], record["loss"],
+                                record["token_accuracy"])
+                else:
+                    logger.warning("n=%d seed %d failed: %s", record["n"], record["seed"], record["message"])
+            bar.update(cost(group))
+            bar.set_postfix_str(f"cells {done_count}/{len(cells)}")
+
+    # --- save
+    results = summarize_sweep(out_dir, cfg)
+    if not results["task"]["same_eval_set"]:
+        raise DataError(f"cells in {out_dir} were scored on different held-out targets; choose another --out")
+    atomic_write_json(out_dir / "results.json", results)
+    report_path = None
+    if cfg.report:
+        from softeval.report import write_report
+
+        report_path = write_report(out_dir)
+    logger.info("wrote %s", out_dir / "results.json")
+    return SweepResult(out_dir=out_dir, results=results, report_path=report_path, cells_trained=trained,
+                       cells_skipped=len(finished))
+
+
+__all__ = ["DistanceConfig", "SweepResult", "run", "summarize_sweep", "format_table", "pack_cells", "parse_tokens",
+           "eval_fingerprint"]

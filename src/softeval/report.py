@@ -1,0 +1,416 @@
+"""softeval report: a self-contained HTML page (plus PNGs) for a distance sweep directory.
+
+Reads only the sweep's artifacts (config.json, cells/*/cell.json, cells/*/metrics.jsonl, reference.json),
+never a model, so it works on a finished sweep, on a partial one, and on a copy made elsewhere.
+Images are embedded as base64 so the page can be mailed or attached as one file.
+
+  report/index.html
+  report/loss_vs_n.png, accuracy_vs_n.png, training_curves.png, [gap_closed.png],
+         [metric_<name>.png per task metric], [condition_<metric>.png per condition metric]
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import math
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+from softeval.errors import SoftevalError
+from softeval.runs import atomic_write_bytes, atomic_write_text, read_jsonl
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- reading the sweep
+
+
+def load_sweep(sweep_dir: Path) -> dict:
+    """Summary (as in results.json, recomputed from the cells) plus training curves and samples per cell."""
+    from softeval.distance import cell_name, plan_cells, summarize_sweep, config_from_dict
+
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / "config.json").exists() or not (sweep_dir / "cells").is_dir():
+        raise SoftevalError(f"{sweep_dir} is not a softeval distance sweep directory (no config.json and cells/); "
+                            "pass the --out of a `softeval distance` run")
+    cfg = config_from_dict(json.loads((sweep_dir / "config.json").read_text()))
+    results = summarize_sweep(sweep_dir, cfg)
+    curves, samples = {}, {}
+    for n, seed in plan_cells(cfg):
+        cell_dir = sweep_dir / "cells" / cell_name(n, seed)
+        train, evals = [], []
+        for rec in read_jsonl(cell_dir / "metrics.jsonl"):
+            if "train_loss" in rec:
+                train.append((rec["step"], rec["train_loss"]))
+            if "eval_loss" in rec:
+                evals.append((rec["step"], rec["eval_loss"]))
+        if train or evals:
+            curves[(n, seed)] = {"train": train, "eval": evals}
+        cell_file = cell_dir / "cell.json"
+        if cell_file.exists():
+            samples[(n, seed)] = json.loads(cell_file.read_text()).get("samples", [])
+    return {"results": results, "curves": curves, "samples": samples}
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _figure(width: float = 6.4, height: float = 4.0):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110)
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _n_axis(ax, ns: list[int]) -> None:
+    """Log-scale n that still shows n = 0: symlog is linear on [0, 1] and logarithmic above."""
+    ax.set_xscale("symlog", linthresh=1, linscale=0.6)
+    ax.set_xticks(ns)
+    ax.set_xticklabels([str(n) for n in ns])
+    ax.set_xlim(-0.3 if 0 in ns else None, max(ns) * 1.4 if max(ns) > 0 else 1)
+    ax.set_xlabel("prompt length n (soft tokens; 0 = plain model)")
+    ax.grid(True, alpha=0.3)
+
+
+def _maybe_log_y(ax, values: list[float]) -> None:
+    positive = [v for v in values if v is not None and v > 0]
+    if positive and max(positive) / min(positive) > 50:
+        ax.set_yscale("log")
+
+
+def _rows(results: dict, key: str) -> tuple[list[int], list[float], list[float]]:
+    ns, means, stds = [], [], []
+    for row in results["per_n"]:
+        if row[f"{key}_mean"] is not None:
+            ns.append(row["n"])
+            means.append(row[f"{key}_mean"])
+            stds.append(row[f"{key}_std"] or 0.0)
+    return ns, means, stds
+
+
+def plot_loss(results: dict) -> bytes | None:
+    ns, means, stds = _rows(results, "loss")
+    if not ns:
+        return None
+    fig, ax = _figure()
+    cells = [c for c in results["cells"] if c.get("status") == "done" and c.get("loss") is not None and c["n"] > 0]
+    if cells:
+        ax.scatter([c["n"] for c in cells], [c["loss"] for c in cells], s=12, color="0.6", zorder=2,
+                   label="single seeds")
+    ax.errorbar(ns, means, yerr=stds, marker="o", color="C0", capsize=4, zorder=3, label="mean ± std over seeds")
+    sat = results.get("saturation")
+    if sat:
+        floor = min(means)
+        eps = sat["absolute"]["epsilon"]
+        ax.axhspan(floor, floor + eps, color="C2", alpha=0.15, label=f"ε band (best + {eps:g} nats)")
+        for mode, style in (("absolute", "--"), ("relative", ":")):
+            s = sat[mode]
+            if s["reached"]:
+                what = f"{s['epsilon']:g} nats" if mode == "absolute" else f"{s['epsilon']:.0%} of gain"
+                ax.axvline(s["S"], color="C3", linestyle=style, label=f"S(ε = {what}) = {s['S']}")
+    ref = results.get("reference")
+    if ref:
+        ax.axhline(ref["loss"], color="C1", linestyle="-.", label=f"reference {ref['model']}")
+    _n_axis(ax, results["tokens"])
+    _maybe_log_y(ax, means + [c["loss"] for c in cells] + ([ref["loss"]] if ref else []))
+    ax.set_ylabel("held-out loss (nats/token)")
+    ax.set_title("Loss vs prompt length")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def plot_series(results: dict, key: str, ylabel: str, title: str) -> bytes | None:
+    ns, means, stds = _rows(results, key)
+    if not ns:
+        return None
+    fig, ax = _figure()
+    ax.errorbar(ns, means, yerr=stds, marker="o", capsize=4)
+    _n_axis(ax, results["tokens"])
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return _png(fig)
+
+
+def plot_task_metric(results: dict, name: str) -> bytes | None:
+    ns, means, stds = [], [], []
+    for row in results["per_n"]:
+        m = row["task_metrics"].get(name)
+        if m and m["mean"] is not None:
+            ns.append(row["n"])
+            means.append(m["mean"])
+            stds.append(m["std"] or 0.0)
+    if not ns:
+        return None
+    fig, ax = _figure()
+    ax.errorbar(ns, means, yerr=stds, marker="o", capsize=4)
+    _n_axis(ax, results["tokens"])
+    ax.set_ylabel(name)
+    ax.set_title(f"{name} vs prompt length")
+    return _png(fig)
+
+
+def condition_table(results: dict) -> dict[str, dict[int, dict[tuple, list[float]]]]:
+    """metric → n → condition tuple → values over seeds."""
+    table: dict = {}
+    for cell in results["cells"]:
+        for row in cell.get("condition_metrics") or []:
+            cond = tuple(row["condition"])
+            for name, value in row.items():
+                if name != "condition":
+                    table.setdefault(name, {}).setdefault(cell["n"], {}).setdefault(cond, []).append(value)
+    return table
+
+
+def plot_condition_metric(name: str, by_n: dict[int, dict[tuple, list[float]]]) -> bytes:
+    dims = max(len(c) for cond_values in by_n.values() for c in cond_values)
+    fig = _figure(6.4, 3.2 * dims)[0]
+    fig.clear()
+    for k in range(dims):
+        ax = fig.add_subplot(dims, 1, k + 1)
+        for i, n in enumerate(sorted(by_n)):
+            points: dict[float, list[float]] = {}
+            for cond, values in by_n[n].items():
+                if k < len(cond):
+                    points.setdefault(cond[k], []).extend(values)
+            xs = sorted(points)
+            ax.plot(xs, [sum(points[x]) / len(points[x]) for x in xs], marker="o", color=f"C{i % 10}", label=f"n={n}")
+        ax.set_xlabel(f"condition[{k}]")
+        ax.set_ylabel(name)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{name} vs condition (mean over seeds)")
+    return _png(fig)
+
+
+def plot_training_curves(curves: dict, ns: list[int]) -> bytes | None:
+    trained = sorted({n for n, _ in curves if n > 0})
+    if not trained:
+        return None
+    cols = min(3, len(trained))
+    rows = math.ceil(len(trained) / cols)
+    fig = _figure(4.0 * cols, 3.0 * rows)[0]
+    fig.clear()
+    for i, n in enumerate(trained):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        values = []
+        for (cn, seed), curve in sorted(curves.items()):
+            if cn != n:
+                continue
+            if curve["train"]:
+                steps, losses = zip(*curve["train"])
+                ax.plot(steps, losses, linewidth=1, color=f"C{seed % 10}", label=f"seed {seed} train")
+                values += list(losses)
+            if curve["eval"]:
+                steps, losses = zip(*curve["eval"])
+                # Markers only: with the default eval_every = 0 there are just two points (start, end),
+                # and a line between them would suggest a path that was never measured.
+                ax.plot(steps, losses, "o", markersize=5, color=f"C{seed % 10}", label=f"seed {seed} held-out")
+                values += list(losses)
+        _maybe_log_y(ax, values)
+        ax.set_title(f"n = {n}")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss (nats/token)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6)
+    return _png(fig)
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th { background: #f3f3f3; } td.l, th.l { text-align: left; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+pre { background: #f7f7f7; padding: 0.6em; white-space: pre-wrap; font-size: 0.85em; }
+.sample { font-family: monospace; font-size: 0.85em; white-space: pre-wrap; }
+.gen { background: #e6f4ea; }
+.note { color: #666; font-size: 0.9em; }
+"""
+
+
+def _num(value, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.{digits}f}" if abs(value) >= 10 ** -digits or value == 0 else f"{value:.2e}"
+    return html.escape(str(value))
+
+
+def _table(headers: list[str], rows: list[list], left: int = 0) -> str:
+    head = "".join(f"<th class='{'l' if i < left else ''}'>{html.escape(h)}</th>" for i, h in enumerate(headers))
+    body = "".join("<tr>" + "".join(f"<td class='{'l' if i < left else ''}'>{_num(v)}</td>" for i, v in enumerate(r))
+                   + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+
+
+def _saturation_html(sat: dict) -> str:
+    def describe(s: dict) -> str:
+        seeds = ", ".join("not reached" if v is None else str(v) for v in s["per_seed"])
+        dist = ", ".join(f"{k}: {v:.0%}" for k, v in s["bootstrap"].get("distribution", {}).items())
+        lo, hi = s["bootstrap"].get("interval90", [None, None])
+        return (f"<b>S = {html.escape(s['label'])}</b> (threshold {_num(s['threshold'])} nats/token); per seed: "
+                f"{html.escape(seeds)}; bootstrap over seeds: {html.escape(dist)} (90% interval {lo} … {hi})")
+
+    a, r = sat["absolute"], sat["relative"]
+    out = [f"<p>Absolute ε = {a['epsilon']:g} nats/token: {describe(a)}</p>",
+           f"<p>Relative ε = {r['epsilon']:.0%} of the total gain: {describe(r)}</p>"]
+    rows = []
+    for s in sat["sensitivity"]:
+        eps = f"{s['epsilon']:g} nats" if s["mode"] == "absolute" else f"{s['epsilon']:.0%} of gain"
+        lo, hi = s["bootstrap"].get("interval90", [None, None])
+        seeds = ", ".join("—" if v is None else str(v) for v in s["per_seed"])
+        rows.append([s["mode"], eps, s["threshold"], s["label"], seeds, f"{lo} … {hi}"])
+    out.append("<h3>Sensitivity of S to ε</h3>")
+    out.append(_table(["mode", "ε", "threshold (nats/token)", "S", "S per seed", "90% bootstrap"], rows, left=2))
+    return "\n".join(out)
+
+
+def render_html(sweep: dict, images: dict[str, bytes]) -> str:
+    res = sweep["results"]
+    cfg, task, model = res["config"], res["task"], res["model"]
+    title = f"softeval distance: {model.get('name')} on {cfg['task']['name']}"
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts.append(f"<p class='note'>softeval {html.escape(res['softeval_version'])}, report written {stamp}. "
+                 f"Every prompt length is scored on the same {task.get('num_eval')} held-out examples "
+                 f"({task.get('num_eval_targets')} target tokens, fingerprint {str(task.get('eval_fingerprint'))[:12]}); "
+                 f"same eval set across cells: <b>{task.get('same_eval_set')}</b>.</p>")
+    if not res["complete"]:
+        parts.append(f"<p><b>Incomplete sweep:</b> {len(res['missing'])} cell(s) missing: "
+                     f"{html.escape(', '.join(res['missing']))}. Re-run the same command to finish it.</p>")
+    parts.append(f"<p>Model <b>{html.escape(str(model.get('name')))}</b> ({html.escape(str(model.get('architecture')))}, "
+                 f"weights {str(model.get('weights_sha256'))[:12]}); task spec "
+                 f"<code>{html.escape(json.dumps(task.get('spec')))}</code>; {cfg['max_steps']} steps × "
+                 f"{cfg['batch_size']} rows per cell, lr {cfg['lr']}, init {cfg['init']}, seeds {res['seeds']}.</p>")
+
+    parts.append("<h2>Saturation</h2>")
+    if res.get("saturation"):
+        parts.append(_saturation_html(res["saturation"]))
+    else:
+        parts.append("<p>Not enough prompt lengths with results to compute S.</p>")
+    parts.append("<p class='note'>S(ε) is the smallest n in the grid, other than the largest, from which no longer "
+                 "prompt in the grid lowers the mean held-out loss by more than ε (absolute: nats/token; relative: "
+                 "a fraction of the total gain L(0) − min L). \"&gt; m\" means the last step of the grid still "
+                 "gains more than ε: not saturated within the grid.</p>")
+    for key, alt in (("loss_vs_n", "loss vs n"), ("accuracy_vs_n", "token accuracy vs n"),
+                     ("gap_closed", "share of gap closed")):
+        if key in images:
+            parts.append(_img(images[key], alt))
+
+    parts.append("<h2>Per prompt length</h2>")
+    metric_names = sorted({k for row in res["per_n"] for k in row["task_metrics"]})
+    headers = ["n", "seeds", "loss mean", "loss std", "loss min", "loss max", "token acc mean", "token acc std"]
+    if res.get("reference"):
+        headers += ["gap closed mean", "gap closed std"]
+    headers += [f"{m} mean" for m in metric_names] + [f"{m} std" for m in metric_names]
+    rows = []
+    for row in res["per_n"]:
+        r = [row["n"], row["num_seeds"], row["loss_mean"], row["loss_std"], row["loss_min"], row["loss_max"],
+             row["token_accuracy_mean"], row["token_accuracy_std"]]
+        if res.get("reference"):
+            r += [row["gap_closed_mean"], row["gap_closed_std"]]
+        r += [row["task_metrics"].get(m, {}).get("mean") for m in metric_names]
+        r += [row["task_metrics"].get(m, {}).get("std") for m in metric_names]
+        rows.append(r)
+    parts.append(_table(headers, rows))
+    if res.get("reference"):
+        ref = res["reference"]
+        parts.append(f"<p>Reference <b>{html.escape(ref['model'])}</b>: loss {_num(ref['loss'])} nats/token, token "
+                     f"accuracy {_num(ref['token_accuracy'])} on the same {ref['num_targets']} targets; gap "
+                     f"L(0) − L(reference) = {_num(ref.get('gap'))}. Gap closed at n = (L(0) − L(n)) / gap.</p>")
+
+    parts.append("<h2>Every cell</h2>")
+    cell_metrics = sorted({k for c in res["cells"] for k in c.get("task_metrics", {})})
+    rows = [[c["name"], c["status"], c["n"], c["seed"], c["steps"], c.get("initial_loss"), c.get("loss"),
+             c.get("initial_token_accuracy"), c.get("token_accuracy"), c.get("num_targets"), c.get("seconds"),
+             *[c.get("task_metrics", {}).get(m) for m in cell_metrics]] for c in res["cells"]]
+    parts.append(_table(["cell", "status", "n", "seed", "steps", "initial loss", "final loss", "initial acc",
+                         "final acc", "targets", "seconds", *cell_metrics], rows, left=2))
+    failed = [c for c in res["cells"] if c.get("status") != "done"]
+    for c in failed:
+        parts.append(f"<p><b>{html.escape(c['name'])}</b>: {html.escape(c.get('message') or c['status'])}</p>")
+
+    if "training_curves" in images:
+        parts.append("<h2>Training curves</h2>" + _img(images["training_curves"], "training curves"))
+    metric_imgs = [k for k in images if k.startswith("metric_") or k.startswith("condition_")]
+    if metric_imgs:
+        parts.append("<h2>Task metrics</h2>")
+        parts += [_img(images[k], k) for k in sorted(metric_imgs)]
+
+    if any(sweep["samples"].values()):
+        parts.append("<h2>Greedy samples</h2><p class='note'>The end of the held-out context, then the model's "
+                     "greedy continuation (highlighted). One seed per n (the first finished).</p>")
+        shown = set()
+        for (n, seed), samples in sorted(sweep["samples"].items()):
+            if n in shown or not samples:
+                continue
+            shown.add(n)
+            parts.append(f"<h3>n = {n}" + (f" (seed {seed})" if n else " (plain model)") + "</h3>")
+            for s in samples:
+                context = s["context"][-240:]
+                parts.append(f"<p class='sample'>…{html.escape(context)}<span class='gen'>"
+                             f"{html.escape(s['continuation'])}</span></p>")
+
+    parts.append("<h2>Configuration</h2><pre>" + html.escape(json.dumps(cfg, indent=2)) + "</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def build_images(sweep: dict) -> dict[str, bytes]:
+    res = sweep["results"]
+    images = {
+        "loss_vs_n": plot_loss(res),
+        "accuracy_vs_n": plot_series(res, "token_accuracy", "token accuracy", "Token accuracy vs prompt length"),
+        "training_curves": plot_training_curves(sweep["curves"], res["tokens"]),
+    }
+    if res.get("reference"):
+        images["gap_closed"] = plot_series(res, "gap_closed", "share of the gap to the reference closed",
+                                           f"Gap to {res['reference']['model']} closed")
+    for name in sorted({k for row in res["per_n"] for k in row["task_metrics"]}):
+        images[f"metric_{_slug(name)}"] = plot_task_metric(res, name)
+    for name, by_n in sorted(condition_table(res).items()):
+        images[f"condition_{_slug(name)}"] = plot_condition_metric(name, by_n)
+    return {k: v for k, v in images.items() if v is not None}
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def write_report(sweep_dir: Path, out_dir: Path | None = None) -> Path:
+    """Write report/index.html (self-contained) and the PNGs; returns the HTML path."""
+    sweep_dir = Path(sweep_dir)
+    out_dir = Path(out_dir) if out_dir else sweep_dir / "report"
+    sweep = load_sweep(sweep_dir)
+    images = build_images(sweep)
+    for name, png in images.items():
+        atomic_write_bytes(out_dir / f"{name}.png", png)
+    path = out_dir / "index.html"
+    atomic_write_text(path, render_html(sweep, images))
+    logger.info("wrote %s", path)
+    return path
+
+
+__all__ = ["write_report", "load_sweep", "render_html"]

@@ -1,0 +1,296 @@
+"""The distance sweep on the tiny model: same eval set for every n (DESIGN.md invariant 5), resume, packing,
+the reference model, task metrics / conditional tasks, and bad input."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from softeval.batching import IGNORE, Example
+from softeval.cli import main
+from softeval.distance import (DistanceConfig, eval_fingerprint, format_table, pack_cells, parse_tokens, plan_cells,
+                               run)
+from softeval.errors import ConfigError, DataError, ModelError
+from softeval.evaluate import evaluate_prompt
+from softeval.prompt import load_prompt
+from softeval.tasks import TASKS, TaskConfig, TaskData, available_tasks, build_task
+
+from conftest import TINY_TEXT, build_tiny_model, build_tiny_tokenizer
+
+
+def sweep_cfg(model_dir, corpus, out, **kw) -> DistanceConfig:
+    base = dict(model=str(model_dir), device="cpu", precision="fp32", tokens=(0, 1, 3), seeds=2, max_steps=4,
+                batch_size=2, lr=0.1, warmup_steps=0, checkpoint_every=2, num_samples=1, sample_tokens=3,
+                bootstrap_samples=50, report=False, show_progress=False, out=str(out),
+                task=TaskConfig(name="repetition", corpus=str(corpus), num_train=6, num_eval=3, context_tokens=5,
+                                target_tokens=3))
+    base.update(kw)
+    return DistanceConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    p.write_text(TINY_TEXT * 3)
+    return p
+
+
+@pytest.fixture(scope="module")
+def sweep(tiny_model_dir, corpus, tmp_path_factory):
+    """One finished tiny sweep shared by the tests that only read it."""
+    from softeval.models import load_model
+
+    lm = load_model(str(tiny_model_dir), device="cpu", dtype="float32", show_progress=False)
+    cfg = sweep_cfg(tiny_model_dir, corpus, tmp_path_factory.mktemp("sweep") / "out")
+    return cfg, lm, run(cfg, lm=lm)
+
+
+# --- config and planning ----------------------------------------------------------------------------
+
+
+def test_parse_tokens_sorts_and_dedupes():
+    assert parse_tokens("16, 0,4,4") == (0, 4, 16)
+    assert parse_tokens([0, 1, 64]) == (0, 1, 64)
+    assert parse_tokens(8) == (8,)
+
+
+@pytest.mark.parametrize("bad", ["1,a", "-1", "1.5", "", "0,,x", [1, -2], [0.5], [True]])
+def test_parse_tokens_rejects_non_negative_integer_lists(bad):
+    with pytest.raises(ConfigError, match="non-negative integers"):
+        parse_tokens(bad)
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ConfigError, match="seeds must be >= 1"):
+        DistanceConfig(seeds=0)
+    with pytest.raises(ConfigError, match="epsilon must be a non-negative"):
+        DistanceConfig(epsilon=-1)
+
+
+def test_plan_has_one_plain_cell_and_seeds_for_trained_lengths():
+    assert plan_cells(DistanceConfig(tokens=(0, 4), seeds=2)) == [(0, 0), (4, 0), (4, 1)]
+
+
+def test_pack_cells_respects_the_budget():
+    cells = [(n, s) for n in (1, 4, 16, 64) for s in (0, 1)]
+    groups = pack_cells(cells, batch_size=8, example_tokens=40, max_batch_tokens=1200)
+    assert sorted(c for g in groups for c in g) == sorted(cells)
+    for g in groups:
+        cost = 8 * len(g) * (max(n for n, _ in g) + 40)
+        assert len(g) == 1 or cost <= 1200
+    assert groups[0] == [(1, 0), (1, 1), (4, 0)]  # 24 rows × 44 tokens = 1056
+    assert [len(g) for g in pack_cells(cells, 8, 40, 0)] == [1] * len(cells)
+    assert pack_cells([(512, 0)], 8, 40, 100) == [[(512, 0)]]  # too big alone: still runs, alone
+
+
+# --- invariant 5: every n is scored on the same examples and the same target tokens ---------------
+
+
+def test_every_cell_is_scored_on_the_same_eval_set(sweep, corpus):
+    cfg, lm, result = sweep
+    out = Path(cfg.out)
+    stored = json.loads((out / "eval_set.json").read_text())
+    cells = result.results["cells"]
+    assert len(cells) == 5 and all(c["status"] == "done" for c in cells)
+    assert {c["eval_fingerprint"] for c in cells} == {stored["sha256"]}
+    assert {c["num_targets"] for c in cells} == {stored["num_targets"]} == {3 * 3}
+    assert result.results["task"]["same_eval_set"] is True
+
+    # Independently: rebuild the task, score each saved prompt (and the plain model) on its held-out set.
+    task = build_task(cfg.task, lm.tokenizer)
+    for cell in cells:
+        prompt = None
+        if cell["n"]:
+            prompt, _ = load_prompt(out / "cells" / cell["name"], lm.info, task.spec_hash)
+        again = evaluate_prompt(lm.model, prompt, task.eval, bos_id=lm.info.bos_token_id,
+                                pad_id=lm.info.pad_token_id, precision="fp32")
+        assert again.loss == pytest.approx(cell["loss"], abs=1e-5)
+        assert again.num_targets == cell["num_targets"]
+
+
+def test_fingerprint_sees_a_changed_target_and_is_the_same_across_n(tiny_lm):
+    examples = [Example(input_ids=[5, 6, 7, 8], labels=[IGNORE, IGNORE, 7, 8])]
+    prints = {n: eval_fingerprint(examples, n, tiny_lm.info.bos_token_id, 0, "after_bos") for n in (0, 1, 16)}
+    assert len({json.dumps(p) for p in prints.values()}) == 1
+    changed = [Example(input_ids=[5, 6, 7, 8], labels=[IGNORE, IGNORE, 7, 9])]
+    assert eval_fingerprint(changed, 0, tiny_lm.info.bos_token_id, 0, "after_bos") != prints[0]
+    # Without BOS the first label is never scored, for any n (the plain model has nothing to read first).
+    first = [Example(input_ids=[5, 6], labels=[5, 6])]
+    assert eval_fingerprint(first, 0, None, 0, "after_bos") == eval_fingerprint(first, 4, None, 0, "after_bos")
+    assert eval_fingerprint(first, 0, None, 0, "after_bos")["num_targets"] == 1
+
+
+# --- results ---------------------------------------------------------------------------------------
+
+
+def test_results_json_has_the_documented_shape(sweep):
+    cfg, _, result = sweep
+    res = json.loads((Path(cfg.out) / "results.json").read_text())
+    assert res == json.loads(json.dumps(result.results))
+    assert res["schema"] == "softeval.distance/1" and res["complete"] and res["tokens"] == [0, 1, 3]
+    plain = res["per_n"][0]
+    assert plain["n"] == 0 and plain["num_seeds"] == 1 and plain["loss_std"] == 0.0
+    assert [r["num_seeds"] for r in res["per_n"]] == [1, 2, 2]
+    for mode in ("absolute", "relative"):
+        sat = res["saturation"][mode]
+        assert len(sat["per_seed"]) == 2 and sat["bootstrap"]["samples"] == 50
+    assert len(res["saturation"]["sensitivity"]) == 13
+    table = format_table(res)
+    assert "S(ε = 0.01 nats/token)" in table and table.splitlines()[1].split()[0] == "0"
+
+
+def test_rerun_skips_finished_cells_and_changes_nothing(sweep, tiny_lm):
+    cfg, _, first = sweep
+    cells = sorted(Path(cfg.out).glob("cells/*/cell.json"))
+    before = {p: p.read_bytes() for p in cells}
+    again = run(cfg, lm=tiny_lm)
+    assert again.cells_trained == 0 and again.cells_skipped == 5
+    assert {p: p.read_bytes() for p in cells} == before
+    assert again.results["per_n"] == first.results["per_n"]
+
+
+def test_changed_settings_are_refused(sweep, tiny_lm):
+    cfg, _, _ = sweep
+    with pytest.raises(ConfigError, match="max_steps: 4 → 5"):
+        run(replace(cfg, max_steps=5), lm=tiny_lm)
+
+
+def test_growing_the_grid_trains_only_new_cells(sweep, tiny_lm, tmp_path):
+    import shutil
+
+    cfg, _, _ = sweep
+    out = tmp_path / "grown"
+    shutil.copytree(cfg.out, out)
+    grown = run(replace(cfg, out=str(out), tokens=(0, 1, 2, 3), seeds=1), lm=tiny_lm)
+    assert grown.cells_trained == 1 and grown.cells_skipped == 3
+    assert grown.results["tokens"] == [0, 1, 2, 3] and grown.results["complete"]
+
+
+# --- reference model ----------------------------------------------------------------------------------
+
+
+def test_reference_model_gap_closed(tiny_model_dir, corpus, tmp_path, tiny_lm):
+    ref_dir = tmp_path / "ref"
+    tok = build_tiny_tokenizer()
+    build_tiny_model(len(tok), seed=1).save_pretrained(ref_dir)
+    tok.save_pretrained(ref_dir)
+    cfg = sweep_cfg(tiny_model_dir, corpus, tmp_path / "out", tokens=(0, 2), seeds=1, reference_model=str(ref_dir),
+                    task=TaskConfig(name="autoregressive", corpus=str(corpus), num_train=4, num_eval=3,
+                                    context_tokens=4, target_tokens=3))
+    res = run(cfg, lm=tiny_lm).results
+    ref = res["reference"]
+    assert ref["model"] == str(ref_dir) and ref["num_targets"] == res["task"]["num_eval_targets"]
+    plain, trained = res["per_n"]
+    assert ref["gap"] == pytest.approx(plain["loss_mean"] - ref["loss"])
+    if ref["gap"] > 0:
+        assert trained["gap_closed_mean"] == pytest.approx((plain["loss_mean"] - trained["loss_mean"]) / ref["gap"])
+    assert plain["gap_closed_mean"] in (0.0, None)
+    table = format_table(res)
+    assert "gap closed" in table and f"reference {ref_dir}: loss {ref['loss']:.4f}" in table
+
+
+def test_reference_with_another_tokenizer_is_refused(tiny_model_dir, corpus, tmp_path, tiny_lm):
+    ref_dir = tmp_path / "other"
+    tok = build_tiny_tokenizer()
+    tok.add_tokens(["<extra-token>"])
+    build_tiny_model(len(tok), seed=1).save_pretrained(ref_dir)
+    tok.save_pretrained(ref_dir)
+    cfg = sweep_cfg(tiny_model_dir, corpus, tmp_path / "out", tokens=(0, 1), seeds=1, reference_model=str(ref_dir))
+    with pytest.raises(ModelError, match="different tokenizer"):
+        run(cfg, lm=tiny_lm)
+    assert not list((tmp_path / "out").glob("cells/*"))  # refused before any cell was trained
+
+
+# --- task metrics and conditional tasks ------------------------------------------------------------------
+
+
+def _conditional_task(cfg: TaskConfig, tokenizer) -> TaskData:
+    ids = tokenizer("the quick brown fox jumps over the lazy dog", add_special_tokens=False).input_ids
+    make = lambda c: Example(input_ids=ids, labels=[IGNORE] * 4 + ids[4:], condition=[c, 1.0 - c])  # noqa: E731
+    conditions = [0.0, 0.25, 0.5, 1.0]
+
+    def metrics(lm, prompt, examples):
+        assert examples and all(e.condition is not None for e in examples)
+        return {"legal_rate": 0.5 if prompt is None else 0.75, "note": "ignored",
+                "by_condition": [{"condition": [c, 1.0 - c], "legal_rate": c} for c in conditions]}
+
+    return TaskData(train=[make(c) for c in conditions * 2], eval=[make(c) for c in conditions],
+                    spec={"task": "cond-test"}, condition_dim=2, metrics=metrics)
+
+
+def test_conditional_task_metrics_flow_into_cells_and_summary(tiny_model_dir, corpus, tmp_path, tiny_lm, monkeypatch):
+    monkeypatch.setitem(TASKS, "cond-test", _conditional_task)
+    cfg = sweep_cfg(tiny_model_dir, corpus, tmp_path / "out", tokens=(0, 2), seeds=1,
+                    task=TaskConfig(name="cond-test"))
+    res = run(cfg, lm=tiny_lm).results
+    plain, trained = res["cells"]
+    assert plain["n"] == 0 and plain["task_metrics"] == {"legal_rate": 0.5}
+    assert trained["task_metrics"] == {"legal_rate": 0.75}
+    assert trained["condition_metrics"][1] == {"condition": [0.25, 0.75], "legal_rate": 0.25}
+    assert res["per_n"][1]["task_metrics"]["legal_rate"]["mean"] == 0.75
+    prompt_meta = json.loads((Path(cfg.out) / "cells" / "n2_s0" / "cell.json").read_text())
+    assert prompt_meta["status"] == "done"
+
+
+# --- bad input ------------------------------------------------------------------------------------------
+
+
+def test_unknown_task_lists_the_valid_ones_before_loading_a_model(tmp_path):
+    cfg = DistanceConfig(model="no-such-model", task=TaskConfig(name="repetiton"), out=str(tmp_path / "o"))
+    with pytest.raises(ConfigError, match="Did you mean 'repetition'.*Available: .*autoregressive"):
+        run(cfg)
+
+
+def test_corpus_too_short(tiny_model_dir, tmp_path, tiny_lm):
+    short = tmp_path / "short.txt"
+    short.write_text("the quick brown fox")
+    cfg = sweep_cfg(tiny_model_dir, short, tmp_path / "out")
+    with pytest.raises(DataError, match="use a longer --corpus"):
+        run(cfg, lm=tiny_lm)
+
+
+def test_cli_bad_tokens_exits_with_one_line(capsys):
+    code = main(["distance", "--task", "repetition", "--tokens", "0,4,x", "--out", "unused"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--tokens must be a comma-separated list of non-negative integers" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_unknown_task_exits_with_one_line(capsys, tmp_path):
+    code = main(["distance", "--task", "nope", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown task 'nope'" in err and "skip-k" in err
+
+
+# --- shipped configs ------------------------------------------------------------------------------------
+
+
+def test_every_shipped_distance_config_loads():
+    from softeval.config import build_config
+
+    configs = sorted((Path(__file__).resolve().parents[2] / "configs").glob("distance_*.yaml"))
+    assert configs
+    for path in configs:
+        cfg = build_config(DistanceConfig, str(path))
+        assert cfg.tokens[0] == 0 and cfg.task.name in available_tasks()
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("#") and "softeval distance" in path.read_text().split("\n\n")[0]
+
+
+def test_jsonl_behaviour_file_sweep(tiny_model_dir, corpus, tmp_path, tiny_lm):
+    from conftest import write_jsonl
+
+    data = write_jsonl(tmp_path / "b.jsonl", [{"prompt": f"the {w} fox", "completion": " jumps over"}
+                                              for w in ["quick", "brown", "lazy", "early", "red", "old"] * 2])
+    cfg = sweep_cfg(tiny_model_dir, corpus, tmp_path / "out", tokens=(0, 2), seeds=1, max_steps=2,
+                    task=TaskConfig(name="jsonl", data=str(data), eval_fraction=0.25))
+    res = run(cfg, lm=tiny_lm).results
+    assert res["complete"] and res["task"]["num_eval"] == 3 and res["task"]["same_eval_set"]
+
+
+def test_jsonl_without_data_is_refused_before_loading(tmp_path):
+    with pytest.raises(ConfigError, match="needs a behaviour file: --data"):
+        run(DistanceConfig(model="no-such-model", out=str(tmp_path / "o")))
