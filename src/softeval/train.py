@@ -260,7 +260,7 @@ def restore_checkpoint(lane: Lane, path: Path) -> None:
     lane.optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["rng_cpu"])
     lane.step = state["step"]
-    lane.status = "running"
+    lane.status = "done" if state.get("status") == "done" else "running"  # a finished lane stays finished
     lane.initial_eval = state.get("initial_eval", {})
     lane.last_eval = state.get("last_eval", {})
     if lane.run_dir is not None:
