@@ -93,7 +93,7 @@ class DistanceConfig:
     conditional: str = "linear"         # prompt map for conditional tasks (condition_dim > 0)
     max_steps: int = 100                # per cell
     batch_size: int = 8                 # rows per cell per step
-    lr: float = 0.03
+    lr: float = 0.1                     # same default as TrainConfig
     weight_decay: float = 0.0
     warmup_steps: int = 10
     schedule: str = "cosine"
