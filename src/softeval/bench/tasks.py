@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import glob
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,15 +235,28 @@ def spec_task(path: Path, spec: dict) -> BenchTask:
     return BenchTask(name=spec["task"], answer="letter", configs={"gen": gen, "ll": ll}, source="spec")
 
 
+def _scalar(value) -> str | None:
+    """A cell as text. Mixed-type JSON columns come back JSON-encoded from `datasets` ('"B"', '1')."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        return None if decoded is None else str(decoded) if isinstance(decoded, (str, int, float)) else value
+    return str(value)
+
+
 def _spec_processor(kind: str, fields: dict) -> Callable:
     q_key, a_key, c_key = fields["question"], fields["answer"], fields.get("choices")
 
     def gold_of(doc) -> tuple[list[str], list[str], str]:
-        answer = doc.get(a_key)
+        answer = _scalar(doc.get(a_key))
         if kind == "short_answer":
             return [], [], "" if answer is None else str(answer).strip()
         choices = [doc.get(c) for c in c_key] if isinstance(c_key, list) else (doc.get(c_key) or [])
-        choices = [str(c) for c in choices if c is not None and str(c) != ""]
+        choices = [str(_scalar(c)) for c in choices if _scalar(c) not in (None, "")]
         labels = list(layouts.LETTERS[: len(choices)])
         gold = ""
         if answer is not None and str(answer).strip() != "":
@@ -262,7 +276,7 @@ def _spec_processor(kind: str, fields: dict) -> Callable:
 
         def add(doc):
             labels, choices, gold = gold_of(doc)
-            return {"softeval_question": str(doc.get(q_key) or "").strip(), "softeval_labels": labels,
+            return {"softeval_question": str(_scalar(doc.get(q_key)) or "").strip(), "softeval_labels": labels,
                     "softeval_choices": choices, "softeval_gold": gold}
 
         return dataset.map(add).filter(lambda d: d["softeval_gold"] != "")
