@@ -71,8 +71,8 @@ def _quiz(tmp_path) -> Path:
 def test_cli_end_to_end_and_resume(tmp_path):
     spec = _quiz(tmp_path)
     out = tmp_path / "bench"
-    args = ["bench", "--model", MODEL, "--task", str(spec), "--steps", "2", "--curve-steps", "0,2,3",
-            "--batch-size", "4", "--shots", "2", "--max-gen-toks", "3", "--device", "cpu", "--out", str(out), "-q"]
+    args = ["-q", "bench", "--model", MODEL, "--task", str(spec), "--steps", "2", "--curve-steps", "0,2,3",
+            "--batch-size", "4", "--shots", "2", "--max-gen-toks", "3", "--device", "cpu", "--out", str(out)]
     r = softeval(*args)
     assert r.returncode == 0, r.stderr[-3000:]
     doc = json.loads((out / "results.json").read_text())
