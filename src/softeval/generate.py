@@ -7,6 +7,8 @@ cache; every later step feeds one token id. `use_cache=False` recomputes the ful
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -37,8 +39,13 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator: tor
 def generate_ids(model: nn.Module, prompt: nn.Module | None, contexts: list[list[int]], *, bos_id: int | None,
                  pad_id: int, eos_id: int | None = None, placement: str = "after_bos", max_new_tokens: int = 32,
                  temperature: float = 0.0, top_p: float = 1.0, seed: int = 0, use_cache: bool = True,
-                 conditions: list[list[float]] | None = None) -> list[list[int]]:
-    """Continue each context; returns only the new token ids (stopping at eos, which is included)."""
+                 conditions: list[list[float]] | None = None,
+                 stop: Callable[[list[int]], bool] | None = None) -> list[list[int]]:
+    """Continue each context; returns only the new token ids (stopping at eos, which is included).
+
+    `stop(new_ids)` may end a row early (e.g. when its decoded text contains a stop string); the
+    batch ends when every row has stopped.
+    """
     device = next(model.parameters()).device
     hidden = model.get_input_embeddings().weight.shape[1]
     n = prompt.num_virtual_tokens if prompt is not None else 0
@@ -64,6 +71,10 @@ def generate_ids(model: nn.Module, prompt: nn.Module | None, contexts: list[list
                 out[r].append(int(next_ids[r]))
         if eos_id is not None:
             finished |= next_ids == eos_id
+        if stop is not None:
+            for r in range(rows):
+                if not finished[r] and stop(out[r]):
+                    finished[r] = True
         if bool(finished.all()):
             break
         mask = torch.cat([mask, torch.ones(rows, 1, dtype=mask.dtype, device=device)], dim=1)

@@ -1,0 +1,77 @@
+"""Thin helpers over lm-eval's task objects: build them from config dicts, pick the evaluation
+documents, and render documents exactly as lm-eval renders them for the model."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from softeval.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def task_manager():
+    from lm_eval.tasks import TaskManager
+
+    # Built-in lm-eval tasks are not indexed (13 s); softeval passes complete config dicts.
+    return TaskManager(include_defaults=False)
+
+
+def build_lm_eval_task(cfg: dict):
+    """A ready lm-eval Task (dataset loaded) from a config dict."""
+    import datasets
+
+    try:
+        loaded = task_manager().load([dict(cfg)])
+    except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError, ValueError) as exc:
+        raise DataError(f"task {cfg.get('task')}: cannot load its data: {str(exc).splitlines()[0]}") from exc
+    tasks = list(loaded["tasks"].values())
+    assert len(tasks) == 1, loaded
+    return tasks[0]
+
+
+def eval_split(task) -> str:
+    return task.config.test_split or task.config.validation_split
+
+
+def eval_docs(task) -> list[dict]:
+    return list(task.eval_docs)
+
+
+def skipped_without_gold(task, split: str) -> int:
+    """Items dropped by process_docs (no gold answer): raw split size minus processed size."""
+    if split not in task.dataset:
+        return 0
+    raw = len(task.dataset[split])
+    processed = {task.config.test_split: task.test_docs, task.config.validation_split: task.validation_docs,
+                 task.config.training_split: task.training_docs}.get(split)
+    return raw - len(processed()) if processed else 0
+
+
+def training_docs(task) -> list[dict]:
+    if not task.has_training_docs():
+        raise DataError(f"task {task.config.task} has no training split; the soft mode tunes on it "
+                        "(set training_split in the task config, or run --modes zero,few)")
+    return list(task.training_docs())
+
+
+def render_context(task, doc: dict) -> str:
+    """The zero-shot context lm-eval builds for `doc` (description + doc_to_text)."""
+    return task.fewshot_context(doc, num_fewshot=0)
+
+
+def render_target(task, doc: dict) -> str:
+    """The gold answer text as lm-eval's few-shot examples show it (target_delimiter + target)."""
+    target = task.doc_to_target(doc)
+    if isinstance(target, int) and task.config.output_type == "multiple_choice":
+        target = task.doc_to_choice(doc)[target]
+    elif isinstance(target, list):
+        target = target[0]
+    return task.config.target_delimiter + str(target)
+
+
+def doc_key(task, doc: dict) -> str:
+    """What identifies an item for overlap checks: its rendered question."""
+    return " ".join(task.doc_to_text(doc).split())

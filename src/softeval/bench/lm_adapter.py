@@ -1,0 +1,260 @@
+"""The lm-eval seam: "frozen base model + optional soft prompt" as an lm-eval `LM`.
+
+Registered as `softeval`, so after `import softeval.bench.lm_adapter` (or through the
+`softeval-lm-eval` command, which is lm-eval's CLI with this model registered):
+
+    softeval-lm-eval --model softeval --model_args model=gemma3-270m,prompt=RUNS/bench/.../prompt.safetensors \
+        --tasks arc_easy --include_path src/softeval/bench/task_configs
+
+With no prompt it reproduces `lm_eval --model hf` for the same model: contexts and continuations
+are tokenized exactly as HFLM does (`TemplateLM._encode_pair`, BOS by the tokenizer's own rule), and
+scored through softeval's batched target-logit path. The only layout difference is that softeval
+re-adds a tokenizer-added BOS itself (`collate`), so the soft prompt can sit right after it:
+
+    request tokens   [BOS] ctx … | cont …
+    softeval row     [pad …][BOS][soft × n] ctx … | cont …      (n = 0: the same sequence)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import lm_eval.models  # noqa: F401  (fills lm-eval's registry first: registering into an empty one hides its models)
+import torch
+import torch.nn.functional as F
+from lm_eval.api.model import TemplateLM
+from lm_eval.api.registry import register_model
+from torch import nn
+from tqdm.auto import tqdm
+
+from softeval.batching import IGNORE, Example, collate
+from softeval.errors import ConfigError
+from softeval.forward import assemble_prompt_rows, autocast_context, target_logits
+from softeval.generate import generate_ids
+from softeval.models import DEFAULT_MODEL, LoadedModel, load_model
+
+logger = logging.getLogger(__name__)
+
+LLRequest = tuple[tuple[str, str], list[int], list[int]]
+
+
+@register_model("softeval")
+class SoftevalLM(TemplateLM):
+    """lm-eval model backed by a softeval `LoadedModel` and an optional soft prompt."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, prompt: str | None = None, device: str | None = "auto",
+                 dtype: str = "auto", batch_size: int | str = 8, max_batch_size: int | None = None,
+                 max_gen_toks: int = 256, max_length: int | None = None, precision: str = "fp32",
+                 add_bos_token: bool | None = None, allow_mismatch: bool = False, show_progress: bool = True,
+                 lm: LoadedModel | None = None, soft_prompt: nn.Module | None = None, placement: str = "after_bos",
+                 **unused) -> None:
+        super().__init__()
+        if unused:
+            logger.warning("softeval model ignores model_args %s", ", ".join(sorted(unused)))
+        self.lm = lm or load_model(str(model), device or "auto", dtype, show_progress=show_progress)
+        self.tokenizer = self.lm.tokenizer
+        self.batch_size = 8 if str(batch_size).startswith("auto") else int(batch_size)
+        self.max_gen_toks = int(max_gen_toks)
+        self._max_length = int(max_length) if max_length else None
+        self.precision = precision
+        self.add_bos_token = None if add_bos_token in (None, "None") else str(add_bos_token).lower() == "true"
+        self.show_progress = show_progress
+        self.prompt: nn.Module | None = soft_prompt
+        self.placement = placement
+        self.prompt_path: str | None = None
+        if prompt not in (None, "", "none", "None"):
+            self.load_prompt(str(prompt), allow_mismatch=str(allow_mismatch).lower() == "true")
+
+    # --------------------------------------------------------------------------- prompt
+
+    def load_prompt(self, path: str, allow_mismatch: bool = False) -> None:
+        """A saved prompt (.safetensors or a run directory holding prompt.safetensors)."""
+        from softeval.prompt import load_prompt
+
+        prompt, meta = load_prompt(Path(path), self.lm.info, allow_mismatch=allow_mismatch)
+        self.set_prompt(prompt.to(self.device), meta.placement)
+        self.prompt_path = path
+
+    def set_prompt(self, prompt: nn.Module | None, placement: str = "after_bos") -> None:
+        self.prompt, self.placement, self.prompt_path = prompt, placement, None
+
+    @property
+    def num_virtual_tokens(self) -> int:
+        return self.prompt.num_virtual_tokens if self.prompt is not None else 0
+
+    # --------------------------------------------------------------------------- lm-eval properties
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.lm.model.parameters()).device
+
+    @property
+    def eot_token_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    @property
+    def prefix_token_id(self) -> int:
+        # HFLM's rule: the context for an empty context is BOS if the tokenizer has one, else EOS.
+        if self.tokenizer.bos_token_id is not None:
+            return self.tokenizer.bos_token_id
+        return self.tokenizer.eos_token_id
+
+    @property
+    def max_length(self) -> int:
+        if self._max_length:
+            return self._max_length
+        cfg = self.lm.model.config
+        for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+            value = getattr(getattr(cfg, "text_config", cfg), attr, None)
+            if value:
+                return int(value)
+        return 2048
+
+    def get_model_info(self) -> dict:
+        info = self.lm.info
+        return {"model_name": info.name, "model_sha256": info.weights_sha256, "num_virtual_tokens": self.num_virtual_tokens,
+                "prompt": self.prompt_path, "placement": self.placement}
+
+    # --------------------------------------------------------------------------- tokens
+
+    def tok_encode(self, string: str, add_special_tokens: bool | None = None, left_truncate_len: int | None = None,
+                   **kwargs) -> list[int]:
+        """As HFLM: the tokenizer's own special-token rule, unless the string already starts with BOS."""
+        if add_special_tokens is not None:
+            special = {"add_special_tokens": add_special_tokens}
+        elif self.add_bos_token is not None:
+            special = {"add_special_tokens": self.add_bos_token}
+        else:
+            special = {}
+        bos_text = self.tokenizer.decode(self.prefix_token_id)
+        if add_special_tokens is None and bos_text and string.startswith(bos_text):
+            special = {"add_special_tokens": False}
+        ids = self.tokenizer.encode(string, **special)
+        return ids[-left_truncate_len:] if left_truncate_len else ids
+
+    def tok_decode(self, tokens, skip_special_tokens: bool = True) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=skip_special_tokens)
+
+    def _split_bos(self, ids: list[int]) -> list[int]:
+        """Drop a tokenizer-added BOS: `collate` puts it back (before the soft prompt)."""
+        bos = self.lm.info.bos_token_id
+        return ids[1:] if bos is not None and ids[:1] == [bos] else ids
+
+    def example(self, context_enc: list[int], continuation_enc: list[int], truncate: bool = True) -> Example:
+        """A scored example: the continuation tokens are the targets (shared with soft-prompt tuning)."""
+        ids = list(context_enc) + list(continuation_enc)
+        n_ctx = len(context_enc)
+        stripped = self._split_bos(ids)
+        n_ctx -= len(ids) - len(stripped)
+        if truncate and len(stripped) > self.max_length - self.num_virtual_tokens - 1:
+            cut = len(stripped) - (self.max_length - self.num_virtual_tokens - 1)
+            stripped, n_ctx = stripped[cut:], max(n_ctx - cut, 1)
+        return Example(input_ids=stripped, labels=[IGNORE] * n_ctx + stripped[n_ctx:])
+
+    # --------------------------------------------------------------------------- log-likelihood
+
+    @torch.no_grad()
+    def _loglikelihood_tokens(self, requests: list[LLRequest], disable_tqdm: bool = False,
+                              **kwargs) -> list[tuple[float, bool]]:
+        """(sum of continuation log-probs, whether every continuation token is the argmax) per request."""
+        order = sorted(range(len(requests)), key=lambda i: -(len(requests[i][1]) + len(requests[i][2])))
+        results: list[tuple[float, bool] | None] = [None] * len(requests)
+        info = self.lm.info
+        with tqdm(total=len(requests), desc="loglikelihood", disable=disable_tqdm or not self.show_progress,
+                  leave=False) as bar:
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start:start + self.batch_size]
+                examples = [self.example(requests[i][1], requests[i][2]) for i in chunk]
+                batch = collate(examples, self.num_virtual_tokens, info.bos_token_id, info.pad_token_id,
+                                self.placement).to(self.device)
+                with autocast_context(self.device, self.precision):
+                    rows = self._prompt_rows(batch)
+                    logits = target_logits(self.lm.model, batch, rows)  # (N, V) fp32
+                logprobs = F.log_softmax(logits, dim=-1)
+                token_lp = logprobs.gather(1, batch.target_ids[:, None]).squeeze(1).double()  # (N,)
+                greedy = (logits.argmax(dim=-1) == batch.target_ids).long()  # (N,)
+                sums = torch.zeros(len(chunk), dtype=torch.float64, device=self.device).index_add_(
+                    0, batch.target_rows, token_lp)
+                misses = torch.zeros(len(chunk), dtype=torch.long, device=self.device).index_add_(
+                    0, batch.target_rows, 1 - greedy)
+                for row, i in enumerate(chunk):
+                    answer = (float(sums[row]), bool(misses[row] == 0))
+                    results[i] = answer
+                    self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
+                bar.update(len(chunk))
+        return results  # type: ignore[return-value]
+
+    def _prompt_rows(self, batch) -> torch.Tensor:
+        hidden = self.lm.info.hidden_size
+        if self.prompt is None or self.num_virtual_tokens == 0:
+            return torch.zeros(batch.input_ids.shape[0], 0, hidden, device=self.device)
+        return assemble_prompt_rows([self.prompt], batch, hidden)
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+
+        out = []
+        for (string,) in [r.args for r in requests]:
+            windows = [make_disjoint_window(w) for w in get_rolling_token_windows(
+                token_list=self.tok_encode(string), prefix_token=self.prefix_token_id,
+                max_seq_len=self.max_length - self.num_virtual_tokens - 1, context_len=1)]
+            scored = self._loglikelihood_tokens([(("", ""), ctx, cont) for ctx, cont in windows], disable_tqdm=True)
+            total = sum(lp for lp, _ in scored)
+            out.append(total)
+            self.cache_hook.add_partial("loglikelihood_rolling", (string,), total)
+        return out
+
+    # --------------------------------------------------------------------------- generation
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        """Greedy (or sampled) continuations through the KV cache, cut at the first stop string."""
+        from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
+
+        args = [r.args for r in requests]
+        groups: dict[str, list[int]] = {}
+        for i, (_, gen_kwargs) in enumerate(args):
+            groups.setdefault(json.dumps(gen_kwargs, sort_keys=True, default=str), []).append(i)
+        results: list[str | None] = [None] * len(args)
+        eos_text = self.tok_decode([self.eot_token_id], skip_special_tokens=False) if self.eot_token_id is not None else None
+        info = self.lm.info
+        with tqdm(total=len(args), desc="generate", disable=disable_tqdm or not self.show_progress, leave=False) as bar:
+            for indices in groups.values():
+                kwargs = normalize_gen_kwargs(args[indices[0]][1], self.max_gen_toks)
+                until = handle_stop_sequences(kwargs.pop("until", None), eos=eos_text)
+                max_new = int(kwargs.pop("max_gen_toks"))
+                temperature = float(kwargs.get("temperature", 0.0)) if kwargs.get("do_sample") else 0.0
+                if max_new >= self.max_length:
+                    raise ConfigError(f"max_gen_toks {max_new} must be below the model's context {self.max_length}")
+                max_ctx = self.max_length - max_new - self.num_virtual_tokens - 1
+                encoded = {i: self._split_bos(self.tok_encode(args[i][0]))[-max_ctx:] for i in indices}
+                ordered = sorted(indices, key=lambda i: -len(encoded[i]))
+
+                def stop(new_ids: list[int]) -> bool:
+                    text = self.tokenizer.decode(new_ids[-64:], skip_special_tokens=False)
+                    return any(u and u in text for u in until)
+
+                for start in range(0, len(ordered), self.batch_size):
+                    chunk = ordered[start:start + self.batch_size]
+                    new = generate_ids(self.lm.model, self.prompt, [encoded[i] for i in chunk],
+                                       bos_id=info.bos_token_id, pad_id=info.pad_token_id, eos_id=self.eot_token_id,
+                                       placement=self.placement, max_new_tokens=max_new, temperature=temperature,
+                                       top_p=float(kwargs.get("top_p", 1.0) or 1.0), stop=stop)
+                    for i, ids in zip(chunk, new):
+                        text = postprocess_generated_text(self.tok_decode(ids), until, None)
+                        results[i] = text
+                        self.cache_hook.add_partial("generate_until", args[i], text)
+                    bar.update(len(chunk))
+        return results  # type: ignore[return-value]
+
+
+def lm_eval_main() -> None:
+    """`softeval-lm-eval`: lm-eval's own CLI with the `softeval` model registered.
+
+    lm-eval 0.4.x does not load plugin entry points for models, so `lm_eval --model softeval`
+    only works once this module is imported; this command does that and hands over to lm-eval.
+    """
+    from lm_eval.__main__ import cli_evaluate
+
+    cli_evaluate()

@@ -1,0 +1,138 @@
+"""Leaderboards and rank correlations between benchmark modes and a reference ranking.
+
+Scores are per-item correctness vectors on the *same* items for every model (every mode is scored
+on identical items), so uncertainty comes from a paired item bootstrap: resample items with
+replacement, recompute every model's score, re-rank, recompute the correlation. With fewer than
+three models a rank correlation is ±1 or undefined; it is still reported, with n_models alongside.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from softeval.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Correlation:
+    spearman: float
+    spearman_ci: tuple[float, float]
+    kendall: float
+    kendall_ci: tuple[float, float]
+    n_models: int
+    models: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def leaderboard(scores: dict[str, float]) -> list[dict]:
+    """Models sorted best first, with 1-based ranks (ties share the better rank)."""
+    ordered = sorted(scores.items(), key=lambda kv: (-_nan_low(kv[1]), kv[0]))
+    rows, last, rank = [], None, 0
+    for i, (model, score) in enumerate(ordered, start=1):
+        if score != last:
+            rank, last = i, score
+        rows.append({"rank": rank, "model": model, "score": score})
+    return rows
+
+
+def _nan_low(x: float) -> float:
+    return -math.inf if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    from scipy import stats
+
+    if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan"), float("nan")
+    return float(stats.spearmanr(a, b).statistic), float(stats.kendalltau(a, b).statistic)
+
+
+def _ci(values: list[float], level: float) -> tuple[float, float]:
+    arr = np.array([v for v in values if not math.isnan(v)])
+    if arr.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(arr, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def rank_correlation(items_a: dict[str, list[float]], b: dict[str, list[float]] | dict[str, float], *,
+                     num_bootstrap: int = 1000, seed: int = 0, level: float = 0.95) -> Correlation:
+    """Spearman and Kendall between the models' mean scores in `items_a` and in `b`.
+
+    `items_a` maps model → per-item scores (same items, same order for all models). `b` is either
+    the same kind of table (another mode, resampled jointly with `a`) or fixed reference scores.
+    """
+    models = sorted(set(items_a) & set(b))
+    if len(models) < 2:
+        raise DataError(f"a rank correlation needs at least 2 models in common, got {len(models)} "
+                        f"({', '.join(models) or 'none'})")
+    a_mat = np.array([items_a[m] for m in models], dtype=float)  # (M, I)
+    b_is_table = not isinstance(b[models[0]], (int, float))
+    b_mat = np.array([b[m] for m in models], dtype=float) if b_is_table else None
+    b_fixed = None if b_is_table else np.array([float(b[m]) for m in models])
+    if b_is_table and b_mat.shape[1] != a_mat.shape[1]:
+        raise DataError("modes compared by rank correlation must be scored on the same items")
+    point = _corr(a_mat.mean(1), b_mat.mean(1) if b_is_table else b_fixed)
+    rng = np.random.default_rng(seed)
+    n_items = a_mat.shape[1]
+    boots_s, boots_k = [], []
+    for _ in range(num_bootstrap if n_items else 0):
+        idx = rng.integers(0, n_items, n_items)
+        s, k = _corr(a_mat[:, idx].mean(1), b_mat[:, idx].mean(1) if b_is_table else b_fixed)
+        boots_s.append(s)
+        boots_k.append(k)
+    return Correlation(spearman=point[0], spearman_ci=_ci(boots_s, level), kendall=point[1],
+                       kendall_ci=_ci(boots_k, level), n_models=len(models), models=tuple(models))
+
+
+# --------------------------------------------------------------------------- reference rankings
+
+
+def load_reference(path: str | Path) -> dict[str, float]:
+    """A user-supplied reference ranking: CSV with `model,score` columns (a header row), JSON
+    `{"model": score, …}`, or JSON `[{"model": …, "score": …}, …]`. Higher score = better."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"reference ranking {p} does not exist")
+    if p.suffix.lower() == ".json":
+        try:
+            data = json.loads(p.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"reference ranking {p} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+        if isinstance(data, list):
+            data = {str(r.get("model")): r.get("score") for r in data if isinstance(r, dict)}
+        if not isinstance(data, dict):
+            raise DataError(f"reference ranking {p} must be a mapping model → score or a list of {{model, score}}")
+        out = data
+    else:
+        with open(p, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        if not rows or not {"model", "score"} <= set(rows[0]):
+            raise DataError(f"reference ranking {p} must be a CSV with a header row naming 'model' and 'score' columns")
+        out = {r["model"].strip(): r["score"] for r in rows}
+    try:
+        return {str(k): float(v) for k, v in out.items()}
+    except (TypeError, ValueError):
+        raise DataError(f"reference ranking {p}: every score must be a number") from None
+
+
+def check_reference(reference: dict[str, float], models: list[str], path: str | Path = "reference") -> None:
+    """Refuse a reference that names models which were not run (usually a typo)."""
+    unknown = sorted(set(reference) - set(models))
+    if unknown:
+        raise DataError(f"reference ranking {path} names models that were not run: {', '.join(unknown)}; "
+                        f"models in this run: {', '.join(models)} (rename them or add --model)")
+    missing = sorted(set(models) - set(reference))
+    if missing:
+        logger.warning("reference ranking has no score for %s; left out of the correlation", ", ".join(missing))

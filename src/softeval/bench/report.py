@@ -1,0 +1,176 @@
+"""A self-contained HTML report (plots as base64 PNG) from a bench results document.
+
+Reads only results.json's content; never loads a model."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from pathlib import Path
+
+from softeval.runs import atomic_write_text
+
+MODE_COLORS = {"zero": "#9e9e9e", "few": "#1f77b4", "soft": "#d62728"}
+SHOWN = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc", "ll_acc")
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>'
+
+
+def _fmt(x) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+
+
+def _mode_comparison(results: dict, task: str) -> str:
+    import matplotlib.pyplot as plt
+
+    models = [m for m in results if task in results[m]]
+    metrics = [k for k in SHOWN if any(k in r for m in models for r in results[m][task].values())]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        modes = [md for md in MODE_COLORS if any(md in results[m][task] for m in models)]
+        width = 0.8 / max(1, len(modes))
+        for j, mode in enumerate(modes):
+            ys = [results[m][task].get(mode, {}).get(metric, float("nan")) for m in models]
+            es = [results[m][task].get(mode, {}).get(f"{metric}_stderr", 0.0) for m in models]
+            xs = [i + (j - (len(modes) - 1) / 2) * width for i in range(len(models))]
+            ax.bar(xs, [100 * (y if y == y else 0) for y in ys], width, yerr=[100 * (e if e == e else 0) for e in es],
+                   color=MODE_COLORS[mode], label=mode, capsize=2)
+        ax.set_xticks(range(len(models)), [m[-18:] for m in models], rotation=20, fontsize=7)
+        ax.set_title(metric, fontsize=9)
+        ax.set_ylim(0, 100)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{task}: modes compared (%)", fontsize=10)
+    return _png(fig)
+
+
+def _format_vs_accuracy(results: dict) -> str:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    for model, per_task in results.items():
+        for task, per_mode in per_task.items():
+            for mode, m in per_mode.items():
+                if "format_rate" in m:
+                    ax.scatter(100 * m["format_rate"], 100 * m["lenient_acc"], c=MODE_COLORS.get(mode, "k"), marker="o")
+                    ax.scatter(100 * m["format_rate"], 100 * m["strict_acc"], c=MODE_COLORS.get(mode, "k"), marker="x")
+                    ax.annotate(f"{model[-10:]}/{task}", (100 * m["format_rate"], 100 * m["lenient_acc"]), fontsize=5)
+    ax.plot([0, 100], [0, 100], ls=":", c="k", lw=0.5)
+    ax.set_xlabel("format-following (%)")
+    ax.set_ylabel("accuracy (%): o lenient, x strict")
+    for mode, c in MODE_COLORS.items():
+        ax.scatter([], [], c=c, label=mode)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _curve(curves: dict, task: str) -> str:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for model, per_task in curves.items():
+        pts = per_task.get(task)
+        if not pts:
+            continue
+        steps = [p["step"] for p in pts]
+        line, = ax.plot(steps, [100 * p["format_rate"] for p in pts], marker="o", label=f"{model[-18:]} format")
+        ax.plot(steps, [100 * p["strict_acc"] for p in pts], marker="x", ls="--", c=line.get_color(),
+                label=f"{model[-18:]} strict acc")
+    ax.set_xlabel("tuning steps")
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{task}: format saturation", fontsize=10)
+    ax.legend(fontsize=6)
+    return _png(fig)
+
+
+def _ranking_scatter(results: dict, task: str, metric: str, reference: dict | None) -> str:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    models = [m for m in results if task in results[m]]
+    for mode, c in MODE_COLORS.items():
+        pts = [(m, results[m][task][mode].get(metric)) for m in models if mode in results[m][task]]
+        pts = [(m, y) for m, y in pts if y is not None]
+        if reference:
+            pts = [(m, y) for m, y in pts if m in reference]
+            xs = [reference[m] for m, _ in pts]
+        else:
+            xs = [results[m][task].get("zero", {}).get(metric, float("nan")) * 100 for m, _ in pts]
+        ax.scatter(xs, [100 * y for _, y in pts], c=c, label=mode)
+        for (m, y), x in zip(pts, xs):
+            ax.annotate(m[-12:], (x, 100 * y), fontsize=6)
+    ax.set_xlabel("reference score" if reference else f"zero-shot {metric} (%)")
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title(f"{task}: ranking", fontsize=10)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _table(results: dict) -> str:
+    rows = ["<tr><th>model</th><th>task</th><th>mode</th>" + "".join(f"<th>{k}</th>" for k in SHOWN) + "<th>n</th></tr>"]
+    for model, per_task in results.items():
+        for task, per_mode in per_task.items():
+            for mode, m in per_mode.items():
+                n = m.get("format_rate_n", m.get("ll_acc_n", ""))
+                cells = "".join(f"<td>{_fmt(m.get(k))} ± {_fmt(m.get(k + '_stderr'))}</td>" if k in m else "<td>–</td>"
+                                for k in SHOWN)
+                rows.append(f"<tr><td>{html.escape(model)}</td><td>{task}</td><td>{mode}</td>{cells}<td>{n}</td></tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _rank_table(rankings: dict) -> str:
+    rows = ["<tr><th>task</th><th>metric</th><th>comparison</th><th>Spearman [95% CI]</th><th>Kendall [95% CI]</th>"
+            "<th>models</th></tr>"]
+    for task, per_metric in rankings.items():
+        for metric, entry in per_metric.items():
+            for kind in ("vs_reference", "between_modes"):
+                for name, c in (entry.get(kind) or {}).items():
+                    label = f"{name} vs reference" if kind == "vs_reference" else name
+                    rows.append(f"<tr><td>{task}</td><td>{metric}</td><td>{label}</td>"
+                                f"<td>{c['spearman']:.2f} [{c['spearman_ci'][0]:.2f}, {c['spearman_ci'][1]:.2f}]</td>"
+                                f"<td>{c['kendall']:.2f} [{c['kendall_ci'][0]:.2f}, {c['kendall_ci'][1]:.2f}]</td>"
+                                f"<td>{c['n_models']}</td></tr>")
+    return "<table>" + "".join(rows) + "</table>" if len(rows) > 1 else "<p>(needs at least two models)</p>"
+
+
+def write_report(out: Path, doc: dict, reference: dict | None = None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    results, curves, rankings = doc["results"], doc["curves"], doc["rankings"]
+    tasks = sorted({t for per in results.values() for t in per})
+    parts = ["<h1>softeval bench</h1>", f"<pre>{html.escape(_settings(doc))}</pre>",
+             "<h2>Metrics (%, ± stderr)</h2>", _table(results)]
+    for task in tasks:
+        parts += [f"<h2>{task}</h2>", _mode_comparison(results, task)]
+        if any(task in per for per in curves.values()):
+            parts.append(_curve(curves, task))
+        metric = "ll_acc" if any("ll_acc" in r for per in results.values() for r in per.get(task, {}).values()) \
+            else "strict_acc"
+        if len(results) >= 2 or reference:
+            parts.append(_ranking_scatter(results, task, metric, reference))
+    if results:
+        parts += ["<h2>Format vs accuracy</h2>", _format_vs_accuracy(results)]
+    parts += ["<h2>Rank correlations</h2>", _rank_table(rankings)]
+    style = ("<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;"
+             "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}img{margin:6px}</style>")
+    path = out / "report.html"
+    atomic_write_text(path, f"<!doctype html><html><head><meta charset='utf-8'>{style}</head><body>"
+                            + "\n".join(parts) + "</body></html>")
+    return path
+
+
+def _settings(doc: dict) -> str:
+    c = doc["config"]
+    keys = ("models", "tasks", "modes", "shots", "num_virtual_tokens", "max_steps", "batch_size", "lr", "curve_steps",
+            "limit", "max_gen_toks", "data_dir", "seed")
+    return "\n".join(f"{k}: {c.get(k)}" for k in keys) + f"\nversions: {doc.get('versions')}\ndata: {doc.get('data')}"

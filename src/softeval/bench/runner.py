@@ -1,0 +1,329 @@
+"""softeval bench: zero-shot, k-shot and soft-prompt-tuned evaluation of models on benchmarks.
+
+    setup  resolve tasks (built-in / lm-eval YAML / softeval spec; Hub or --data-dir), check the reference
+    loop   per model: load once; per task: zero and few through lm-eval; soft: tune ONE prompt on the
+           training split with snapshots at the curve steps, evaluate the --steps snapshot (mode "soft")
+           and the generative form at every curve step
+    save   units/ (one JSON per finished (model, task, mode) unit: re-runs skip them), samples/*.jsonl,
+           results.json (lm-eval-shaped), report.html
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from softeval import __version__
+from softeval.bench import harness, scoring
+from softeval.bench.tasks import BenchTask, resolve_task
+from softeval.errors import ConfigError
+from softeval.runs import atomic_write_json, atomic_write_text, read_jsonl
+
+logger = logging.getLogger(__name__)
+
+MODES = ("zero", "few", "soft")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    models: list[str] = field(default_factory=lambda: ["smollm2-135m-instruct"])
+    tasks: list[str] = field(default_factory=lambda: ["arc_easy"])
+    modes: list[str] = field(default_factory=lambda: list(MODES))
+    forms: list[str] = field(default_factory=lambda: ["gen", "ll"])  # generative and/or log-likelihood form
+    shots: int = 5                       # k for the few-shot mode (lm-eval's sampler and seed)
+    num_virtual_tokens: int = 10         # soft-prompt length (--tokens)
+    max_steps: int = 80                  # tuning steps for the soft mode (--steps)
+    batch_size: int = 8                  # tuning batch (80 × 8 ≈ 640 training examples)
+    lr: float = 0.03
+    warmup_steps: int = 10
+    init: str = "vocab"
+    curve_steps: list[int] = field(default_factory=lambda: [0, 10, 20, 40, 80, 160])  # [] = no curve
+    num_train: int | None = None         # tuning examples; None = (last step) × batch_size, each seen once
+    limit: int | None = None             # first N evaluation items per task (None = all)
+    max_gen_toks: int | None = None      # cap on generated tokens (GSM8K on CPU: 64-128)
+    data_dir: str | None = None          # local original-layout files instead of the Hub
+    reference: str | None = None         # CSV/JSON model → score to correlate rankings with
+    device: str = "auto"
+    dtype: str = "auto"
+    precision: str = "fp32"
+    eval_batch_size: int = 16
+    seed: int = 0                        # tuning data, prompt init and few-shot sampling
+    num_bootstrap: int = 1000
+    out: str = "runs/bench"
+    show_progress: bool = True
+
+    def __post_init__(self):
+        errors = []
+        if not self.models:
+            errors.append("models: give at least one --model")
+        if not self.tasks:
+            errors.append("tasks: give at least one --task")
+        bad = [m for m in self.modes if m not in MODES]
+        if bad or not self.modes:
+            errors.append(f"modes must be a subset of {', '.join(MODES)}, got {', '.join(self.modes) or 'none'}")
+        for key in ("shots", "max_steps", "num_bootstrap"):
+            if getattr(self, key) < 0:
+                errors.append(f"{key} must be >= 0, got {getattr(self, key)}")
+        for key in ("num_virtual_tokens", "batch_size", "eval_batch_size"):
+            if getattr(self, key) < 1:
+                errors.append(f"{key} must be >= 1, got {getattr(self, key)}")
+        if not self.forms or any(f not in ("gen", "ll") for f in self.forms):
+            errors.append(f"forms must be a subset of gen,ll, got {', '.join(self.forms) or 'none'}")
+        if any(s < 0 for s in self.curve_steps):
+            errors.append(f"curve_steps must be >= 0, got {self.curve_steps}")
+        if self.limit is not None and self.limit < 1:
+            errors.append(f"limit must be >= 1, got {self.limit}")
+        if self.max_gen_toks is not None and self.max_gen_toks < 1:
+            errors.append(f"max_gen_toks must be >= 1, got {self.max_gen_toks}")
+        if errors:
+            raise ConfigError("; ".join(errors))
+
+    @property
+    def last_step(self) -> int:
+        return max([self.max_steps, *self.curve_steps])
+
+
+@dataclass
+class BenchResult:
+    out_dir: Path
+    results: dict          # model → task → mode → metrics
+    curves: dict           # model → task → [{step, metrics…}]
+    rankings: dict
+    report_path: Path | None
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip("/")).strip("_")[-80:] or "model"
+
+
+# --------------------------------------------------------------------------- one unit
+
+
+def _task_config(task: BenchTask, form: str, cfg: BenchConfig) -> dict:
+    conf = dict(task.configs[form])
+    if cfg.max_gen_toks and form == "gen":
+        gk = dict(conf.get("generation_kwargs") or {})
+        gk["max_gen_toks"] = min(int(gk.get("max_gen_toks", cfg.max_gen_toks)), cfg.max_gen_toks)
+        conf["generation_kwargs"] = gk
+    return conf
+
+
+def evaluate_form(adapter, task: BenchTask, form: str, shots: int, cfg: BenchConfig) -> tuple[list[dict], dict]:
+    """Run one form of a task through lm-eval; return per-sample records and lm-eval's own metrics."""
+    import lm_eval
+
+    conf = _task_config(task, form, cfg)
+    out = lm_eval.simple_evaluate(model=adapter, tasks=[conf], num_fewshot=shots, limit=cfg.limit, log_samples=True,
+                                  task_manager=harness.task_manager(), bootstrap_iters=cfg.num_bootstrap,
+                                  random_seed=cfg.seed, numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed,
+                                  fewshot_random_seed=cfg.seed, verbosity="WARNING")
+    name = conf["task"]
+    samples = sorted(out["samples"][name], key=lambda s: s["doc_id"])
+    records = ([scoring.gen_record(s, task.answer) for s in samples] if form == "gen"
+               else [scoring.ll_record(s) for s in samples])
+    native = {k: v for k, v in out["results"][name].items() if k != "alias"}
+    return records, native
+
+
+def run_unit(adapter, task: BenchTask, mode: str, shots: int, forms: list[str], cfg: BenchConfig,
+             unit_path: Path, samples_dir: Path, extra: dict) -> dict:
+    """Evaluate `forms` of a task in one mode; write samples and the unit JSON (atomic); return it."""
+    if unit_path.exists():
+        return json.loads(unit_path.read_text())
+    t0 = time.time()
+    per_form, native = {}, {}
+    for form in forms:
+        records, native[form] = evaluate_form(adapter, task, form, shots, cfg)
+        per_form[form] = records
+        atomic_write_text(samples_dir / f"{mode}_{form}.jsonl",
+                          "".join(json.dumps({"mode": mode, "form": form, **r}, default=str) + "\n" for r in records))
+    unit = {"mode": mode, "num_fewshot": shots, "metrics": scoring.aggregate(per_form.get("gen"), per_form.get("ll")),
+            "lm_eval": native, "seconds": round(time.time() - t0, 1), **extra}
+    atomic_write_json(unit_path, unit)
+    return unit
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run(cfg: BenchConfig) -> BenchResult:
+    from tqdm.auto import tqdm
+
+    from softeval.bench import ranking, tuning
+    from softeval.bench.lm_adapter import SoftevalLM
+    from softeval.models import load_model
+    from softeval.train import TrainConfig
+
+    # --- setup (every user error surfaces here, before any model work)
+    out = Path(cfg.out)
+    soft = "soft" in cfg.modes
+    tasks = [resolve_task(t, cfg.data_dir, soft=soft) for t in cfg.tasks]
+    for t in tasks:
+        t.configs = {f: c for f, c in t.configs.items() if f in cfg.forms}
+        if not t.configs:
+            raise ConfigError(f"task {t.name} has no {'/'.join(cfg.forms)} form; it has gen"
+                              + ("" if t.answer != "letter" else " and ll"))
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"tasks repeat: {', '.join(names)}")
+    reference = None
+    if cfg.reference:
+        reference = ranking.load_reference(cfg.reference)
+        ranking.check_reference(reference, cfg.models, cfg.reference)
+    built = {t.name: {form: harness.build_lm_eval_task(_task_config(t, form, cfg)) for form in t.forms} for t in tasks}
+    data_info = {}
+    for t in tasks:
+        lm_task = built[t.name][t.forms[0]]
+        split = harness.eval_split(lm_task)
+        docs = harness.eval_docs(lm_task)
+        data_info[t.name] = {"eval_split": split, "eval_items": min(len(docs), cfg.limit or len(docs)),
+                             "eval_items_available": len(docs), "source": t.source,
+                             "skipped_no_gold": harness.skipped_without_gold(lm_task, split)}
+        if data_info[t.name]["skipped_no_gold"]:
+            logger.warning("%s: %d %s items have no gold answer; skipped", t.name,
+                           data_info[t.name]["skipped_no_gold"], split)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", asdict(cfg))
+    curve_steps = sorted(set(cfg.curve_steps)) if soft else []
+    units_total = len(cfg.models) * len(tasks) * (len(cfg.modes) + len([s for s in curve_steps if s != cfg.max_steps]))
+    train_cfg = TrainConfig(num_virtual_tokens=cfg.num_virtual_tokens, max_steps=cfg.last_step,
+                            batch_size=cfg.batch_size, lr=cfg.lr, warmup_steps=cfg.warmup_steps, schedule="constant",
+                            init=cfg.init, seed=cfg.seed, eval_every=0, checkpoint_every=10, keep_checkpoints=2,
+                            precision=cfg.precision, eval_batch_size=cfg.eval_batch_size,
+                            show_progress=cfg.show_progress, out=str(out / "train"))
+
+    # --- loop
+    with tqdm(total=units_total, desc="bench units", disable=not cfg.show_progress, dynamic_ncols=True) as bar:
+        for model_name in cfg.models:
+            adapter = None
+            for t in tasks:
+                unit_dir = out / "units" / slug(model_name) / t.name
+                samples_dir = out / "samples" / slug(model_name) / t.name
+                todo = [m for m in cfg.modes if not (unit_dir / f"{m}.json").exists()]
+                todo_curve = [s for s in curve_steps if s != cfg.max_steps and not (unit_dir / f"curve_{s:06d}.json").exists()]
+                bar.update(len(cfg.modes) - len(todo) + len([s for s in curve_steps if s != cfg.max_steps]) - len(todo_curve))
+                if not todo and not todo_curve:
+                    continue
+                if adapter is None:
+                    lm = load_model(model_name, cfg.device, cfg.dtype, show_progress=cfg.show_progress)
+                    adapter = SoftevalLM(lm=lm, batch_size=cfg.eval_batch_size, precision=cfg.precision,
+                                         show_progress=False)
+                for mode in [m for m in ("zero", "few") if m in todo]:
+                    bar.set_description(f"{slug(model_name)} {t.name} {mode}")
+                    adapter.set_prompt(None)
+                    run_unit(adapter, t, mode, 0 if mode == "zero" else cfg.shots, t.forms, cfg,
+                             unit_dir / f"{mode}.json", samples_dir, {})
+                    bar.update(1)
+                if "soft" not in todo and not todo_curve:
+                    continue
+                # --- soft: one tuning run, snapshots at the curve steps and at --steps
+                gen_task = built[t.name]["gen"] if "gen" in t.forms else built[t.name][t.forms[0]]
+                eval_keys = {harness.doc_key(gen_task, d) for d in harness.eval_docs(gen_task)}
+                num_train = cfg.num_train or cfg.last_step * cfg.batch_size
+                data = tuning.tuning_examples(gen_task, adapter, num_train, cfg.seed, eval_keys)
+                run_dir = out / "train" / slug(model_name) / t.name
+                spec = {"task": t.name, "bench": True, "form": "gen", "source": t.source}
+                bar.set_description(f"{slug(model_name)} {t.name} tune")
+                paths = tuning.tune_with_snapshots(adapter, data, train_cfg,
+                                                   sorted(set(curve_steps) | {cfg.max_steps}), run_dir, spec,
+                                                   show_progress=cfg.show_progress)
+                tuning_info = {"num_train": len(data.train), "overlap_removed": data.overlap_removed,
+                               "num_virtual_tokens": cfg.num_virtual_tokens, "batch_size": cfg.batch_size}
+                if "soft" in todo:
+                    bar.set_description(f"{slug(model_name)} {t.name} soft")
+                    adapter.set_prompt(*tuning.load_snapshot(adapter, paths[cfg.max_steps]))
+                    run_unit(adapter, t, "soft", 0, t.forms, cfg, unit_dir / "soft.json", samples_dir,
+                             {"steps": cfg.max_steps, "prompt": str(paths[cfg.max_steps]), "tuning": tuning_info})
+                    bar.update(1)
+                for step in todo_curve:
+                    if step not in paths:
+                        continue
+                    bar.set_description(f"{slug(model_name)} {t.name} step {step}")
+                    adapter.set_prompt(*tuning.load_snapshot(adapter, paths[step]))
+                    run_unit(adapter, t, f"soft@{step}", 0, ["gen"] if "gen" in t.forms else t.forms, cfg,
+                             unit_dir / f"curve_{step:06d}.json", samples_dir / "curve",
+                             {"steps": step, "prompt": str(paths[step]), "tuning": tuning_info})
+                    bar.update(1)
+                adapter.set_prompt(None)
+
+    # --- save
+    results, curves = collect_results(out, cfg, tasks)
+    rankings = compute_rankings(out, cfg, tasks, reference)
+    import lm_eval
+    import torch
+    import transformers
+
+    doc = {"results": results, "curves": curves, "rankings": rankings, "data": data_info, "config": asdict(cfg),
+           "versions": {"softeval": __version__, "lm_eval": lm_eval.__version__, "torch": torch.__version__,
+                        "transformers": transformers.__version__}}
+    atomic_write_json(out / "results.json", doc)
+    from softeval.bench.report import write_report
+
+    report_path = write_report(out, doc, reference)
+    logger.info("wrote %s and %s", out / "results.json", report_path)
+    return BenchResult(out_dir=out, results=results, curves=curves, rankings=rankings, report_path=report_path)
+
+
+def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tuple[dict, dict]:
+    results: dict = {}
+    curves: dict = {}
+    for model_name in cfg.models:
+        for t in tasks:
+            unit_dir = out / "units" / slug(model_name) / t.name
+            for mode in cfg.modes:
+                p = unit_dir / f"{mode}.json"
+                if p.exists():
+                    unit = json.loads(p.read_text())
+                    results.setdefault(model_name, {}).setdefault(t.name, {})[mode] = {
+                        **unit["metrics"], "num_fewshot": unit["num_fewshot"], "lm_eval": unit["lm_eval"],
+                        **({"steps": unit["steps"], "tuning": unit["tuning"]} if mode == "soft" else {})}
+            points = []
+            for step in (sorted(set(cfg.curve_steps)) if "soft" in cfg.modes else []):
+                p = unit_dir / ("soft.json" if step == cfg.max_steps else f"curve_{step:06d}.json")
+                if p.exists():
+                    m = json.loads(p.read_text())["metrics"]
+                    points.append({"step": step, **{k: v for k, v in m.items() if not k.startswith("ll_")}})
+            if points:
+                curves.setdefault(model_name, {})[t.name] = points
+    return results, curves
+
+
+def _records(out: Path, model: str, task: str, mode: str, form: str) -> list[dict]:
+    return list(read_jsonl(out / "samples" / slug(model) / task / f"{mode}_{form}.jsonl"))
+
+
+def compute_rankings(out: Path, cfg: BenchConfig, tasks: list[BenchTask], reference: dict | None) -> dict:
+    """Leaderboards per (task, mode, metric); correlations vs the reference and between modes."""
+    from softeval.bench import ranking
+
+    rankings: dict = {}
+    for t in tasks:
+        metrics = (["strict_acc", "lenient_acc"] if "gen" in t.forms else []) + (["ll_acc"] if "ll" in t.forms else [])
+        for metric in metrics:
+            form = "ll" if metric == "ll_acc" else "gen"
+            items = {mode: {m: scoring.item_scores(_records(out, m, t.name, mode, form), metric) for m in cfg.models}
+                     for mode in cfg.modes}
+            items = {mode: {m: v for m, v in per.items() if v} for mode, per in items.items()}
+            entry: dict = {"leaderboards": {mode: ranking.leaderboard({m: sum(v) / len(v) for m, v in per.items()})
+                                            for mode, per in items.items() if per}}
+            if len(cfg.models) >= 2:
+                if reference:
+                    entry["vs_reference"] = {}
+                    for mode, per in items.items():
+                        if len(set(per) & set(reference)) >= 2:
+                            entry["vs_reference"][mode] = ranking.rank_correlation(
+                                per, reference, num_bootstrap=cfg.num_bootstrap, seed=cfg.seed).to_dict()
+                entry["between_modes"] = {}
+                modes = [m for m in cfg.modes if len(items.get(m, {})) >= 2]
+                for i, a in enumerate(modes):
+                    for b in modes[i + 1:]:
+                        common = set(items[a]) & set(items[b])
+                        if len(common) >= 2 and all(len(items[a][m]) == len(items[b][m]) for m in common):
+                            entry["between_modes"][f"{a}~{b}"] = ranking.rank_correlation(
+                                items[a], items[b], num_bootstrap=cfg.num_bootstrap, seed=cfg.seed).to_dict()
+            rankings.setdefault(t.name, {})[metric] = entry
+    return rankings

@@ -1,0 +1,81 @@
+"""Per-sample records and per-mode metrics from lm-eval's logged samples.
+
+Generative form, per item: the raw output, the strict and lenient parses, `format_ok` (strict parse
+succeeded), `strict_correct`, `lenient_correct`. Log-likelihood form: the chosen choice and
+`ll_correct`. Aggregates (with the standard error of a mean, as lm-eval reports):
+
+  format_rate       share of outputs in the required format
+  strict_acc        correct AND in format, over all items
+  acc_given_format  correct among the format-following outputs (knowledge once the format is right)
+  lenient_acc       correct under best-effort extraction, over all items
+  ll_acc            log-likelihood accuracy (multiple choice; format-free)
+"""
+
+from __future__ import annotations
+
+import math
+
+from softeval.bench.parsing import gold_number, parse_letter, parse_number, parse_text, same_answer
+
+GEN_METRICS = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc")
+LL_METRICS = ("ll_acc",)
+
+
+def gen_record(sample: dict, answer: str) -> dict:
+    doc = sample["doc"]
+    raw = sample["resps"][0][0] if sample.get("resps") else ""
+    gold = str(doc.get("softeval_gold") or sample.get("target") or "")
+    if answer == "number":
+        gold = gold_number(gold) or gold
+        parsed = parse_number(raw)
+    elif answer == "letter":
+        labels = list(doc.get("softeval_labels") or ["A", "B", "C", "D", "E"])
+        parsed = parse_letter(raw, labels, list(doc.get("softeval_choices") or []))
+    else:
+        parsed = parse_text(raw, gold)
+    return {"doc_id": sample["doc_id"], "output": raw, "gold": gold, "parsed_strict": parsed.strict,
+            "parsed_lenient": parsed.lenient, "format_ok": parsed.format_ok,
+            "strict_correct": parsed.format_ok and same_answer(answer, parsed.strict, gold),
+            "lenient_correct": same_answer(answer, parsed.lenient, gold)}
+
+
+def ll_record(sample: dict) -> dict:
+    scores = [float(r[0]) for r in sample["filtered_resps"]]
+    chosen = max(range(len(scores)), key=scores.__getitem__) if scores else None
+    return {"doc_id": sample["doc_id"], "gold": sample.get("target"), "choice": chosen,
+            "loglikelihoods": scores, "ll_correct": bool(sample.get("acc", 0.0))}
+
+
+def mean_stderr(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    if n == 0:
+        return float("nan"), float("nan")
+    mean = sum(values) / n
+    if n < 2:
+        return mean, float("nan")
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def aggregate(gen: list[dict] | None, ll: list[dict] | None) -> dict:
+    out: dict = {}
+
+    def put(name, values):
+        mean, se = mean_stderr([float(v) for v in values])
+        out[name], out[f"{name}_stderr"], out[f"{name}_n"] = mean, se, len(values)
+
+    if gen is not None:
+        put("format_rate", [r["format_ok"] for r in gen])
+        put("strict_acc", [r["strict_correct"] for r in gen])
+        put("acc_given_format", [r["strict_correct"] for r in gen if r["format_ok"]])
+        put("lenient_acc", [r["lenient_correct"] for r in gen])
+    if ll is not None:
+        put("ll_acc", [r["ll_correct"] for r in ll])
+    return out
+
+
+def item_scores(records: list[dict], metric: str) -> list[float]:
+    """Per-item 0/1 vector behind an accuracy metric (for paired bootstrap of rankings)."""
+    key = {"strict_acc": "strict_correct", "lenient_acc": "lenient_correct", "format_rate": "format_ok",
+           "ll_acc": "ll_correct"}[metric]
+    return [float(r[key]) for r in sorted(records, key=lambda r: r["doc_id"])]

@@ -1,0 +1,109 @@
+"""The softeval step of the protocol: tune a soft prompt on the task's *training* split, rendered
+exactly as evaluation renders it, with checkpoints at the saturation-curve steps of ONE run.
+
+An example is the zero-shot context lm-eval builds (description + doc_to_text) followed by the
+target as lm-eval's few-shot examples show it (target_delimiter + doc_to_target + fewshot_delimiter,
+e.g. "… Answer:" → " C\n\n"), tokenized by the same adapter that evaluates: the prompt learns the
+answer *format* that the generative scorer expects, and where to stop.
+
+Schedule: constant learning rate after warmup, so the snapshot after k steps of a long run equals
+a k-step run (the data order is a pure function of seed and step) and one run serves both the
+soft mode (k = --steps) and every point of the saturation curve.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from softeval.batching import Example
+from softeval.bench import harness
+from softeval.errors import DataError
+from softeval.prompt import load_prompt, save_prompt
+from softeval.tasks import TaskData
+from softeval.train import (TrainConfig, loop_context, make_lane, new_prompt, prompt_metadata, resume_lane,
+                            train_lanes)
+
+logger = logging.getLogger(__name__)
+
+HELD_OUT = 8  # training-split items kept out of tuning to watch held-out loss
+
+
+@dataclass
+class TuningData:
+    train: list[Example]
+    held_out: list[Example]
+    overlap_removed: int   # training items whose rendered question equals an evaluation item's
+    train_keys: list[str]  # rendered questions of the tuning items (for the no-overlap check)
+
+
+def tuning_examples(task, adapter, num_train: int, seed: int, eval_keys: set[str]) -> TuningData:
+    """Training-split documents → Examples (context tokens + scored target tokens)."""
+    docs = harness.training_docs(task)
+    keyed = [(harness.doc_key(task, d), d) for d in docs]
+    kept = [(k, d) for k, d in keyed if k not in eval_keys]
+    removed = len(keyed) - len(kept)
+    if removed:
+        logger.warning("%s: %d training items repeat an evaluation item; left out of tuning", task.config.task, removed)
+    if len(kept) < 2:
+        raise DataError(f"task {task.config.task}: its training split has {len(kept)} usable items; "
+                        "soft-prompt tuning needs more")
+    random.Random(seed).shuffle(kept)
+    held = kept[:min(HELD_OUT, len(kept) // 4)]
+    chosen = kept[len(held):len(held) + num_train]
+
+    def encode(doc) -> Example:
+        context = harness.render_context(task, doc)
+        target = harness.render_target(task, doc) + task.config.fewshot_delimiter
+        ctx_enc, cont_enc = adapter._encode_pair(context, target)
+        return adapter.example(ctx_enc, cont_enc)
+
+    return TuningData(train=[encode(d) for _, d in chosen], held_out=[encode(d) for _, d in held],
+                      overlap_removed=removed, train_keys=[k for k, _ in chosen])
+
+
+def snapshot_path(run_dir: Path, step: int) -> Path:
+    return run_dir / f"prompt_step_{step:06d}.safetensors"
+
+
+def tune_with_snapshots(adapter, data: TuningData, cfg: TrainConfig, snapshot_steps: list[int], run_dir: Path,
+                        spec: dict, show_progress: bool = True) -> dict[int, Path]:
+    """Train one prompt to max(snapshot_steps); save the prompt at each of those steps.
+
+    Resumable: snapshots already on disk are kept and training continues from the newest checkpoint.
+    """
+    lm = adapter.lm
+    steps = sorted(set(snapshot_steps))
+    paths = {s: snapshot_path(run_dir, s) for s in steps}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    run_dir.mkdir(parents=True, exist_ok=True)
+    task_data = TaskData(train=data.train, eval=data.held_out or data.train[:2], spec=spec)
+    ctx = loop_context(lm, cfg.precision, cfg.placement)
+    prompt = new_prompt(lm, cfg, 0)
+    lane = make_lane(spec.get("task", "bench"), prompt, task_data, replace(cfg, max_steps=max(steps)), run_dir)
+    resume_lane(lane)
+    for target in steps:
+        if paths[target].exists() and lane.step >= target:
+            continue
+        if lane.step < target:
+            lane.cfg = replace(cfg, max_steps=target)
+            lane.status = "running"
+            train_lanes(ctx, [lane], show_progress=show_progress, desc=f"tune {spec.get('task')} → step {target}")
+        if lane.status == "failed":
+            raise DataError(lane.message)
+        if lane.step != target:
+            # Resumed past this step after a crash between checkpoint and snapshot: the point is lost.
+            logger.warning("no snapshot at step %d (resumed at step %d); that curve point is skipped", target, lane.step)
+            paths.pop(target)
+            continue
+        save_prompt(paths[target], lane.prompt, prompt_metadata(lm, lane.cfg, task_data, lane.prompt, lane.step))
+        logger.info("saved %s (held-out loss %.4f)", paths[target], lane.last_eval.get("loss", float("nan")))
+    return paths
+
+
+def load_snapshot(adapter, path: Path):
+    prompt, meta = load_prompt(path, adapter.lm.info)
+    return prompt.to(adapter.device), meta.placement

@@ -1,0 +1,39 @@
+"""The lm-eval seam on the tiny model: scores equal a plain forward pass; generation honours `until`."""
+
+import torch
+from lm_eval.api.instance import Instance
+
+from softeval.bench.lm_adapter import SoftevalLM
+from softeval.prompt import SoftPrompt
+
+
+def _ll(adapter, pairs):
+    reqs = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)]
+    return adapter.loglikelihood(reqs, disable_tqdm=True)
+
+
+def test_loglikelihood_equals_plain_forward(tiny_lm):
+    adapter = SoftevalLM(lm=tiny_lm, batch_size=2, show_progress=False)
+    pairs = [("the quick brown", " fox"), ("a stitch in", " time saves nine"), ("all that", " glitters")]
+    got = _ll(adapter, pairs)
+    tok = tiny_lm.tokenizer
+    for (ctx, cont), (lp, greedy) in zip(pairs, got):
+        ids = tok(ctx + cont).input_ids  # the tiny tokenizer adds BOS, as HFLM would encode it
+        n_ctx = len(tok(ctx).input_ids)
+        with torch.no_grad():
+            logp = torch.log_softmax(tiny_lm.model(torch.tensor([ids])).logits[0].float(), -1)
+        ref = sum(logp[i - 1, ids[i]].item() for i in range(n_ctx, len(ids)))
+        assert abs(lp - ref) < 1e-4
+        assert greedy == all(logp[i - 1].argmax().item() == ids[i] for i in range(n_ctx, len(ids)))
+
+
+def test_prompt_changes_scores_and_generation_stops(tiny_lm):
+    adapter = SoftevalLM(lm=tiny_lm, show_progress=False)
+    plain = _ll(adapter, [("the quick", " brown")])[0][0]
+    adapter.set_prompt(SoftPrompt(torch.randn(3, tiny_lm.info.hidden_size)))
+    assert adapter.num_virtual_tokens == 3 and _ll(adapter, [("the quick", " brown")])[0][0] != plain
+    gen = [Instance("generate_until", {}, ("the quick", {"until": ["e"], "max_gen_toks": 12}), 0),
+           Instance("generate_until", {}, ("all that", {"until": ["\n"], "max_gen_toks": 5}), 1)]
+    outs = adapter.generate_until(gen, disable_tqdm=True)
+    assert "e" not in outs[0]
+    assert len(tiny_lm.tokenizer(outs[1], add_special_tokens=False).input_ids) <= 5

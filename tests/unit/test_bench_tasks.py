@@ -1,0 +1,86 @@
+"""Task resolution, offline data loading, bad input, and the tuning/evaluation split (no real model)."""
+
+import json
+import pytest
+
+from softeval.bench import harness
+from softeval.bench.tasks import known_tasks, resolve_task
+from softeval.errors import ConfigError, DataError
+
+from tests.conftest import write_jsonl
+
+
+
+def test_unknown_task_lists_known_ones():
+    with pytest.raises(ConfigError, match="unknown task 'arc_eazy'. Did you mean 'arc_easy'.*Available: .*gsm8k"):
+        resolve_task("arc_eazy")
+    assert {"arc_easy", "arc_challenge", "mmlu", "gsm8k", "commonsense_qa"} <= set(known_tasks())
+
+
+def test_hub_configs_by_default():
+    task = resolve_task("arc_easy")
+    assert task.forms == ["gen", "ll"] and task.source == "hub"
+    assert task.configs["ll"]["dataset_path"] == "allenai/ai2_arc"
+    assert resolve_task("gsm8k").forms == ["gen"]
+
+
+def test_data_dir_missing_a_split(tmp_path):
+    folder = tmp_path / "arc" / "ARC-Easy"
+    folder.mkdir(parents=True)
+    (folder / "ARC-Easy-Train.jsonl").write_text("")
+    with pytest.raises(DataError, match="no test split for arc_easy: expected arc/ARC-Easy/ARC-Easy-Test.jsonl"):
+        resolve_task("arc_easy", tmp_path)
+
+
+def _spec(tmp_path, train, test, kind="multiple_choice"):
+    write_jsonl(tmp_path / "train.jsonl", train)
+    write_jsonl(tmp_path / "test.jsonl", test)
+    spec = tmp_path / "quiz.yaml"
+    fields = {"question": "q", "answer": "gold"} | ({"choices": "options"} if kind == "multiple_choice" else {})
+    spec.write_text(json.dumps({"task": "quiz", "kind": kind, "files": {"train": "train.jsonl", "test": "test.jsonl"},
+                                "fields": fields}))
+    return spec
+
+
+def _item(i, gold="B"):
+    return {"q": f"What is item {i}?", "options": [f"x{i}", f"y{i}", f"z{i}"], "gold": gold}
+
+
+def test_spec_items_without_gold_are_skipped_and_counted(tmp_path):
+    test = [_item(0), _item(1, gold=None), _item(2, gold=""), _item(3, gold="y3"), _item(4, gold=1)]
+    task = resolve_task(str(_spec(tmp_path, [_item(10)], test)))
+    gen = harness.build_lm_eval_task(task.configs["gen"])
+    docs = harness.eval_docs(gen)
+    assert [d["softeval_gold"] for d in docs] == ["B", "B", "B"]  # letter, choice text, 0-based index
+    assert harness.skipped_without_gold(gen, "test") == 2
+    assert harness.render_context(gen, docs[0]) == "Question: What is item 0?\nA. x0\nB. y0\nC. z0\nAnswer:"
+    assert harness.render_target(gen, docs[0]) == " B"
+    ll = harness.build_lm_eval_task(task.configs["ll"])
+    assert ll.doc_to_choice(harness.eval_docs(ll)[0]) == ["A", "B", "C"]
+
+
+def test_spec_bad_keys(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("task: t\nkind: essay\nfiles: {test: t.jsonl}\nfields: {question: q, answer: a}\n")
+    with pytest.raises(ConfigError, match="kind must be multiple_choice or short_answer"):
+        resolve_task(str(spec))
+
+
+def test_tuning_data_never_overlaps_evaluation(tmp_path, tiny_lm):
+    from softeval.bench.lm_adapter import SoftevalLM
+    from softeval.bench.tuning import tuning_examples
+
+    train = [_item(i) for i in range(20)] + [_item(100), _item(101)]  # two items repeat test items
+    test = [_item(100), _item(101), _item(102)]
+    task = resolve_task(str(_spec(tmp_path, train, test)))
+    gen = harness.build_lm_eval_task(task.configs["gen"])
+    eval_keys = {harness.doc_key(gen, d) for d in harness.eval_docs(gen)}
+    adapter = SoftevalLM(lm=tiny_lm, show_progress=False)
+    data = tuning_examples(gen, adapter, num_train=100, seed=0, eval_keys=eval_keys)
+    assert data.overlap_removed == 2
+    assert not set(data.train_keys) & eval_keys
+    assert len(data.train) + len(data.held_out) == 20
+    # the scored tokens are exactly the target as evaluation shows it (" B" and the few-shot delimiter)
+    ex = data.train[0]
+    scored = [t for t in ex.labels if t != -100]
+    assert tiny_lm.tokenizer.decode(scored) == " B\n\n"
