@@ -46,6 +46,8 @@ def assemble_prompt_rows(prompts: list[nn.Module], batch: Batch, hidden_size: in
         if idx.numel() == 0:
             continue
         cond = batch.conditions[idx] if batch.conditions is not None else None
+        if cond is not None and hasattr(prompt, "condition_dim"):
+            cond = cond[:, :prompt.condition_dim]  # the batch's conditions are zero-padded to the widest lane
         if prompt is None or prompt.num_virtual_tokens == 0:
             piece = torch.zeros(idx.numel(), n_max, hidden_size, device=device)
         else:
