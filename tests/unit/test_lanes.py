@@ -125,3 +125,32 @@ def test_mixed_conditional_and_plain_lanes(tiny_lm):
         (alone,) = run([spec])
         for p, q in zip(lane.prompt.parameters(), alone.prompt.parameters()):
             torch.testing.assert_close(p, q, atol=ATOL, rtol=0)
+
+
+def saved_bytes(fn) -> int:
+    """Bytes autograd keeps for backward while `fn` runs."""
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return total
+
+
+def test_activation_checkpointing_same_result_less_saved(tiny_lm):
+    vocab = tiny_lm.info.vocab_size
+    specs = [(cfg(num_virtual_tokens=n, seed=s), make_task(vocab, s)) for n, s in [(3, 0), (8, 1)]]
+    results = {}
+    for checkpointing in (False, True):
+        ctx = replace(loop_context(tiny_lm, "fp32", "after_bos"), checkpointing=checkpointing)
+        lanes = [make_lane(f"l{i}", new_prompt(tiny_lm, c, 0), t, c, None) for i, (c, t) in enumerate(specs)]
+        results[checkpointing] = (saved_bytes(lambda: train_step(ctx, lanes)), lanes)
+        train_lanes(ctx, lanes, show_progress=False)
+    assert results[True][0] < 0.5 * results[False][0]
+    for plain, ckpt in zip(results[False][1], results[True][1]):
+        torch.testing.assert_close(plain.prompt.embeddings, ckpt.prompt.embeddings, atol=ATOL, rtol=0)
+    assert all("forward" not in m.__dict__ for m in tiny_lm.model.modules())  # the wrappers are gone again
