@@ -35,9 +35,9 @@ logger = logging.getLogger(__name__)
 # docs/performance.md for the measurements on SmolLM2-135M and Gemma-3-270M; bf16 autocast keeps
 # a mix of bf16 and fp32 tensors and was not lower in practice, so the same constant is used.
 ACTIVATION_VALUES_PER_LAYER = 4.0
-# With activation checkpointing only each layer's input is kept (plus one layer's activations
-# while it is recomputed): hidden_size values per layer and position.
-CHECKPOINTED_VALUES_PER_LAYER = 1.5
+# With activation checkpointing each layer's input is kept, plus one layer's activations and the
+# gradients in flight while it is recomputed: measured ~4 hidden_size values per layer and position.
+CHECKPOINTED_VALUES_PER_LAYER = 4.0
 # Each scored position holds fp32 logits, their log-softmax and its gradient over the vocabulary.
 LOGIT_COPIES_PER_TARGET = 3.0
 DEFAULT_MEMORY_FRACTION = 0.5  # of free memory; the rest is headroom for the allocator and evaluation
