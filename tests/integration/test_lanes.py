@@ -39,7 +39,9 @@ def test_lanes_equal_solo_runs_on_smollm2(smollm):
     for c, lane in zip(cfgs, together):
         (alone,) = train([c])
         assert lane.step == alone.step == c.max_steps
-        torch.testing.assert_close(lane.prompt.embeddings, alone.prompt.embeddings, atol=1e-5, rtol=0)
+        # fp32 reduction order differs in the wider mixed batch; Adam's first steps are ~lr·sign(g), so an
+        # entry with a near-zero gradient can move by a few 1e-5 (seen: 2.8e-5). Mixing lanes moves ~lr = 3e-2.
+        torch.testing.assert_close(lane.prompt.embeddings, alone.prompt.embeddings, atol=2e-4, rtol=0)
 
 
 def test_sweep_speed_benchmark_runs(tmp_path):
