@@ -99,8 +99,14 @@ def collate(examples: list[Example], num_soft: list[int] | int, bos_id: int | No
                 t_ids.append(label)
     position_ids = (attention.cumsum(dim=1) - 1).clamp(min=0)
     conditions = None
-    if examples and examples[0].condition is not None:
-        conditions = torch.tensor([ex.condition for ex in examples], dtype=torch.float32)
+    cond_dim = max((len(ex.condition) for ex in examples if ex.condition is not None), default=None)
+    if cond_dim is not None:
+        # Lanes may mix plain and conditional prompts (or conditions of different sizes): rows without
+        # a condition get zeros, and each conditional prompt reads only its first condition_dim columns.
+        conditions = torch.zeros(rows, cond_dim, dtype=torch.float32)
+        for r, ex in enumerate(examples):
+            if ex.condition is not None:
+                conditions[r, :len(ex.condition)] = torch.tensor(ex.condition, dtype=torch.float32)
     return Batch(
         input_ids=input_ids,
         attention_mask=attention,

@@ -9,8 +9,10 @@ logits tensor would dominate time and memory.
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
+import torch.utils.checkpoint
 import torch.nn.functional as F
 from torch import nn
 
@@ -46,6 +48,8 @@ def assemble_prompt_rows(prompts: list[nn.Module], batch: Batch, hidden_size: in
         if idx.numel() == 0:
             continue
         cond = batch.conditions[idx] if batch.conditions is not None else None
+        if cond is not None and hasattr(prompt, "condition_dim"):
+            cond = cond[:, :prompt.condition_dim]  # the batch's conditions are zero-padded to the widest lane
         if prompt is None or prompt.num_virtual_tokens == 0:
             piece = torch.zeros(idx.numel(), n_max, hidden_size, device=device)
         else:
@@ -67,17 +71,45 @@ def autocast_context(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
-def target_logits(model: nn.Module, batch: Batch, prompt_rows: torch.Tensor) -> torch.Tensor:
+def decoder_layers(model: nn.Module) -> list[nn.Module]:
+    """The repeated transformer blocks (transformers marks them as GradientCheckpointingLayer)."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    return [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+
+
+@contextlib.contextmanager
+def activation_checkpointing(model: nn.Module, enabled: bool = True):
+    """Keep only each decoder layer's input during the forward and recompute the rest in backward.
+
+    For long prompts (n = 1024 on Gemma-3-270M) the saved activations otherwise dominate memory.
+    The price is one more forward: with frozen weights the backward costs about one forward, so a
+    step takes ~1.5x as long. transformers' own gradient checkpointing only acts in train() mode,
+    and the model stays in eval(); so the layers' forward is wrapped here, for this context only.
+    Recomputation is deterministic, so results equal the plain path (test_lanes).
+    """
+    layers = decoder_layers(model) if enabled else []
+    for layer in layers:
+        layer.forward = functools.partial(torch.utils.checkpoint.checkpoint, layer.forward, use_reentrant=False)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.forward  # back to the class's forward
+
+
+def target_logits(model: nn.Module, batch: Batch, prompt_rows: torch.Tensor, checkpointing: bool = False) -> torch.Tensor:
     """Logits (N, V) at the scored positions only, in fp32."""
     embed = model.get_input_embeddings()
     token_embeds = embed(batch.input_ids)  # (B,T,D), already scaled for Gemma
     inputs_embeds = insert_soft_prompt(token_embeds, batch.soft_slot, prompt_rows)
-    out = model.base_model(
-        inputs_embeds=inputs_embeds,
-        attention_mask=batch.attention_mask,
-        position_ids=batch.position_ids,
-        use_cache=False,
-    )
+    with activation_checkpointing(model, checkpointing and torch.is_grad_enabled()):
+        out = model.base_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            use_cache=False,
+        )
     hidden = out.last_hidden_state[batch.target_rows, batch.target_cols]  # (N, D)
     logits = model.get_output_embeddings()(hidden).float()  # (N, V)
     cap = getattr(model.config, "final_logit_softcapping", None)
@@ -86,9 +118,10 @@ def target_logits(model: nn.Module, batch: Batch, prompt_rows: torch.Tensor) -> 
     return logits
 
 
-def target_losses(model: nn.Module, batch: Batch, prompt_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def target_losses(model: nn.Module, batch: Batch, prompt_rows: torch.Tensor,
+                  checkpointing: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-target cross-entropy (N,) and whether the argmax was right (N,)."""
-    logits = target_logits(model, batch, prompt_rows)
+    logits = target_logits(model, batch, prompt_rows, checkpointing)
     losses = F.cross_entropy(logits, batch.target_ids, reduction="none")
     correct = logits.argmax(dim=-1) == batch.target_ids
     return losses, correct

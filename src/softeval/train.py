@@ -45,6 +45,7 @@ from softeval.tasks import TaskConfig, TaskData, build_task
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+CHECKPOINTING = ("auto", "on", "off")
 SCHEDULES = ("cosine", "constant", "linear")
 CONDITIONAL_KINDS = ("linear", "mlp")
 
@@ -60,6 +61,8 @@ class TrainConfig:
     init: str = "vocab"                 # vocab | text | random | zeros
     init_text: str | None = None
     placement: str = "after_bos"        # after_bos (default) | before_bos (PEFT's layout)
+    gradient_checkpointing: str = "auto"  # recompute layer activations in backward: ~1.5x step time, far less
+                                          # memory; auto = on when a step would not fit in half the free memory
     conditional: str = "linear"         # map from condition to prompt, for tasks with conditions
     max_steps: int = 100
     batch_size: int = 8
@@ -88,6 +91,9 @@ class TrainConfig:
             errors.append(f"lr must be a positive number, got {self.lr}")
         if self.precision not in PRECISIONS:
             errors.append(f"precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
+        if self.gradient_checkpointing not in CHECKPOINTING:
+            errors.append(f"gradient_checkpointing must be one of {', '.join(CHECKPOINTING)}, "
+                          f"got '{self.gradient_checkpointing}'")
         if self.placement not in PLACEMENTS:
             errors.append(f"placement must be one of {', '.join(PLACEMENTS)}, got '{self.placement}'")
         if self.schedule not in SCHEDULES:
@@ -292,6 +298,7 @@ class LoopContext:
     device: torch.device
     precision: str
     placement: str
+    checkpointing: bool = False  # activation checkpointing in the training forward (forward.activation_checkpointing)
 
 
 def evaluate_lane(ctx: LoopContext, lane: Lane) -> EvalResult:
@@ -341,7 +348,7 @@ def train_step(ctx: LoopContext, lanes: list[Lane]) -> dict[str, float]:
     batch = collate(rows, num_soft, ctx.bos_id, ctx.pad_id, ctx.placement, lane_ids).to(ctx.device)
     with autocast_context(ctx.device, ctx.precision):
         prompt_rows = assemble_prompt_rows([lane.prompt for lane in active], batch, ctx.hidden_size)
-        losses, _ = target_losses(ctx.model, batch, prompt_rows)  # (N,)
+        losses, _ = target_losses(ctx.model, batch, prompt_rows, ctx.checkpointing)  # (N,)
     target_lane = batch.lanes[batch.target_rows]
     sums = torch.zeros(len(active), device=ctx.device).index_add(0, target_lane, losses)
     counts = torch.bincount(target_lane, minlength=len(active)).clamp(min=1)
@@ -468,12 +475,27 @@ def prompt_metadata(lm: LoadedModel, cfg: TrainConfig, task: TaskData, prompt: n
     )
 
 
-def loop_context(lm: LoadedModel, precision: str, placement: str) -> LoopContext:
+def loop_context(lm: LoadedModel, precision: str, placement: str, checkpointing: bool = False) -> LoopContext:
     device = next(lm.model.parameters()).device
     weights_dtype = next(lm.model.parameters()).dtype
     return LoopContext(model=lm.model, bos_id=lm.info.bos_token_id, pad_id=lm.info.pad_token_id,
                        hidden_size=lm.info.hidden_size, device=device,
-                       precision=resolve_precision(precision, device, weights_dtype), placement=placement)
+                       precision=resolve_precision(precision, device, weights_dtype), placement=placement,
+                       checkpointing=checkpointing)
+
+
+def resolve_checkpointing(setting: str, lm: LoadedModel, step_tokens: int, targets_per_token: float = 0.5) -> bool:
+    """auto: checkpoint when one step's estimated activations would not fit the memory budget."""
+    if setting != "auto":
+        return setting == "on"
+    from softeval.packing import choose_max_batch_tokens
+
+    budget = choose_max_batch_tokens(lm.model, targets_per_token=targets_per_token)
+    if step_tokens <= budget:
+        return False
+    logger.info("a step of %d tokens is over the memory budget of %d: gradient checkpointing on",
+                step_tokens, budget)
+    return True
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:
@@ -520,7 +542,10 @@ def run(cfg: TrainConfig, resume: bool = False, lm: LoadedModel | None = None) -
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", config_to_dict(cfg))
     atomic_write_json(run_dir / "model.json", lm.info.to_dict())
-    ctx = loop_context(lm, cfg.precision, cfg.placement)
+    longest = max(len(ex.input_ids) for ex in task.train) + (lm.info.bos_token_id is not None)
+    step_tokens = cfg.batch_size * (cfg.num_virtual_tokens + longest)
+    ctx = loop_context(lm, cfg.precision, cfg.placement,
+                       resolve_checkpointing(cfg.gradient_checkpointing, lm, step_tokens))
     prompt = new_prompt(lm, cfg, task.condition_dim)
     lane = make_lane("main", prompt, task, cfg, run_dir)
     if resume and not resume_lane(lane):
