@@ -39,6 +39,7 @@ from softeval.batching import collate
 from softeval.errors import ConfigError, DataError, ModelError, unknown_choice
 from softeval.evaluate import evaluate_prompt
 from softeval.models import DEFAULT_MODEL, LoadedModel, load_model
+from softeval.packing import CellShape, choose_max_batch_tokens, plan_lane_groups
 from softeval.runs import atomic_write_json
 from softeval.saturation import (DEFAULT_ABSOLUTE_EPSILONS, DEFAULT_RELATIVE_EPSILONS, saturation_summary,
                                  sensitivity_table)
@@ -101,7 +102,8 @@ class DistanceConfig:
     eval_every: int = 0                 # held-out evaluation during training (0 = at the start and end only)
     eval_batch_size: int = 16
     checkpoint_every: int = 25          # a killed sweep resumes each unfinished cell from here
-    max_batch_tokens: int = 4096        # rows × padded length per step when cells share a pass (0 = one cell per pass)
+    max_batch_tokens: int | None = None  # rows × padded length per step when cells share a pass; None = half the
+                                         # free memory (packing.choose_max_batch_tokens); 0 = one cell per pass
     epsilon: float = 0.01               # S(ε), absolute: nats/token
     epsilon_relative: float = 0.05      # S(ε), relative: fraction of the total gain L(0) − min L
     reference_model: str | None = None  # score this model (same tokenizer) on the same examples
@@ -131,7 +133,9 @@ class DistanceConfig:
             value = getattr(self, key)
             if not (value >= 0 and math.isfinite(value)):
                 errors.append(f"{key} must be a non-negative number, got {value}")
-        for key in ("max_batch_tokens", "num_samples", "sample_tokens", "checkpoint_every", "eval_every"):
+        if self.max_batch_tokens is not None and self.max_batch_tokens < 0:
+            errors.append(f"max_batch_tokens must be >= 0, got {self.max_batch_tokens}")
+        for key in ("num_samples", "sample_tokens", "checkpoint_every", "eval_every"):
             if getattr(self, key) < 0:
                 errors.append(f"{key} must be >= 0, got {getattr(self, key)}")
         if self.bootstrap_samples < 1:
@@ -167,23 +171,13 @@ def plan_cells(cfg: DistanceConfig) -> list[tuple[int, int]]:
 
 def pack_cells(cells: list[tuple[int, int]], batch_size: int, example_tokens: int,
                max_batch_tokens: int) -> list[list[tuple[int, int]]]:
-    """Group cells that train in one pass, so each step costs at most `max_batch_tokens` (rows × padded length).
-
-    Greedy over cells sorted by n: neighbours have similar lengths, so little of a step is padding.
-    A cell that alone exceeds the budget still gets a group of its own; a budget of 0 means one cell per group.
-    """
-    groups: list[list[tuple[int, int]]] = []
-    current: list[tuple[int, int]] = []
-    for cell in sorted(cells):
-        trial = current + [cell]
-        cost = batch_size * len(trial) * (max(n for n, _ in trial) + example_tokens)
-        if current and (max_batch_tokens == 0 or cost > max_batch_tokens):
-            groups.append(current)
-            trial = [cell]
-        current = trial
-    if current:
-        groups.append(current)
-    return groups
+    """Group (n, seed) cells that train in one pass (lanes) with `packing.plan_lane_groups`: each step costs at
+    most `max_batch_tokens` (rows × padded length) and wastes little on padding. 0 means one cell per pass;
+    a cell that alone exceeds the budget still runs, alone."""
+    if max_batch_tokens == 0:
+        return [[cell] for cell in sorted(cells)]
+    shapes = [CellShape(n, batch_size, example_tokens) for n, _ in cells]
+    return [[cells[i] for i in group] for group in plan_lane_groups(shapes, max_batch_tokens)]
 
 
 def cell_train_config(cfg: DistanceConfig, n: int, seed: int, run_dir: Path) -> TrainConfig:
@@ -569,7 +563,11 @@ def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
     finished = {c for c in cells if read_cell(out_dir, *c) is not None}
     todo = [c for c in cells if c not in finished and c[0] > 0]
     example_tokens = max(len(e.input_ids) for e in task.train) + (1 if ctx.bos_id is not None else 0)
-    groups = pack_cells(todo, cfg.batch_size, example_tokens, cfg.max_batch_tokens)
+    budget = cfg.max_batch_tokens
+    if budget is None:
+        budget = choose_max_batch_tokens(lm.model)
+        logger.info("lane budget from free memory: %d tokens per step", budget)
+    groups = pack_cells(todo, cfg.batch_size, example_tokens, budget)
     logger.info("%s %d-cell sweep of %s on %s (%d held-out examples, %d targets, precision %s): %d finished, "
                 "%d to train in %d pass(es)", "continuing" if resuming else "starting", len(cells), lm.info.name,
                 cfg.task.name, fingerprint["num_examples"], fingerprint["num_targets"], ctx.precision,

@@ -39,7 +39,7 @@ def register(sub) -> None:
                    help="also score this model (same tokenizer) and report the share of the gap each n closes")
     g.add_argument("--max-batch-tokens", dest="max_batch_tokens", type=int, default=None,
                    help="train several cells in one pass while rows × padded length stays under this "
-                        "(default 4096; 0 = one cell at a time)")
+                        "(default: from half the free memory; 0 = one cell at a time)")
     g.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=None)
     p.add_argument("--out", default=None, help="sweep directory (default runs/distance); re-run to resume")
     p.add_argument("--no-report", dest="no_report", action="store_true", help="skip the HTML report")
