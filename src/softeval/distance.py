@@ -44,8 +44,8 @@ from softeval.runs import atomic_write_json
 from softeval.saturation import (DEFAULT_ABSOLUTE_EPSILONS, DEFAULT_RELATIVE_EPSILONS, saturation_summary,
                                  sensitivity_table)
 from softeval.tasks import TaskConfig, TaskData, available_tasks, build_task
-from softeval.train import (PRECISIONS, SCHEDULES, Lane, TrainConfig, config_to_dict, finalize_lane, loop_context,
-                            make_lane, new_prompt, resume_lane, train_lanes)
+from softeval.train import (Lane, TrainConfig, config_to_dict, finalize_lane, loop_context, make_lane, new_prompt,
+                            optimisation_errors, resume_lane, train_lanes)
 
 logger = logging.getLogger(__name__)
 
@@ -121,14 +121,7 @@ class DistanceConfig:
             errors.append(f"seeds must be >= 1, got {self.seeds}")
         if self.max_steps < 1:
             errors.append(f"max_steps (--steps) must be >= 1, got {self.max_steps}")
-        if self.batch_size < 1:
-            errors.append(f"batch_size must be >= 1, got {self.batch_size}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            errors.append(f"lr must be a positive number, got {self.lr}")
-        if self.precision not in PRECISIONS:
-            errors.append(f"precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
-        if self.schedule not in SCHEDULES:
-            errors.append(f"schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
+        errors += optimisation_errors(self)
         for key in ("epsilon", "epsilon_relative"):
             value = getattr(self, key)
             if not (value >= 0 and math.isfinite(value)):

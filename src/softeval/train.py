@@ -50,6 +50,20 @@ SCHEDULES = ("cosine", "constant", "linear")
 CONDITIONAL_KINDS = ("linear", "mlp")
 
 
+def optimisation_errors(cfg) -> list[str]:
+    """Checks shared by every config that trains prompts (TrainConfig, DistanceConfig)."""
+    errors = []
+    if cfg.batch_size < 1:
+        errors.append(f"batch_size must be >= 1, got {cfg.batch_size}")
+    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        errors.append(f"lr must be a positive number, got {cfg.lr}")
+    if cfg.precision not in PRECISIONS:
+        errors.append(f"precision must be one of {', '.join(PRECISIONS)}, got '{cfg.precision}'")
+    if cfg.schedule not in SCHEDULES:
+        errors.append(f"schedule must be one of {', '.join(SCHEDULES)}, got '{cfg.schedule}'")
+    return errors
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     model: str = DEFAULT_MODEL
@@ -85,19 +99,12 @@ class TrainConfig:
             errors.append(f"num_virtual_tokens (--tokens) must be >= 1 to train, got {self.num_virtual_tokens}")
         if self.max_steps < 0:
             errors.append(f"max_steps (--steps) must be >= 0, got {self.max_steps}")
-        if self.batch_size < 1:
-            errors.append(f"batch_size must be >= 1, got {self.batch_size}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            errors.append(f"lr must be a positive number, got {self.lr}")
-        if self.precision not in PRECISIONS:
-            errors.append(f"precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
+        errors += optimisation_errors(self)
         if self.gradient_checkpointing not in CHECKPOINTING:
             errors.append(f"gradient_checkpointing must be one of {', '.join(CHECKPOINTING)}, "
                           f"got '{self.gradient_checkpointing}'")
         if self.placement not in PLACEMENTS:
             errors.append(f"placement must be one of {', '.join(PLACEMENTS)}, got '{self.placement}'")
-        if self.schedule not in SCHEDULES:
-            errors.append(f"schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
         if self.init not in INITIALISERS:
             errors.append(f"init must be one of {', '.join(INITIALISERS)}, got '{self.init}'")
         if self.conditional not in CONDITIONAL_KINDS:

@@ -144,7 +144,7 @@ def _model_for_prompt(args):
 def cmd_eval(args) -> int:
     from softeval.evaluate import evaluate_prompt
     from softeval.prompt import read_prompt_file
-    from softeval.tasks import TaskConfig, build_task
+    from softeval.tasks import build_task
 
     lm = _model_for_prompt(args)
     task_flags = deep_update(given(args, TASK_FLAGS), task_option_flags(args)).get("task", {})
