@@ -131,8 +131,8 @@ def plot_loss(results: dict) -> bytes | None:
     return _png(fig)
 
 
-def plot_series(results: dict, key: str, ylabel: str, title: str) -> bytes | None:
-    ns, means, stds = _rows(results, key)
+def _plot_vs_n(results: dict, ns: list, means: list, stds: list, ylabel: str, title: str) -> bytes | None:
+    """mean ± std of one quantity against prompt length (None when nothing was measured)."""
     if not ns:
         return None
     fig, ax = _figure()
@@ -143,6 +143,10 @@ def plot_series(results: dict, key: str, ylabel: str, title: str) -> bytes | Non
     return _png(fig)
 
 
+def plot_series(results: dict, key: str, ylabel: str, title: str) -> bytes | None:
+    return _plot_vs_n(results, *_rows(results, key), ylabel, title)
+
+
 def plot_task_metric(results: dict, name: str) -> bytes | None:
     ns, means, stds = [], [], []
     for row in results["per_n"]:
@@ -151,14 +155,7 @@ def plot_task_metric(results: dict, name: str) -> bytes | None:
             ns.append(row["n"])
             means.append(m["mean"])
             stds.append(m["std"] or 0.0)
-    if not ns:
-        return None
-    fig, ax = _figure()
-    ax.errorbar(ns, means, yerr=stds, marker="o", capsize=4)
-    _n_axis(ax, results["tokens"])
-    ax.set_ylabel(name)
-    ax.set_title(f"{name} vs prompt length")
-    return _png(fig)
+    return _plot_vs_n(results, ns, means, stds, name, f"{name} vs prompt length")
 
 
 def condition_table(results: dict) -> dict[str, dict[int, dict[tuple, list[float]]]]:
