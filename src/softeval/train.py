@@ -424,8 +424,8 @@ def train_lanes(ctx: LoopContext, lanes: list[Lane], show_progress: bool = True,
                                     lanes=len([lane for lane in lanes if lane.active]))
     except KeyboardInterrupt:
         saved = [str(save_checkpoint(lane)) for lane in lanes if lane.status == "running" and lane.run_dir]
-        raise InterruptedRun("interrupted; checkpoint written" + (f" ({saved[0]})" if len(saved) == 1 else "")
-                             + ": continue with --resume") from None
+        # How to continue depends on the command (train: --resume; distance, bench: re-run), so the CLI adds it.
+        raise InterruptedRun("interrupted; checkpoint written" + (f" ({saved[0]})" if len(saved) == 1 else "")) from None
     for lane in lanes:
         if lane.status == "running" and lane.step >= lane.cfg.max_steps and not lane.last_eval.get("final"):
             _finish_lane(ctx, lane)

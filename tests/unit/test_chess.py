@@ -26,7 +26,7 @@ SHARED_DATA = Path(os.environ.get("SOFTEVAL_SHARED_DATA", SHARED_DATA))
 
 
 def game(white_elo="1800", black_elo="1700", tc="180+2", moves="1. e4 e5 2. Nf3 Nc6 3. Bb5 a6 4. Ba4 Nf6 1-0"):
-    headers = [f'[Event "t"]', f'[Result "1-0"]']
+    headers = ['[Event "t"]', '[Result "1-0"]']
     if white_elo is not None:
         headers.append(f'[WhiteElo "{white_elo}"]')
     if black_elo is not None:

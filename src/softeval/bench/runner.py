@@ -28,6 +28,28 @@ logger = logging.getLogger(__name__)
 MODES = ("zero", "few", "soft")
 
 
+# Settings that change a finished unit's numbers. Re-running into the same --out with other values would mix
+# old and new units in one table, so it is refused; models, tasks, modes, curve steps, the reference and the
+# device may change between runs (finished units are reused, missing ones are added).
+RESULT_SETTINGS = ("forms", "shots", "num_virtual_tokens", "max_steps", "batch_size", "lr", "warmup_steps", "init",
+                   "num_train", "limit", "max_gen_toks", "data_dir", "dtype", "precision", "seed")
+
+
+def _check_same_settings(out: Path, cfg: "BenchConfig") -> None:
+    path = out / "config.json"
+    if not path.exists():
+        return
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return  # unreadable (e.g. interrupted first write): nothing to compare with
+    now = asdict(cfg)
+    changed = [f"{k}: {before[k]!r} → {now[k]!r}" for k in RESULT_SETTINGS if k in before and before[k] != now[k]]
+    if changed:
+        raise ConfigError(f"{out} holds results from other settings ({'; '.join(changed)}); "
+                          "use a new --out, or delete it to start over")
+
+
 @dataclass(frozen=True)
 class BenchConfig:
     models: list[str] = field(default_factory=lambda: ["smollm2-135m-instruct"])
@@ -186,6 +208,7 @@ def run(cfg: BenchConfig) -> BenchResult:
         if data_info[t.name]["skipped_no_gold"]:
             logger.warning("%s: %d %s items have no gold answer; skipped", t.name,
                            data_info[t.name]["skipped_no_gold"], split)
+    _check_same_settings(out, cfg)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", asdict(cfg))
     curve_steps = sorted(set(cfg.curve_steps)) if soft else []

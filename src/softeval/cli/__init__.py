@@ -8,7 +8,7 @@ import logging
 import sys
 
 from softeval import __version__
-from softeval.errors import SoftevalError
+from softeval.errors import InterruptedRun, SoftevalError
 
 COMMAND_MODULES = ["models", "train", "distance", "bench", "report"]
 
@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = args.handler(args)
         return int(code or 0)
+    except InterruptedRun as exc:
+        hint = getattr(args, "continue_hint", "")
+        print(f"softeval: error: {exc}" + (f": {hint}" if hint else ""), file=sys.stderr)
+        return exc.exit_code
     except SoftevalError as exc:
         print(f"softeval: error: {exc}", file=sys.stderr)
         return exc.exit_code

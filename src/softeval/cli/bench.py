@@ -53,7 +53,7 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="output folder (default runs/bench); re-running skips finished units")
     p.add_argument("--list-tasks", action="store_true", help="list the built-in tasks and exit")
     add_config_flags(p)
-    p.set_defaults(handler=cmd_bench)
+    p.set_defaults(handler=cmd_bench, continue_hint="re-run the same command to continue")
 
 
 def cmd_bench(args) -> int:

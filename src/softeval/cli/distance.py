@@ -44,7 +44,7 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="sweep directory (default runs/distance); re-run to resume")
     p.add_argument("--no-report", dest="no_report", action="store_true", help="skip the HTML report")
     add_config_flags(p)
-    p.set_defaults(handler=cmd_distance)
+    p.set_defaults(handler=cmd_distance, continue_hint="re-run the same command to continue")
 
 
 def cmd_distance(args) -> int:

@@ -44,7 +44,7 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="run directory (default runs/train)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run exactly")
     add_config_flags(p)
-    p.set_defaults(handler=cmd_train)
+    p.set_defaults(handler=cmd_train, continue_hint="continue with --resume RUN_DIR")
 
     e = sub.add_parser("eval", help="held-out loss and token accuracy of a trained prompt")
     e.add_argument("--prompt", required=True, help="run directory or prompt .safetensors (or 'none' for n = 0)")
