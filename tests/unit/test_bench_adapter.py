@@ -37,3 +37,21 @@ def test_prompt_changes_scores_and_generation_stops(tiny_lm):
     outs = adapter.generate_until(gen, disable_tqdm=True)
     assert "e" not in outs[0]
     assert len(tiny_lm.tokenizer(outs[1], add_special_tokens=False).input_ids) <= 5
+
+
+def test_one_record_per_item_when_a_task_has_several_filters(tiny_lm, tmp_path):
+    """GSM8K has two filter pipelines; lm-eval logs each item once per filter. Scores must count items once."""
+    import json
+
+    from softeval.bench.runner import BenchConfig, evaluate_form
+    from softeval.bench.tasks import resolve_task
+
+    (tmp_path / "gsm8k").mkdir()
+    rows = [{"question": f"What is {i} plus {i}?", "answer": f"{i} + {i} = {2 * i}\n#### {2 * i}"} for i in range(6)]
+    for split in ("train", "test"):
+        (tmp_path / "gsm8k" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    task = resolve_task("gsm8k", str(tmp_path))
+    adapter = SoftevalLM(lm=tiny_lm, batch_size=2, show_progress=False)
+    records, native = evaluate_form(adapter, task, "gen", 0, BenchConfig(limit=3, max_gen_toks=3, num_bootstrap=0))
+    assert [r["doc_id"] for r in records] == [0, 1, 2]
+    assert {"exact_match,strict-match", "exact_match,flexible-extract"} <= set(native)

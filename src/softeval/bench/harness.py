@@ -75,3 +75,12 @@ def render_target(task, doc: dict) -> str:
 def doc_key(task, doc: dict) -> str:
     """What identifies an item for overlap checks: its rendered question."""
     return " ".join(task.doc_to_text(doc).split())
+
+
+def one_sample_per_doc(samples: list[dict]) -> list[dict]:
+    """lm-eval logs one sample per filter pipeline (GSM8K: strict-match and flexible-extract), all holding
+    the same model output; softeval parses outputs itself, so keep one per item, ordered by doc_id."""
+    by_doc: dict[int, dict] = {}
+    for s in samples:
+        by_doc.setdefault(s["doc_id"], s)
+    return [by_doc[d] for d in sorted(by_doc)]

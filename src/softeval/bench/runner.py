@@ -144,7 +144,7 @@ def evaluate_form(adapter, task: BenchTask, form: str, shots: int, cfg: BenchCon
                                   random_seed=cfg.seed, numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed,
                                   fewshot_random_seed=cfg.seed, verbosity="WARNING")
     name = conf["task"]
-    samples = sorted(out["samples"][name], key=lambda s: s["doc_id"])
+    samples = harness.one_sample_per_doc(out["samples"][name])
     records = ([scoring.gen_record(s, task.answer) for s in samples] if form == "gen"
                else [scoring.ll_record(s) for s in samples])
     native = {k: v for k, v in out["results"][name].items() if k != "alias"}
