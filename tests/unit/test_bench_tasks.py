@@ -98,3 +98,21 @@ def test_rerun_with_other_result_settings_is_refused(tmp_path):
     _check_same_settings(tmp_path, replace(cfg, models=["a", "b"], curve_steps=[0, 80]))  # growing a run is fine
     with pytest.raises(ConfigError, match=r"limit: None → 50; seed: 0 → 1"):
         _check_same_settings(tmp_path, replace(cfg, limit=50, seed=1))
+
+
+def test_curve_collects_every_evaluated_step(tmp_path):
+    """A curve lists the requested steps found on disk plus steps an earlier, longer run evaluated."""
+    from types import SimpleNamespace
+
+    from softeval.bench.runner import BenchConfig, collect_results
+    from softeval.runs import atomic_write_json
+
+    unit_dir = tmp_path / "units" / "m" / "q"
+    metrics = {"format_rate": 0.5, "ll_acc": 0.1}
+    for name, extra in [("soft", {"steps": 80, "tuning": {}}), ("curve_000010", {}), ("curve_000160", {})]:
+        atomic_write_json(unit_dir / f"{name}.json", {"mode": name, "num_fewshot": 0, "lm_eval": {},
+                                                      "metrics": metrics, **extra})
+    cfg = BenchConfig(models=["m"], modes=["soft"], curve_steps=[0, 10, 80], max_steps=80)
+    results, curves = collect_results(tmp_path, cfg, [SimpleNamespace(name="q")])
+    assert [p["step"] for p in curves["m"]["q"]] == [10, 80, 160]  # step 0 was never evaluated
+    assert "ll_acc" not in curves["m"]["q"][0] and results["m"]["q"]["soft"]["steps"] == 80

@@ -305,7 +305,9 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
                         **unit["metrics"], "num_fewshot": unit["num_fewshot"], "lm_eval": unit["lm_eval"],
                         **({"steps": unit["steps"], "tuning": unit["tuning"]} if mode == "soft" else {})}
             points = []
-            for step in (sorted(set(cfg.curve_steps)) if "soft" in cfg.modes else []):
+            # Requested steps plus any evaluated by an earlier run into this OUT (e.g. a longer curve for one model).
+            on_disk = {int(p.stem.split("_")[1]) for p in unit_dir.glob("curve_*.json")}
+            for step in (sorted(set(cfg.curve_steps) | on_disk) if "soft" in cfg.modes else []):
                 p = unit_dir / ("soft.json" if step == cfg.max_steps else f"curve_{step:06d}.json")
                 if p.exists():
                     m = json.loads(p.read_text())["metrics"]
