@@ -16,6 +16,15 @@ MODE_COLORS = {"zero": "#9e9e9e", "few": "#1f77b4", "soft": "#d62728"}
 SHOWN = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc", "ll_acc")
 
 
+
+def _label(model: str, width: int = 24) -> str:
+    """Plot label: the last part of an id or path, shortened in the middle so both ends stay readable."""
+    name = model.rstrip("/").rsplit("/", 1)[-1]
+    if len(name) <= width:
+        return name
+    keep = width - 1
+    return name[: (keep + 1) // 2] + "…" + name[len(name) - keep // 2:]
+
 def _png(fig) -> str:
     import matplotlib.pyplot as plt
 
@@ -44,7 +53,7 @@ def _mode_comparison(results: dict, task: str) -> str:
             xs = [i + (j - (len(modes) - 1) / 2) * width for i in range(len(models))]
             ax.bar(xs, [100 * (y if y == y else 0) for y in ys], width, yerr=[100 * (e if e == e else 0) for e in es],
                    color=MODE_COLORS[mode], label=mode, capsize=2)
-        ax.set_xticks(range(len(models)), [m[-18:] for m in models], rotation=20, fontsize=7)
+        ax.set_xticks(range(len(models)), [_label(m) for m in models], rotation=20, fontsize=7)
         ax.set_title(metric, fontsize=9)
         ax.set_ylim(0, 100)
     axes[0][0].legend(fontsize=7)
@@ -62,7 +71,7 @@ def _format_vs_accuracy(results: dict) -> str:
                 if "format_rate" in m:
                     ax.scatter(100 * m["format_rate"], 100 * m["lenient_acc"], c=MODE_COLORS.get(mode, "k"), marker="o")
                     ax.scatter(100 * m["format_rate"], 100 * m["strict_acc"], c=MODE_COLORS.get(mode, "k"), marker="x")
-                    ax.annotate(f"{model[-10:]}/{task}", (100 * m["format_rate"], 100 * m["lenient_acc"]), fontsize=5)
+                    ax.annotate(f"{_label(model, 14)}/{task}", (100 * m["format_rate"], 100 * m["lenient_acc"]), fontsize=5)
     ax.plot([0, 100], [0, 100], ls=":", c="k", lw=0.5)
     ax.set_xlabel("format-following (%)")
     ax.set_ylabel("accuracy (%): o lenient, x strict")
@@ -81,9 +90,9 @@ def _curve(curves: dict, task: str) -> str:
         if not pts:
             continue
         steps = [p["step"] for p in pts]
-        line, = ax.plot(steps, [100 * p["format_rate"] for p in pts], marker="o", label=f"{model[-18:]} format")
+        line, = ax.plot(steps, [100 * p["format_rate"] for p in pts], marker="o", label=f"{_label(model)} format")
         ax.plot(steps, [100 * p["strict_acc"] for p in pts], marker="x", ls="--", c=line.get_color(),
-                label=f"{model[-18:]} strict acc")
+                label=f"{_label(model)} strict acc")
     ax.set_xlabel("tuning steps")
     ax.set_ylabel("%")
     ax.set_ylim(0, 100)
@@ -107,7 +116,7 @@ def _ranking_scatter(results: dict, task: str, metric: str, reference: dict | No
             xs = [results[m][task].get("zero", {}).get(metric, float("nan")) * 100 for m, _ in pts]
         ax.scatter(xs, [100 * y for _, y in pts], c=c, label=mode)
         for (m, y), x in zip(pts, xs):
-            ax.annotate(m[-12:], (x, 100 * y), fontsize=6)
+            ax.annotate(_label(m, 16), (x, 100 * y), fontsize=6)
     ax.set_xlabel("reference score" if reference else f"zero-shot {metric} (%)")
     ax.set_ylabel(f"{metric} (%)")
     ax.set_title(f"{task}: ranking", fontsize=10)
