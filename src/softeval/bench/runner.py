@@ -122,6 +122,23 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip("/")).strip("_")[-80:] or "model"
 
 
+# Layout of OUT, in one place: units/<model>/<task>/{zero,few,soft,curve_<step>}.json, samples/<model>/<task>/….
+def unit_dir(out: Path, model: str, task: str) -> Path:
+    return out / "units" / slug(model) / task
+
+
+def samples_dir(out: Path, model: str, task: str) -> Path:
+    return out / "samples" / slug(model) / task
+
+
+def curve_unit(units: Path, step: int) -> Path:
+    return units / f"curve_{step:06d}.json"
+
+
+def curve_steps_on_disk(units: Path) -> set[int]:
+    return {int(p.stem.removeprefix("curve_")) for p in units.glob("curve_*.json")}
+
+
 # --------------------------------------------------------------------------- one unit
 
 
@@ -152,7 +169,7 @@ def evaluate_form(adapter, task: BenchTask, form: str, shots: int, cfg: BenchCon
 
 
 def run_unit(adapter, task: BenchTask, mode: str, shots: int, forms: list[str], cfg: BenchConfig,
-             unit_path: Path, samples_dir: Path, extra: dict) -> dict:
+             unit_path: Path, samples: Path, extra: dict) -> dict:
     """Evaluate `forms` of a task in one mode; write samples and the unit JSON (atomic); return it."""
     if unit_path.exists():
         return json.loads(unit_path.read_text())
@@ -161,7 +178,7 @@ def run_unit(adapter, task: BenchTask, mode: str, shots: int, forms: list[str], 
     for form in forms:
         records, native[form] = evaluate_form(adapter, task, form, shots, cfg)
         per_form[form] = records
-        atomic_write_text(samples_dir / f"{mode}_{form}.jsonl",
+        atomic_write_text(samples / f"{mode}_{form}.jsonl",
                           "".join(json.dumps({"mode": mode, "form": form, **r}, default=str) + "\n" for r in records))
     unit = {"mode": mode, "num_fewshot": shots, "metrics": scoring.aggregate(per_form.get("gen"), per_form.get("ll")),
             "lm_eval": native, "seconds": round(time.time() - t0, 1), **extra}
@@ -212,7 +229,8 @@ def run(cfg: BenchConfig) -> BenchResult:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", asdict(cfg))
     curve_steps = sorted(set(cfg.curve_steps)) if soft else []
-    units_total = len(cfg.models) * len(tasks) * (len(cfg.modes) + len([s for s in curve_steps if s != cfg.max_steps]))
+    curve_only = [s for s in curve_steps if s != cfg.max_steps]  # the --steps point is the soft unit itself
+    units_total = len(cfg.models) * len(tasks) * (len(cfg.modes) + len(curve_only))
     train_cfg = TrainConfig(num_virtual_tokens=cfg.num_virtual_tokens, max_steps=cfg.last_step,
                             batch_size=cfg.batch_size, lr=cfg.lr, warmup_steps=cfg.warmup_steps, schedule="constant",
                             init=cfg.init, seed=cfg.seed, eval_every=0, checkpoint_every=10, keep_checkpoints=2,
@@ -224,11 +242,10 @@ def run(cfg: BenchConfig) -> BenchResult:
         for model_name in cfg.models:
             adapter = None
             for t in tasks:
-                unit_dir = out / "units" / slug(model_name) / t.name
-                samples_dir = out / "samples" / slug(model_name) / t.name
-                todo = [m for m in cfg.modes if not (unit_dir / f"{m}.json").exists()]
-                todo_curve = [s for s in curve_steps if s != cfg.max_steps and not (unit_dir / f"curve_{s:06d}.json").exists()]
-                bar.update(len(cfg.modes) - len(todo) + len([s for s in curve_steps if s != cfg.max_steps]) - len(todo_curve))
+                units, samples = unit_dir(out, model_name, t.name), samples_dir(out, model_name, t.name)
+                todo = [m for m in cfg.modes if not (units / f"{m}.json").exists()]
+                todo_curve = [s for s in curve_only if not curve_unit(units, s).exists()]
+                bar.update(len(cfg.modes) - len(todo) + len(curve_only) - len(todo_curve))
                 if not todo and not todo_curve:
                     continue
                 if adapter is None:
@@ -239,7 +256,7 @@ def run(cfg: BenchConfig) -> BenchResult:
                     bar.set_description(f"{slug(model_name)} {t.name} {mode}")
                     adapter.set_prompt(None)
                     run_unit(adapter, t, mode, 0 if mode == "zero" else cfg.shots, t.forms, cfg,
-                             unit_dir / f"{mode}.json", samples_dir, {})
+                             units / f"{mode}.json", samples, {})
                     bar.update(1)
                 if "soft" not in todo and not todo_curve:
                     continue
@@ -259,7 +276,7 @@ def run(cfg: BenchConfig) -> BenchResult:
                 if "soft" in todo:
                     bar.set_description(f"{slug(model_name)} {t.name} soft")
                     adapter.set_prompt(*tuning.load_snapshot(adapter, paths[cfg.max_steps]))
-                    run_unit(adapter, t, "soft", 0, t.forms, cfg, unit_dir / "soft.json", samples_dir,
+                    run_unit(adapter, t, "soft", 0, t.forms, cfg, units / "soft.json", samples,
                              {"steps": cfg.max_steps, "prompt": str(paths[cfg.max_steps]), "tuning": tuning_info})
                     bar.update(1)
                 for step in todo_curve:
@@ -268,7 +285,7 @@ def run(cfg: BenchConfig) -> BenchResult:
                     bar.set_description(f"{slug(model_name)} {t.name} step {step}")
                     adapter.set_prompt(*tuning.load_snapshot(adapter, paths[step]))
                     run_unit(adapter, t, f"soft@{step}", 0, ["gen"] if "gen" in t.forms else t.forms, cfg,
-                             unit_dir / f"curve_{step:06d}.json", samples_dir / "curve",
+                             curve_unit(units, step), samples / "curve",
                              {"steps": step, "prompt": str(paths[step]), "tuning": tuning_info})
                     bar.update(1)
                 adapter.set_prompt(None)
@@ -296,9 +313,9 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
     curves: dict = {}
     for model_name in cfg.models:
         for t in tasks:
-            unit_dir = out / "units" / slug(model_name) / t.name
+            units = unit_dir(out, model_name, t.name)
             for mode in cfg.modes:
-                p = unit_dir / f"{mode}.json"
+                p = units / f"{mode}.json"
                 if p.exists():
                     unit = json.loads(p.read_text())
                     results.setdefault(model_name, {}).setdefault(t.name, {})[mode] = {
@@ -306,9 +323,8 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
                         **({"steps": unit["steps"], "tuning": unit["tuning"]} if mode == "soft" else {})}
             points = []
             # Requested steps plus any evaluated by an earlier run into this OUT (e.g. a longer curve for one model).
-            on_disk = {int(p.stem.split("_")[1]) for p in unit_dir.glob("curve_*.json")}
-            for step in (sorted(set(cfg.curve_steps) | on_disk) if "soft" in cfg.modes else []):
-                p = unit_dir / ("soft.json" if step == cfg.max_steps else f"curve_{step:06d}.json")
+            for step in (sorted(set(cfg.curve_steps) | curve_steps_on_disk(units)) if "soft" in cfg.modes else []):
+                p = units / "soft.json" if step == cfg.max_steps else curve_unit(units, step)
                 if p.exists():
                     m = json.loads(p.read_text())["metrics"]
                     points.append({"step": step, **{k: v for k, v in m.items() if not k.startswith("ll_")}})
@@ -318,7 +334,7 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
 
 
 def _records(out: Path, model: str, task: str, mode: str, form: str) -> list[dict]:
-    return list(read_jsonl(out / "samples" / slug(model) / task / f"{mode}_{form}.jsonl"))
+    return list(read_jsonl(samples_dir(out, model, task) / f"{mode}_{form}.jsonl"))
 
 
 def compute_rankings(out: Path, cfg: BenchConfig, tasks: list[BenchTask], reference: dict | None) -> dict:
