@@ -24,7 +24,7 @@ from pathlib import Path
 
 from softeval.evaluate import evaluate_prompt
 from softeval.models import load_model
-from softeval.runs import atomic_write_json
+from softeval.store import atomic_write_json
 from softeval.tasks import TaskConfig, build_task
 from softeval.train import TrainConfig, finalize_lane, loop_context, make_lane, new_prompt, train_lanes
 

@@ -40,7 +40,7 @@ from softeval.errors import ConfigError, DataError, ModelError, unknown_choice
 from softeval.evaluate import evaluate_prompt
 from softeval.models import DEFAULT_MODEL, LoadedModel, load_model
 from softeval.packing import CellShape, choose_max_batch_tokens, plan_lane_groups
-from softeval.runs import atomic_write_json
+from softeval.store import atomic_write_json
 from softeval.saturation import (DEFAULT_ABSOLUTE_EPSILONS, DEFAULT_RELATIVE_EPSILONS, saturation_summary,
                                  sensitivity_table)
 from softeval.tasks import TaskConfig, TaskData, available_tasks, build_task

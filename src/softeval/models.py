@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from softeval.errors import ModelError, unknown_choice
-from softeval.runs import atomic_write_text, softeval_home
+from softeval.store import atomic_write_text, softeval_home
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from safetensors.torch import save as safetensors_save
 
 from softeval.errors import SoftevalError
 from softeval.prompt import PEFT_KEY, PromptMetadata, SoftPrompt, read_prompt_file
-from softeval.runs import atomic_write_bytes, atomic_write_json
+from softeval.store import atomic_write_bytes, atomic_write_json
 
 logger = logging.getLogger(__name__)
 

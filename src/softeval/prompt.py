@@ -21,7 +21,7 @@ from safetensors.torch import save as safetensors_save
 from torch import nn
 
 from softeval.errors import ConfigError, PromptMismatchError, SoftevalError, unknown_choice
-from softeval.runs import atomic_write_bytes
+from softeval.store import atomic_write_bytes
 
 PEFT_KEY = "prompt_embeddings"  # PEFT's key for prompt-tuning adapters; reused for plain prompts
 VOCAB_SAMPLE_RANGE = 5000  # Lester et al. 2021: sample init tokens from the most frequent ids

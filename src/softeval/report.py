@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from softeval.errors import SoftevalError
-from softeval.runs import atomic_write_bytes, atomic_write_text, read_jsonl
+from softeval.store import atomic_write_bytes, atomic_write_text, read_jsonl
 
 logger = logging.getLogger(__name__)
 

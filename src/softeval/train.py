@@ -39,7 +39,7 @@ from softeval.evaluate import EvalResult, evaluate_prompt
 from softeval.forward import assemble_prompt_rows, autocast_context, target_losses
 from softeval.models import DEFAULT_MODEL, LoadedModel, load_model
 from softeval.prompt import INITIALISERS, PromptMetadata, build_prompt, initial_embeddings, save_prompt
-from softeval.runs import append_jsonl, atomic_torch_save, atomic_write_json, read_jsonl, truncate_jsonl
+from softeval.store import append_jsonl, atomic_torch_save, atomic_write_json, read_jsonl, truncate_jsonl
 from softeval.tasks import TaskConfig, TaskData, build_task
 
 logger = logging.getLogger(__name__)

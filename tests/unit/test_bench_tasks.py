@@ -90,7 +90,7 @@ def test_rerun_with_other_result_settings_is_refused(tmp_path):
     from dataclasses import asdict, replace
 
     from softeval.bench.runner import BenchConfig, _check_same_settings
-    from softeval.runs import atomic_write_json
+    from softeval.store import atomic_write_json
 
     cfg = BenchConfig(out=str(tmp_path))
     _check_same_settings(tmp_path, cfg)  # nothing there yet
@@ -105,7 +105,7 @@ def test_curve_collects_every_evaluated_step(tmp_path):
     from types import SimpleNamespace
 
     from softeval.bench.runner import BenchConfig, collect_results
-    from softeval.runs import atomic_write_json
+    from softeval.store import atomic_write_json
 
     unit_dir = tmp_path / "units" / "m" / "q"
     metrics = {"format_rate": 0.5, "ll_acc": 0.1}

@@ -13,7 +13,7 @@ from softeval.errors import ConfigError, SoftevalError
 from softeval.forward import insert_soft_prompt
 from softeval.prompt import (ConditionalPrompt, PromptMetadata, SoftPrompt, initial_embeddings, load_prompt,
                              read_prompt_file, save_prompt)
-from softeval.runs import append_jsonl, read_jsonl
+from softeval.store import append_jsonl, read_jsonl
 from softeval.tasks import TaskConfig, build_task
 from softeval.train import StepSampler, TrainConfig, lr_factor
 

@@ -10,7 +10,7 @@ import io
 import math
 from pathlib import Path
 
-from softeval.runs import atomic_write_text
+from softeval.store import atomic_write_text
 
 MODE_COLORS = {"zero": "#9e9e9e", "few": "#1f77b4", "soft": "#d62728"}
 SHOWN = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc", "ll_acc")

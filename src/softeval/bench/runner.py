@@ -21,7 +21,7 @@ from softeval import __version__
 from softeval.bench import harness, scoring
 from softeval.bench.tasks import BenchTask, resolve_task
 from softeval.errors import ConfigError
-from softeval.runs import atomic_write_json, atomic_write_text, read_jsonl
+from softeval.store import atomic_write_json, atomic_write_text, read_jsonl
 
 logger = logging.getLogger(__name__)
 
