@@ -153,3 +153,171 @@ def hash_file(path: str | Path) -> str:
                 digest.update(chunk)
         _HASH_CACHE[key] = digest.hexdigest()
     return _HASH_CACHE[key]
+
+
+# --------------------------------------------------------------------------- result identity
+
+IDENTITY_FILE = "identity.json"
+
+
+def result_identity(kind: str, settings: dict, data_files: dict[str, str | Path | None] | None = None) -> dict:
+    """What a result *is*: every setting that can change its numbers, plus the content hash of every data
+    file it read (keyed by role, e.g. 'task.data', so moving a file does not change the identity)."""
+    data = {role: hash_file(p) for role, p in sorted((data_files or {}).items()) if p is not None}
+    return {"kind": kind, "settings": strict_json(json.loads(dumps_json(settings, indent=None))), "data": data}
+
+
+def identity_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted 'key: old → new' lines for every leaf that differs."""
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += identity_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            show = lambda v: (v[:12] + "…") if isinstance(v, str) and len(v) == 64 else repr(v)  # noqa: E731
+            out.append(f"{prefix}{key}: {show(a)} → {show(b)}")
+    return out
+
+
+def claim_folder(folder: Path, identity: dict, what: str) -> bool:
+    """The single same-identity check. Returns True when `folder` already holds results of this identity
+    (continue them), False when it is new or empty (identity written now). Refuses a folder holding
+    another identity, listing the differences, and a non-empty folder that is not a softeval result."""
+    from softeval.errors import ConfigError
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder} is a file, not a folder; choose another --out")
+    for parent in folder.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"cannot create {folder}: {parent} is a file; choose another --out")
+    path = folder / IDENTITY_FILE
+    if path.exists():
+        stored = read_json(path, f"{what} identity")
+        changed = identity_differences(stored, identity)
+        if changed:
+            raise ConfigError(f"{folder} holds a {what} with another identity ({'; '.join(changed)}); "
+                              "re-run with the same settings and data to continue it, or choose another --out")
+        return True
+    if folder.exists() and any(p.name != ".gitkeep" for p in folder.iterdir()):
+        raise ConfigError(f"{folder} exists and does not hold a softeval {what} (no {IDENTITY_FILE}); "
+                          "choose another --out")
+    try:
+        atomic_write_json(path, identity)
+    except OSError as exc:
+        raise ConfigError(f"cannot write to {folder}: {exc.strerror or exc}; choose another --out") from None
+    return False
+
+
+# --------------------------------------------------------------------------- metric sinks
+
+METRIC_SINKS = ("jsonl", "tensorboard", "wandb")
+
+
+class MetricSink:
+    """Where per-step metrics go. `log` takes one flat record with a 'step'; `rewind(step)` forgets records
+    after `step` (a resumed run writes them again) where the backend can; `close` flushes."""
+
+    def log(self, record: dict) -> None:
+        raise NotImplementedError
+
+    def rewind(self, step: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class JsonlSink(MetricSink):
+    """metrics.jsonl: one strict-JSON line per record, fsynced (the default; reports read it)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def log(self, record: dict) -> None:
+        append_jsonl(self.path, record)
+
+    def rewind(self, step: int) -> None:
+        if self.path.exists():
+            truncate_jsonl(self.path, lambda r: r.get("step", 0) <= step)
+
+
+class TensorBoardSink(MetricSink):
+    """Scalars under run_dir/tensorboard (needs `tensorboard`: pip install softeval[tensorboard])."""
+
+    def __init__(self, log_dir: Path):
+        from softeval.errors import ConfigError
+
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError("metrics sink 'tensorboard' needs the tensorboard package: "
+                              "pip install 'softeval[tensorboard]'") from None
+        self.writer = SummaryWriter(log_dir=str(log_dir))
+
+    def log(self, record: dict) -> None:
+        step = int(record.get("step", 0))
+        for key, value in record.items():
+            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        self.writer.flush()
+        self.writer.close()
+
+
+class WandbSink(MetricSink):
+    """Weights & Biases; offline unless WANDB_MODE says otherwise (sync later with `wandb sync`)."""
+
+    def __init__(self, run_dir: Path, name: str, config: dict):
+        from softeval.errors import ConfigError
+
+        try:
+            import wandb
+        except ImportError:
+            raise ConfigError("metrics sink 'wandb' needs the wandb package: pip install 'softeval[wandb]'") from None
+        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "softeval"), name=name, dir=str(run_dir),
+                              config=strict_json(config), mode=os.environ.get("WANDB_MODE", "offline"),
+                              reinit="create_new")
+
+    def log(self, record: dict) -> None:
+        values = {k: v for k, v in record.items() if k != "step" and isinstance(v, (int, float))}
+        if values:
+            self.run.log(values, step=int(record.get("step", 0)))
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+class FanOutSink(MetricSink):
+    def __init__(self, sinks: list[MetricSink]):
+        self.sinks = sinks
+
+    def log(self, record: dict) -> None:
+        for sink in self.sinks:
+            sink.log(record)
+
+    def rewind(self, step: int) -> None:
+        for sink in self.sinks:
+            sink.rewind(step)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
+def open_metric_sink(run_dir: Path, kinds: list[str] | tuple[str, ...] = ("jsonl",), name: str = "run",
+                     config: dict | None = None) -> MetricSink:
+    """The sink(s) a run logs to; 'jsonl' (metrics.jsonl) is always included because reports read it."""
+    from softeval.errors import ConfigError, unknown_choice
+
+    sinks: list[MetricSink] = [JsonlSink(Path(run_dir) / "metrics.jsonl")]
+    for kind in kinds:
+        if kind not in METRIC_SINKS:
+            raise ConfigError(unknown_choice("metrics sink", kind, list(METRIC_SINKS)))
+        if kind == "tensorboard":
+            sinks.append(TensorBoardSink(Path(run_dir) / "tensorboard"))
+        elif kind == "wandb":
+            sinks.append(WandbSink(Path(run_dir), name, config or {}))
+    return sinks[0] if len(sinks) == 1 else FanOutSink(sinks)
