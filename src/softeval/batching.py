@@ -18,8 +18,17 @@ from dataclasses import dataclass, field
 
 import torch
 
+from softeval.config import Choice
+
 IGNORE = -100
-PLACEMENTS = ("after_bos", "before_bos")
+
+
+class Placement(Choice):
+    after_bos = "after_bos"    # [pad…][BOS][soft × n][input…] (softeval's default)
+    before_bos = "before_bos"  # [pad…][soft × n][BOS][input…] (PEFT's prompt-tuning layout)
+
+
+PLACEMENTS = Placement.values()
 
 
 @dataclass

@@ -5,9 +5,11 @@ plain model. All cells are scored on the same held-out examples and the same tar
 invariant 5, checked by a fingerprint of the scored targets), so the curve L(M, D, n) compares like with
 like. The saturation point S(ε) and its uncertainty come from `saturation.py`.
 
-Sweep directory (`--out`):
+Sweep directory (`--out`, layout owned by `store.SweepFolder`):
   config.json          resolved DistanceConfig of the latest run
+  identity.json        the settings and data hashes every cell's numbers depend on (store.claim_folder)
   model.json           ModelInfo of the model
+  plan.json            which cells train together as lanes (fixed once; a resumed sweep reuses it)
   eval_set.json        the held-out set every cell is scored on (task spec, fingerprint, target count)
   reference.json       with --reference-model: the reference's loss on the same examples
   cells/n0/cell.json   the plain model
@@ -18,7 +20,8 @@ Sweep directory (`--out`):
 
 A cell is finished when its cell.json exists; it is written atomically and last, and a finished cell is
 never touched again. Re-running with the same --out skips finished cells and resumes the others from
-their newest checkpoint; changing anything that affects a cell's numbers is refused.
+their newest checkpoint; changing anything that affects a cell's numbers (a setting or a data file) is
+refused with the differences. The grid (tokens, seeds), ε, the reference and the device may change.
 """
 
 from __future__ import annotations
@@ -36,27 +39,29 @@ import numpy as np
 
 from softeval import __version__
 from softeval.batching import collate
+from softeval.config import option, to_dict
+from softeval.engine import (Lane, LaneConfig, OptimConfig, Precision, loop_context, make_lane, new_prompt,
+                             resume_lane, train_lanes)
 from softeval.errors import ConfigError, DataError, ModelError, unknown_choice
 from softeval.evaluate import evaluate_prompt
-from softeval.models import DEFAULT_MODEL, LoadedModel, load_model
-from softeval.packing import CellShape, choose_max_batch_tokens, plan_lane_groups
-from softeval.store import atomic_write_json
+from softeval.models import DEFAULT_MODEL, DTYPES, LoadedModel, load_model
+from softeval.packing import CellShape, plan_lane_groups
+from softeval.prompt import PromptConfig
 from softeval.saturation import (DEFAULT_ABSOLUTE_EPSILONS, DEFAULT_RELATIVE_EPSILONS, saturation_summary,
                                  sensitivity_table)
+from softeval.store import SweepFolder, atomic_write_json, claim_folder, read_json, result_identity
 from softeval.tasks import TaskConfig, TaskData, available_tasks, build_task
-from softeval.train import (Lane, TrainConfig, config_to_dict, finalize_lane, loop_context, make_lane, new_prompt,
-                            optimisation_errors, resume_lane, train_lanes)
+from softeval.train import finalize_lane, task_metrics_of
 
 logger = logging.getLogger(__name__)
 
 SCHEMA = "softeval.distance/1"
 TOKENS_HELP = "a comma-separated list of non-negative integers like 0,1,4,16,64"
 
-# Keys that change a cell's numbers: a sweep directory refuses to continue with different values.
-# Everything else (the grid, seeds, device, packing, ε, the reference, progress) may change between runs.
-CELL_KEYS = ("model", "dtype", "precision", "task", "init", "init_text", "placement", "conditional", "max_steps",
-             "batch_size", "lr", "weight_decay", "warmup_steps", "schedule", "grad_clip", "eval_every",
-             "eval_batch_size", "num_samples", "sample_tokens")
+# Settings that can change a cell's numbers: the sweep's identity (with the weights and data hashes).
+# Everything else (the grid, seeds, device, packing budget, ε, the reference, progress) may change between runs.
+CELL_KEYS = ("model", "dtype", "task", "prompt", "optim", "eval_batch_size", "num_samples", "sample_tokens")
+DEFAULT_MAX_BATCH_TOKENS = 8192  # fixed, not from free memory: the same sweep groups its cells alike everywhere
 
 
 def parse_tokens(value) -> tuple[int, ...]:
@@ -81,36 +86,35 @@ def parse_tokens(value) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class DistanceConfig:
-    model: str = DEFAULT_MODEL
-    device: str = "auto"
-    dtype: str = "auto"
-    precision: str = "auto"             # autocast for training and scoring (auto: bf16 where fast, else fp32)
+    model: str = option(DEFAULT_MODEL, flag="--model", help="embedded name, Hugging Face id, local folder or .gguf")
+    device: str = option("auto", flag="--device", help="auto, cpu, cuda, cuda:N or mps")
+    dtype: str = option("auto", flag="--dtype", choices=lambda: ["auto", *DTYPES], help="weights dtype")
+    precision: Precision = option(Precision.auto, flag="--precision",
+                                  help="autocast for training and scoring (auto: bf16 where fast, else fp32)")
     task: TaskConfig = field(default_factory=TaskConfig)
-    tokens: tuple[int, ...] = (0, 1, 4, 16, 64)  # the grid of prompt lengths n; 0 = the plain model
-    seeds: int = 3                      # seeds 0..seeds-1 per n > 0 (prompt init and data order)
-    init: str = "vocab"
-    init_text: str | None = None
-    placement: str = "after_bos"
-    conditional: str = "linear"         # prompt map for conditional tasks (condition_dim > 0)
-    max_steps: int = 100                # per cell
-    batch_size: int = 8                 # rows per cell per step
-    lr: float = 0.1                     # same default as TrainConfig
-    weight_decay: float = 0.0
-    warmup_steps: int = 10
-    schedule: str = "cosine"
-    grad_clip: float = 1.0
-    eval_every: int = 0                 # held-out evaluation during training (0 = at the start and end only)
-    eval_batch_size: int = 16
-    checkpoint_every: int = 25          # a killed sweep resumes each unfinished cell from here
-    max_batch_tokens: int | None = None  # rows × padded length per step when cells share a pass; None = half the
-                                         # free memory (packing.choose_max_batch_tokens); 0 = one cell per pass
-    epsilon: float = 0.01               # S(ε), absolute: nats/token
-    epsilon_relative: float = 0.05      # S(ε), relative: fraction of the total gain L(0) − min L
-    reference_model: str | None = None  # score this model (same tokenizer) on the same examples
-    num_samples: int = 2                # greedy samples per cell for the report (text tasks)
-    sample_tokens: int = 24             # new tokens per sample
-    bootstrap_samples: int = 1000       # resamples of seeds for the uncertainty of S
-    out: str = "runs/distance"
+    tokens: tuple[int, ...] = option((0, 1, 4, 16, 64), flag="--tokens",
+                                     help="the grid of prompt lengths n, comma-separated; 0 = the plain model")
+    seeds: int = option(3, flag="--seeds", help="seeds 0..seeds-1 per n > 0 (prompt init and data order)")
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval_every: int = option(0, flag="--eval-every", help="held-out evaluation during training (0 = start and end)")
+    eval_batch_size: int = option(16, flag="--eval-batch-size", help="rows per evaluation batch")
+    checkpoint_every: int = option(25, flag="--checkpoint-every", help="a killed sweep resumes each cell from here")
+    max_batch_tokens: int = option(DEFAULT_MAX_BATCH_TOKENS, flag="--max-batch-tokens",
+                                   help="rows × padded length per step when cells share a pass (lanes); "
+                                        "0 = one cell per pass")
+    epsilon: float = option(0.01, flag="--epsilon", help="S(ε), absolute ε in nats/token")
+    epsilon_relative: float = option(0.05, flag="--epsilon-relative",
+                                     help="S(ε), relative ε as a fraction of the total gain L(0) − min L")
+    reference_model: str | None = option(None, flag="--reference-model",
+                                         help="also score this model (same tokenizer) and report the share of the "
+                                              "gap each n closes")
+    num_samples: int = option(2, help="greedy samples per cell for the report (text tasks)")
+    sample_tokens: int = option(24, help="new tokens per sample")
+    bootstrap_samples: int = option(1000, help="resamples of seeds for the uncertainty of S")
+    metrics: list[str] = option(default_factory=list, flag="--metrics",
+                                help="extra metric sinks per cell besides metrics.jsonl: tensorboard, wandb")
+    out: str = option("runs/distance", flag="--out", help="sweep folder; re-run the same command to continue it")
     report: bool = True                 # write report/index.html at the end
     show_progress: bool = True
 
@@ -119,20 +123,19 @@ class DistanceConfig:
         errors = []
         if self.seeds < 1:
             errors.append(f"seeds must be >= 1, got {self.seeds}")
-        if self.max_steps < 1:
-            errors.append(f"max_steps (--steps) must be >= 1, got {self.max_steps}")
-        errors += optimisation_errors(self)
+        if self.optim.max_steps < 1:
+            errors.append(f"optim.max_steps (--steps) must be >= 1, got {self.optim.max_steps}")
         for key in ("epsilon", "epsilon_relative"):
             value = getattr(self, key)
             if not (value >= 0 and math.isfinite(value)):
                 errors.append(f"{key} must be a non-negative number, got {value}")
-        if self.max_batch_tokens is not None and self.max_batch_tokens < 0:
-            errors.append(f"max_batch_tokens must be >= 0, got {self.max_batch_tokens}")
-        for key in ("num_samples", "sample_tokens", "checkpoint_every", "eval_every"):
+        for key in ("num_samples", "sample_tokens", "checkpoint_every", "eval_every", "max_batch_tokens"):
             if getattr(self, key) < 0:
                 errors.append(f"{key} must be >= 0, got {getattr(self, key)}")
         if self.bootstrap_samples < 1:
             errors.append(f"bootstrap_samples must be >= 1, got {self.bootstrap_samples}")
+        if self.eval_batch_size < 1:
+            errors.append(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
         if errors:
             raise ConfigError("; ".join(errors))
 
@@ -153,8 +156,7 @@ class SweepResult:
 # --------------------------------------------------------------------------- cells
 
 
-def cell_name(n: int, seed: int) -> str:
-    return "n0" if n == 0 else f"n{n}_s{seed}"
+cell_name = SweepFolder.cell_name
 
 
 def plan_cells(cfg: DistanceConfig) -> list[tuple[int, int]]:
@@ -173,22 +175,29 @@ def pack_cells(cells: list[tuple[int, int]], batch_size: int, example_tokens: in
     return [[cells[i] for i in group] for group in plan_lane_groups(shapes, max_batch_tokens)]
 
 
-def cell_train_config(cfg: DistanceConfig, n: int, seed: int, run_dir: Path) -> TrainConfig:
-    return TrainConfig(
-        model=cfg.model, device=cfg.device, dtype=cfg.dtype, precision=cfg.precision, task=cfg.task,
-        num_virtual_tokens=n, init=cfg.init, init_text=cfg.init_text, placement=cfg.placement,
-        conditional=cfg.conditional, max_steps=cfg.max_steps, batch_size=cfg.batch_size, lr=cfg.lr,
-        weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps, schedule=cfg.schedule, grad_clip=cfg.grad_clip,
-        seed=seed, eval_every=cfg.eval_every, eval_batch_size=cfg.eval_batch_size,
-        checkpoint_every=cfg.checkpoint_every, keep_checkpoints=1, out=str(run_dir), show_progress=False,
-    )
+def lane_plan(sweep: SweepFolder, cfg: DistanceConfig, todo: list[tuple[int, int]], example_tokens: int) -> list:
+    """Lane groups for the unfinished cells. The plan is fixed the first time a cell is planned (plan.json) and
+    reused on every re-run, so a resumed or grown sweep trains each cell with the same partners as before
+    (in bf16 a lane's numbers depend on what shares its batch)."""
+    stored = (sweep.read(sweep.plan_path, "lane plan") or {}).get("groups", [])
+    groups = [[tuple(c) for c in g] for g in stored]
+    planned = {c for g in groups for c in g}
+    new = [c for c in todo if c not in planned]
+    if new:
+        groups += pack_cells(new, cfg.optim.batch_size, example_tokens, cfg.max_batch_tokens)
+        atomic_write_json(sweep.plan_path, {"max_batch_tokens": cfg.max_batch_tokens,
+                                            "example_tokens": example_tokens, "groups": groups})
+    wanted = set(todo)
+    return [[c for c in g if c in wanted] for g in groups if any(c in wanted for c in g)]
+
+
+def cell_lane_config(cfg: DistanceConfig, seed: int) -> LaneConfig:
+    return LaneConfig(optim=cfg.optim, seed=seed, eval_every=cfg.eval_every, eval_batch_size=cfg.eval_batch_size,
+                      checkpoint_every=cfg.checkpoint_every, keep_checkpoints=1)
 
 
 def read_cell(out_dir: Path, n: int, seed: int) -> dict | None:
-    path = Path(out_dir) / "cells" / cell_name(n, seed) / "cell.json"
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())
+    return SweepFolder(out_dir).read_cell(n, seed)
 
 
 # --------------------------------------------------------------------------- the held-out set
@@ -214,7 +223,8 @@ def eval_fingerprint(examples, num_soft: int, bos_id: int | None, pad_id: int, p
 
 def check_same_eval_set(task: TaskData, lm: LoadedModel, cfg: DistanceConfig) -> dict:
     """Fingerprint of the held-out set; refuses a grid in which two lengths would be scored differently."""
-    prints = {n: eval_fingerprint(task.eval, n, lm.info.bos_token_id, lm.info.pad_token_id, cfg.placement)
+    prints = {n: eval_fingerprint(task.eval, n, lm.info.bos_token_id, lm.info.pad_token_id,
+                                 str(cfg.prompt.placement))
               for n in cfg.tokens}
     distinct = {json.dumps(p, sort_keys=True) for p in prints.values()}
     assert len(distinct) == 1, f"prompt lengths would be scored on different targets: {prints}"
@@ -224,11 +234,9 @@ def check_same_eval_set(task: TaskData, lm: LoadedModel, cfg: DistanceConfig) ->
 # --------------------------------------------------------------------------- scoring a cell
 
 
-def task_metrics(task: TaskData, lm: LoadedModel, prompt) -> tuple[dict, list]:
-    """Run the task's own metrics (if any): flat numbers, and per-condition rows."""
-    if task.metrics is None:
-        return {}, []
-    raw = task.metrics(lm, prompt, task.eval) or {}
+def task_metrics(task: TaskData, lm: LoadedModel, prompt, placement: str) -> tuple[dict, list]:
+    """Run the task's own metrics (if any), with the prompt's placement: flat numbers, and per-condition rows."""
+    raw = task_metrics_of(lm, prompt, task, placement)
     flat = {k: float(v) for k, v in raw.items()
             if k != "by_condition" and isinstance(v, (int, float)) and not isinstance(v, bool)}
     by_condition = []
@@ -249,26 +257,21 @@ def greedy_samples(task: TaskData, lm: LoadedModel, prompt, cfg: DistanceConfig)
     if not contexts or task.condition_dim or not cfg.sample_tokens:
         return []
     new = generate_ids(lm.model, prompt, contexts, bos_id=lm.info.bos_token_id, pad_id=lm.info.pad_token_id,
-                       eos_id=lm.info.eos_token_id, placement=cfg.placement, max_new_tokens=cfg.sample_tokens)
+                       eos_id=lm.info.eos_token_id, placement=str(cfg.prompt.placement),
+                       max_new_tokens=cfg.sample_tokens)
     decode = lambda ids: lm.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
     return [{"context": decode(c), "continuation": decode(ids)} for c, ids in zip(contexts, new)]
 
 
-def write_cell(out_dir: Path, n: int, seed: int, record: dict) -> dict:
-    record = {"name": cell_name(n, seed), "n": n, "seed": seed, **record}
-    atomic_write_json(Path(out_dir) / "cells" / cell_name(n, seed) / "cell.json", record)
-    return record
-
-
-def finish_plain_cell(out_dir: Path, task: TaskData, lm: LoadedModel, cfg: DistanceConfig, ctx,
+def finish_plain_cell(sweep: SweepFolder, task: TaskData, lm: LoadedModel, cfg: DistanceConfig, ctx,
                       fingerprint: dict) -> dict:
     """n = 0: the plain model on the held-out set, scored by the same evaluator as every trained cell."""
     t0 = time.perf_counter()
     result = evaluate_prompt(lm.model, None, task.eval, bos_id=ctx.bos_id, pad_id=ctx.pad_id, placement=ctx.placement,
                              batch_size=cfg.eval_batch_size, precision=ctx.precision)
-    flat, by_condition = task_metrics(task, lm, None)
+    flat, by_condition = task_metrics(task, lm, None, ctx.placement)
     evaluation = result.to_dict()
-    return write_cell(out_dir, 0, 0, {
+    return sweep.write_cell(0, 0, {
         "status": "done", "steps": 0, "loss": evaluation["loss"], "token_accuracy": evaluation["token_accuracy"],
         "num_targets": evaluation["num_targets"], "initial_loss": evaluation["loss"],
         "initial_token_accuracy": evaluation["token_accuracy"], "precision": ctx.precision,
@@ -278,15 +281,15 @@ def finish_plain_cell(out_dir: Path, task: TaskData, lm: LoadedModel, cfg: Dista
     })
 
 
-def finish_trained_cell(out_dir: Path, lane: Lane, task: TaskData, lm: LoadedModel, cfg: DistanceConfig, ctx,
+def finish_trained_cell(sweep: SweepFolder, lane: Lane, task: TaskData, lm: LoadedModel, cfg: DistanceConfig, ctx,
                         seconds: float) -> dict:
     n, seed = lane.prompt.num_virtual_tokens, lane.cfg.seed
-    finalize_lane(lm, lane, task)
+    finalize_lane(lm, lane, task, cfg.prompt)
     done = lane.status == "done"
-    flat, by_condition = task_metrics(task, lm, lane.prompt) if done else ({}, [])
+    flat, by_condition = task_metrics(task, lm, lane.prompt, ctx.placement) if done else ({}, [])
     final, initial = lane.last_eval, lane.initial_eval
     fingerprint = eval_fingerprint(lane.eval_examples, n, ctx.bos_id, ctx.pad_id, ctx.placement)
-    return write_cell(out_dir, n, seed, {
+    return sweep.write_cell(n, seed, {
         "status": lane.status, "steps": lane.step,
         "loss": final.get("loss") if done else None,
         "token_accuracy": final.get("token_accuracy") if done else None,
@@ -308,12 +311,13 @@ def score_reference(cfg: DistanceConfig, lm: LoadedModel, task: TaskData, ctx, f
         raise ModelError(f"reference model '{cfg.reference_model}' uses a different tokenizer than '{cfg.model}', "
                          "so their losses are over different tokens; pass a reference that shares the tokenizer "
                          "(e.g. the base model of the same family)")
-    ref_print = eval_fingerprint(task.eval, 0, ref.info.bos_token_id, ref.info.pad_token_id, cfg.placement)
+    ref_print = eval_fingerprint(task.eval, 0, ref.info.bos_token_id, ref.info.pad_token_id,
+                                 str(cfg.prompt.placement))
     if ref_print != fingerprint:
         raise ModelError(f"reference model '{cfg.reference_model}' would be scored on different target tokens "
                          f"than '{cfg.model}' (its tokenizer adds BOS differently); pass a matching reference")
     result = evaluate_prompt(ref.model, None, task.eval, bos_id=ref.info.bos_token_id, pad_id=ref.info.pad_token_id,
-                             placement=cfg.placement, batch_size=cfg.eval_batch_size, precision=ctx.precision)
+                             placement=ctx.placement, batch_size=cfg.eval_batch_size, precision=ctx.precision)
     record = {"model": cfg.reference_model, "weights_sha256": ref.info.weights_sha256, **result.to_dict(),
               "eval_fingerprint": fingerprint["sha256"]}
     del ref
@@ -321,13 +325,13 @@ def score_reference(cfg: DistanceConfig, lm: LoadedModel, task: TaskData, ctx, f
     return record
 
 
-def reference_record(out_dir: Path, cfg: DistanceConfig, lm: LoadedModel, task: TaskData, ctx,
+def reference_record(sweep: SweepFolder, cfg: DistanceConfig, lm: LoadedModel, task: TaskData, ctx,
                      fingerprint: dict) -> dict | None:
     if not cfg.reference_model:
         return None
-    path = out_dir / "reference.json"
+    path = sweep.reference_path
     if path.exists():
-        stored = json.loads(path.read_text())
+        stored = read_json(path, "reference record")
         if stored.get("model") == cfg.reference_model and stored.get("eval_fingerprint") == fingerprint["sha256"]:
             return stored
     record = score_reference(cfg, lm, task, ctx, fingerprint)
@@ -341,54 +345,23 @@ def reference_record(out_dir: Path, cfg: DistanceConfig, lm: LoadedModel, task: 
 
 
 def config_dict(cfg: DistanceConfig) -> dict:
-    data = asdict(cfg)
-    data["tokens"] = list(cfg.tokens)
-    return data
+    return to_dict(cfg)
 
 
 def config_from_dict(data: dict) -> DistanceConfig:
-    data = dict(data)
-    data["task"] = TaskConfig(**data.get("task", {}))
-    return DistanceConfig(**data)
+    from softeval.config import from_dict
+
+    return from_dict(DistanceConfig, data)
 
 
-def check_sweep_dir(out_dir: Path, cfg: DistanceConfig) -> bool:
-    """True if `out_dir` already holds this sweep; refuse one whose cells were made with other settings."""
-    path = out_dir / "config.json"
-    if not path.exists():
-        if out_dir.exists() and any(out_dir.iterdir()):
-            raise ConfigError(f"{out_dir} exists and is not a distance sweep directory; choose another --out")
-        return False
-    stored = json.loads(path.read_text())
-    new = config_dict(cfg)
-    changed = [f"{k}: {stored.get(k)!r} → {new[k]!r}" for k in CELL_KEYS if _norm(stored.get(k)) != _norm(new[k])]
-    if changed:
-        raise ConfigError(f"{out_dir} holds a sweep made with other settings ({'; '.join(changed)}); "
-                          "re-run with the same settings to continue it, or choose another --out")
-    return True
-
-
-def _norm(value):
-    return json.loads(json.dumps(value))
-
-
-def check_same_model(out_dir: Path, lm: LoadedModel) -> None:
-    path = out_dir / "model.json"
-    if path.exists():
-        stored = json.loads(path.read_text())
-        if stored.get("weights_sha256") != lm.info.weights_sha256:
-            raise ConfigError(f"{out_dir} was swept with other weights for '{lm.info.name}' "
-                              f"({stored.get('weights_sha256', '')[:12]} vs {lm.info.weights_sha256[:12]}); "
-                              "choose another --out")
-
-
-def check_same_eval_file(out_dir: Path, record: dict) -> None:
-    path = out_dir / "eval_set.json"
-    if path.exists():
-        stored = json.loads(path.read_text())
-        if stored.get("sha256") != record["sha256"]:
-            raise DataError(f"the held-out examples differ from those {out_dir} was swept on (the corpus or data "
-                            "file changed?); choose another --out")
+def sweep_identity(cfg: DistanceConfig, lm: LoadedModel, task: TaskData, precision: str, eval_set: dict) -> dict:
+    """Everything a cell's numbers depend on: CELL_KEYS, the resolved precision, the weights, the tokenizer,
+    the held-out set and the content of every data file the task read."""
+    data = to_dict(cfg)
+    settings = {k: data[k] for k in CELL_KEYS}
+    settings.update(precision=precision, model_sha256=lm.info.weights_sha256,
+                    tokenizer_sha256=lm.info.tokenizer_sha256, eval_set_sha256=eval_set["sha256"])
+    return result_identity("distance", settings, getattr(task, "data_files", {}))
 
 
 # --------------------------------------------------------------------------- summary
@@ -403,16 +376,18 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
 
 def summarize_sweep(out_dir: Path, cfg: DistanceConfig | None = None) -> dict:
     """results.json content from the artifacts alone (no model): per cell, per n, S(ε), sensitivity."""
-    out_dir = Path(out_dir)
-    cfg = cfg or config_from_dict(json.loads((out_dir / "config.json").read_text()))
-    model = json.loads((out_dir / "model.json").read_text()) if (out_dir / "model.json").exists() else {}
-    eval_set = json.loads((out_dir / "eval_set.json").read_text()) if (out_dir / "eval_set.json").exists() else {}
-    ref_path = out_dir / "reference.json"
-    reference = json.loads(ref_path.read_text()) if cfg.reference_model and ref_path.exists() else None
+    sweep = SweepFolder(out_dir)
+    if not sweep.config_path.exists():
+        raise DataError(f"{sweep.path} is not a softeval distance sweep folder (no config.json); "
+                        "pass the --out of a `softeval distance` run")
+    cfg = cfg or config_from_dict(read_json(sweep.config_path, "sweep config"))
+    model = sweep.read(sweep.model_path, "model record") or {}
+    eval_set = sweep.read(sweep.eval_set_path, "held-out set record") or {}
+    reference = sweep.read(sweep.reference_path, "reference record") if cfg.reference_model else None
 
     cells, missing = [], []
     for n, seed in plan_cells(cfg):
-        record = read_cell(out_dir, n, seed)
+        record = sweep.read_cell(n, seed)
         if record is None:
             missing.append(cell_name(n, seed))
         else:
@@ -534,40 +509,34 @@ def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
     if cfg.task.name == "jsonl" and not cfg.task.data:
         raise ConfigError(f"task 'jsonl' needs a behaviour file: --data FILE.jsonl (or choose --task from "
                           f"{', '.join(available_tasks())})")
-    out_dir = Path(cfg.out)
-    resuming = check_sweep_dir(out_dir, cfg)
+    sweep = SweepFolder(cfg.out)
     lm = lm or load_model(cfg.model, cfg.device, cfg.dtype, show_progress=cfg.show_progress)
     task = build_task(cfg.task, lm.tokenizer)
     if cfg.tokens != (0,) and not task.train:
         raise DataError(f"task '{cfg.task.name}' has no training examples; raise task.num_train or give more data")
     fingerprint = check_same_eval_set(task, lm, cfg)
-    check_same_model(out_dir, lm)
     eval_record = {**fingerprint, "task_spec": task.spec, "task_spec_hash": task.spec_hash,
                    "num_train": len(task.train)}
-    check_same_eval_file(out_dir, eval_record)
-    ctx = loop_context(lm, cfg.precision, cfg.placement)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / "config.json", config_dict(cfg))
-    atomic_write_json(out_dir / "model.json", lm.info.to_dict())
-    atomic_write_json(out_dir / "eval_set.json", eval_record)
-    reference_record(out_dir, cfg, lm, task, ctx, fingerprint)
+    ctx = loop_context(lm, cfg.precision, cfg.prompt.placement)
+    resuming = claim_folder(sweep.path, sweep_identity(cfg, lm, task, ctx.precision, fingerprint), "distance sweep")
+    atomic_write_json(sweep.config_path, config_dict(cfg))
+    atomic_write_json(sweep.model_path, lm.info.to_dict())
+    atomic_write_json(sweep.eval_set_path, eval_record)
+    reference_record(sweep, cfg, lm, task, ctx, fingerprint)
 
     cells = plan_cells(cfg)
-    finished = {c for c in cells if read_cell(out_dir, *c) is not None}
+    finished = {c for c in cells if sweep.read_cell(*c) is not None}
     todo = [c for c in cells if c not in finished and c[0] > 0]
     example_tokens = max(len(e.input_ids) for e in task.train) + (1 if ctx.bos_id is not None else 0)
-    budget = cfg.max_batch_tokens
-    if budget is None:
-        budget = choose_max_batch_tokens(lm.model)
-        logger.info("lane budget from free memory: %d tokens per step", budget)
-    groups = pack_cells(todo, cfg.batch_size, example_tokens, budget)
+    groups = lane_plan(sweep, cfg, todo, example_tokens)
     logger.info("%s %d-cell sweep of %s on %s (%d held-out examples, %d targets, precision %s): %d finished, "
                 "%d to train in %d pass(es)", "continuing" if resuming else "starting", len(cells), lm.info.name,
                 cfg.task.name, fingerprint["num_examples"], fingerprint["num_targets"], ctx.precision,
                 len(finished), len(todo), len(groups))
 
     # --- loop: cost-weighted overall progress (steps × tokens per row), so the ETA is sensible across groups
-    cost = lambda group: cfg.max_steps * sum(cfg.batch_size * (n + example_tokens) for n, _ in group)  # noqa: E731
+    cost = lambda group: cfg.optim.max_steps * sum(cfg.optim.batch_size * (n + example_tokens)  # noqa: E731
+                                                   for n, _ in group)
     trained = 0
     with logging_redirect_tqdm(), tqdm(total=sum(cost(g) for g in groups) or 1, desc="distance",
                                        disable=not cfg.show_progress, dynamic_ncols=True,
@@ -576,7 +545,7 @@ def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
         done_count = len(finished)
         bar.set_postfix_str(f"cells {done_count}/{len(cells)}")
         if (0, 0) in cells and (0, 0) not in finished:
-            record = finish_plain_cell(out_dir, task, lm, cfg, ctx, fingerprint)
+            record = finish_plain_cell(sweep, task, lm, cfg, ctx, fingerprint)
             done_count += 1
             bar.set_postfix_str(f"cells {done_count}/{len(cells)}")
             logger.info("n=0 (plain model): loss %.4f nats/token, token accuracy %.3f", record["loss"],
@@ -584,22 +553,24 @@ def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
         for g, group in enumerate(groups, start=1):
             lanes = []
             for n, seed in group:
-                run_dir = out_dir / "cells" / cell_name(n, seed)
-                train_cfg = cell_train_config(cfg, n, seed, run_dir)
-                run_dir.mkdir(parents=True, exist_ok=True)
-                atomic_write_json(run_dir / "config.json", config_to_dict(train_cfg))
-                lane = make_lane(cell_name(n, seed), new_prompt(lm, train_cfg, task.condition_dim), task, train_cfg,
-                                 run_dir)
+                folder = sweep.run_folder(n, seed, cfg.metrics)
+                atomic_write_json(folder.config_path, {**config_dict(cfg), "num_virtual_tokens": n, "seed": seed})
+                lane = make_lane(cell_name(n, seed), new_prompt(lm, cfg.prompt, n, seed, task.condition_dim), task,
+                                 cell_lane_config(cfg, seed), folder)
                 resume_lane(lane)
                 lanes.append(lane)
             t0 = time.perf_counter()
             desc = f"pass {g}/{len(groups)} n={','.join(str(n) for n in sorted({n for n, _ in group}))}"
-            train_lanes(ctx, lanes, show_progress=cfg.show_progress, desc=desc)
+            try:
+                train_lanes(ctx, lanes, show_progress=cfg.show_progress, desc=desc)
+            finally:
+                for lane in lanes:
+                    lane.folder.close()
             seconds = time.perf_counter() - t0
             for lane in lanes:
-                if lane.status == "running" and lane.step >= lane.cfg.max_steps and lane.last_eval.get("final"):
+                if lane.status == "running" and lane.step >= lane.max_steps and lane.last_eval.get("final"):
                     lane.status = "done"  # finished before a kill, between its last checkpoint and cell.json
-                record = finish_trained_cell(out_dir, lane, task, lm, cfg, ctx, seconds)
+                record = finish_trained_cell(sweep, lane, task, lm, cfg, ctx, seconds)
                 trained += 1
                 done_count += 1
                 if record["status"] == "done":
@@ -612,17 +583,17 @@ def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
             bar.set_postfix_str(f"cells {done_count}/{len(cells)}")
 
     # --- save
-    results = summarize_sweep(out_dir, cfg)
+    results = summarize_sweep(sweep.path, cfg)
     if not results["task"]["same_eval_set"]:
-        raise DataError(f"cells in {out_dir} were scored on different held-out targets; choose another --out")
-    atomic_write_json(out_dir / "results.json", results)
+        raise DataError(f"cells in {sweep.path} were scored on different held-out targets; choose another --out")
+    atomic_write_json(sweep.results_path, results)
     report_path = None
     if cfg.report:
         from softeval.report import write_report
 
-        report_path = write_report(out_dir)
-    logger.info("wrote %s", out_dir / "results.json")
-    return SweepResult(out_dir=out_dir, results=results, report_path=report_path, cells_trained=trained,
+        report_path = write_report(sweep.path)
+    logger.info("wrote %s", sweep.results_path)
+    return SweepResult(out_dir=sweep.path, results=results, report_path=report_path, cells_trained=trained,
                        cells_skipped=len(finished))
 
 

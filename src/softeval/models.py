@@ -144,7 +144,7 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -153,9 +153,9 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return torch.float32
-    if dtype not in _DTYPES:
+    if dtype not in DTYPES:
         raise ModelError(f"unknown --dtype '{dtype}'; use auto, float32, bfloat16 or float16")
-    return _DTYPES[dtype]
+    return DTYPES[dtype]
 
 
 # --------------------------------------------------------------------------- hashing

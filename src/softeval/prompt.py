@@ -20,6 +20,8 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
+from softeval.batching import Placement
+from softeval.config import Choice, option
 from softeval.errors import ConfigError, PromptMismatchError, SoftevalError, unknown_choice
 from softeval.store import atomic_write_bytes
 
@@ -143,10 +145,41 @@ class ConditionalPrompt(nn.Module):
 PromptModule = SoftPrompt | ConditionalPrompt
 
 
-def build_prompt(embeddings: torch.Tensor, condition_dim: int = 0, kind: str = "linear") -> PromptModule:
+def build_prompt(embeddings: torch.Tensor, condition_dim: int = 0, kind: str = "linear", hidden: int = 256,
+                 seed: int = 0) -> PromptModule:
     if condition_dim:
-        return ConditionalPrompt(embeddings, condition_dim, kind)
+        return ConditionalPrompt(embeddings, condition_dim, str(kind), hidden=hidden)
     return SoftPrompt(embeddings)
+
+
+class ConditionalKind(Choice):
+    linear = "linear"  # prompt(c) = base + W c
+    mlp = "mlp"        # prompt(c) = base + W2 gelu(W1 c)
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """How a prompt is built and where it sits; one section shared by train, distance and bench."""
+
+    init: str = option("vocab", flag="--init", choices=lambda: list(INITIALISERS),
+                       help="initial vectors: sampled vocabulary embeddings, text, scaled random or zeros")
+    init_text: str | None = option(None, flag="--init-text", help="text for init 'text'")
+    placement: Placement = option(Placement.after_bos, flag="--placement",
+                                  help="soft tokens after BOS (default) or before it (PEFT's layout)")
+    conditional: ConditionalKind = option(ConditionalKind.linear, flag="--conditional",
+                                          help="condition → prompt map, for tasks with conditions (chess, pathfinding)")
+    conditional_hidden: int = option(256, flag="--conditional-hidden", help="hidden width of the 'mlp' map")
+
+    def __post_init__(self):
+        errors = []
+        if self.init not in INITIALISERS:
+            errors.append(unknown_choice("prompt init (prompt.init)", self.init, list(INITIALISERS)))
+        if self.init == "text" and not self.init_text:
+            errors.append("init 'text' needs init_text (--init-text)")
+        if self.conditional_hidden < 1:
+            errors.append(f"prompt.conditional_hidden must be >= 1, got {self.conditional_hidden}")
+        if errors:
+            raise ConfigError("; ".join(errors))
 
 
 # --------------------------------------------------------------------------- files

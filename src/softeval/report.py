@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from softeval.errors import SoftevalError
-from softeval.store import atomic_write_bytes, atomic_write_text, read_jsonl
+from softeval.store import SweepFolder, atomic_write_bytes, atomic_write_text, read_json, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -31,29 +31,27 @@ logger = logging.getLogger(__name__)
 
 
 def load_sweep(sweep_dir: Path) -> dict:
-    """Summary (as in results.json, recomputed from the cells) plus training curves and samples per cell."""
-    from softeval.distance import cell_name, plan_cells, summarize_sweep, config_from_dict
-
-    sweep_dir = Path(sweep_dir)
-    if not (sweep_dir / "config.json").exists() or not (sweep_dir / "cells").is_dir():
-        raise SoftevalError(f"{sweep_dir} is not a softeval distance sweep directory (no config.json and cells/); "
+    """The sweep's summary (results.json, written by `distance`) plus training curves and samples per cell,
+    read through the store: the report never imports the code that produced the numbers."""
+    sweep = SweepFolder(sweep_dir)
+    if not sweep.results_path.exists() or not (sweep.path / "cells").is_dir():
+        raise SoftevalError(f"{sweep.path} is not a softeval distance sweep directory (no results.json and cells/); "
                             "pass the --out of a `softeval distance` run")
-    cfg = config_from_dict(json.loads((sweep_dir / "config.json").read_text()))
-    results = summarize_sweep(sweep_dir, cfg)
+    results = read_json(sweep.results_path, "sweep results")
     curves, samples = {}, {}
-    for n, seed in plan_cells(cfg):
-        cell_dir = sweep_dir / "cells" / cell_name(n, seed)
+    for cell in results.get("cells", []):
+        n, seed = cell["n"], cell["seed"]
         train, evals = [], []
-        for rec in read_jsonl(cell_dir / "metrics.jsonl"):
+        for rec in read_jsonl(sweep.cell_dir(n, seed) / "metrics.jsonl"):
             if "train_loss" in rec:
                 train.append((rec["step"], rec["train_loss"]))
             if "eval_loss" in rec:
                 evals.append((rec["step"], rec["eval_loss"]))
         if train or evals:
             curves[(n, seed)] = {"train": train, "eval": evals}
-        cell_file = cell_dir / "cell.json"
-        if cell_file.exists():
-            samples[(n, seed)] = json.loads(cell_file.read_text()).get("samples", [])
+        record = sweep.read_cell(n, seed)
+        if record is not None:
+            samples[(n, seed)] = record.get("samples", [])
     return {"results": results, "curves": curves, "samples": samples}
 
 
@@ -299,8 +297,9 @@ def render_html(sweep: dict, images: dict[str, bytes]) -> str:
                      f"{html.escape(', '.join(res['missing']))}. Re-run the same command to finish it.</p>")
     parts.append(f"<p>Model <b>{html.escape(str(model.get('name')))}</b> ({html.escape(str(model.get('architecture')))}, "
                  f"weights {str(model.get('weights_sha256'))[:12]}); task spec "
-                 f"<code>{html.escape(json.dumps(task.get('spec')))}</code>; {cfg['max_steps']} steps × "
-                 f"{cfg['batch_size']} rows per cell, lr {cfg['lr']}, init {cfg['init']}, seeds {res['seeds']}.</p>")
+                 f"<code>{html.escape(json.dumps(task.get('spec')))}</code>; {cfg['optim']['max_steps']} steps × "
+                 f"{cfg['optim']['batch_size']} rows per cell, lr {cfg['optim']['lr']}, "
+                 f"init {html.escape(str(cfg['prompt']['init']))}, seeds {res['seeds']}.</p>")
 
     parts.append("<h2>Saturation</h2>")
     if res.get("saturation"):

@@ -180,10 +180,11 @@ def identity_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def claim_folder(folder: Path, identity: dict, what: str) -> bool:
+def claim_folder(folder: Path, identity: dict, what: str, adopt: bool = False) -> bool:
     """The single same-identity check. Returns True when `folder` already holds results of this identity
     (continue them), False when it is new or empty (identity written now). Refuses a folder holding
-    another identity, listing the differences, and a non-empty folder that is not a softeval result."""
+    another identity, listing the differences, and a non-empty folder that is not a softeval result
+    (unless `adopt`: the user named it as theirs, e.g. `--resume`, and it lost its identity file to a kill)."""
     from softeval.errors import ConfigError
 
     folder = Path(folder)
@@ -200,14 +201,15 @@ def claim_folder(folder: Path, identity: dict, what: str) -> bool:
             raise ConfigError(f"{folder} holds a {what} with another identity ({'; '.join(changed)}); "
                               "re-run with the same settings and data to continue it, or choose another --out")
         return True
-    if folder.exists() and any(p.name != ".gitkeep" for p in folder.iterdir()):
+    existing = folder.exists() and any(p.name != ".gitkeep" for p in folder.iterdir())
+    if existing and not adopt:
         raise ConfigError(f"{folder} exists and does not hold a softeval {what} (no {IDENTITY_FILE}); "
                           "choose another --out")
     try:
         atomic_write_json(path, identity)
     except OSError as exc:
         raise ConfigError(f"cannot write to {folder}: {exc.strerror or exc}; choose another --out") from None
-    return False
+    return existing
 
 
 # --------------------------------------------------------------------------- metric sinks
@@ -321,3 +323,158 @@ def open_metric_sink(run_dir: Path, kinds: list[str] | tuple[str, ...] = ("jsonl
         elif kind == "wandb":
             sinks.append(WandbSink(Path(run_dir), name, config or {}))
     return sinks[0] if len(sinks) == 1 else FanOutSink(sinks)
+
+
+# --------------------------------------------------------------------------- checkpoints (no pickle)
+
+CHECKPOINT_KEY = "softeval_checkpoint"
+
+
+class CorruptCheckpoint(Exception):
+    """A checkpoint file that cannot be read back (truncated, not safetensors, missing metadata)."""
+
+
+def write_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Tensors as safetensors, everything else as JSON in its header: loading can never run code."""
+    from safetensors.torch import save as safetensors_save
+
+    data = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    atomic_write_bytes(path, safetensors_save(data, metadata={CHECKPOINT_KEY: dumps_json(meta, indent=None)}))
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})[CHECKPOINT_KEY])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for truncated or foreign files
+        raise CorruptCheckpoint(f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    return tensors, meta
+
+
+# --------------------------------------------------------------------------- one training run's folder
+
+CHECKPOINT_RE = re.compile(r"^step_(\d+)\.safetensors$")
+
+
+class RunFolder:
+    """The layout of one prompt-training run (a `train` run, a distance cell, a bench tuning run):
+
+      config.json  model.json  identity.json  metrics.jsonl  checkpoints/step_N.safetensors
+      prompt.safetensors  results.json
+    """
+
+    def __init__(self, path: str | Path, sinks: tuple[str, ...] | list[str] = ("jsonl",), name: str = "run",
+                 config: dict | None = None):
+        self.path = Path(path)
+        self._sink_kinds, self._name, self._config = tuple(sinks), name, config
+        self._sink: MetricSink | None = None
+
+    config_path = property(lambda self: self.path / "config.json")
+    model_path = property(lambda self: self.path / "model.json")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    prompt_path = property(lambda self: self.path / "prompt.safetensors")
+    results_path = property(lambda self: self.path / "results.json")
+    checkpoint_dir = property(lambda self: self.path / "checkpoints")
+
+    @property
+    def sink(self) -> MetricSink:
+        if self._sink is None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._sink = open_metric_sink(self.path, self._sink_kinds, self._name, self._config)
+        return self._sink
+
+    def log(self, record: dict) -> None:
+        self.sink.log(record)
+
+    def close(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+            self._sink = None
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        if not self.checkpoint_dir.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.checkpoint_dir.iterdir() if (m := CHECKPOINT_RE.match(p.name))]
+        return sorted(found)
+
+    def save_checkpoint(self, step: int, tensors: dict[str, torch.Tensor], meta: dict, keep: int) -> Path:
+        path = self.checkpoint_dir / f"step_{step:06d}.safetensors"
+        write_checkpoint(path, tensors, {"step": step, **meta})
+        for _, old in self.checkpoints()[:-keep]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def latest_checkpoint(self) -> tuple[Path, dict[str, torch.Tensor], dict] | None:
+        """The newest readable checkpoint; unreadable ones are renamed *.corrupt (and logged), falling back
+        to the one before. None when there is none: the run starts again from step 0."""
+        import logging
+
+        for step, path in reversed(self.checkpoints()):
+            try:
+                tensors, meta = read_checkpoint(path)
+            except CorruptCheckpoint as exc:
+                logging.getLogger(__name__).warning("checkpoint %s is unreadable (%s); set aside as *.corrupt, "
+                                                    "falling back to the one before", path.name, exc)
+                path.rename(path.with_name(path.name + ".corrupt"))
+                continue
+            return path, tensors, meta
+        return None
+
+    def set_aside_checkpoints(self, from_step: int) -> Path | None:
+        """Rename checkpoints at or after `from_step` to *.bad; return the newest remaining one."""
+        for step, path in self.checkpoints():
+            if step >= from_step and step > 0:
+                path.rename(path.with_name(path.name + ".bad"))
+        remaining = self.checkpoints()
+        return remaining[-1][1] if remaining else None
+
+    def read_results(self) -> dict | None:
+        return read_json(self.results_path, "run results") if self.results_path.exists() else None
+
+
+# --------------------------------------------------------------------------- a distance sweep's folder
+
+
+class SweepFolder:
+    """The layout of a `softeval distance` sweep:
+
+      config.json model.json identity.json plan.json eval_set.json [reference.json] results.json report/
+      cells/n0/cell.json                 the plain model
+      cells/n16_s0/{RunFolder files, cell.json}   one trained cell; cell.json is written last and atomically
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    config_path = property(lambda self: self.path / "config.json")
+    model_path = property(lambda self: self.path / "model.json")
+    plan_path = property(lambda self: self.path / "plan.json")
+    eval_set_path = property(lambda self: self.path / "eval_set.json")
+    reference_path = property(lambda self: self.path / "reference.json")
+    results_path = property(lambda self: self.path / "results.json")
+    report_dir = property(lambda self: self.path / "report")
+
+    @staticmethod
+    def cell_name(n: int, seed: int) -> str:
+        return "n0" if n == 0 else f"n{n}_s{seed}"
+
+    def cell_dir(self, n: int, seed: int) -> Path:
+        return self.path / "cells" / self.cell_name(n, seed)
+
+    def run_folder(self, n: int, seed: int, sinks=("jsonl",)) -> RunFolder:
+        return RunFolder(self.cell_dir(n, seed), sinks, name=f"{self.path.name}/{self.cell_name(n, seed)}")
+
+    def read_cell(self, n: int, seed: int) -> dict | None:
+        path = self.cell_dir(n, seed) / "cell.json"
+        return read_json(path, "sweep cell") if path.exists() else None
+
+    def write_cell(self, n: int, seed: int, record: dict) -> dict:
+        record = {"name": self.cell_name(n, seed), "n": n, "seed": seed, **record}
+        atomic_write_json(self.cell_dir(n, seed) / "cell.json", record)
+        return record
+
+    def read(self, path: Path, what: str) -> dict | None:
+        return read_json(path, what) if path.exists() else None

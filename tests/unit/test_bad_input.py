@@ -128,11 +128,13 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, capsys, 
     assert not (out / "prompt.safetensors").exists()
     events = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert any(e.get("event") == "non_finite_loss" for e in events)
-    kept = sorted((out / "checkpoints").glob("step_*.pt"))
+    kept = sorted((out / "checkpoints").glob("step_*.safetensors"))
     assert kept, "the last good checkpoint must be kept"
+    from softeval.store import read_checkpoint
+
     for ckpt in kept:
-        state = torch.load(ckpt, weights_only=False)
-        assert all(torch.isfinite(v).all() for v in state["prompt"].values())
+        tensors, _ = read_checkpoint(ckpt)
+        assert all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith("prompt."))
 
 
 def test_prompt_against_wrong_model(tmp_path, capsys, tiny_model_dir):
@@ -165,9 +167,10 @@ def test_existing_run_dir_is_not_overwritten(tmp_path, capsys, tiny_model_dir):
 
 
 def test_config_errors_reported_together():
+    from softeval.config import build_config
     from softeval.train import TrainConfig
 
     with pytest.raises(ConfigError) as info:
-        TrainConfig(num_virtual_tokens=0, batch_size=0, lr=-1)
+        build_config(TrainConfig, flags={"num_virtual_tokens": 0, "batch_size": 0, "lr": -1})
     message = str(info.value)
     assert "num_virtual_tokens" in message and "batch_size" in message and "lr" in message

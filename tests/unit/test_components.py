@@ -15,7 +15,8 @@ from softeval.prompt import (ConditionalPrompt, PromptMetadata, SoftPrompt, init
                              read_prompt_file, save_prompt)
 from softeval.store import append_jsonl, read_jsonl
 from softeval.tasks import TaskConfig, build_task
-from softeval.train import StepSampler, TrainConfig, lr_factor
+from softeval.engine import StepSampler, lr_factor
+from softeval.train import TrainConfig
 
 # --- batching --------------------------------------------------------------------------------------
 
@@ -136,7 +137,7 @@ def test_yaml_flags_and_overrides_merge_deeply(tmp_path):
     yaml_file = tmp_path / "c.yaml"
     yaml_file.write_text("max_steps: 40\ntask:\n  name: repetition\n  num_train: 64\n  options: {text: ' a'}\n")
     cfg = build_config(TrainConfig, str(yaml_file), ["task.num_eval=7", "lr=0.5"], {"task": {"num_train": 32}})
-    assert cfg.max_steps == 40 and cfg.lr == 0.5
+    assert cfg.optim.max_steps == 40 and cfg.optim.lr == 0.5
     assert cfg.task == TaskConfig(name="repetition", num_train=32, num_eval=7, options={"text": " a"})
 
 

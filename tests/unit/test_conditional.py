@@ -7,13 +7,15 @@ import json
 import pytest
 import torch
 
+from softeval.config import build_config
 from softeval.batching import Example, collate
 from softeval.errors import ConfigError, SoftevalError
 from softeval.forward import assemble_prompt_rows
 from softeval.generate import generate_ids
 from softeval.prompt import ConditionalPrompt, SoftPrompt, load_prompt
 from softeval.tasks import TaskConfig
-from softeval.train import TrainConfig, list_checkpoints, run
+from softeval.store import RunFolder, read_checkpoint
+from softeval.train import TrainConfig, run
 
 PATH_TASK = TaskConfig(name="pathfinding", num_train=16, num_eval=4,
                        options={"grid_size": 4, "min_distance": 2, "probe_extras": [0, 4], "max_extra": 4})
@@ -59,7 +61,7 @@ def _cfg(tmp_path, **kw) -> TrainConfig:
                 warmup_steps=1, eval_every=0, checkpoint_every=2, keep_checkpoints=3, conditional="mlp",
                 precision="fp32", out=str(tmp_path / "run"), show_progress=False)
     base.update(kw)
-    return TrainConfig(**base)
+    return build_config(TrainConfig, flags=base)
 
 
 def test_train_save_load_and_task_metrics(tiny_lm, tmp_path):
@@ -73,7 +75,8 @@ def test_train_save_load_and_task_metrics(tiny_lm, tmp_path):
     assert isinstance(prompt, ConditionalPrompt) and meta.kind == "mlp" and meta.condition_dim == 2
     assert any(p.abs().sum() > 0 for p in prompt.map[-1].parameters())  # the map was trained
     conds = torch.tensor([[0.0, 0.0], [2.0, 1.0]])
-    saved = torch.load(list_checkpoints(result.run_dir)[-1][1], weights_only=False)["prompt"]
+    tensors, _ = read_checkpoint(RunFolder(result.run_dir).checkpoints()[-1][1])
+    saved = {k.removeprefix("prompt."): v for k, v in tensors.items() if k.startswith("prompt.")}
     live = ConditionalPrompt(saved["embeddings"], 2, "mlp")
     live.load_state_dict(saved)
     assert torch.equal(prompt(2, conds), live(2, conds))
@@ -83,7 +86,7 @@ def test_resume_of_a_conditional_run_is_exact(tiny_lm, tmp_path):
     full = run(_cfg(tmp_path), lm=tiny_lm)
     first, _ = load_prompt(full.prompt_path)
     # Simulate an interruption after step 2: drop everything written later, then resume.
-    for step, path in list_checkpoints(full.run_dir):
+    for step, path in RunFolder(full.run_dir).checkpoints():
         if step > 2:
             path.unlink()
     full.prompt_path.unlink()
@@ -117,8 +120,8 @@ def test_peft_export_refuses_conditional_prompts(tiny_lm, tmp_path):
 
 
 def test_bad_conditional_kind_is_a_config_error():
-    with pytest.raises(ConfigError, match="conditional must be one of linear, mlp"):
-        TrainConfig(conditional="transformer")
+    with pytest.raises(ConfigError, match="conditional' must be one of linear, mlp"):
+        build_config(TrainConfig, flags={"conditional": "transformer"})
 
 
 def test_cli_condition_parsing():

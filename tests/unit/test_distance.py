@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from softeval.config import build_config
 from softeval.batching import IGNORE, Example
 from softeval.cli import main
 from softeval.distance import (DistanceConfig, eval_fingerprint, format_table, pack_cells, parse_tokens, plan_cells,
@@ -28,7 +29,7 @@ def sweep_cfg(model_dir, corpus, out, **kw) -> DistanceConfig:
                 task=TaskConfig(name="repetition", corpus=str(corpus), num_train=6, num_eval=3, context_tokens=5,
                                 target_tokens=3))
     base.update(kw)
-    return DistanceConfig(**base)
+    return build_config(DistanceConfig, flags=base)
 
 
 @pytest.fixture(scope="module")
@@ -154,8 +155,8 @@ def test_rerun_skips_finished_cells_and_changes_nothing(sweep, tiny_lm):
 
 def test_changed_settings_are_refused(sweep, tiny_lm):
     cfg, _, _ = sweep
-    with pytest.raises(ConfigError, match="max_steps: 4 → 5"):
-        run(replace(cfg, max_steps=5), lm=tiny_lm)
+    with pytest.raises(ConfigError, match="optim.max_steps: 4 → 5"):
+        run(replace(cfg, optim=replace(cfg.optim, max_steps=5)), lm=tiny_lm)
 
 
 def test_growing_the_grid_trains_only_new_cells(sweep, tiny_lm, tmp_path):
@@ -212,7 +213,7 @@ def _conditional_task(cfg: TaskConfig, tokenizer) -> TaskData:
     make = lambda c: Example(input_ids=ids, labels=[IGNORE] * 4 + ids[4:], condition=[c, 1.0 - c])  # noqa: E731
     conditions = [0.0, 0.25, 0.5, 1.0]
 
-    def metrics(lm, prompt, examples):
+    def metrics(lm, prompt, examples, placement="after_bos"):
         assert examples and all(e.condition is not None for e in examples)
         return {"legal_rate": 0.5 if prompt is None else 0.75, "note": "ignored",
                 "by_condition": [{"condition": [c, 1.0 - c], "legal_rate": c} for c in conditions]}

@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from softeval.config import build_config
 from softeval.batching import IGNORE, Example, collate
 from softeval.errors import PromptMismatchError
 from softeval.evaluate import evaluate_prompt
@@ -44,7 +45,7 @@ def train_cfg(tmp_path, tiny_model_dir, data, **kw) -> TrainConfig:
                 batch_size=4, lr=0.05, eval_every=0, checkpoint_every=4, out=str(tmp_path / "run"),
                 show_progress=False, task=TaskConfig(name="jsonl", data=str(data), eval_fraction=0.25))
     base.update(kw)
-    return TrainConfig(**base)
+    return build_config(TrainConfig, flags=base)
 
 
 # --- invariant 1: the model is frozen -------------------------------------------------------------
@@ -191,7 +192,7 @@ def test_sigint_then_resume_equals_uninterrupted(tmp_path, tiny_model_dir):
     assert proc.returncode == 130, err
     assert "checkpoint written" in err and "--resume" in err
     assert "Traceback" not in err
-    ckpts = list((run_b / "checkpoints").glob("step_*.pt"))
+    ckpts = list((run_b / "checkpoints").glob("step_*.safetensors"))
     assert len(ckpts) == 1
     interrupted_at = int(ckpts[0].stem.split("_")[1])
     assert 5 <= interrupted_at < 300

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import tempfile
 from dataclasses import replace
 
 import pytest
@@ -11,7 +12,10 @@ import torch
 from softeval.batching import IGNORE, Example, collate
 from softeval.forward import assemble_prompt_rows, target_losses
 from softeval.tasks import TaskData
-from softeval.train import TrainConfig, loop_context, make_lane, new_prompt, train_lanes, train_step
+from softeval.config import build_config
+from softeval.engine import loop_context, make_lane, new_prompt, train_lanes, train_step
+from softeval.store import RunFolder
+from softeval.train import TrainConfig
 
 # fp32 on CPU: rows in a bigger batch may go through other BLAS blockings, so sums are reordered. After
 # these few Adam steps the prompts (entries ~0.1-0.3) differ by <= 2e-7 here; any mixing of lanes, a wrong
@@ -36,12 +40,21 @@ def cfg(**kw) -> TrainConfig:
     base = dict(device="cpu", precision="fp32", max_steps=6, batch_size=4, lr=0.05, warmup_steps=2,
                 eval_every=0, checkpoint_every=0, show_progress=False)
     base.update(kw)
-    return TrainConfig(**base)
+    return build_config(TrainConfig, flags=base)
+
+
+def prompt_for(lm, c: TrainConfig, condition_dim: int = 0):
+    return new_prompt(lm, c.prompt, c.num_virtual_tokens, c.seed, condition_dim)
+
+
+def lane_for(name: str, lm, c: TrainConfig, task: TaskData):
+    folder = RunFolder(tempfile.mkdtemp(prefix=f"lane-{name}-"))
+    return make_lane(name, prompt_for(lm, c, task.condition_dim), task, c.lane_config(), folder)
 
 
 def train(tiny_lm, specs: list[tuple[TrainConfig, TaskData]]) -> list:
     ctx = loop_context(tiny_lm, "fp32", "after_bos")
-    lanes = [make_lane(f"lane{i}", new_prompt(tiny_lm, c, 0), task, c, None) for i, (c, task) in enumerate(specs)]
+    lanes = [lane_for(f"lane{i}", tiny_lm, c, task) for i, (c, task) in enumerate(specs)]
     train_lanes(ctx, lanes, show_progress=False)
     return lanes
 
@@ -62,11 +75,11 @@ def test_lanes_equal_training_each_prompt_alone(tiny_lm):
     for spec, lane in zip(specs, together):
         (alone,) = train(tiny_lm, [spec])
         assert lane.status == alone.status == "done"
-        assert lane.step == alone.step == spec[0].max_steps
+        assert lane.step == alone.step == spec[0].optim.max_steps
         torch.testing.assert_close(lane.prompt.embeddings, alone.prompt.embeddings, atol=ATOL, rtol=0)
         assert lane.last_eval["loss"] == pytest.approx(alone.last_eval["loss"], abs=1e-5)
         # and it did learn something, so the comparison is not between two untouched prompts
-        assert not torch.allclose(lane.prompt.embeddings, new_prompt(tiny_lm, spec[0], 0).embeddings)
+        assert not torch.allclose(lane.prompt.embeddings, prompt_for(tiny_lm, spec[0]).embeddings)
 
 
 def test_lane_loss_is_mean_over_its_own_targets(tiny_lm):
@@ -75,7 +88,7 @@ def test_lane_loss_is_mean_over_its_own_targets(tiny_lm):
     bos, pad = tiny_lm.info.bos_token_id, tiny_lm.info.pad_token_id
     ctx = loop_context(tiny_lm, "fp32", "after_bos")
     tasks = [make_task(vocab, 10), make_task(vocab, 11)]
-    lanes = [make_lane(f"l{i}", new_prompt(tiny_lm, cfg(num_virtual_tokens=n, seed=i), 0), t, cfg(), None)
+    lanes = [lane_for(f"l{i}", tiny_lm, cfg(num_virtual_tokens=n, seed=i), t)
              for i, (n, t) in enumerate(zip([2, 7], tasks))]
     expected = []
     for lane in lanes:
@@ -93,9 +106,9 @@ def test_lane_gradients_do_not_leak(tiny_lm):
     """A lane whose rows all have zero loss weight gets no gradient from the others' rows."""
     vocab = tiny_lm.info.vocab_size
     ctx = loop_context(tiny_lm, "fp32", "after_bos")
-    a = make_lane("a", new_prompt(tiny_lm, cfg(num_virtual_tokens=3, seed=0), 0), make_task(vocab, 0), cfg(), None)
-    b = make_lane("b", new_prompt(tiny_lm, cfg(num_virtual_tokens=5, seed=1), 0), make_task(vocab, 1),
-                  cfg(max_steps=0), None)  # inactive: must not be stepped or touched
+    a = lane_for("a", tiny_lm, cfg(num_virtual_tokens=3, seed=0), make_task(vocab, 0))
+    b = lane_for("b", tiny_lm, cfg(num_virtual_tokens=5, seed=1, max_steps=0), make_task(vocab, 1))
+    # inactive: must not be stepped or touched
     before = b.prompt.embeddings.detach().clone()
     train_step(ctx, [a, b])
     assert a.step == 1 and b.step == 0
@@ -114,8 +127,7 @@ def test_mixed_conditional_and_plain_lanes(tiny_lm):
 
     def run(specs):
         ctx = loop_context(tiny_lm, "fp32", "after_bos")
-        lanes = [make_lane(f"lane{i}", new_prompt(tiny_lm, c, t.condition_dim), t, c, None)
-                 for i, (c, t) in enumerate(specs)]
+        lanes = [lane_for(f"lane{i}", tiny_lm, c, t) for i, (c, t) in enumerate(specs)]
         train_lanes(ctx, lanes, show_progress=False)
         return lanes
 
@@ -147,7 +159,7 @@ def test_activation_checkpointing_same_result_less_saved(tiny_lm):
     results = {}
     for checkpointing in (False, True):
         ctx = replace(loop_context(tiny_lm, "fp32", "after_bos"), checkpointing=checkpointing)
-        lanes = [make_lane(f"l{i}", new_prompt(tiny_lm, c, 0), t, c, None) for i, (c, t) in enumerate(specs)]
+        lanes = [lane_for(f"l{i}", tiny_lm, c, t) for i, (c, t) in enumerate(specs)]
         results[checkpointing] = (saved_bytes(lambda: train_step(ctx, lanes)), lanes)
         train_lanes(ctx, lanes, show_progress=False)
     assert results[True][0] < 0.5 * results[False][0]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from softeval.config import build_config
 from softeval.cli import main
 from softeval.distance import DistanceConfig, run
 from softeval.errors import SoftevalError
@@ -28,11 +29,12 @@ def sweep_dir(tiny_model_dir, tmp_path_factory) -> Path:
     corpus = root / "corpus.txt"
     corpus.write_text(TINY_TEXT * 3)
     lm = load_model(str(tiny_model_dir), device="cpu", dtype="float32", show_progress=False)
-    cfg = DistanceConfig(model=str(tiny_model_dir), device="cpu", precision="fp32", tokens=(0, 1, 2), seeds=2,
-                         max_steps=3, batch_size=2, eval_every=2, num_samples=1, sample_tokens=3,
-                         bootstrap_samples=20, report=False, show_progress=False, out=str(root / "sweep"),
-                         task=TaskConfig(name="repetition", corpus=str(corpus), num_train=4, num_eval=2,
-                                         context_tokens=4, target_tokens=2))
+    cfg = build_config(DistanceConfig, flags=dict(
+        model=str(tiny_model_dir), device="cpu", precision="fp32", tokens=(0, 1, 2), seeds=2, max_steps=3,
+        batch_size=2, eval_every=2, num_samples=1, sample_tokens=3, bootstrap_samples=20, report=False,
+        show_progress=False, out=str(root / "sweep"),
+        task=TaskConfig(name="repetition", corpus=str(corpus), num_train=4, num_eval=2, context_tokens=4,
+                        target_tokens=2)))
     run(cfg, lm=lm)
     return Path(cfg.out)
 
@@ -56,7 +58,8 @@ def test_partial_sweep_is_reported_as_incomplete(sweep_dir, tmp_path):
     partial = tmp_path / "partial"
     shutil.copytree(sweep_dir, partial)
     (partial / "cells" / "n2_s1" / "cell.json").unlink()
-    page = write_report(partial).read_text()
+    assert main(["report", str(partial), "-q"]) == 0  # re-summarises from the cells, then writes the page
+    page = (partial / "report" / "index.html").read_text()
     assert "Incomplete sweep" in page and "n2_s1" in page
 
 

@@ -193,6 +193,7 @@ def run(cfg: BenchConfig) -> BenchResult:
     from tqdm.auto import tqdm
 
     from softeval.bench import ranking, tuning
+    from softeval.config import build_config
     from softeval.bench.lm_adapter import SoftevalLM
     from softeval.models import load_model
     from softeval.train import TrainConfig
@@ -231,11 +232,11 @@ def run(cfg: BenchConfig) -> BenchResult:
     curve_steps = sorted(set(cfg.curve_steps)) if soft else []
     curve_only = [s for s in curve_steps if s != cfg.max_steps]  # the --steps point is the soft unit itself
     units_total = len(cfg.models) * len(tasks) * (len(cfg.modes) + len(curve_only))
-    train_cfg = TrainConfig(num_virtual_tokens=cfg.num_virtual_tokens, max_steps=cfg.last_step,
-                            batch_size=cfg.batch_size, lr=cfg.lr, warmup_steps=cfg.warmup_steps, schedule="constant",
-                            init=cfg.init, seed=cfg.seed, eval_every=0, checkpoint_every=10, keep_checkpoints=2,
-                            precision=cfg.precision, eval_batch_size=cfg.eval_batch_size,
-                            show_progress=cfg.show_progress, out=str(out / "train"))
+    train_cfg = build_config(TrainConfig, flags=dict(
+        num_virtual_tokens=cfg.num_virtual_tokens, max_steps=cfg.last_step, batch_size=cfg.batch_size, lr=cfg.lr,
+        warmup_steps=cfg.warmup_steps, schedule="constant", init=cfg.init, seed=cfg.seed, eval_every=0,
+        checkpoint_every=10, keep_checkpoints=2, precision=cfg.precision, eval_batch_size=cfg.eval_batch_size,
+        show_progress=cfg.show_progress, out=str(out / "train")))
 
     # --- loop
     with tqdm(total=units_total, desc="bench units", disable=not cfg.show_progress, dynamic_ncols=True) as bar:

@@ -23,8 +23,9 @@ from softeval.bench import harness
 from softeval.errors import DataError
 from softeval.prompt import load_prompt, save_prompt
 from softeval.tasks import TaskData
-from softeval.train import (TrainConfig, loop_context, make_lane, new_prompt, prompt_metadata, resume_lane,
-                            train_lanes)
+from softeval.engine import loop_context, make_lane, new_prompt, resume_lane, train_lanes
+from softeval.store import RunFolder
+from softeval.train import TrainConfig, prompt_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -81,15 +82,17 @@ def tune_with_snapshots(adapter, data: TuningData, cfg: TrainConfig, snapshot_st
         return paths
     run_dir.mkdir(parents=True, exist_ok=True)
     task_data = TaskData(train=data.train, eval=data.held_out or data.train[:2], spec=spec)
-    ctx = loop_context(lm, cfg.precision, cfg.placement)
-    prompt = new_prompt(lm, cfg, 0)
-    lane = make_lane(spec.get("task", "bench"), prompt, task_data, replace(cfg, max_steps=max(steps)), run_dir)
+    ctx = loop_context(lm, cfg.precision, cfg.prompt.placement)
+    prompt = new_prompt(lm, cfg.prompt, cfg.num_virtual_tokens, cfg.seed, 0)
+    lane_cfg = cfg.lane_config()
+    with_steps = lambda k: replace(lane_cfg, optim=replace(lane_cfg.optim, max_steps=k))  # noqa: E731
+    lane = make_lane(spec.get("task", "bench"), prompt, task_data, with_steps(max(steps)), RunFolder(run_dir))
     resume_lane(lane)
     for target in steps:
         if paths[target].exists() and lane.step >= target:
             continue
         if lane.step < target:
-            lane.cfg = replace(cfg, max_steps=target)
+            lane.cfg = with_steps(target)
             lane.status = "running"
             train_lanes(ctx, [lane], show_progress=show_progress, desc=f"tune {spec.get('task')} → step {target}")
         if lane.status == "failed":
@@ -99,7 +102,8 @@ def tune_with_snapshots(adapter, data: TuningData, cfg: TrainConfig, snapshot_st
             logger.warning("no snapshot at step %d (resumed at step %d); that curve point is skipped", target, lane.step)
             paths.pop(target)
             continue
-        save_prompt(paths[target], lane.prompt, prompt_metadata(lm, lane.cfg, task_data, lane.prompt, lane.step))
+        save_prompt(paths[target], lane.prompt, prompt_metadata(lm, cfg.prompt, cfg.seed, task_data, lane.prompt,
+                                                                lane.step))
         logger.info("saved %s (held-out loss %.4f)", paths[target], lane.last_eval.get("loss", float("nan")))
     return paths
 

@@ -81,3 +81,30 @@ def deep_update(a: dict, b: dict) -> dict:
     for k, v in b.items():
         out[k] = deep_update(out.get(k) or {}, v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+# --------------------------------------------------------------------------- generated flags
+
+SECTION_TITLES = {"task": "task", "prompt": "prompt", "optim": "optimisation"}
+
+
+def add_config_command_flags(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
+    """Every flag of config class `cls` (generated from its field metadata), the task-option shortcuts, `--config`
+    and KEY=VALUE overrides: the one grammar of commands that take a config."""
+    from softeval.config import add_dataclass_flags
+
+    add_dataclass_flags(p, cls, skip=skip, groups=SECTION_TITLES)
+    g = next((a for a in p._action_groups if a.title == "task"), p)
+    g.add_argument("--repeat-text", dest="repeat_text", default=None, help="repetition: the string to repeat")
+    g.add_argument("--skip", type=int, default=None, help="skip-k: how many tokens to skip")
+    add_config_flags(p)
+
+
+def config_from_args(cls, args: argparse.Namespace, extra: dict | None = None):
+    """YAML (--config), then the flags given, then KEY=VALUE overrides, into `cls`."""
+    from softeval.config import build_config, given_flags
+
+    flags = deep_update(deep_update(given_flags(args), task_option_flags(args)), extra or {})
+    if getattr(args, "quiet", False) and "show_progress" in getattr(cls, "__dataclass_fields__", {}):
+        flags["show_progress"] = False
+    return build_config(cls, args.config, args.overrides, flags)

@@ -16,9 +16,14 @@ def register(sub) -> None:
 
 
 def cmd_report(args) -> int:
+    from softeval.distance import summarize_sweep
     from softeval.report import write_report
+    from softeval.store import SweepFolder, atomic_write_json
 
-    path = write_report(Path(args.dir), Path(args.out) if args.out else None)
+    sweep = SweepFolder(args.dir)
+    # Re-summarise from the cells first, so a partial (interrupted) sweep gets an up-to-date results.json.
+    atomic_write_json(sweep.results_path, summarize_sweep(sweep.path))
+    path = write_report(sweep.path, Path(args.out) if args.out else None)
     print(path)
     if args.open:
         webbrowser.open(path.resolve().as_uri())

@@ -2,48 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
-from softeval.cli.common import (TASK_FLAGS, add_config_flags, add_model_flags, add_task_flags, deep_update, given,
-                                 progress_enabled, task_option_flags)
-from softeval.config import build_config, dotted_to_nested, merge_into
+from softeval.cli.common import (TASK_FLAGS, add_config_command_flags, add_model_flags, add_task_flags,
+                                 config_from_args, deep_update, given, progress_enabled, task_option_flags)
+from softeval.config import merge_into
 from softeval.errors import ConfigError, SoftevalError
 
-TRAIN_FLAGS = {
-    "model": "model", "device": "device", "dtype": "dtype", "precision": "precision", "tokens": "num_virtual_tokens",
-    "init": "init", "init_text": "init_text", "placement": "placement", "conditional": "conditional",
-    "steps": "max_steps",
-    "batch_size": "batch_size", "lr": "lr", "warmup_steps": "warmup_steps", "schedule": "schedule",
-    "grad_clip": "grad_clip", "seed": "seed", "eval_every": "eval_every", "checkpoint_every": "checkpoint_every",
-    "out": "out", **TASK_FLAGS,
-}
+EXAMPLES = """examples:
+  softeval train --data my_behaviour.jsonl --tokens 16 --steps 100 --out runs/mine
+  softeval train --task repetition --repeat-text " hello" --tokens 16 optim.lr=0.05 task.num_train=512
+  softeval train --resume runs/mine            # after Ctrl-C, a kill or a crash: continues exactly
+"""
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train a soft prompt on a behaviour dataset or task")
-    add_model_flags(p)
-    add_task_flags(p)
-    g = p.add_argument_group("prompt and optimisation")
-    g.add_argument("--tokens", type=int, default=None, help="number of soft-prompt vectors n (default 16)")
-    g.add_argument("--init", default=None, choices=["vocab", "text", "random", "zeros"], help="default vocab")
-    g.add_argument("--init-text", dest="init_text", default=None)
-    g.add_argument("--placement", default=None, choices=["after_bos", "before_bos"])
-    g.add_argument("--conditional", default=None, choices=["linear", "mlp"],
-                   help="condition → prompt map, for tasks with conditions (chess, pathfinding; default linear)")
-    g.add_argument("--steps", type=int, default=None, help="optimizer steps (default 100)")
-    g.add_argument("--batch-size", dest="batch_size", type=int, default=None)
-    g.add_argument("--lr", type=float, default=None)
-    g.add_argument("--warmup-steps", dest="warmup_steps", type=int, default=None)
-    g.add_argument("--schedule", default=None, choices=["cosine", "constant", "linear"])
-    g.add_argument("--grad-clip", dest="grad_clip", type=float, default=None)
-    g.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"])
-    g.add_argument("--seed", type=int, default=None)
-    g.add_argument("--eval-every", dest="eval_every", type=int, default=None)
-    g.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=None)
-    p.add_argument("--out", default=None, help="run directory (default runs/train)")
+    from softeval.train import TrainConfig
+
+    p = sub.add_parser("train", help="train a soft prompt on a behaviour dataset or task", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_command_flags(p, TrainConfig)
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run exactly")
-    add_config_flags(p)
     p.set_defaults(handler=cmd_train, continue_hint="continue with --resume RUN_DIR")
 
     e = sub.add_parser("eval", help="held-out loss and token accuracy of a trained prompt")
@@ -83,33 +64,20 @@ def register(sub) -> None:
 
 def cmd_train(args) -> int:
     import softeval.train as train_mod
+    from softeval.config import given_flags
 
-    flags = deep_update(given(args, TRAIN_FLAGS), task_option_flags(args))
-    if args.quiet:
-        flags["show_progress"] = False
     if args.resume:
-        run_dir = Path(args.resume)
-        cfg_path = run_dir / "config.json"
-        if not cfg_path.exists():
-            raise SoftevalError(f"{run_dir} is not a softeval run directory (no config.json)")
-        stored = json.loads(cfg_path.read_text())
-        allowed = {"max_steps", "show_progress", "device", "eval_every", "checkpoint_every"}
-        extra = set(flags) - allowed
-        if extra:
-            raise ConfigError(f"--resume continues the stored config; only --steps/--device/--eval-every/"
-                              f"--checkpoint-every may change (got {', '.join(sorted(extra))})")
-        data = merge_into(train_mod.TrainConfig, stored, {**flags, **dotted_to_nested(args.overrides)})
-        data["out"] = str(run_dir)
-        cfg = train_mod.config_from_dict(data)
+        flags = deep_update(given_flags(args), task_option_flags(args))
+        if args.quiet:
+            flags["show_progress"] = False
+        if args.config:
+            raise ConfigError("--resume continues the stored config; drop --config")
+        cfg = train_mod.resume_config(Path(args.resume), flags, args.overrides)
         result = train_mod.run(cfg, resume=True)
     else:
-        if "task" not in flags or "name" not in flags.get("task", {}):
-            if not (args.config or any(o.startswith("task.name=") for o in args.overrides)):
-                flags = deep_update(flags, {"task": {"name": "jsonl"}})
-        if flags.get("task", {}).get("name", "jsonl") == "jsonl" and not flags.get("task", {}).get("data") \
-                and not args.config:
+        cfg = config_from_args(train_mod.TrainConfig, args)
+        if cfg.task.name == "jsonl" and not cfg.task.data:
             raise ConfigError("nothing to train on: pass --data FILE.jsonl or --task NAME (see `softeval tasks`)")
-        cfg = build_config(train_mod.TrainConfig, args.config, args.overrides, flags)
         result = train_mod.run(cfg)
     i, f = result.initial_eval, result.final_eval
     print(f"held-out loss {i['loss']:.4f} → {f['loss']:.4f} nats/token, token accuracy "

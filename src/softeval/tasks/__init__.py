@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from softeval.batching import Example
+from softeval.config import option
 from softeval.errors import ConfigError, DataError, unknown_choice
 
 
@@ -20,17 +21,21 @@ from softeval.errors import ConfigError, DataError, unknown_choice
 class TaskConfig:
     """Options shared by all tasks; task-specific ones go in `options` and are checked by the task."""
 
-    name: str = "jsonl"
-    data: str | None = None        # jsonl task: behaviour file; chess: PGN file(s)
-    eval_data: str | None = None   # optional separate held-out file (otherwise a split of `data`)
-    corpus: str | None = None      # text tasks: a UTF-8 text file; None = the text shipped with softeval
-    num_train: int = 256           # examples to build for training (text/procedural tasks)
-    num_eval: int = 32             # held-out examples, the same for every prompt length
-    eval_fraction: float = 0.1     # jsonl: share of lines held out when no eval_data is given
-    context_tokens: int = 64       # text tasks: tokens of natural text before the scored part
-    target_tokens: int = 32        # text tasks: scored positions per example
-    max_length: int = 512          # jsonl: truncate longer examples (prompt side first)
-    seed: int = 0                  # data selection/split seed (independent of the prompt's seed)
+    name: str = option("jsonl", flag="--task", choices=lambda: available_tasks(),
+                       help="task (`softeval tasks` lists them); jsonl = a behaviour file given by --data")
+    data: str | None = option(None, flag="--data", help="behaviour file: JSONL with prompt/completion or text per "
+                                                        "line (chess: PGN file)")
+    eval_data: str | None = option(None, flag="--eval-data", help="held-out file (default: a split of --data)")
+    corpus: str | None = option(None, flag="--corpus", help="UTF-8 text file for text tasks (default: text "
+                                                            "shipped with softeval)")
+    num_train: int = option(256, flag="--num-train", help="training examples to build (text/procedural tasks)")
+    num_eval: int = option(32, flag="--num-eval", help="held-out examples, the same for every prompt length")
+    eval_fraction: float = option(0.1, flag="--eval-fraction", help="jsonl: share of lines held out when no "
+                                                                    "--eval-data is given")
+    context_tokens: int = option(64, flag="--context-tokens", help="text tasks: tokens of text before the scored part")
+    target_tokens: int = option(32, flag="--target-tokens", help="text tasks: scored positions per example")
+    max_length: int = option(512, help="jsonl: truncate longer examples (prompt side first)")
+    seed: int = option(0, flag="--data-seed", help="data selection/split seed (independent of the prompt's seed)")
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
