@@ -163,7 +163,7 @@ def peft_eval(model, examples, pad_id: int, batch_size: int = 16) -> float:
 def run_peft(s: Settings, lm, task, inits, train: Clock, evals: Clock) -> dict:
     from peft import PromptTuningConfig, TaskType, get_peft_model
 
-    from softeval.train import StepSampler, lr_factor
+    from softeval.engine import StepSampler, lr_factor
 
     pad = lm.info.pad_token_id
     if lm.info.bos_token_id is not None:
@@ -210,11 +210,18 @@ def run_softeval(s: Settings, lm, task, inits, groups: list[list[tuple[int, int]
                  evals: Clock) -> dict:
     from softeval.evaluate import evaluate_prompt
     from softeval.prompt import SoftPrompt
-    from softeval.train import TrainConfig, loop_context, make_lane, train_step
+    import tempfile
+
+    from softeval.config import build_config
+    from softeval.engine import loop_context, make_lane, train_step
+    from softeval.store import RunFolder
+    from softeval.train import TrainConfig
 
     ctx = loop_context(lm, s.precision, "after_bos")
-    base = TrainConfig(max_steps=s.steps, batch_size=s.batch_size, lr=s.lr, warmup_steps=s.warmup_steps,
-                       eval_every=0, checkpoint_every=0, show_progress=False)
+    base = build_config(TrainConfig, flags=dict(max_steps=s.steps, batch_size=s.batch_size, lr=s.lr,
+                                                warmup_steps=s.warmup_steps, eval_every=0, checkpoint_every=0,
+                                                show_progress=False))
+    scratch = Path(tempfile.mkdtemp(prefix="sweep_speed-"))
     evaluate = lambda prompt: evaluate_prompt(lm.model, prompt, task.eval, bos_id=ctx.bos_id, pad_id=ctx.pad_id,  # noqa: E731
                                               batch_size=16, precision=ctx.precision).loss
     results = {}
@@ -225,8 +232,9 @@ def run_softeval(s: Settings, lm, task, inits, groups: list[list[tuple[int, int]
                 with evals:
                     results[(n, seed)] = {"initial": evaluate(None), "final": None}
                 continue
-            cfg = replace(base, num_virtual_tokens=n, seed=seed)
-            trained.append(((n, seed), make_lane(f"n{n}-s{seed}", SoftPrompt(inits[(n, seed)]), task, cfg, None)))
+            cfg = replace(base, num_virtual_tokens=n, seed=seed).lane_config()
+            folder = RunFolder(scratch / f"n{n}-s{seed}-{len(results)}")
+            trained.append(((n, seed), make_lane(f"n{n}-s{seed}", SoftPrompt(inits[(n, seed)]), task, cfg, folder)))
         lanes = [lane for _, lane in trained]
         if not lanes:
             continue
@@ -254,7 +262,7 @@ def main() -> None:
     from softeval.packing import CellShape, choose_max_batch_tokens, plan_lane_groups
     from softeval.prompt import initial_embeddings
     from softeval.tasks import TaskConfig, build_task
-    from softeval.train import loop_context
+    from softeval.engine import loop_context
 
     if s.threads:
         torch.set_num_threads(s.threads)
@@ -273,7 +281,7 @@ def main() -> None:
              for n, seed in cells}
 
     # work counted for tokens/s and MFU (see the module docstring)
-    from softeval.train import StepSampler
+    from softeval.engine import StepSampler
 
     tokens = targets = 0
     for n, seed in cells:

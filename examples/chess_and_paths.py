@@ -24,9 +24,11 @@ from pathlib import Path
 
 from softeval.evaluate import evaluate_prompt
 from softeval.models import load_model
-from softeval.store import atomic_write_json
+from softeval.config import build_config
+from softeval.engine import loop_context, make_lane, new_prompt, train_lanes
+from softeval.store import RunFolder, atomic_write_json
 from softeval.tasks import TaskConfig, build_task
-from softeval.train import TrainConfig, finalize_lane, loop_context, make_lane, new_prompt, train_lanes
+from softeval.train import TrainConfig, finalize_lane
 
 CHESS_OPTIONS = {"max_plies": 16, "moves": "san", "positions_per_game": 2, "max_metric_games": 32}
 PATH_OPTIONS = {"grid_size": 5, "obstacle_density": 0.15, "detour_prob": 0.7, "invalid_prob": 0.0,
@@ -63,28 +65,30 @@ def main() -> None:
                           options=options)
     task = build_task(task_cfg, lm.tokenizer)
     out = Path(args.out)
-    base = TrainConfig(model=args.model, task=task_cfg, max_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                       warmup_steps=args.warmup_steps, eval_every=0, checkpoint_every=0, conditional=args.conditional,
-                       precision="fp32", show_progress=True)
-    ctx = loop_context(lm, base.precision, base.placement)
+    base = build_config(TrainConfig, flags=dict(
+        model=args.model, task=task_cfg, max_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        warmup_steps=args.warmup_steps, eval_every=0, checkpoint_every=0, conditional=args.conditional,
+        precision="fp32", show_progress=True))
+    ctx = loop_context(lm, base.precision, base.prompt.placement)
     lengths = [int(n) for n in args.tokens.split(",") if n.strip()]
     lanes = []
     for n in lengths:
         cfg = replace(base, num_virtual_tokens=n, out=str(out / f"n{n}"))
-        Path(cfg.out).mkdir(parents=True, exist_ok=True)
-        lanes.append(make_lane(f"n{n}", new_prompt(lm, cfg, task.condition_dim), task, cfg, Path(cfg.out)))
+        prompt = new_prompt(lm, cfg.prompt, n, cfg.seed, task.condition_dim)
+        lanes.append(make_lane(f"n{n}", prompt, task, cfg.lane_config(), RunFolder(cfg.out)))
 
     # --- n = 0, then the loop
     rows = {}
     plain = evaluate_prompt(lm.model, None, task.eval, bos_id=lm.info.bos_token_id, pad_id=lm.info.pad_token_id)
-    rows[0] = {"eval_loss": plain.loss, **task.metrics(lm, None, task.eval)}
+    rows[0] = {"eval_loss": plain.loss, **task.metrics(lm, None, task.eval, placement=ctx.placement)}
     train_lanes(ctx, lanes, show_progress=True)
 
     # --- save and measure
     for n, lane in zip(lengths, lanes):
-        finalize_lane(lm, lane, task)
+        finalize_lane(lm, lane, task, base.prompt)
         lane.prompt.eval()
-        rows[n] = {"eval_loss": lane.last_eval["loss"], **task.metrics(lm, lane.prompt, task.eval)}
+        rows[n] = {"eval_loss": lane.last_eval["loss"], **task.metrics(lm, lane.prompt, task.eval,
+                                                                        placement=ctx.placement)}
     summary = {"model": args.model, "task": args.task, "steps": args.steps, "batch_size": args.batch_size,
                "lr": args.lr, "conditional": args.conditional, "task_spec": task.spec, "options": options,
                "seconds": round(time.time() - t0), "by_n": rows}

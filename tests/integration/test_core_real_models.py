@@ -15,6 +15,7 @@ import pytest
 
 from softeval.models import load_model
 from softeval.tasks import TaskConfig
+from softeval.config import build_config
 from softeval.train import TrainConfig, run
 
 from conftest import SHARED_DATA
@@ -33,13 +34,13 @@ def corpus() -> str:
 @pytest.mark.parametrize("model_name,steps", [("smollm2-135m-instruct", 60), ("gemma3-270m", 60)])
 def test_repetition_prompt_learns_on_real_model(tmp_path, model_name, steps):
     lm = load_model(model_name, device="cpu", show_progress=False)
-    cfg = TrainConfig(
+    cfg = build_config(TrainConfig, flags=dict(
         model=model_name, device="cpu",
         task=TaskConfig(name="repetition", corpus=corpus(), num_train=128, num_eval=16, context_tokens=24,
                         target_tokens=16, options={"text": " hello"}),
         num_virtual_tokens=16, max_steps=steps, batch_size=8, lr=0.1, eval_every=20, checkpoint_every=0,
         out=str(tmp_path / "run"), show_progress=False,
-    )
+    ))
     result = run(cfg, lm=lm)
     assert result.initial_eval["loss"] > 5.0
     assert result.final_eval["loss"] < 0.5

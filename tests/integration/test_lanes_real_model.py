@@ -12,7 +12,10 @@ import torch
 
 from softeval.models import load_model
 from softeval.tasks import TaskConfig, build_task
-from softeval.train import TrainConfig, loop_context, make_lane, new_prompt, train_lanes
+from softeval.config import build_config
+from softeval.engine import loop_context, make_lane, new_prompt, train_lanes
+from softeval.store import RunFolder
+from softeval.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -23,22 +26,25 @@ def smollm():
     return load_model("smollm2-135m-instruct", device="cpu", dtype="float32", show_progress=False)
 
 
-def test_lanes_equal_solo_runs_on_smollm2(smollm):
+def test_lanes_equal_solo_runs_on_smollm2(smollm, tmp_path):
     task = build_task(TaskConfig(name="autoregressive", num_train=8, num_eval=2, context_tokens=12, target_tokens=6),
                       smollm.tokenizer)
-    cfgs = [TrainConfig(num_virtual_tokens=n, seed=s, max_steps=k, batch_size=2, warmup_steps=1, eval_every=0,
-                        checkpoint_every=0, show_progress=False) for n, s, k in [(1, 0, 3), (5, 1, 2)]]
+    cfgs = [build_config(TrainConfig, flags=dict(num_virtual_tokens=n, seed=s, max_steps=k, batch_size=2,
+                                                 warmup_steps=1, eval_every=0, checkpoint_every=0,
+                                                 show_progress=False)) for n, s, k in [(1, 0, 3), (5, 1, 2)]]
+    runs = iter(range(100))
 
     def train(cs):
         ctx = loop_context(smollm, "fp32", "after_bos")
-        lanes = [make_lane(f"l{i}", new_prompt(smollm, c, 0), task, c, None) for i, c in enumerate(cs)]
+        lanes = [make_lane(f"l{i}", new_prompt(smollm, c.prompt, c.num_virtual_tokens, c.seed, 0), task,
+                           c.lane_config(), RunFolder(tmp_path / f"run{next(runs)}")) for i, c in enumerate(cs)]
         train_lanes(ctx, lanes, show_progress=False)
         return lanes
 
     together = train(cfgs)
     for c, lane in zip(cfgs, together):
         (alone,) = train([c])
-        assert lane.step == alone.step == c.max_steps
+        assert lane.step == alone.step == c.optim.max_steps
         # fp32 reduction order differs in the wider mixed batch; Adam's first steps are ~lr·sign(g), so an
         # entry with a near-zero gradient can move by a few 1e-5 (seen: 2.8e-5). Mixing lanes moves ~lr = 3e-2.
         torch.testing.assert_close(lane.prompt.embeddings, alone.prompt.embeddings, atol=2e-4, rtol=0)
