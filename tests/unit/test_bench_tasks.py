@@ -157,20 +157,6 @@ def test_tuning_data_never_overlaps_evaluation(tmp_path, tiny_lm):
     assert tiny_lm.tokenizer.decode(scored) == " B\n\n"
 
 
-def test_rerun_with_other_result_settings_is_refused(tmp_path):
-    from dataclasses import asdict, replace
-
-    from softeval.bench.runner import BenchConfig, _check_same_settings
-    from softeval.store import atomic_write_json
-
-    cfg = BenchConfig(out=str(tmp_path))
-    _check_same_settings(tmp_path, cfg)  # nothing there yet
-    atomic_write_json(tmp_path / "config.json", asdict(cfg))
-    _check_same_settings(tmp_path, replace(cfg, models=["a", "b"], curve_steps=[0, 80]))  # growing a run is fine
-    with pytest.raises(ConfigError, match=r"limit: None → 50; seed: 0 → 1"):
-        _check_same_settings(tmp_path, replace(cfg, limit=50, seed=1))
-
-
 def test_curve_collects_every_evaluated_step(tmp_path):
     """A curve lists the requested steps found on disk plus steps an earlier, longer run evaluated."""
     from types import SimpleNamespace

@@ -10,9 +10,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import re
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,33 +20,19 @@ from softeval import __version__
 from softeval.bench import harness, scoring
 from softeval.bench.tasks import BenchTask, resolve_task
 from softeval.errors import ConfigError
-from softeval.store import atomic_write_json, atomic_write_text, read_jsonl
+from softeval.store import (atomic_write_json, atomic_write_text, claim_folder, dumps_json, read_json, read_jsonl,
+                            result_identity, safe_name)
 
 logger = logging.getLogger(__name__)
 
 MODES = ("zero", "few", "soft")
 
 
-# Settings that change a finished unit's numbers. Re-running into the same --out with other values would mix
-# old and new units in one table, so it is refused; models, tasks, modes, curve steps, the reference and the
-# device may change between runs (finished units are reused, missing ones are added).
-RESULT_SETTINGS = ("forms", "shots", "num_virtual_tokens", "max_steps", "batch_size", "lr", "warmup_steps", "init",
-                   "num_train", "limit", "max_gen_toks", "data_dir", "dtype", "precision", "seed")
-
-
-def _check_same_settings(out: Path, cfg: "BenchConfig") -> None:
-    path = out / "config.json"
-    if not path.exists():
-        return
-    try:
-        before = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return  # unreadable (e.g. interrupted first write): nothing to compare with
-    now = asdict(cfg)
-    changed = [f"{k}: {before[k]!r} → {now[k]!r}" for k in RESULT_SETTINGS if k in before and before[k] != now[k]]
-    if changed:
-        raise ConfigError(f"{out} holds results from other settings ({'; '.join(changed)}); "
-                          "use a new --out, or delete it to start over")
+# BenchConfig fields that cannot change a finished unit's numbers: a run may grow (more models, tasks,
+# modes, curve steps) or move (device, out) between invocations into the same OUT. Every other field is
+# part of the result identity, so a field added later is covered by default. data_dir is left out because
+# the content hashes of the files read stand for it (moving the data does not change a result).
+NOT_IDENTITY = ("models", "tasks", "modes", "curve_steps", "reference", "device", "out", "show_progress", "data_dir")
 
 
 @dataclass(frozen=True)
@@ -64,7 +49,7 @@ class BenchConfig:
     warmup_steps: int = 10
     init: str = "vocab"
     curve_steps: list[int] = field(default_factory=lambda: [0, 10, 20, 40, 80, 160])  # [] = no curve
-    num_train: int | None = None         # tuning examples; None = (last step) × batch_size, each seen once
+    num_train: int | None = None         # tuning examples; None = max_steps × batch_size (see tuning_size)
     limit: int | None = None             # first N evaluation items per task (None = all)
     max_gen_toks: int | None = None      # cap on generated tokens (GSM8K on CPU: 64-128)
     data_dir: str | None = None          # local original-layout files instead of the Hub
@@ -108,6 +93,20 @@ class BenchConfig:
     def last_step(self) -> int:
         return max([self.max_steps, *self.curve_steps])
 
+    @property
+    def tuning_size(self) -> int:
+        """Tuning examples: --num-train, else max_steps × batch_size (each seen once by the soft snapshot).
+        Never derived from the curve: a longer curve cycles through the same examples in the same seeded
+        order, so the k-step snapshot equals a k-step run whatever the other curve steps are."""
+        return self.num_train or self.max_steps * self.batch_size
+
+
+def identity_settings(cfg: BenchConfig) -> dict:
+    """Every setting that can change a number in OUT (see NOT_IDENTITY), tuning size resolved."""
+    settings = {k: v for k, v in asdict(cfg).items() if k not in NOT_IDENTITY}
+    settings["num_train"] = cfg.tuning_size
+    return settings
+
 
 @dataclass
 class BenchResult:
@@ -118,17 +117,29 @@ class BenchResult:
     report_path: Path | None
 
 
-def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip("/")).strip("_")[-80:] or "model"
-
-
-# Layout of OUT, in one place: units/<model>/<task>/{zero,few,soft,curve_<step>}.json, samples/<model>/<task>/….
+# Layout of OUT, in one place: units/<model>/<task>/{zero,few,soft,curve_<step>}.json, samples/<model>/<task>/…,
+# train/<model>/<task>/. Model and task names come from users (spec files, paths): safe_name keeps each one a
+# single harmless path component ("../x" cannot leave OUT).
 def unit_dir(out: Path, model: str, task: str) -> Path:
-    return out / "units" / slug(model) / task
+    return out / "units" / safe_name(model) / safe_name(task)
 
 
 def samples_dir(out: Path, model: str, task: str) -> Path:
-    return out / "samples" / slug(model) / task
+    return out / "samples" / safe_name(model) / safe_name(task)
+
+
+def train_dir(out: Path, model: str, task: str) -> Path:
+    return out / "train" / safe_name(model) / safe_name(task)
+
+
+def _check_distinct_paths(kind: str, names: list[str]) -> None:
+    by_path: dict[str, list[str]] = {}
+    for name in names:
+        by_path.setdefault(safe_name(name), []).append(name)
+    clash = [v for v in by_path.values() if len(v) > 1]
+    if clash:
+        raise ConfigError(f"{kind} names {' and '.join(map(repr, clash[0]))} map to the same folder "
+                          f"'{safe_name(clash[0][0])}'; rename one")
 
 
 def curve_unit(units: Path, step: int) -> Path:
@@ -156,15 +167,19 @@ def evaluate_form(adapter, task: BenchTask, form: str, shots: int, cfg: BenchCon
     import lm_eval
 
     conf = _task_config(task, form, cfg)
-    out = lm_eval.simple_evaluate(model=adapter, tasks=[conf], num_fewshot=shots, limit=cfg.limit, log_samples=True,
-                                  task_manager=harness.task_manager(), bootstrap_iters=cfg.num_bootstrap,
-                                  random_seed=cfg.seed, numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed,
-                                  fewshot_random_seed=cfg.seed, verbosity="WARNING")
+    with harness.quiet_git_hash():
+        out = lm_eval.simple_evaluate(model=adapter, tasks=[conf], num_fewshot=shots, limit=cfg.limit,
+                                      log_samples=True, task_manager=harness.task_manager(),
+                                      bootstrap_iters=cfg.num_bootstrap, random_seed=cfg.seed,
+                                      numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed,
+                                      fewshot_random_seed=cfg.seed, verbosity="WARNING")
     name = conf["task"]
     samples = harness.one_sample_per_doc(out["samples"][name])
     records = ([scoring.gen_record(s, task.answer) for s in samples] if form == "gen"
                else [scoring.ll_record(s) for s in samples])
-    native = {k: v for k, v in out["results"][name].items() if k != "alias"}
+    # lm-eval reports an undefined stderr as NaN or "N/A"; results.json says None (null) instead.
+    native = {k: None if (isinstance(v, float) and not math.isfinite(v)) or v == "N/A" else v
+              for k, v in out["results"][name].items() if k != "alias"}
     return records, native
 
 
@@ -172,14 +187,14 @@ def run_unit(adapter, task: BenchTask, mode: str, shots: int, forms: list[str], 
              unit_path: Path, samples: Path, extra: dict) -> dict:
     """Evaluate `forms` of a task in one mode; write samples and the unit JSON (atomic); return it."""
     if unit_path.exists():
-        return json.loads(unit_path.read_text())
+        return read_json(unit_path, "bench unit")
     t0 = time.time()
     per_form, native = {}, {}
     for form in forms:
         records, native[form] = evaluate_form(adapter, task, form, shots, cfg)
         per_form[form] = records
         atomic_write_text(samples / f"{mode}_{form}.jsonl",
-                          "".join(json.dumps({"mode": mode, "form": form, **r}, default=str) + "\n" for r in records))
+                          "".join(dumps_json({"mode": mode, "form": form, **r}, indent=None) + "\n" for r in records))
     unit = {"mode": mode, "num_fewshot": shots, "metrics": scoring.aggregate(per_form.get("gen"), per_form.get("ll")),
             "lm_eval": native, "seconds": round(time.time() - t0, 1), **extra}
     atomic_write_json(unit_path, unit)
@@ -209,6 +224,8 @@ def run(cfg: BenchConfig) -> BenchResult:
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         raise ConfigError(f"tasks repeat: {', '.join(names)}")
+    _check_distinct_paths("task", names)
+    _check_distinct_paths("model", list(dict.fromkeys(cfg.models)))
     reference = None
     if cfg.reference:
         reference = ranking.load_reference(cfg.reference)
@@ -225,8 +242,14 @@ def run(cfg: BenchConfig) -> BenchResult:
         if data_info[t.name]["skipped_no_gold"]:
             logger.warning("%s: %d %s items have no gold answer; skipped", t.name,
                            data_info[t.name]["skipped_no_gold"], split)
-    _check_same_settings(out, cfg)
-    out.mkdir(parents=True, exist_ok=True)
+    # One identity check (the store's): OUT holds results of these settings; each (model, task) folder also
+    # of the same data (hashes of every file the task reads). Models, tasks, modes and curve steps may grow.
+    settings = identity_settings(cfg)
+    claim_folder(out, result_identity("bench", settings), "bench folder")
+    for model_name in cfg.models:
+        for t in tasks:
+            claim_folder(unit_dir(out, model_name, t.name), result_identity("bench", settings, t.data_files),
+                         "bench result")
     atomic_write_json(out / "config.json", asdict(cfg))
     curve_steps = sorted(set(cfg.curve_steps)) if soft else []
     curve_only = [s for s in curve_steps if s != cfg.max_steps]  # the --steps point is the soft unit itself
@@ -253,7 +276,7 @@ def run(cfg: BenchConfig) -> BenchResult:
                     adapter = SoftevalLM(lm=lm, batch_size=cfg.eval_batch_size, precision=cfg.precision,
                                          show_progress=False)
                 for mode in [m for m in ("zero", "few") if m in todo]:
-                    bar.set_description(f"{slug(model_name)} {t.name} {mode}")
+                    bar.set_description(f"{safe_name(model_name)} {t.name} {mode}")
                     adapter.set_prompt(None)
                     run_unit(adapter, t, mode, 0 if mode == "zero" else cfg.shots, t.forms, cfg,
                              units / f"{mode}.json", samples, {})
@@ -263,18 +286,17 @@ def run(cfg: BenchConfig) -> BenchResult:
                 # --- soft: one tuning run, snapshots at the curve steps and at --steps
                 gen_task = built[t.name]["gen"] if "gen" in t.forms else built[t.name][t.forms[0]]
                 eval_keys = {harness.doc_key(gen_task, d) for d in harness.eval_docs(gen_task)}
-                num_train = cfg.num_train or cfg.last_step * cfg.batch_size
-                data = tuning.tuning_examples(gen_task, adapter, num_train, cfg.seed, eval_keys)
-                run_dir = out / "train" / slug(model_name) / t.name
+                data = tuning.tuning_examples(gen_task, adapter, cfg.tuning_size, cfg.seed, eval_keys)
+                run_dir = train_dir(out, model_name, t.name)
                 spec = {"task": t.name, "bench": True, "form": "gen", "source": t.source}
-                bar.set_description(f"{slug(model_name)} {t.name} tune")
+                bar.set_description(f"{safe_name(model_name)} {t.name} tune")
                 paths = tuning.tune_with_snapshots(adapter, data, train_cfg,
                                                    sorted(set(curve_steps) | {cfg.max_steps}), run_dir, spec,
                                                    show_progress=cfg.show_progress)
                 tuning_info = {"num_train": len(data.train), "overlap_removed": data.overlap_removed,
                                "num_virtual_tokens": cfg.num_virtual_tokens, "batch_size": cfg.batch_size}
                 if "soft" in todo:
-                    bar.set_description(f"{slug(model_name)} {t.name} soft")
+                    bar.set_description(f"{safe_name(model_name)} {t.name} soft")
                     adapter.set_prompt(*tuning.load_snapshot(adapter, paths[cfg.max_steps]))
                     run_unit(adapter, t, "soft", 0, t.forms, cfg, units / "soft.json", samples,
                              {"steps": cfg.max_steps, "prompt": str(paths[cfg.max_steps]), "tuning": tuning_info})
@@ -282,7 +304,7 @@ def run(cfg: BenchConfig) -> BenchResult:
                 for step in todo_curve:
                     if step not in paths:
                         continue
-                    bar.set_description(f"{slug(model_name)} {t.name} step {step}")
+                    bar.set_description(f"{safe_name(model_name)} {t.name} step {step}")
                     adapter.set_prompt(*tuning.load_snapshot(adapter, paths[step]))
                     run_unit(adapter, t, f"soft@{step}", 0, ["gen"] if "gen" in t.forms else t.forms, cfg,
                              curve_unit(units, step), samples / "curve",
@@ -317,7 +339,7 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
             for mode in cfg.modes:
                 p = units / f"{mode}.json"
                 if p.exists():
-                    unit = json.loads(p.read_text())
+                    unit = read_json(p, "bench unit")
                     results.setdefault(model_name, {}).setdefault(t.name, {})[mode] = {
                         **unit["metrics"], "num_fewshot": unit["num_fewshot"], "lm_eval": unit["lm_eval"],
                         **({"steps": unit["steps"], "tuning": unit["tuning"]} if mode == "soft" else {})}
@@ -326,7 +348,7 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
             for step in (sorted(set(cfg.curve_steps) | curve_steps_on_disk(units)) if "soft" in cfg.modes else []):
                 p = units / "soft.json" if step == cfg.max_steps else curve_unit(units, step)
                 if p.exists():
-                    m = json.loads(p.read_text())["metrics"]
+                    m = read_json(p, "bench unit")["metrics"]
                     points.append({"step": step, **{k: v for k, v in m.items() if not k.startswith("ll_")}})
             if points:
                 curves.setdefault(model_name, {})[t.name] = points
