@@ -57,12 +57,15 @@ def _golds(spec, split="test"):
 
 
 def test_spec_items_without_gold_are_skipped_and_counted(tmp_path):
-    test = [_item(0), _item(1, gold=None), _item(2, gold=""), _item(3, gold="C"), _item(4, gold="a")]
+    no_field = {k: v for k, v in _item(5).items() if k != "gold"}
+    test = [_item(0), _item(1, gold=None), _item(2, gold=""), _item(3, gold="C"), _item(4, gold="a"), no_field]
     task = resolve_task(str(_spec(tmp_path, [_item(10)], test)))
     gen = harness.build_lm_eval_task(task.configs["gen"])
     docs = harness.eval_docs(gen)
     assert [d["softeval_gold"] for d in docs] == ["B", "C", "A"]
-    assert harness.skipped_without_gold(gen, "test") == 2
+    assert harness.skipped_without_gold(gen, "test") == 3
+    with pytest.raises(DataError, match=r"^train.jsonl: no item has the answer field 'answer'"):
+        resolve_task(str(_spec(tmp_path, [_item(10)], test, answer="answer")))
     assert harness.render_context(gen, docs[0]) == "Question: What is item 0?\nA. x0\nB. y0\nC. z0\nAnswer:"
     assert harness.render_target(gen, docs[0]) == " B"
     ll = harness.build_lm_eval_task(task.configs["ll"])

@@ -340,7 +340,7 @@ def _read_spec_file(f: Path, q_key: str, c_key, a_key: str) -> list[SpecItem]:
     for where, row in rows:
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected an object with fields {q_key}, {a_key}")
-        for key in [q_key, a_key] + (c_key if isinstance(c_key, list) else [c_key] if c_key else []):
+        for key in [q_key] + (c_key if isinstance(c_key, list) else [c_key] if c_key else []):
             if key not in row:
                 raise DataError(f"{where}: no field '{key}' (fields: {', '.join(map(str, row))})")
         if c_key is None:
@@ -359,8 +359,12 @@ def _read_spec_file(f: Path, q_key: str, c_key, a_key: str) -> list[SpecItem]:
             raise DataError(f"{where}: choice {n + 1} is empty but later ones are not (it would shift the letters)")
         if len(choices) > len(layouts.LETTERS):
             raise DataError(f"{where}: {len(choices)} choices; at most {len(layouts.LETTERS)} are supported")
+        # A missing answer field is an item without gold (skipped and counted), like an empty one ...
         items.append(SpecItem(where=where, question=(_verbatim(row[q_key], where, "the question") or "").strip(),
-                              choices=choices, answer=_verbatim(row[a_key], where, "the answer")))
+                              choices=choices, answer=_verbatim(row.get(a_key), where, "the answer")))
+    if rows and not any(a_key in row for _, row in rows if isinstance(row, dict)):
+        # ... but a field no item has is a misspelt name, not a file without answers.
+        raise DataError(f"{f.name}: no item has the answer field '{a_key}' (fields.answer in the spec)")
     return items
 
 
