@@ -38,10 +38,11 @@ class Choice(str, enum.Enum):
 
 
 def option(default=dataclasses.MISSING, *, help: str = "", flag: str | None = None, default_factory=None,
-           choices=None):
+           choices=None, repeat: bool = False):
     """A dataclass field with CLI metadata: `flag` (e.g. '--tokens'; None = no flag, config key only),
-    `help`, and `choices` (a callable returning the valid names, for registries that are not enums)."""
-    meta = {"help": help, "flag": flag, "choices": choices}
+    `help`, `choices` (a callable returning the valid names, for registries that are not enums) and `repeat`
+    (a list field whose flag may be given several times, like `--model A --model B`)."""
+    meta = {"help": help, "flag": flag, "choices": choices, "repeat": repeat}
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -98,6 +99,17 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
     return value
 
 
+def _section_defaults(cls, name: str) -> dict:
+    """The command's own default for section `name` (e.g. bench's optim: 80 steps, constant lr), as data, so
+    `lr=0.05` changes only lr and keeps the command's other section defaults."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if f.default_factory is not dataclasses.MISSING:
+        return to_dict(f.default_factory())
+    if dataclasses.is_dataclass(f.default):
+        return to_dict(f.default)
+    return {}
+
+
 def section_of(cls, key: str) -> str | None:
     """The one nested dataclass field of `cls` that has a field named `key` (for flat keys), else None."""
     owners = [name for name, typ in _field_types(cls).items()
@@ -133,7 +145,8 @@ def merge_into(cls, base: dict, updates: dict, where: str = "") -> dict:
                 value = to_dict(value)
             if not isinstance(value, dict):
                 raise ConfigError(f"config key '{where}{key}' expects a mapping")
-            out[key] = merge_into(typ, out.get(key) or {}, value, f"{where}{key}.")
+            start = out[key] if isinstance(out.get(key), dict) else _section_defaults(cls, key)
+            out[key] = merge_into(typ, start, value, f"{where}{key}.")
         elif typing.get_origin(typ) is dict and isinstance(value, dict):
             out[key] = {**(out.get(key) or {}), **value}  # free-form options: merged one level, by design
         else:
@@ -242,8 +255,12 @@ def _flag_fields(cls, prefix: str = ""):
             yield prefix + f.name, f, typ
 
 
-def _default_text(f) -> str:
-    if f.default is not dataclasses.MISSING:
+def _default_text(f, defaults=None, key: str = "") -> str:
+    if defaults is not None:  # the command's own defaults (a section default_factory may differ from the class's)
+        value = defaults
+        for part in key.split("."):
+            value = getattr(value, part)
+    elif f.default is not dataclasses.MISSING:
         value = f.default
     elif f.default_factory is not dataclasses.MISSING:
         value = f.default_factory()
@@ -261,6 +278,10 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, *, skip: tuple[str
     """Add one flag per field that declares one (`option(flag=...)`); values stay strings (None = not given)
     and are typed by `merge_into`, so the dataclass annotation is the only type declaration."""
     made: dict[str, argparse._ArgumentGroup] = {}
+    try:
+        defaults = cls()
+    except (TypeError, ConfigError):
+        defaults = None
     for key, f, typ in _flag_fields(cls):
         if key in skip or f.metadata["flag"] in skip:
             continue
@@ -276,9 +297,11 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, *, skip: tuple[str
             choices = [m.value for m in base]
         elif f.metadata.get("choices"):
             choices = list(f.metadata["choices"]())
-        kwargs = dict(dest="cfg:" + key, default=None, help=(f.metadata.get("help") or "") + _default_text(f))
+        kwargs = dict(dest="cfg:" + key, default=None, help=(f.metadata.get("help") or "") + _default_text(f, defaults, key))
         if base is bool:
             kwargs.update(action="store_const", const="true")
+        elif f.metadata.get("repeat"):
+            kwargs.update(action="append", metavar=key.split(".")[-1].upper().rstrip("S"))
         else:
             kwargs.update(metavar=key.split(".")[-1].upper())
             if choices:  # shown, not enforced by argparse: merge_into's check says "Did you mean …" in one line

@@ -238,12 +238,17 @@ pre { background: #f7f7f7; padding: 0.6em; white-space: pre-wrap; font-size: 0.8
 """
 
 
+def _e(value) -> str:
+    """Every user-derived value in the page is escaped (names come from specs, paths and configs)."""
+    return html.escape(str(value))
+
+
 def _num(value, digits: int = 4) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
         if not math.isfinite(value):
-            return str(value)
+            return html.escape(str(value))
         return f"{value:.{digits}f}" if abs(value) >= 10 ** -digits or value == 0 else f"{value:.2e}"
     return html.escape(str(value))
 
@@ -264,8 +269,8 @@ def _saturation_html(sat: dict) -> str:
         seeds = ", ".join("not reached" if v is None else str(v) for v in s["per_seed"])
         dist = ", ".join(f"{k}: {v:.0%}" for k, v in s["bootstrap"].get("distribution", {}).items())
         lo, hi = s["bootstrap"].get("interval90", [None, None])
-        return (f"<b>S = {html.escape(s['label'])}</b> (threshold {_num(s['threshold'])} nats/token); per seed: "
-                f"{html.escape(seeds)}; bootstrap over seeds: {html.escape(dist)} (90% interval {lo} … {hi})")
+        return (f"<b>S = {html.escape(str(s['label']))}</b> (threshold {_num(s['threshold'])} nats/token); per seed: "
+                f"{html.escape(seeds)}; bootstrap over seeds: {html.escape(dist)} (90% interval {_e(lo)} … {_e(hi)})")
 
     a, r = sat["absolute"], sat["relative"]
     out = [f"<p>Absolute ε = {a['epsilon']:g} nats/token: {describe(a)}</p>",
@@ -288,18 +293,20 @@ def render_html(sweep: dict, images: dict[str, bytes]) -> str:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    parts.append(f"<p class='note'>softeval {html.escape(res['softeval_version'])}, report written {stamp}. "
-                 f"Every prompt length is scored on the same {task.get('num_eval')} held-out examples "
-                 f"({task.get('num_eval_targets')} target tokens, fingerprint {str(task.get('eval_fingerprint'))[:12]}); "
-                 f"same eval set across cells: <b>{task.get('same_eval_set')}</b>.</p>")
+    parts.append(f"<p class='note'>softeval {_e(res['softeval_version'])}, report written {stamp}. "
+                 f"Every prompt length is scored on the same {_e(task.get('num_eval'))} held-out examples "
+                 f"({_e(task.get('num_eval_targets'))} target tokens, fingerprint "
+                 f"{_e(str(task.get('eval_fingerprint'))[:12])}); "
+                 f"same eval set across cells: <b>{_e(task.get('same_eval_set'))}</b>.</p>")
     if not res["complete"]:
         parts.append(f"<p><b>Incomplete sweep:</b> {len(res['missing'])} cell(s) missing: "
                      f"{html.escape(', '.join(res['missing']))}. Re-run the same command to finish it.</p>")
     parts.append(f"<p>Model <b>{html.escape(str(model.get('name')))}</b> ({html.escape(str(model.get('architecture')))}, "
-                 f"weights {str(model.get('weights_sha256'))[:12]}); task spec "
-                 f"<code>{html.escape(json.dumps(task.get('spec')))}</code>; {cfg['optim']['max_steps']} steps × "
-                 f"{cfg['optim']['batch_size']} rows per cell, lr {cfg['optim']['lr']}, "
-                 f"init {html.escape(str(cfg['prompt']['init']))}, seeds {res['seeds']}.</p>")
+                 f"weights {_e(str(model.get('weights_sha256'))[:12])}); task spec "
+                 f"<code>{html.escape(json.dumps(task.get('spec')))}</code>; {_e(cfg['optim']['max_steps'])} steps × "
+                 f"{_e(cfg['optim']['batch_size'])} rows per cell, lr {_e(cfg['optim']['lr'])}, "
+                 f"init {_e(cfg['prompt']['init'])}, "
+                 f"seeds {_e(res['seeds'])}.</p>")
 
     parts.append("<h2>Saturation</h2>")
     if res.get("saturation"):
@@ -333,7 +340,7 @@ def render_html(sweep: dict, images: dict[str, bytes]) -> str:
     parts.append(_table(headers, rows))
     if res.get("reference"):
         ref = res["reference"]
-        parts.append(f"<p>Reference <b>{html.escape(ref['model'])}</b>: loss {_num(ref['loss'])} nats/token, token "
+        parts.append(f"<p>Reference <b>{_e(ref['model'])}</b>: loss {_num(ref['loss'])} nats/token, token "
                      f"accuracy {_num(ref['token_accuracy'])} on the same {ref['num_targets']} targets; gap "
                      f"L(0) − L(reference) = {_num(ref.get('gap'))}. Gap closed at n = (L(0) − L(n)) / gap.</p>")
 
@@ -346,7 +353,7 @@ def render_html(sweep: dict, images: dict[str, bytes]) -> str:
                          "final acc", "targets", "seconds", *cell_metrics], rows, left=2))
     failed = [c for c in res["cells"] if c.get("status") != "done"]
     for c in failed:
-        parts.append(f"<p><b>{html.escape(c['name'])}</b>: {html.escape(c.get('message') or c['status'])}</p>")
+        parts.append(f"<p><b>{_e(c['name'])}</b>: {_e(c.get('message') or c['status'])}</p>")
 
     if "training_curves" in images:
         parts.append("<h2>Training curves</h2>" + _img(images["training_curves"], "training curves"))
@@ -363,7 +370,7 @@ def render_html(sweep: dict, images: dict[str, bytes]) -> str:
             if n in shown or not samples:
                 continue
             shown.add(n)
-            parts.append(f"<h3>n = {n}" + (f" (seed {seed})" if n else " (plain model)") + "</h3>")
+            parts.append(f"<h3>n = {_e(n)}" + (f" (seed {_e(seed)})" if n else " (plain model)") + "</h3>")
             for s in samples:
                 context = s["context"][-240:]
                 parts.append(f"<p class='sample'>…{html.escape(context)}<span class='gen'>"

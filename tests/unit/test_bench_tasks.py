@@ -3,6 +3,7 @@
 import json
 import pytest
 
+from softeval.config import build_config
 from softeval.bench import harness
 from softeval.bench.tasks import known_tasks, resolve_task
 from softeval.errors import ConfigError, DataError
@@ -32,13 +33,17 @@ def test_data_dir_missing_a_split(tmp_path):
         resolve_task("arc_easy", tmp_path)
 
 
-def _spec(tmp_path, train, test, kind="multiple_choice"):
-    write_jsonl(tmp_path / "train.jsonl", train)
-    write_jsonl(tmp_path / "test.jsonl", test)
+def _spec(tmp_path, train, test, kind="multiple_choice", answer="gold", suffix="jsonl", choices="options", extra=""):
+    for name, rows in (("train", train), ("test", test)):
+        if suffix == "csv":
+            (tmp_path / f"{name}.csv").write_text(rows)
+        else:
+            write_jsonl(tmp_path / f"{name}.jsonl", rows)
     spec = tmp_path / "quiz.yaml"
-    fields = {"question": "q", "answer": "gold"} | ({"choices": "options"} if kind == "multiple_choice" else {})
-    spec.write_text(json.dumps({"task": "quiz", "kind": kind, "files": {"train": "train.jsonl", "test": "test.jsonl"},
-                                "fields": fields}))
+    fields = {"question": "q", "answer": answer} | ({"choices": choices} if kind == "multiple_choice" else {})
+    spec.write_text(json.dumps({"task": "quiz", "kind": kind, "files": {"train": f"train.{suffix}",
+                                                                       "test": f"test.{suffix}"},
+                                "fields": fields}) + extra)
     return spec
 
 
@@ -46,17 +51,87 @@ def _item(i, gold="B"):
     return {"q": f"What is item {i}?", "options": [f"x{i}", f"y{i}", f"z{i}"], "gold": gold}
 
 
+def _golds(spec, split="test"):
+    gen = harness.build_lm_eval_task(resolve_task(str(spec)).configs["gen"])
+    docs = harness.eval_docs(gen) if split == "test" else harness.training_docs(gen)
+    return [(d["softeval_choices"], d["softeval_gold"]) for d in docs]
+
+
 def test_spec_items_without_gold_are_skipped_and_counted(tmp_path):
-    test = [_item(0), _item(1, gold=None), _item(2, gold=""), _item(3, gold="y3"), _item(4, gold=1)]
+    no_field = {k: v for k, v in _item(5).items() if k != "gold"}
+    test = [_item(0), _item(1, gold=None), _item(2, gold=""), _item(3, gold="C"), _item(4, gold="a"), no_field]
     task = resolve_task(str(_spec(tmp_path, [_item(10)], test)))
     gen = harness.build_lm_eval_task(task.configs["gen"])
     docs = harness.eval_docs(gen)
-    assert [d["softeval_gold"] for d in docs] == ["B", "B", "B"]  # letter, choice text, 0-based index
-    assert harness.skipped_without_gold(gen, "test") == 2
+    assert [d["softeval_gold"] for d in docs] == ["B", "C", "A"]
+    assert harness.skipped_without_gold(gen, "test") == 3
+    with pytest.raises(DataError, match=r"^train.jsonl: no item has the answer field 'answer'"):
+        resolve_task(str(_spec(tmp_path, [_item(10)], test, answer="answer")))
     assert harness.render_context(gen, docs[0]) == "Question: What is item 0?\nA. x0\nB. y0\nC. z0\nAnswer:"
     assert harness.render_target(gen, docs[0]) == " B"
     ll = harness.build_lm_eval_task(task.configs["ll"])
     assert ll.doc_to_choice(harness.eval_docs(ll)[0]) == ["A", "B", "C"]
+
+
+NUMBERS = {"q": "What is 1 + 2?", "options": ["6", "3", "4", "9"], "gold": "3"}
+
+
+@pytest.mark.parametrize("answer_type, gold", [("text", "B"), ("index", "D"), ("letter", None)])
+def test_spec_answer_type_is_explicit(tmp_path, answer_type, gold):
+    spec = _spec(tmp_path, [NUMBERS], [NUMBERS], answer={"field": "gold", "type": answer_type})
+    if gold is None:
+        with pytest.raises(DataError, match=r"^train.jsonl:1: answer '3' is not a letter A-D \(fields.answer.type is"):
+            resolve_task(str(spec))
+    else:
+        assert _golds(spec) == [(["6", "3", "4", "9"], gold)]
+
+
+def test_spec_ambiguous_answer_is_refused_with_file_and_line(tmp_path):
+    """"3" among ["6","3","4","9"] is index 3 ("9") or the text of B: the spec must say which."""
+    agreeing = {"q": "What is 2 - 1?", "options": ["0", "1", "2"], "gold": "1"}  # index 1 and text "1": both B
+    spec = _spec(tmp_path, [agreeing], [agreeing, NUMBERS])
+    with pytest.raises(DataError, match=r"^test.jsonl:2: answer '3' is ambiguous: index → D \('9'\) or text → B"):
+        resolve_task(str(spec))
+
+
+def test_spec_answer_type_inferred_when_one_reading_fits(tmp_path):
+    texts = _spec(tmp_path, [NUMBERS | {"gold": "6"}], [NUMBERS, NUMBERS | {"gold": "4"}])
+    assert [g for _, g in _golds(texts)] == ["B", "C"] and [g for _, g in _golds(texts, "train")] == ["A"]
+    # "6" cannot be an index of 4 choices, so only the text reading fits every item; a letter in one file and
+    # a choice text in the other fit no single reading
+    mixed = _spec(tmp_path, [_item(0, gold="B")], [_item(1, gold="y1")])
+    with pytest.raises(DataError, match="answers mix letters, indices and choice texts .*type: letter.index.text"):
+        resolve_task(str(mixed))
+    with pytest.raises(DataError, match=r"^test.jsonl:1: answer 'w' is not a letter, a 0-based index or the text"):
+        resolve_task(str(_spec(tmp_path, [_item(0)], [_item(1, gold="w")])))
+
+
+def test_spec_texts_are_verbatim_csv(tmp_path):
+    rows = "q,A,B,C,D,gold\nPick one,1.50,true,null,NA,1.50\nPick two,x,y,,,y\n"
+    spec = _spec(tmp_path, rows, rows, answer={"field": "gold", "type": "text"}, suffix="csv",
+                 choices=["A", "B", "C", "D"])
+    assert _golds(spec) == [(["1.50", "true", "null", "NA"], "A"), (["x", "y"], "B")]
+
+
+def test_spec_texts_are_verbatim_json(tmp_path):
+    rows = ['{"q": "Pick", "options": [1.50, true, "null", 3], "gold": 1.50}']
+    spec = _spec(tmp_path, rows, rows)
+    assert _golds(spec) == [(["1.50", "true", "null", "3"], "A")]
+
+
+def test_spec_empty_choice_before_others_is_refused(tmp_path):
+    rows = "q,A,B,C,gold\nPick,x,,z,A\n"
+    spec = _spec(tmp_path, rows, rows, suffix="csv", choices=["A", "B", "C"])
+    with pytest.raises(DataError, match=r"^train.csv:2: choice 2 is empty but later ones are not"):
+        resolve_task(str(spec))
+
+
+def test_spec_format_key_is_refused(tmp_path):
+    spec = _spec(tmp_path, [_item(0)], [_item(1)], extra="")
+    raw = json.loads(spec.read_text()) | {"format": "letters"}
+    spec.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match="'format' is not supported"):
+        resolve_task(str(spec))
 
 
 def test_spec_bad_keys(tmp_path):
@@ -86,20 +161,6 @@ def test_tuning_data_never_overlaps_evaluation(tmp_path, tiny_lm):
     assert tiny_lm.tokenizer.decode(scored) == " B\n\n"
 
 
-def test_rerun_with_other_result_settings_is_refused(tmp_path):
-    from dataclasses import asdict, replace
-
-    from softeval.bench.runner import BenchConfig, _check_same_settings
-    from softeval.store import atomic_write_json
-
-    cfg = BenchConfig(out=str(tmp_path))
-    _check_same_settings(tmp_path, cfg)  # nothing there yet
-    atomic_write_json(tmp_path / "config.json", asdict(cfg))
-    _check_same_settings(tmp_path, replace(cfg, models=["a", "b"], curve_steps=[0, 80]))  # growing a run is fine
-    with pytest.raises(ConfigError, match=r"limit: None → 50; seed: 0 → 1"):
-        _check_same_settings(tmp_path, replace(cfg, limit=50, seed=1))
-
-
 def test_curve_collects_every_evaluated_step(tmp_path):
     """A curve lists the requested steps found on disk plus steps an earlier, longer run evaluated."""
     from types import SimpleNamespace
@@ -112,7 +173,7 @@ def test_curve_collects_every_evaluated_step(tmp_path):
     for name, extra in [("soft", {"steps": 80, "tuning": {}}), ("curve_000010", {}), ("curve_000160", {})]:
         atomic_write_json(unit_dir / f"{name}.json", {"mode": name, "num_fewshot": 0, "lm_eval": {},
                                                       "metrics": metrics, **extra})
-    cfg = BenchConfig(models=["m"], modes=["soft"], curve_steps=[0, 10, 80], max_steps=80)
+    cfg = build_config(BenchConfig, flags=dict(models=["m"], modes=["soft"], curve_steps=[0, 10, 80], max_steps=80))
     results, curves = collect_results(tmp_path, cfg, [SimpleNamespace(name="q")])
     assert [p["step"] for p in curves["m"]["q"]] == [10, 80, 160]  # step 0 was never evaluated
     assert "ll_acc" not in curves["m"]["q"][0] and results["m"]["q"]["soft"]["steps"] == 80

@@ -4,6 +4,8 @@ documents, and render documents exactly as lm-eval renders them for the model.""
 from __future__ import annotations
 
 import logging
+import subprocess
+from contextlib import contextmanager
 from functools import lru_cache
 
 from softeval.errors import DataError
@@ -11,9 +13,19 @@ from softeval.errors import DataError
 logger = logging.getLogger(__name__)
 
 
+class _NoCustomDatasetHint(logging.Filter):
+    """softeval's spec tasks hand lm-eval their rows through `custom_dataset`; lm-eval answers every load of
+    such a task with a hint about `--metadata` that does not apply to them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Custom kwargs can be passed to `--metadata`" not in record.getMessage()
+
+
 @lru_cache(maxsize=1)
 def task_manager():
     from lm_eval.tasks import TaskManager
+
+    logging.getLogger("lm_eval.api.task").addFilter(_NoCustomDatasetHint())
 
     # Built-in lm-eval tasks are not indexed (13 s); softeval passes complete config dicts.
     return TaskManager(include_defaults=False)
@@ -84,3 +96,28 @@ def one_sample_per_doc(samples: list[dict]) -> list[dict]:
     for s in samples:
         by_doc.setdefault(s["doc_id"], s)
     return [by_doc[d] for d in sorted(by_doc)]
+
+
+@contextmanager
+def quiet_git_hash():
+    """lm-eval's simple_evaluate records the git hash of the cwd by running `git describe` with its stderr
+    inherited, so outside a git checkout every evaluation prints "fatal: not a git repository". Within this
+    block lm-eval gets the same hash (or None) from the same command with git's stderr discarded."""
+    import os
+
+    import lm_eval.evaluator
+    from lm_eval.loggers.utils import get_commit_from_path
+
+    def git_hash() -> str | None:
+        try:
+            out = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True, check=True)
+        except (subprocess.CalledProcessError, FileNotFoundError):
+            return get_commit_from_path(os.getcwd())  # lm-eval's own fallback
+        return out.stdout.strip()
+
+    original = lm_eval.evaluator.get_git_commit_hash
+    lm_eval.evaluator.get_git_commit_hash = git_hash
+    try:
+        yield
+    finally:
+        lm_eval.evaluator.get_git_commit_hash = original

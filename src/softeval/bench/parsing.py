@@ -32,9 +32,13 @@ class ParsedAnswer:
 
 # --------------------------------------------------------------------------- letters
 
-# Strict: the whole (stripped) output is one letter, optionally "(C)", "C." or "C)".
-_LETTER_STRICT = re.compile(r"^\(?([A-Za-z])\)?[.)]?$")
-_LETTER_ANSWER_IS = re.compile(r"answer\s*(?:is|:)?\s*[:\-]?\s*\(?([A-Z])\b\)?", re.IGNORECASE)
+# Strict: the whole (stripped) output is one capital letter, "C", "C.", "C)" or "(C)" (brackets balanced:
+# "(C" and "C))" are not the format). The task YAMLs' strict-match regex is the same rule.
+_LETTER_STRICT = re.compile(r"^(?:\(([A-Z])\)|([A-Z])[.)]?)$")
+# "the answer is C": a capital letter, a bracketed one, or a lower-case one that ends the phrase ("… is b.").
+# A lower-case letter followed by a word is an article ("the answer is a plant"), not an answer.
+_LETTER_ANSWER_IS = re.compile(r"\b(?i:answer)\s*(?:(?i:is)|:)?\s*[:\-]?\s*"
+                               r"(?:\(([A-Za-z])\)|([A-Z])(?![A-Za-z])|([a-z])(?=\s*(?:[.):,;!]|$)))")
 _LETTER_LEADING_MARKED = re.compile(r"^\(?([A-Z])(?:\)|\.|:|$)")
 _LETTER_LEADING_SPACE = re.compile(r"^([A-Z])\s")
 _LETTER_ANYWHERE = re.compile(r"(?<![A-Za-z])\(?([A-Z])\)?(?![A-Za-z])")
@@ -46,16 +50,18 @@ def parse_letter(output: str, labels: list[str], choices: list[str] | None = Non
     text = output.strip()
     strict = None
     m = _LETTER_STRICT.match(text)
-    if m and m.group(1).upper() in valid and m.group(1).isupper():
-        strict = valid[m.group(1).upper()]
+    letter = m and (m.group(1) or m.group(2))
+    if letter and letter in valid:
+        strict = valid[letter]
     return ParsedAnswer(strict=strict, lenient=strict or _lenient_letter(text, valid, choices or []))
 
 
 def _lenient_letter(text: str, valid: dict[str, str], choices: list[str]) -> str | None:
     first_line = text.splitlines()[0].strip() if text else ""
     m = _LETTER_ANSWER_IS.search(text)
-    if m and m.group(1).upper() in valid:
-        return valid[m.group(1).upper()]
+    letter = m and next(g for g in m.groups() if g).upper()
+    if letter and letter in valid:
+        return valid[letter]
     m = _LETTER_LEADING_MARKED.match(first_line)
     if m and m.group(1) in valid:
         return valid[m.group(1)]
@@ -92,19 +98,23 @@ def _choice_by_text(text: str, labels: list[str], choices: list[str]) -> str | N
 
 # --------------------------------------------------------------------------- numbers
 
-_NUMBER_STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")  # lm-eval's gsm8k "strict-match" pattern
-_NUMBER_ANY = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+_NUMBER_STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")  # lm-eval's gsm8k "strict-match" capture
+# A number as people write it: commas only as thousands separators ("1,234", not "1,2"), optional decimals.
+_NUMBER_TEXT = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d+)?")
+# Lenient search: "1,2" reads as the numbers 1 and 2 (lm-eval's flexible-extract reads it as 12).
+_NUMBER_ANY = re.compile(r"(?<![\d.])-?\$?(?:\d{1,3}(?:,\d{3})+(?![\d])|\d+)(?:\.\d+)?")
 
 
 def normalize_number(s: str | None) -> str | None:
-    """'1,234.50' → '1234.5', '$18.' → '18'; None when no number is left."""
+    """'1,234.50' → '1234.5', '$18.' → '18'; None when the text is not one well-formed number
+    ('1,2', '3.5.1', '')."""
     if s is None:
         return None
-    s = s.replace(",", "").replace("$", "").strip().rstrip(".")
-    try:
-        value = float(s)
-    except ValueError:
+    s = s.replace("$", "").strip()
+    s = re.sub(r"[.,]+$", "", s)  # sentence punctuation after the number ("… is 18.", "#### 12,")
+    if not re.search(r"\d", s) or not _NUMBER_TEXT.fullmatch(s):
         return None
+    value = float(s.replace(",", ""))
     if value != value or value in (float("inf"), float("-inf")):
         return None
     return str(int(value)) if value == int(value) else repr(value)

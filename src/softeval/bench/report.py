@@ -20,10 +20,25 @@ SHOWN = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc", "ll_acc
 def _label(model: str, width: int = 24) -> str:
     """Plot label: the last part of an id or path, shortened in the middle so both ends stay readable."""
     name = model.rstrip("/").rsplit("/", 1)[-1]
-    if len(name) <= width:
-        return name
-    keep = width - 1
-    return name[: (keep + 1) // 2] + "…" + name[len(name) - keep // 2:]
+    if len(name) > width:
+        keep = width - 1
+        name = name[: (keep + 1) // 2] + "…" + name[len(name) - keep // 2:]
+    return _plain(name)
+
+
+def _plain(text: str) -> str:
+    """User text for matplotlib: '$' would start mathtext (and an unbalanced one fails the plot)."""
+    return str(text).replace("$", r"\$")
+
+
+def _e(value) -> str:
+    """Every user-derived string in the HTML goes through here (names come from spec files and paths)."""
+    return html.escape(str(value))
+
+
+def _pct(value) -> float:
+    """A fraction for a bar or point; an undefined metric (None) is drawn as 0."""
+    return 0.0 if value is None or value != value else 100 * value
 
 def _png(fig) -> str:
     import matplotlib.pyplot as plt
@@ -48,16 +63,16 @@ def _mode_comparison(results: dict, task: str) -> str:
         modes = [md for md in MODE_COLORS if any(md in results[m][task] for m in models)]
         width = 0.8 / max(1, len(modes))
         for j, mode in enumerate(modes):
-            ys = [results[m][task].get(mode, {}).get(metric, float("nan")) for m in models]
-            es = [results[m][task].get(mode, {}).get(f"{metric}_stderr", 0.0) for m in models]
+            ys = [results[m][task].get(mode, {}).get(metric) for m in models]
+            es = [results[m][task].get(mode, {}).get(f"{metric}_stderr") for m in models]
             xs = [i + (j - (len(modes) - 1) / 2) * width for i in range(len(models))]
-            ax.bar(xs, [100 * (y if y == y else 0) for y in ys], width, yerr=[100 * (e if e == e else 0) for e in es],
+            ax.bar(xs, [_pct(y) for y in ys], width, yerr=[_pct(e) for e in es],
                    color=MODE_COLORS[mode], label=mode, capsize=2)
         ax.set_xticks(range(len(models)), [_label(m) for m in models], rotation=20, fontsize=7)
         ax.set_title(metric, fontsize=9)
         ax.set_ylim(0, 100)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"{task}: modes compared (%)", fontsize=10)
+    fig.suptitle(f"{_plain(task)}: modes compared (%)", fontsize=10)
     return _png(fig)
 
 
@@ -68,10 +83,11 @@ def _format_vs_accuracy(results: dict) -> str:
     for model, per_task in results.items():
         for task, per_mode in per_task.items():
             for mode, m in per_mode.items():
-                if "format_rate" in m:
-                    ax.scatter(100 * m["format_rate"], 100 * m["lenient_acc"], c=MODE_COLORS.get(mode, "k"), marker="o")
-                    ax.scatter(100 * m["format_rate"], 100 * m["strict_acc"], c=MODE_COLORS.get(mode, "k"), marker="x")
-                    ax.annotate(f"{_label(model, 14)}/{task}", (100 * m["format_rate"], 100 * m["lenient_acc"]), fontsize=5)
+                if m.get("format_rate") is not None:
+                    x = _pct(m["format_rate"])
+                    ax.scatter(x, _pct(m["lenient_acc"]), c=MODE_COLORS.get(mode, "k"), marker="o")
+                    ax.scatter(x, _pct(m["strict_acc"]), c=MODE_COLORS.get(mode, "k"), marker="x")
+                    ax.annotate(f"{_label(model, 14)}/{_plain(task)}", (x, _pct(m["lenient_acc"])), fontsize=5)
     ax.plot([0, 100], [0, 100], ls=":", c="k", lw=0.5)
     ax.set_xlabel("format-following (%)")
     ax.set_ylabel("accuracy (%): o lenient, x strict")
@@ -90,13 +106,13 @@ def _curve(curves: dict, task: str) -> str:
         if not pts:
             continue
         steps = [p["step"] for p in pts]
-        line, = ax.plot(steps, [100 * p["format_rate"] for p in pts], marker="o", label=f"{_label(model)} format")
-        ax.plot(steps, [100 * p["strict_acc"] for p in pts], marker="x", ls="--", c=line.get_color(),
+        line, = ax.plot(steps, [_pct(p.get("format_rate")) for p in pts], marker="o", label=f"{_label(model)} format")
+        ax.plot(steps, [_pct(p.get("strict_acc")) for p in pts], marker="x", ls="--", c=line.get_color(),
                 label=f"{_label(model)} strict acc")
     ax.set_xlabel("tuning steps")
     ax.set_ylabel("%")
     ax.set_ylim(0, 100)
-    ax.set_title(f"{task}: format saturation", fontsize=10)
+    ax.set_title(f"{_plain(task)}: format saturation", fontsize=10)
     ax.legend(fontsize=6)
     return _png(fig)
 
@@ -113,13 +129,13 @@ def _ranking_scatter(results: dict, task: str, metric: str, reference: dict | No
             pts = [(m, y) for m, y in pts if m in reference]
             xs = [reference[m] for m, _ in pts]
         else:
-            xs = [results[m][task].get("zero", {}).get(metric, float("nan")) * 100 for m, _ in pts]
+            xs = [_pct(results[m][task].get("zero", {}).get(metric)) for m, _ in pts]
         ax.scatter(xs, [100 * y for _, y in pts], c=c, label=mode)
         for (m, y), x in zip(pts, xs):
             ax.annotate(_label(m, 16), (x, 100 * y), fontsize=6)
     ax.set_xlabel("reference score" if reference else f"zero-shot {metric} (%)")
     ax.set_ylabel(f"{metric} (%)")
-    ax.set_title(f"{task}: ranking", fontsize=10)
+    ax.set_title(f"{_plain(task)}: ranking", fontsize=10)
     ax.legend(fontsize=7)
     return _png(fig)
 
@@ -132,7 +148,7 @@ def _table(results: dict) -> str:
                 n = m.get("format_rate_n", m.get("ll_acc_n", ""))
                 cells = "".join(f"<td>{_fmt(m.get(k))} ± {_fmt(m.get(k + '_stderr'))}</td>" if k in m else "<td>–</td>"
                                 for k in SHOWN)
-                rows.append(f"<tr><td>{html.escape(model)}</td><td>{task}</td><td>{mode}</td>{cells}<td>{n}</td></tr>")
+                rows.append(f"<tr><td>{_e(model)}</td><td>{_e(task)}</td><td>{_e(mode)}</td>{cells}<td>{_e(n)}</td></tr>")
     return "<table>" + "".join(rows) + "</table>"
 
 
@@ -144,10 +160,10 @@ def _rank_table(rankings: dict) -> str:
             for kind in ("vs_reference", "between_modes"):
                 for name, c in (entry.get(kind) or {}).items():
                     label = f"{name} vs reference" if kind == "vs_reference" else name
-                    rows.append(f"<tr><td>{task}</td><td>{metric}</td><td>{label}</td>"
+                    rows.append(f"<tr><td>{_e(task)}</td><td>{_e(metric)}</td><td>{_e(label)}</td>"
                                 f"<td>{c['spearman']:.2f} [{c['spearman_ci'][0]:.2f}, {c['spearman_ci'][1]:.2f}]</td>"
                                 f"<td>{c['kendall']:.2f} [{c['kendall_ci'][0]:.2f}, {c['kendall_ci'][1]:.2f}]</td>"
-                                f"<td>{c['n_models']}</td></tr>")
+                                f"<td>{_e(c['n_models'])}</td></tr>")
     return "<table>" + "".join(rows) + "</table>" if len(rows) > 1 else "<p>(needs at least two models)</p>"
 
 
@@ -157,10 +173,10 @@ def write_report(out: Path, doc: dict, reference: dict | None = None) -> Path:
     matplotlib.use("Agg")
     results, curves, rankings = doc["results"], doc["curves"], doc["rankings"]
     tasks = sorted({t for per in results.values() for t in per})
-    parts = ["<h1>softeval bench</h1>", f"<pre>{html.escape(_settings(doc))}</pre>",
+    parts = ["<h1>softeval bench</h1>", _settings(doc),
              "<h2>Metrics (%, ± stderr)</h2>", _table(results)]
     for task in tasks:
-        parts += [f"<h2>{task}</h2>", _mode_comparison(results, task)]
+        parts += [f"<h2>{_e(task)}</h2>", _mode_comparison(results, task)]
         if any(task in per for per in curves.values()):
             parts.append(_curve(curves, task))
         metric = "ll_acc" if any("ll_acc" in r for per in results.values() for r in per.get(task, {}).values()) \
@@ -178,8 +194,29 @@ def write_report(out: Path, doc: dict, reference: dict | None = None) -> Path:
     return path
 
 
+def _kv_table(rows: list[tuple[str, object]]) -> str:
+    def cell(v) -> str:
+        if isinstance(v, (list, tuple)):
+            return ", ".join(_e(x) for x in v) or "–"
+        return "–" if v is None else _e(v)
+
+    return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{cell(v)}</td></tr>" for k, v in rows) + "</table>"
+
+
 def _settings(doc: dict) -> str:
+    """The header: settings, versions and data as tables (every value escaped; no Python reprs)."""
     c = doc["config"]
-    keys = ("models", "tasks", "modes", "shots", "num_virtual_tokens", "max_steps", "batch_size", "lr", "curve_steps",
-            "limit", "max_gen_toks", "data_dir", "seed")
-    return "\n".join(f"{k}: {c.get(k)}" for k in keys) + f"\nversions: {doc.get('versions')}\ndata: {doc.get('data')}"
+    keys = ("models", "tasks", "modes", "forms", "shots", "num_virtual_tokens", "max_steps", "batch_size", "lr",
+            "num_train", "curve_steps", "limit", "max_gen_toks", "data_dir", "precision", "seed")
+    parts = [_kv_table([(k, c.get(k)) for k in keys if k in c])]
+    versions = doc.get("versions") or {}
+    if versions:
+        parts.append("<h3>Versions</h3>" + _kv_table(list(versions.items())))
+    data = doc.get("data") or {}
+    if data:
+        cols = sorted({k for info in data.values() for k in info})
+        head = "<tr><th>task</th>" + "".join(f"<th>{_e(k)}</th>" for k in cols) + "</tr>"
+        body = "".join("<tr><td>" + _e(task) + "</td>" + "".join(f"<td>{_e(info.get(k, '–'))}</td>" for k in cols)
+                       + "</tr>" for task, info in data.items())
+        parts.append("<h3>Data</h3><table>" + head + body + "</table>")
+    return "\n".join(parts)

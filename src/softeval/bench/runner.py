@@ -10,72 +10,65 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import re
+import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from softeval import __version__
 from softeval.bench import harness, scoring
 from softeval.bench.tasks import BenchTask, resolve_task
+from softeval.config import option, to_dict
+from softeval.engine import OptimConfig, Precision, Schedule
 from softeval.errors import ConfigError
-from softeval.store import atomic_write_json, atomic_write_text, read_jsonl
+from softeval.models import DTYPES
+from softeval.prompt import PromptConfig
+from softeval.store import (atomic_write_json, atomic_write_text, claim_folder, dumps_json, read_json, read_jsonl,
+                            result_identity, safe_name)
 
 logger = logging.getLogger(__name__)
 
 MODES = ("zero", "few", "soft")
 
 
-# Settings that change a finished unit's numbers. Re-running into the same --out with other values would mix
-# old and new units in one table, so it is refused; models, tasks, modes, curve steps, the reference and the
-# device may change between runs (finished units are reused, missing ones are added).
-RESULT_SETTINGS = ("forms", "shots", "num_virtual_tokens", "max_steps", "batch_size", "lr", "warmup_steps", "init",
-                   "num_train", "limit", "max_gen_toks", "data_dir", "dtype", "precision", "seed")
-
-
-def _check_same_settings(out: Path, cfg: "BenchConfig") -> None:
-    path = out / "config.json"
-    if not path.exists():
-        return
-    try:
-        before = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return  # unreadable (e.g. interrupted first write): nothing to compare with
-    now = asdict(cfg)
-    changed = [f"{k}: {before[k]!r} → {now[k]!r}" for k in RESULT_SETTINGS if k in before and before[k] != now[k]]
-    if changed:
-        raise ConfigError(f"{out} holds results from other settings ({'; '.join(changed)}); "
-                          "use a new --out, or delete it to start over")
+# BenchConfig fields that cannot change a finished unit's numbers: a run may grow (more models, tasks,
+# modes, curve steps) or move (device, out) between invocations into the same OUT. Every other field is
+# part of the result identity, so a field added later is covered by default. data_dir is left out because
+# the content hashes of the files read stand for it (moving the data does not change a result).
+NOT_IDENTITY = ("models", "tasks", "modes", "curve_steps", "reference", "device", "out", "show_progress", "data_dir")
 
 
 @dataclass(frozen=True)
 class BenchConfig:
-    models: list[str] = field(default_factory=lambda: ["smollm2-135m-instruct"])
-    tasks: list[str] = field(default_factory=lambda: ["arc_easy"])
-    modes: list[str] = field(default_factory=lambda: list(MODES))
-    forms: list[str] = field(default_factory=lambda: ["gen", "ll"])  # generative and/or log-likelihood form
-    shots: int = 5                       # k for the few-shot mode (lm-eval's sampler and seed)
-    num_virtual_tokens: int = 10         # soft-prompt length (--tokens)
-    max_steps: int = 80                  # tuning steps for the soft mode (--steps)
-    batch_size: int = 8                  # tuning batch (80 × 8 ≈ 640 training examples)
-    lr: float = 0.03
-    warmup_steps: int = 10
-    init: str = "vocab"
-    curve_steps: list[int] = field(default_factory=lambda: [0, 10, 20, 40, 80, 160])  # [] = no curve
-    num_train: int | None = None         # tuning examples; None = (last step) × batch_size, each seen once
-    limit: int | None = None             # first N evaluation items per task (None = all)
-    max_gen_toks: int | None = None      # cap on generated tokens (GSM8K on CPU: 64-128)
-    data_dir: str | None = None          # local original-layout files instead of the Hub
-    reference: str | None = None         # CSV/JSON model → score to correlate rankings with
-    device: str = "auto"
-    dtype: str = "auto"
-    precision: str = "fp32"
-    eval_batch_size: int = 16
-    seed: int = 0                        # tuning data, prompt init and few-shot sampling
-    num_bootstrap: int = 1000
-    out: str = "runs/bench"
+    models: list[str] = option(default_factory=lambda: ["smollm2-135m-instruct"], flag="--model", repeat=True,
+                               help="model (repeatable): embedded name, Hugging Face id, local folder or .gguf")
+    tasks: list[str] = option(default_factory=lambda: ["arc_easy"], flag="--task",
+                              help="comma-separated tasks: built-in names, lm-eval task YAMLs or softeval specs")
+    modes: list[str] = option(default_factory=lambda: list(MODES), flag="--modes", help="subset of zero,few,soft")
+    forms: list[str] = option(default_factory=lambda: ["gen", "ll"], flag="--forms",
+                              help="gen (generated answers) and/or ll (log-likelihood of the choices)")
+    shots: int = option(5, flag="--shots", help="k for the few-shot mode (lm-eval's sampler and seed)")
+    num_virtual_tokens: int = option(10, flag="--tokens", help="soft-prompt length")
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    # Constant lr after warmup: the k-step snapshot of one tuning run then equals a k-step run (the curve).
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(max_steps=80, batch_size=8, lr=0.03,
+                                                                   warmup_steps=10, schedule=Schedule.constant))
+    curve_steps: list[int] = option(default_factory=lambda: [0, 10, 20, 40, 80, 160], flag="--curve-steps",
+                                    help="format-saturation curve: tuning steps to evaluate ('' for none)")
+    num_train: int | None = option(None, flag="--num-train", help="tuning examples (default steps × batch size)")
+    limit: int | None = option(None, flag="--limit", help="first N evaluation items per task (default all)")
+    max_gen_toks: int | None = option(None, flag="--max-gen-toks", help="cap on generated tokens (GSM8K on CPU: "
+                                                                        "64-128)")
+    data_dir: str | None = option(None, flag="--data-dir", help="local data in original layouts (else the Hub)")
+    reference: str | None = option(None, flag="--reference", help="CSV/JSON reference ranking (model, score)")
+    device: str = option("auto", flag="--device", help="auto, cpu, cuda, cuda:N or mps")
+    dtype: str = option("auto", flag="--dtype", choices=lambda: ["auto", *DTYPES], help="weights dtype")
+    precision: Precision = option(Precision.fp32, flag="--precision", help="autocast for tuning and scoring")
+    eval_batch_size: int = option(16, flag="--eval-batch-size", help="rows per scoring batch")
+    seed: int = option(0, flag="--seed", help="tuning data, prompt init and few-shot sampling")
+    num_bootstrap: int = option(1000, help="bootstrap resamples for stderr and rank-correlation intervals")
+    out: str = option("runs/bench", flag="--out", help="output folder; re-running skips finished units")
     show_progress: bool = True
 
     def __post_init__(self):
@@ -87,16 +80,19 @@ class BenchConfig:
         bad = [m for m in self.modes if m not in MODES]
         if bad or not self.modes:
             errors.append(f"modes must be a subset of {', '.join(MODES)}, got {', '.join(self.modes) or 'none'}")
-        for key in ("shots", "max_steps", "num_bootstrap"):
+        for key in ("shots", "num_bootstrap"):
             if getattr(self, key) < 0:
                 errors.append(f"{key} must be >= 0, got {getattr(self, key)}")
-        for key in ("num_virtual_tokens", "batch_size", "eval_batch_size"):
+        for key in ("num_virtual_tokens", "eval_batch_size"):
             if getattr(self, key) < 1:
                 errors.append(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.optim.schedule != Schedule.constant:
+            errors.append("optim.schedule must be 'constant' for bench: the curve's k-step snapshots must equal "
+                          f"k-step runs, got '{self.optim.schedule}'")
         if not self.forms or any(f not in ("gen", "ll") for f in self.forms):
             errors.append(f"forms must be a subset of gen,ll, got {', '.join(self.forms) or 'none'}")
-        if any(s < 0 for s in self.curve_steps):
-            errors.append(f"curve_steps must be >= 0, got {self.curve_steps}")
+        if any(not isinstance(s, int) or s < 0 for s in self.curve_steps):
+            errors.append(f"curve_steps must be non-negative integers, got {self.curve_steps}")
         if self.limit is not None and self.limit < 1:
             errors.append(f"limit must be >= 1, got {self.limit}")
         if self.max_gen_toks is not None and self.max_gen_toks < 1:
@@ -106,7 +102,21 @@ class BenchConfig:
 
     @property
     def last_step(self) -> int:
-        return max([self.max_steps, *self.curve_steps])
+        return max([self.optim.max_steps, *self.curve_steps])
+
+    @property
+    def tuning_size(self) -> int:
+        """Tuning examples: --num-train, else max_steps × batch_size (each seen once by the soft snapshot).
+        Never derived from the curve: a longer curve cycles through the same examples in the same seeded
+        order, so the k-step snapshot equals a k-step run whatever the other curve steps are."""
+        return self.num_train or self.optim.max_steps * self.optim.batch_size
+
+
+def identity_settings(cfg: BenchConfig) -> dict:
+    """Every setting that can change a number in OUT (see NOT_IDENTITY), tuning size resolved."""
+    settings = {k: v for k, v in to_dict(cfg).items() if k not in NOT_IDENTITY}
+    settings["num_train"] = cfg.tuning_size
+    return settings
 
 
 @dataclass
@@ -118,17 +128,29 @@ class BenchResult:
     report_path: Path | None
 
 
-def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip("/")).strip("_")[-80:] or "model"
-
-
-# Layout of OUT, in one place: units/<model>/<task>/{zero,few,soft,curve_<step>}.json, samples/<model>/<task>/….
+# Layout of OUT, in one place: units/<model>/<task>/{zero,few,soft,curve_<step>}.json, samples/<model>/<task>/…,
+# train/<model>/<task>/. Model and task names come from users (spec files, paths): safe_name keeps each one a
+# single harmless path component ("../x" cannot leave OUT).
 def unit_dir(out: Path, model: str, task: str) -> Path:
-    return out / "units" / slug(model) / task
+    return out / "units" / safe_name(model) / safe_name(task)
 
 
 def samples_dir(out: Path, model: str, task: str) -> Path:
-    return out / "samples" / slug(model) / task
+    return out / "samples" / safe_name(model) / safe_name(task)
+
+
+def train_dir(out: Path, model: str, task: str) -> Path:
+    return out / "train" / safe_name(model) / safe_name(task)
+
+
+def _check_distinct_paths(kind: str, names: list[str]) -> None:
+    by_path: dict[str, list[str]] = {}
+    for name in names:
+        by_path.setdefault(safe_name(name), []).append(name)
+    clash = [v for v in by_path.values() if len(v) > 1]
+    if clash:
+        raise ConfigError(f"{kind} names {' and '.join(map(repr, clash[0]))} map to the same folder "
+                          f"'{safe_name(clash[0][0])}'; rename one")
 
 
 def curve_unit(units: Path, step: int) -> Path:
@@ -156,15 +178,19 @@ def evaluate_form(adapter, task: BenchTask, form: str, shots: int, cfg: BenchCon
     import lm_eval
 
     conf = _task_config(task, form, cfg)
-    out = lm_eval.simple_evaluate(model=adapter, tasks=[conf], num_fewshot=shots, limit=cfg.limit, log_samples=True,
-                                  task_manager=harness.task_manager(), bootstrap_iters=cfg.num_bootstrap,
-                                  random_seed=cfg.seed, numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed,
-                                  fewshot_random_seed=cfg.seed, verbosity="WARNING")
+    with harness.quiet_git_hash():
+        out = lm_eval.simple_evaluate(model=adapter, tasks=[conf], num_fewshot=shots, limit=cfg.limit,
+                                      log_samples=True, task_manager=harness.task_manager(),
+                                      bootstrap_iters=cfg.num_bootstrap, random_seed=cfg.seed,
+                                      numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed,
+                                      fewshot_random_seed=cfg.seed, verbosity="WARNING")
     name = conf["task"]
     samples = harness.one_sample_per_doc(out["samples"][name])
     records = ([scoring.gen_record(s, task.answer) for s in samples] if form == "gen"
                else [scoring.ll_record(s) for s in samples])
-    native = {k: v for k, v in out["results"][name].items() if k != "alias"}
+    # lm-eval reports an undefined stderr as NaN or "N/A"; results.json says None (null) instead.
+    native = {k: None if (isinstance(v, float) and not math.isfinite(v)) or v == "N/A" else v
+              for k, v in out["results"][name].items() if k != "alias"}
     return records, native
 
 
@@ -172,14 +198,14 @@ def run_unit(adapter, task: BenchTask, mode: str, shots: int, forms: list[str], 
              unit_path: Path, samples: Path, extra: dict) -> dict:
     """Evaluate `forms` of a task in one mode; write samples and the unit JSON (atomic); return it."""
     if unit_path.exists():
-        return json.loads(unit_path.read_text())
+        return read_json(unit_path, "bench unit")
     t0 = time.time()
     per_form, native = {}, {}
     for form in forms:
         records, native[form] = evaluate_form(adapter, task, form, shots, cfg)
         per_form[form] = records
         atomic_write_text(samples / f"{mode}_{form}.jsonl",
-                          "".join(json.dumps({"mode": mode, "form": form, **r}, default=str) + "\n" for r in records))
+                          "".join(dumps_json({"mode": mode, "form": form, **r}, indent=None) + "\n" for r in records))
     unit = {"mode": mode, "num_fewshot": shots, "metrics": scoring.aggregate(per_form.get("gen"), per_form.get("ll")),
             "lm_eval": native, "seconds": round(time.time() - t0, 1), **extra}
     atomic_write_json(unit_path, unit)
@@ -193,7 +219,6 @@ def run(cfg: BenchConfig) -> BenchResult:
     from tqdm.auto import tqdm
 
     from softeval.bench import ranking, tuning
-    from softeval.config import build_config
     from softeval.bench.lm_adapter import SoftevalLM
     from softeval.models import load_model
     from softeval.train import TrainConfig
@@ -210,6 +235,8 @@ def run(cfg: BenchConfig) -> BenchResult:
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         raise ConfigError(f"tasks repeat: {', '.join(names)}")
+    _check_distinct_paths("task", names)
+    _check_distinct_paths("model", list(dict.fromkeys(cfg.models)))
     reference = None
     if cfg.reference:
         reference = ranking.load_reference(cfg.reference)
@@ -226,17 +253,23 @@ def run(cfg: BenchConfig) -> BenchResult:
         if data_info[t.name]["skipped_no_gold"]:
             logger.warning("%s: %d %s items have no gold answer; skipped", t.name,
                            data_info[t.name]["skipped_no_gold"], split)
-    _check_same_settings(out, cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", asdict(cfg))
+    # One identity check (the store's): OUT holds results of these settings; each (model, task) folder also
+    # of the same data (hashes of every file the task reads). Models, tasks, modes and curve steps may grow.
+    settings = identity_settings(cfg)
+    claim_folder(out, result_identity("bench", settings), "bench folder")
+    for model_name in cfg.models:
+        for t in tasks:
+            claim_folder(unit_dir(out, model_name, t.name), result_identity("bench", settings, t.data_files),
+                         "bench result")
+    atomic_write_json(out / "config.json", to_dict(cfg))
     curve_steps = sorted(set(cfg.curve_steps)) if soft else []
-    curve_only = [s for s in curve_steps if s != cfg.max_steps]  # the --steps point is the soft unit itself
+    curve_only = [s for s in curve_steps if s != cfg.optim.max_steps]  # the --steps point is the soft unit itself
     units_total = len(cfg.models) * len(tasks) * (len(cfg.modes) + len(curve_only))
-    train_cfg = build_config(TrainConfig, flags=dict(
-        num_virtual_tokens=cfg.num_virtual_tokens, max_steps=cfg.last_step, batch_size=cfg.batch_size, lr=cfg.lr,
-        warmup_steps=cfg.warmup_steps, schedule="constant", init=cfg.init, seed=cfg.seed, eval_every=0,
-        checkpoint_every=10, keep_checkpoints=2, precision=cfg.precision, eval_batch_size=cfg.eval_batch_size,
-        show_progress=cfg.show_progress, out=str(out / "train")))
+    train_cfg = TrainConfig(num_virtual_tokens=cfg.num_virtual_tokens, prompt=cfg.prompt,
+                            optim=replace(cfg.optim, max_steps=cfg.last_step), seed=cfg.seed, eval_every=0,
+                            checkpoint_every=10, keep_checkpoints=2, precision=cfg.precision,
+                            eval_batch_size=cfg.eval_batch_size, show_progress=cfg.show_progress,
+                            out=str(out / "train"))
 
     # --- loop
     with tqdm(total=units_total, desc="bench units", disable=not cfg.show_progress, dynamic_ncols=True) as bar:
@@ -254,7 +287,7 @@ def run(cfg: BenchConfig) -> BenchResult:
                     adapter = SoftevalLM(lm=lm, batch_size=cfg.eval_batch_size, precision=cfg.precision,
                                          show_progress=False)
                 for mode in [m for m in ("zero", "few") if m in todo]:
-                    bar.set_description(f"{slug(model_name)} {t.name} {mode}")
+                    bar.set_description(f"{safe_name(model_name)} {t.name} {mode}")
                     adapter.set_prompt(None)
                     run_unit(adapter, t, mode, 0 if mode == "zero" else cfg.shots, t.forms, cfg,
                              units / f"{mode}.json", samples, {})
@@ -264,26 +297,26 @@ def run(cfg: BenchConfig) -> BenchResult:
                 # --- soft: one tuning run, snapshots at the curve steps and at --steps
                 gen_task = built[t.name]["gen"] if "gen" in t.forms else built[t.name][t.forms[0]]
                 eval_keys = {harness.doc_key(gen_task, d) for d in harness.eval_docs(gen_task)}
-                num_train = cfg.num_train or cfg.last_step * cfg.batch_size
-                data = tuning.tuning_examples(gen_task, adapter, num_train, cfg.seed, eval_keys)
-                run_dir = out / "train" / slug(model_name) / t.name
+                data = tuning.tuning_examples(gen_task, adapter, cfg.tuning_size, cfg.seed, eval_keys)
+                run_dir = train_dir(out, model_name, t.name)
                 spec = {"task": t.name, "bench": True, "form": "gen", "source": t.source}
-                bar.set_description(f"{slug(model_name)} {t.name} tune")
+                bar.set_description(f"{safe_name(model_name)} {t.name} tune")
                 paths = tuning.tune_with_snapshots(adapter, data, train_cfg,
-                                                   sorted(set(curve_steps) | {cfg.max_steps}), run_dir, spec,
+                                                   sorted(set(curve_steps) | {cfg.optim.max_steps}), run_dir, spec,
                                                    show_progress=cfg.show_progress)
                 tuning_info = {"num_train": len(data.train), "overlap_removed": data.overlap_removed,
-                               "num_virtual_tokens": cfg.num_virtual_tokens, "batch_size": cfg.batch_size}
+                               "num_virtual_tokens": cfg.num_virtual_tokens, "batch_size": cfg.optim.batch_size}
                 if "soft" in todo:
-                    bar.set_description(f"{slug(model_name)} {t.name} soft")
-                    adapter.set_prompt(*tuning.load_snapshot(adapter, paths[cfg.max_steps]))
+                    bar.set_description(f"{safe_name(model_name)} {t.name} soft")
+                    adapter.set_prompt(*tuning.load_snapshot(adapter, paths[cfg.optim.max_steps]))
                     run_unit(adapter, t, "soft", 0, t.forms, cfg, units / "soft.json", samples,
-                             {"steps": cfg.max_steps, "prompt": str(paths[cfg.max_steps]), "tuning": tuning_info})
+                             {"steps": cfg.optim.max_steps, "prompt": str(paths[cfg.optim.max_steps]),
+                              "tuning": tuning_info})
                     bar.update(1)
                 for step in todo_curve:
                     if step not in paths:
                         continue
-                    bar.set_description(f"{slug(model_name)} {t.name} step {step}")
+                    bar.set_description(f"{safe_name(model_name)} {t.name} step {step}")
                     adapter.set_prompt(*tuning.load_snapshot(adapter, paths[step]))
                     run_unit(adapter, t, f"soft@{step}", 0, ["gen"] if "gen" in t.forms else t.forms, cfg,
                              curve_unit(units, step), samples / "curve",
@@ -298,7 +331,7 @@ def run(cfg: BenchConfig) -> BenchResult:
     import torch
     import transformers
 
-    doc = {"results": results, "curves": curves, "rankings": rankings, "data": data_info, "config": asdict(cfg),
+    doc = {"results": results, "curves": curves, "rankings": rankings, "data": data_info, "config": to_dict(cfg),
            "versions": {"softeval": __version__, "lm_eval": lm_eval.__version__, "torch": torch.__version__,
                         "transformers": transformers.__version__}}
     atomic_write_json(out / "results.json", doc)
@@ -318,16 +351,16 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
             for mode in cfg.modes:
                 p = units / f"{mode}.json"
                 if p.exists():
-                    unit = json.loads(p.read_text())
+                    unit = read_json(p, "bench unit")
                     results.setdefault(model_name, {}).setdefault(t.name, {})[mode] = {
                         **unit["metrics"], "num_fewshot": unit["num_fewshot"], "lm_eval": unit["lm_eval"],
                         **({"steps": unit["steps"], "tuning": unit["tuning"]} if mode == "soft" else {})}
             points = []
             # Requested steps plus any evaluated by an earlier run into this OUT (e.g. a longer curve for one model).
             for step in (sorted(set(cfg.curve_steps) | curve_steps_on_disk(units)) if "soft" in cfg.modes else []):
-                p = units / "soft.json" if step == cfg.max_steps else curve_unit(units, step)
+                p = units / "soft.json" if step == cfg.optim.max_steps else curve_unit(units, step)
                 if p.exists():
-                    m = json.loads(p.read_text())["metrics"]
+                    m = read_json(p, "bench unit")["metrics"]
                     points.append({"step": step, **{k: v for k, v in m.items() if not k.startswith("ll_")}})
             if points:
                 curves.setdefault(model_name, {})[t.name] = points

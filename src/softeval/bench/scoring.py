@@ -46,13 +46,15 @@ def ll_record(sample: dict) -> dict:
             "loglikelihoods": scores, "ll_correct": bool(sample.get("acc", 0.0))}
 
 
-def mean_stderr(values: list[float]) -> tuple[float, float]:
+def mean_stderr(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and its standard error; None where undefined (no values; one value has no spread), so
+    results.json says "no number" in JSON rather than NaN."""
     n = len(values)
     if n == 0:
-        return float("nan"), float("nan")
+        return None, None
     mean = sum(values) / n
     if n < 2:
-        return mean, float("nan")
+        return mean, None
     var = sum((v - mean) ** 2 for v in values) / (n - 1)
     return mean, math.sqrt(var / n)
 

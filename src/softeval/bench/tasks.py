@@ -84,6 +84,7 @@ class BenchTask:
     answer: str                    # letter | number | text
     configs: dict[str, dict]       # form ("gen" / "ll") → lm-eval task config dict
     source: str                    # hub | local | yaml | spec
+    data_files: dict[str, str] = field(default_factory=dict)  # "task:<name>:<relative path>" → file it reads
 
     @property
     def forms(self) -> list[str]:
@@ -132,6 +133,8 @@ def builtin_task(name: str, data_dir: str | Path | None = None, soft: bool = Tru
     configs = {"gen": load_task_yaml(CONFIG_DIR / spec.gen_yaml)}
     if spec.ll_yaml:
         configs["ll"] = load_task_yaml(CONFIG_DIR / spec.ll_yaml)
+    # The shipped YAMLs decide prompts and scoring, so they are part of a result's identity like data.
+    data_files = {f"task:{name}:{y}": str(CONFIG_DIR / y) for y in (spec.gen_yaml, spec.ll_yaml) if y}
     if data_dir is not None:
         root = Path(data_dir).expanduser()
         if not root.is_dir():
@@ -139,7 +142,11 @@ def builtin_task(name: str, data_dir: str | Path | None = None, soft: bool = Tru
         for form, cfg in configs.items():
             cfg.update(_local_dataset(name, spec.local, root, _needed_splits(cfg, soft)))
             cfg["process_docs"] = spec.local.process_docs
-    return BenchTask(name=name, answer=spec.answer, configs=configs, source="local" if data_dir else "hub")
+            for split_files in cfg["dataset_kwargs"]["data_files"].values():
+                for f in [split_files] if isinstance(split_files, str) else split_files:
+                    data_files[f"task:{name}:{_relative(Path(f), root)}"] = f
+    return BenchTask(name=name, answer=spec.answer, configs=configs, source="local" if data_dir else "hub",
+                     data_files=data_files)
 
 
 def resolve_task(ref: str, data_dir: str | Path | None = None, soft: bool = True) -> BenchTask:
@@ -165,12 +172,30 @@ def yaml_task(path: Path) -> BenchTask:
     answer = (cfg.get("metadata") or {}).get("softeval_answer", "letter" if form == "ll" else "text")
     if answer not in ("letter", "number", "text"):
         raise ConfigError(f"{path}: metadata.softeval_answer must be letter, number or text, got '{answer}'")
-    return BenchTask(name=cfg["task"], answer=answer, configs={form: cfg}, source="yaml")
+    name = str(cfg["task"])
+    data_files = {f"task:{name}:{path.name}": str(path)}
+    local = (cfg.get("dataset_kwargs") or {}).get("data_files")
+    for f in ([local] if isinstance(local, str) else list(local.values()) if isinstance(local, dict) else local or []):
+        for one in [f] if isinstance(f, str) else f:
+            if Path(one).is_file():
+                data_files[f"task:{name}:{_relative(Path(one), path.parent)}"] = str(one)
+    return BenchTask(name=name, answer=answer, configs={form: cfg}, source="yaml", data_files=data_files)
 
 
 # --------------------------------------------------------------------------- softeval's short spec
 
-SPEC_KEYS = {"task", "kind", "files", "fields", "format", "fewshot_split", "description"}
+SPEC_KEYS = {"task", "kind", "files", "fields", "fewshot_split", "description"}
+ANSWER_TYPES = ("letter", "index", "text")
+SPEC_FEATURES = {"softeval_question": "string", "softeval_labels": ["string"], "softeval_choices": ["string"],
+                 "softeval_gold": "string", "softeval_source": "string"}
+
+
+@dataclass(frozen=True)
+class SpecItem:
+    where: str                 # "file.jsonl:12" for messages
+    question: str
+    choices: list[str]         # verbatim texts
+    answer: str | None         # verbatim; None or "" = no gold (skipped and counted)
 
 
 def spec_task(path: Path, spec: dict) -> BenchTask:
@@ -178,36 +203,67 @@ def spec_task(path: Path, spec: dict) -> BenchTask:
 
         task: capitals               # name used in results
         kind: multiple_choice        # or short_answer
-        files: {train: train.jsonl, test: test.jsonl}   # relative to this file; .csv works too
+        files: {train: train.jsonl, test: test.jsonl}   # relative to this file; .csv and .json work too
         fields: {question: q, choices: options, answer: gold}
         # multiple choice: `choices` is a list field, or a list of column names ([A, B, C, D]);
-        # `answer` may be a letter, a 0-based index or the text of the right choice.
+        # `answer: {field: gold, type: letter|index|text}`: a letter, a 0-based index or the exact text of
+        # the right choice. A bare `answer: gold` infers the type when exactly one reading fits every item.
+
+    Files are read as text: every value is used verbatim ("1.50" stays "1.50", "null" is a choice text),
+    with no type inference by pandas or pyarrow. Answers are checked here, before any model work.
     """
+    if "format" in spec:
+        raise ConfigError(f"{path}: 'format' is not supported by the short spec (its prompt is fixed: question, "
+                          "lettered choices, 'Answer:'); for another layout write an lm-eval task YAML (docs/bench.md)")
     unknown = sorted(set(spec) - SPEC_KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; a task spec has {', '.join(sorted(SPEC_KEYS))}")
     for key in ("task", "kind", "files", "fields"):
         if key not in spec:
             raise ConfigError(f"{path}: task spec needs '{key}' (see docs/bench.md)")
-    kind, fields = spec["kind"], spec["fields"]
+    kind, fields, name = spec["kind"], spec["fields"], str(spec["task"])
     if kind not in ("multiple_choice", "short_answer"):
         raise ConfigError(f"{path}: kind must be multiple_choice or short_answer, got '{kind}'")
+    if not isinstance(fields, dict):
+        raise ConfigError(f"{path}: fields must map question/choices/answer to your file's columns")
     need = ["question", "answer"] + (["choices"] if kind == "multiple_choice" else [])
     missing = [k for k in need if k not in fields]
     if missing:
         raise ConfigError(f"{path}: fields needs {', '.join(missing)} (names of your file's columns)")
+    answer_field, answer_type = _answer_field(path, fields["answer"], kind)
+    if not isinstance(spec["files"], dict) or not spec["files"]:
+        raise ConfigError(f"{path}: files must map splits to files, e.g. {{train: train.jsonl, test: test.jsonl}}")
     files = {}
     for split, rel in spec["files"].items():
-        f = (path.parent / rel).expanduser()
+        f = (path.parent / str(rel)).expanduser()
         if not f.is_file():
             raise DataError(f"{path}: {split} file {f} does not exist")
-        files[split] = str(f)
+        if f.suffix.lower() not in (".jsonl", ".json", ".csv"):
+            raise ConfigError(f"{path}: {split} file {f.name} must be .jsonl, .json or .csv")
+        files[split] = f
     eval_split = "test" if "test" in files else "validation" if "validation" in files else None
     if eval_split is None:
         raise DataError(f"{path}: files needs a 'test' (or 'validation') split to evaluate on")
-    builder = "csv" if all(f.endswith(".csv") for f in files.values()) else "json"
-    base = {"dataset_path": builder, "dataset_name": None, "dataset_kwargs": {"data_files": files},
-            "process_docs": _spec_processor(kind, fields), "test_split": eval_split,
+    if spec.get("fewshot_split") and spec["fewshot_split"] not in files:
+        raise ConfigError(f"{path}: fewshot_split '{spec['fewshot_split']}' is not one of files: {', '.join(files)}")
+
+    items = {split: _read_spec_file(f, fields["question"], fields.get("choices"), answer_field)
+             for split, f in files.items()}
+    rows = _spec_rows(items, kind, answer_type)
+    data_files = {f"task:{name}:{path.name}": str(path)}
+    data_files.update({f"task:{name}:{_relative(f, path.parent)}": str(f) for f in files.values()})
+
+    def load(**_metadata):
+        """lm-eval's custom_dataset hook: the rows read above, every column a string (list)."""
+        import datasets
+
+        features = datasets.Features({k: datasets.Sequence(datasets.Value("string")) if isinstance(v, list)
+                                      else datasets.Value(v) for k, v in SPEC_FEATURES.items()})
+        return datasets.DatasetDict({split: datasets.Dataset.from_list(r, features=features)
+                                     for split, r in rows.items()})
+
+    base = {"custom_dataset": load, "dataset_path": None, "dataset_name": None,
+            "process_docs": _has_gold, "test_split": eval_split,
             "training_split": "train" if "train" in files else None,
             "validation_split": "validation" if "validation" in files else None,
             "description": spec.get("description", "") or "",
@@ -215,70 +271,181 @@ def spec_task(path: Path, spec: dict) -> BenchTask:
     if spec.get("fewshot_split"):
         base["fewshot_split"] = spec["fewshot_split"]
     if kind == "short_answer":
-        gen = {**base, "task": spec["task"], "output_type": "generate_until",
+        gen = {**base, "task": name, "output_type": "generate_until",
                "doc_to_text": "Question: {{softeval_question}}\nAnswer:", "doc_to_target": "{{softeval_gold}}",
                "generation_kwargs": {"until": ["\n", "Question:"], "max_gen_toks": 32, "do_sample": False},
                "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True,
                                 "ignore_case": True, "ignore_punctuation": True}]}
-        return BenchTask(name=spec["task"], answer="text", configs={"gen": gen}, source="spec")
+        return BenchTask(name=name, answer="text", configs={"gen": gen}, source="spec", data_files=data_files)
     text = ("Question: {{softeval_question}}\n{% for label in softeval_labels %}{{label}}. "
             "{{softeval_choices[loop.index0]}}\n{% endfor %}Answer:")
-    gen = {**base, "task": f"{spec['task']}_letter", "output_type": "generate_until", "doc_to_text": text,
+    gen = {**base, "task": f"{name}_letter", "output_type": "generate_until", "doc_to_text": text,
            "doc_to_target": "{{softeval_gold}}",
            "generation_kwargs": {"until": ["\n", "Question:"], "max_gen_toks": 16, "do_sample": False},
            "filter_list": [{"name": "strict-match", "filter": [
-               {"function": "regex", "regex_pattern": "^\\s*\\(?([A-J])\\)?\\.?\\s*$"}, {"function": "take_first"}]}],
+               {"function": "regex", "regex_pattern": "^\\s*(?:\\(([A-J])\\)|([A-J])[.)]?)\\s*$"},
+               {"function": "take_first"}]}],
            "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}]}
-    ll = {**copy.deepcopy(base), "task": spec["task"], "output_type": "multiple_choice", "doc_to_text": text,
+    ll = {**copy.deepcopy(base), "task": name, "output_type": "multiple_choice", "doc_to_text": text,
           "doc_to_choice": "{{softeval_labels}}", "doc_to_target": "{{softeval_labels.index(softeval_gold)}}",
           "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}]}
-    return BenchTask(name=spec["task"], answer="letter", configs={"gen": gen, "ll": ll}, source="spec")
+    return BenchTask(name=name, answer="letter", configs={"gen": gen, "ll": ll}, source="spec", data_files=data_files)
 
 
-def _scalar(value) -> str | None:
-    """A cell as text. Mixed-type JSON columns come back JSON-encoded from `datasets` ('"B"', '1')."""
+def _has_gold(dataset):
+    """Items without a gold answer cannot be scored; the runner counts them (raw minus processed size)."""
+    return dataset.filter(lambda d: d["softeval_gold"] != "")
+
+
+def _relative(f: Path, root: Path) -> str:
+    try:
+        return f.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return f.name
+
+
+def _answer_field(path: Path, answer, kind: str) -> tuple[str, str | None]:
+    if isinstance(answer, str):
+        return answer, "text" if kind == "short_answer" else None
+    if not isinstance(answer, dict) or set(answer) - {"field", "type"} or "field" not in answer:
+        raise ConfigError(f"{path}: fields.answer is a column name or {{field: <column>, type: letter|index|text}}")
+    kind_types = ANSWER_TYPES if kind == "multiple_choice" else ("text",)
+    if answer.get("type") not in (None, *kind_types):
+        raise ConfigError(f"{path}: fields.answer.type must be {' or '.join(kind_types)} for {kind}, "
+                          f"got '{answer.get('type')}'")
+    return str(answer["field"]), answer.get("type") or ("text" if kind == "short_answer" else None)
+
+
+def _verbatim(value, where: str, what: str) -> str | None:
+    """A cell as its literal text: JSON numbers keep their spelling (parsed as strings), true/false are
+    written as in the file, null and "" are missing."""
     if value is None:
         return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
+        return value
+    raise DataError(f"{where}: {what} must be text, got a {type(value).__name__}")
+
+
+def _read_spec_file(f: Path, q_key: str, c_key, a_key: str) -> list[SpecItem]:
+    """Rows of a JSONL / JSON-array / CSV file as SpecItems, every value read as text."""
+    if f.suffix.lower() == ".csv":
+        if c_key is not None and not isinstance(c_key, list):
+            raise ConfigError(f"{f.name}: in a CSV file, fields.choices is a list of columns, e.g. [A, B, C, D]")
+        rows = _csv_rows(f)
+    else:
+        rows = _json_rows(f)
+    items = []
+    for where, row in rows:
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected an object with fields {q_key}, {a_key}")
+        for key in [q_key] + (c_key if isinstance(c_key, list) else [c_key] if c_key else []):
+            if key not in row:
+                raise DataError(f"{where}: no field '{key}' (fields: {', '.join(map(str, row))})")
+        if c_key is None:
+            raw = []
+        elif isinstance(c_key, list):
+            raw = [row[c] for c in c_key]
+        elif isinstance(row[c_key], list):
+            raw = row[c_key]
+        else:
+            raise DataError(f"{where}: field '{c_key}' must be a list of choices")
+        choices = [_verbatim(c, where, f"choice {i + 1}") for i, c in enumerate(raw)]
+        while choices and choices[-1] in (None, ""):  # trailing empty columns: this item has fewer choices
+            choices.pop()
+        if any(c in (None, "") for c in choices):
+            n = next(i for i, c in enumerate(choices) if c in (None, ""))
+            raise DataError(f"{where}: choice {n + 1} is empty but later ones are not (it would shift the letters)")
+        if len(choices) > len(layouts.LETTERS):
+            raise DataError(f"{where}: {len(choices)} choices; at most {len(layouts.LETTERS)} are supported")
+        # A missing answer field is an item without gold (skipped and counted), like an empty one ...
+        items.append(SpecItem(where=where, question=(_verbatim(row[q_key], where, "the question") or "").strip(),
+                              choices=choices, answer=_verbatim(row.get(a_key), where, "the answer")))
+    if rows and not any(a_key in row for _, row in rows if isinstance(row, dict)):
+        # ... but a field no item has is a misspelt name, not a file without answers.
+        raise DataError(f"{f.name}: no item has the answer field '{a_key}' (fields.answer in the spec)")
+    return items
+
+
+def _json_rows(f: Path) -> list[tuple[str, object]]:
+    def parse(text: str, where: str):
         try:
-            decoded = json.loads(value)
-        except ValueError:
-            return value
-        return None if decoded is None else str(decoded) if isinstance(decoded, (str, int, float)) else value
-    return str(value)
+            return json.loads(text, parse_int=str, parse_float=str)
+        except ValueError as exc:
+            raise DataError(f"{where}: not valid JSON ({exc})") from None
+
+    text = f.read_text(encoding="utf-8-sig")
+    if f.suffix.lower() == ".json" and text.lstrip().startswith("["):
+        return [(f"{f.name} item {i + 1}", row) for i, row in enumerate(parse(text, f.name))]
+    return [(f"{f.name}:{n}", parse(line, f"{f.name}:{n}"))
+            for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
-def _spec_processor(kind: str, fields: dict) -> Callable:
-    q_key, a_key, c_key = fields["question"], fields["answer"], fields.get("choices")
+def _csv_rows(f: Path) -> list[tuple[str, dict]]:
+    import csv
 
-    def gold_of(doc) -> tuple[list[str], list[str], str]:
-        answer = _scalar(doc.get(a_key))
-        if kind == "short_answer":
-            return [], [], "" if answer is None else str(answer).strip()
-        choices = [doc.get(c) for c in c_key] if isinstance(c_key, list) else (doc.get(c_key) or [])
-        choices = [str(_scalar(c)) for c in choices if _scalar(c) not in (None, "")]
-        labels = list(layouts.LETTERS[: len(choices)])
-        gold = ""
-        if answer is not None and str(answer).strip() != "":
-            a = str(answer).strip()
-            if a.upper() in labels:
-                gold = a.upper()
-            elif a.isdigit() and int(a) < len(choices):
-                gold = labels[int(a)]
-            elif a in choices:
-                gold = labels[choices.index(a)]
-        return labels, choices, gold
+    with open(f, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        rows, start = [], 2
+        for row in reader:
+            rows.append((f"{f.name}:{start}", {k: v for k, v in row.items() if k is not None}))
+            start = reader.line_num + 1
+    return rows
 
-    def process(dataset):
-        if q_key not in dataset.column_names or a_key not in dataset.column_names:
-            raise DataError(f"task spec fields: column '{q_key if q_key not in dataset.column_names else a_key}' "
-                            f"is not in the file (columns: {', '.join(dataset.column_names)})")
 
-        def add(doc):
-            labels, choices, gold = gold_of(doc)
-            return {"softeval_question": str(_scalar(doc.get(q_key)) or "").strip(), "softeval_labels": labels,
-                    "softeval_choices": choices, "softeval_gold": gold}
+def _gold_as(item: SpecItem, answer_type: str) -> str | None:
+    """The gold label under one reading of the answer, None when that reading does not fit the item."""
+    a = item.answer.strip()
+    labels = layouts.LETTERS[:len(item.choices)]
+    if answer_type == "letter":
+        return a.upper() if len(a) == 1 and a.upper() in labels else None
+    if answer_type == "index":
+        return labels[int(a)] if a.isdigit() and int(a) < len(item.choices) else None
+    hits = [i for i, c in enumerate(item.choices) if c.strip() == a]
+    return labels[hits[0]] if len(hits) == 1 else None
 
-        return dataset.map(add).filter(lambda d: d["softeval_gold"] != "")
 
-    return process
+def _spec_rows(items: dict[str, list[SpecItem]], kind: str, answer_type: str | None) -> dict[str, list[dict]]:
+    """Rows for lm-eval with the gold label resolved; one-line DataErrors name the file and line."""
+    answered = [it for split in items.values() for it in split if it.answer is not None and it.answer.strip()]
+    if kind == "multiple_choice":
+        if answer_type is None:
+            answer_type = _infer_answer_type(answered)
+        for it in answered:
+            if _gold_as(it, answer_type) is None:
+                n = len(it.choices)
+                expected = {"letter": f"a letter A-{layouts.LETTERS[max(n - 1, 0)]}",
+                            "index": f"an index 0-{max(n - 1, 0)}",
+                            "text": "the text of exactly one choice"}[answer_type]
+                raise DataError(f"{it.where}: answer '{it.answer}' is not {expected} "
+                                f"(fields.answer.type is {answer_type}; choices: {it.choices})")
+
+    def row(it: SpecItem) -> dict:
+        gold = "" if it.answer is None or not it.answer.strip() else (
+            it.answer.strip() if kind == "short_answer" else _gold_as(it, answer_type))
+        return {"softeval_question": it.question, "softeval_labels": list(layouts.LETTERS[:len(it.choices)]),
+                "softeval_choices": it.choices, "softeval_gold": gold, "softeval_source": it.where}
+
+    return {split: [row(it) for it in split_items] for split, split_items in items.items()}
+
+
+def _infer_answer_type(answered: list[SpecItem]) -> str:
+    """The one reading (letter, index or text) that fits every answered item and that no other fitting
+    reading contradicts; otherwise a one-line DataError asking for fields.answer.type."""
+    fits = [t for t in ANSWER_TYPES if all(_gold_as(it, t) is not None for it in answered)]
+    hint = "set fields: {answer: {field: <column>, type: letter|index|text}}"
+    if not fits:
+        for it in answered:
+            if not any(_gold_as(it, t) for t in ANSWER_TYPES):
+                raise DataError(f"{it.where}: answer '{it.answer}' is not a letter, a 0-based index or the text of "
+                                f"one choice (choices: {it.choices})")
+        first = {t: next(it for it in answered if _gold_as(it, t) is None) for t in ANSWER_TYPES}
+        raise DataError("answers mix letters, indices and choice texts (" +
+                        ", ".join(f"{first[t].where} is not {'an' if t == 'index' else 'a'} {t}" for t in ANSWER_TYPES) + f"); {hint}")
+    for it in answered:
+        readings = {t: _gold_as(it, t) for t in fits}
+        if len(set(readings.values())) > 1:
+            shown = " or ".join(f"{t} → {g} ('{it.choices[layouts.LETTERS.index(g)]}')" for t, g in readings.items())
+            raise DataError(f"{it.where}: answer '{it.answer}' is ambiguous: {shown}; {hint}")
+    return fits[0]

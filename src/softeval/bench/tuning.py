@@ -7,8 +7,10 @@ e.g. "… Answer:" → " C\n\n"), tokenized by the same adapter that evaluates: 
 answer *format* that the generative scorer expects, and where to stop.
 
 Schedule: constant learning rate after warmup, so the snapshot after k steps of a long run equals
-a k-step run (the data order is a pure function of seed and step) and one run serves both the
-soft mode (k = --steps) and every point of the saturation curve.
+a k-step run on the same examples (the data order is a pure function of seed and step) and one run
+serves both the soft mode (k = --steps) and every point of the saturation curve. The examples are
+--steps × batch (BenchConfig.tuning_size), never sized by the curve: a curve longer than --steps
+cycles through them again in the same seeded order.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from softeval.bench import harness
 from softeval.errors import DataError
 from softeval.prompt import load_prompt, save_prompt
 from softeval.tasks import TaskData
-from softeval.engine import loop_context, make_lane, new_prompt, resume_lane, train_lanes
+from softeval.engine import evaluate_lane, loop_context, make_lane, new_prompt, resume_lane, train_lanes
 from softeval.store import RunFolder
 from softeval.train import TrainConfig, prompt_metadata
 
@@ -104,7 +106,9 @@ def tune_with_snapshots(adapter, data: TuningData, cfg: TrainConfig, snapshot_st
             continue
         save_prompt(paths[target], lane.prompt, prompt_metadata(lm, cfg.prompt, cfg.seed, task_data, lane.prompt,
                                                                 lane.step))
-        logger.info("saved %s (held-out loss %.4f)", paths[target], lane.last_eval.get("loss", float("nan")))
+        if lane.last_eval.get("step") != lane.step:  # step 0, or resumed here: nothing evaluated this prompt yet
+            lane.last_eval = {"step": lane.step, **evaluate_lane(ctx, lane).to_dict()}
+        logger.info("saved %s (held-out loss %.4f)", paths[target], lane.last_eval["loss"])
     return paths
 
 

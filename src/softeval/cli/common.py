@@ -104,7 +104,10 @@ def config_from_args(cls, args: argparse.Namespace, extra: dict | None = None):
     """YAML (--config), then the flags given, then KEY=VALUE overrides, into `cls`."""
     from softeval.config import build_config, given_flags
 
-    flags = deep_update(deep_update(given_flags(args), task_option_flags(args)), extra or {})
+    flags = deep_update(given_flags(args), extra or {})
+    task_options = task_option_flags(args)
+    if task_options:
+        flags = deep_update(flags, task_options)
     if getattr(args, "quiet", False) and "show_progress" in getattr(cls, "__dataclass_fields__", {}):
         flags["show_progress"] = False
     return build_config(cls, args.config, args.overrides, flags)
