@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import sys
@@ -74,6 +75,41 @@ def test_plain_and_zst_read_the_same_games_and_count_skips(pgn_path, zst_path):
     assert len(plain) == 3
     assert stats["skipped_broken"] == 1 and stats["skipped_no_elo"] == 2 and stats["skipped_short"] == 1
     assert stats["scanned"] == 7 and stats["accepted"] == 3
+
+
+def test_zst_made_of_several_frames_reads_every_frame(tmp_path, pgn_path):
+    """zstd files may be concatenated frames (pzstd, `cat a.zst b.zst`); each frame holds some of the games."""
+    zstandard = pytest.importorskip("zstandard")
+    p = tmp_path / "frames.pgn.zst"
+    first, second = "".join(GAMES[:4]), "".join(GAMES[4:])
+    p.write_bytes(zstandard.ZstdCompressor().compress(first.encode()) + zstandard.ZstdCompressor().compress(second.encode()))
+    plain, stats = read(pgn_path)
+    packed, zstats = read(p)
+    assert zstats["scanned"] == len(GAMES) and zstats == stats
+    assert [g.moves for g in packed] == [g.moves for g in plain]
+
+
+def test_zst_reader_asks_for_every_frame(tmp_path, pgn_path, monkeypatch):
+    """zstandard documents stream_reader as stopping at the first frame unless read_across_frames=True (some
+    versions/backends do, others read on); emulate the documented default so the test holds on every version."""
+    zstandard = pytest.importorskip("zstandard")
+    real = zstandard.ZstdDecompressor.stream_reader
+
+    def documented(self, source, read_size=131075, read_across_frames=False, closefd=True):
+        if read_across_frames:
+            return real(self, source, read_size=read_size, read_across_frames=True, closefd=closefd)
+        first = zstandard.ZstdDecompressor().decompressobj().decompress(source.read())  # first frame only
+        if closefd:
+            source.close()
+        return io.BytesIO(first)
+
+    monkeypatch.setattr(zstandard.ZstdDecompressor, "stream_reader", documented)
+    p = tmp_path / "frames.pgn.zst"
+    half = len(GAMES) // 2
+    p.write_bytes(b"".join(zstandard.ZstdCompressor().compress("".join(part).encode())
+                           for part in (GAMES[:half], GAMES[half:])))
+    packed, zstats = read(p)
+    assert zstats == read(pgn_path)[1] and zstats["scanned"] == len(GAMES)
 
 
 def test_missing_elo_default_and_filters(pgn_path):

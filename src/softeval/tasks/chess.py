@@ -149,7 +149,9 @@ def open_text(path: Path) -> io.TextIOBase:
         except ModuleNotFoundError as exc:
             raise ConfigError(f"{path} is zstandard-compressed: pip install 'softeval[chess]'") from exc
         raw = open(path, "rb")
-        stream = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+        # Big dumps are often several concatenated frames (pzstd, `cat`); zstandard's documented default
+        # stops after the first one, silently dropping the rest of the games.
+        stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
         return io.TextIOWrapper(stream, encoding="utf-8", errors="replace")
     return open(path, encoding="utf-8-sig", errors="replace")
 
