@@ -224,11 +224,11 @@ def check_same_eval_set(task: TaskData, lm: LoadedModel, cfg: DistanceConfig) ->
 # --------------------------------------------------------------------------- scoring a cell
 
 
-def task_metrics(task: TaskData, lm: LoadedModel, prompt) -> tuple[dict, list]:
+def task_metrics(task: TaskData, lm: LoadedModel, prompt, placement: str = "after_bos") -> tuple[dict, list]:
     """Run the task's own metrics (if any): flat numbers, and per-condition rows."""
     if task.metrics is None:
         return {}, []
-    raw = task.metrics(lm, prompt, task.eval) or {}
+    raw = task.metrics(lm, prompt, task.eval, placement=placement) or {}
     flat = {k: float(v) for k, v in raw.items()
             if k != "by_condition" and isinstance(v, (int, float)) and not isinstance(v, bool)}
     by_condition = []
@@ -266,7 +266,7 @@ def finish_plain_cell(out_dir: Path, task: TaskData, lm: LoadedModel, cfg: Dista
     t0 = time.perf_counter()
     result = evaluate_prompt(lm.model, None, task.eval, bos_id=ctx.bos_id, pad_id=ctx.pad_id, placement=ctx.placement,
                              batch_size=cfg.eval_batch_size, precision=ctx.precision)
-    flat, by_condition = task_metrics(task, lm, None)
+    flat, by_condition = task_metrics(task, lm, None, ctx.placement)
     evaluation = result.to_dict()
     return write_cell(out_dir, 0, 0, {
         "status": "done", "steps": 0, "loss": evaluation["loss"], "token_accuracy": evaluation["token_accuracy"],
@@ -283,7 +283,7 @@ def finish_trained_cell(out_dir: Path, lane: Lane, task: TaskData, lm: LoadedMod
     n, seed = lane.prompt.num_virtual_tokens, lane.cfg.seed
     finalize_lane(lm, lane, task)
     done = lane.status == "done"
-    flat, by_condition = task_metrics(task, lm, lane.prompt) if done else ({}, [])
+    flat, by_condition = task_metrics(task, lm, lane.prompt, ctx.placement) if done else ({}, [])
     final, initial = lane.last_eval, lane.initial_eval
     fingerprint = eval_fingerprint(lane.eval_examples, n, ctx.bos_id, ctx.pad_id, ctx.placement)
     return write_cell(out_dir, n, seed, {

@@ -212,7 +212,7 @@ def _conditional_task(cfg: TaskConfig, tokenizer) -> TaskData:
     make = lambda c: Example(input_ids=ids, labels=[IGNORE] * 4 + ids[4:], condition=[c, 1.0 - c])  # noqa: E731
     conditions = [0.0, 0.25, 0.5, 1.0]
 
-    def metrics(lm, prompt, examples):
+    def metrics(lm, prompt, examples, placement="after_bos"):
         assert examples and all(e.condition is not None for e in examples)
         return {"legal_rate": 0.5 if prompt is None else 0.75, "note": "ignored",
                 "by_condition": [{"condition": [c, 1.0 - c], "legal_rate": c} for c in conditions]}
@@ -233,6 +233,30 @@ def test_conditional_task_metrics_flow_into_cells_and_summary(tiny_model_dir, co
     assert res["per_n"][1]["task_metrics"]["legal_rate"]["mean"] == 0.75
     prompt_meta = json.loads((Path(cfg.out) / "cells" / "n2_s0" / "cell.json").read_text())
     assert prompt_meta["status"] == "done"
+
+
+def test_task_metrics_use_the_sweeps_placement(tiny_model_dir, tmp_path, tiny_lm):
+    """A before_bos sweep scores its task metrics (chess: loss per move token, probed moves) with before_bos."""
+    pytest.importorskip("chess")
+    from test_chess import GAMES
+
+    pgn = tmp_path / "games.pgn"
+    pgn.write_text("".join(GAMES))
+    task_cfg = TaskConfig(name="chess", data=str(pgn), num_train=3, num_eval=2, eval_fraction=0.5,
+                          options={"missing_elo": "default", "max_plies": 6})
+    cfg = sweep_cfg(tiny_model_dir, pgn, tmp_path / "out", tokens=(2,), seeds=1, placement="before_bos",
+                    task=task_cfg)
+    (cell,) = run(cfg, lm=tiny_lm).results["cells"]
+    assert cell["status"] == "done" and tiny_lm.info.bos_token_id is not None
+
+    task = build_task(task_cfg, tiny_lm.tokenizer)
+    prompt, meta = load_prompt(Path(cfg.out) / "cells" / cell["name"], tiny_lm.info, task.spec_hash)
+    assert meta.placement == "before_bos"
+    flat = lambda m: {k: float(v) for k, v in m.items() if isinstance(v, (int, float))}  # noqa: E731
+    before = flat(task.metrics(tiny_lm, prompt, task.eval, placement="before_bos"))
+    after = flat(task.metrics(tiny_lm, prompt, task.eval, placement="after_bos"))
+    assert cell["task_metrics"] == pytest.approx(before, abs=1e-6)
+    assert before["loss_per_move_token"] != pytest.approx(after["loss_per_move_token"], abs=1e-4)
 
 
 # --- bad input ------------------------------------------------------------------------------------------
