@@ -231,7 +231,8 @@ def make_lane(name: str, prompt: nn.Module, task: TaskData, cfg: TrainConfig, ru
 def new_prompt(lm: LoadedModel, cfg: TrainConfig, condition_dim: int) -> nn.Module:
     init = initial_embeddings(cfg.init, cfg.num_virtual_tokens, lm.model.get_input_embeddings(), cfg.seed,
                               tokenizer=lm.tokenizer, text=cfg.init_text)
-    return build_prompt(init, condition_dim, cfg.conditional).to(next(lm.model.parameters()).device)
+    return build_prompt(init, condition_dim, cfg.conditional, hidden=getattr(cfg, "conditional_hidden", 256),
+                        seed=cfg.seed).to(next(lm.model.parameters()).device)
 
 
 # --------------------------------------------------------------------------- checkpoints
