@@ -112,6 +112,18 @@ def test_zst_reader_asks_for_every_frame(tmp_path, pgn_path, monkeypatch):
     assert zstats == read(pgn_path)[1] and zstats["scanned"] == len(GAMES)
 
 
+def test_latin1_pgn_still_reads_and_a_corrupt_zst_frame_is_one_line(tmp_path, pgn_path):
+    """PGN's historical encoding is Latin-1: such a file is text, not binary, and keeps its games."""
+    latin = tmp_path / "latin.pgn"
+    latin.write_bytes(pgn_path.read_text().replace('[Event "t"]', '[Event "M\u00fcller"]').encode("latin-1"))
+    assert [g.moves for g in read(latin)[0]] == [g.moves for g in read(pgn_path)[0]]
+    zstandard = pytest.importorskip("zstandard")
+    bad = tmp_path / "bad.pgn.zst"  # a good frame, then bytes that are not a zstd frame
+    bad.write_bytes(zstandard.ZstdCompressor().compress(pgn_path.read_bytes() * 100) + b"not a zstd frame" * 8)
+    with pytest.raises(DataError, match="bad.pgn.zst: cannot read on after game"):
+        read(bad)
+
+
 def test_missing_elo_default_and_filters(pgn_path):
     games, stats = read(pgn_path, missing_elo="default", default_elo=1500)
     assert stats["default_elo_used"] == 2 and len(games) == 5

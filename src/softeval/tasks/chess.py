@@ -141,19 +141,45 @@ def pgn_files(spec: str) -> list[Path]:
     return out
 
 
+SNIFF_BYTES = 1 << 16
+
+
 def open_text(path: Path) -> io.TextIOBase:
-    """A text stream over a plain or zstandard-compressed file, decompressed as it is read."""
+    """A text stream over a plain or zstandard-compressed file, decompressed as it is read.
+
+    PGN is nominally Latin-1 and often UTF-8, so undecodable bytes in a text file are replaced (only
+    names in headers suffer); a binary file (a NUL byte, or mostly non-ASCII bytes, in its first 64 KiB)
+    or a .zst that is not zstandard is refused with a one-line error instead of read as garbage.
+    """
     if path.name.endswith(".zst"):
         try:
             import zstandard
         except ModuleNotFoundError as exc:
             raise ConfigError(f"{path} is zstandard-compressed: pip install 'softeval[chess]'") from exc
-        raw = open(path, "rb")
         # Big dumps are often several concatenated frames (pzstd, `cat`); zstandard's documented default
         # stops after the first one, silently dropping the rest of the games.
-        stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
-        return io.TextIOWrapper(stream, encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8-sig", errors="replace")
+        stream = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), read_across_frames=True, closefd=True)
+        binary = io.BufferedReader(stream, buffer_size=SNIFF_BYTES)
+    else:
+        binary = open(path, "rb", buffering=SNIFF_BYTES)
+    try:
+        head = binary.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+    except _stream_errors() as exc:
+        binary.close()
+        raise DataError(f"{path} is not a readable zstandard file ({exc})") from None
+    if b"\0" in head or sum(b >= 0x80 for b in head) > len(head) // 3:
+        binary.close()
+        raise DataError(f"{path} is not UTF-8 text (binary data); pass PGN files (.pgn or .pgn.zst)")
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace")
+
+
+def _stream_errors() -> tuple[type[Exception], ...]:
+    """Errors of a corrupt or truncated compressed stream (none when zstandard is not installed)."""
+    try:
+        import zstandard
+    except ModuleNotFoundError:
+        return ()
+    return (zstandard.ZstdError,)
 
 
 @dataclass(frozen=True)
@@ -199,7 +225,11 @@ def read_games(paths: list[Path], opts: ChessOptions, stats: Counter) -> Iterato
             while True:
                 if opts.max_games_scanned is not None and stats["scanned"] >= opts.max_games_scanned:
                     return
-                game = chess.pgn.read_game(stream)
+                try:
+                    game = chess.pgn.read_game(stream)
+                except _stream_errors() as exc:
+                    raise DataError(f"{path}: cannot read on after game {number} ({exc}); "
+                                    "is the file truncated?") from None
                 if game is None:
                     break
                 number += 1

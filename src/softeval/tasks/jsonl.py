@@ -26,8 +26,16 @@ def read_records(path: str | Path) -> list[dict]:
     if not p.is_file():
         raise DataError(f"data file {p} does not exist")
     records = []
-    with open(p, encoding="utf-8-sig") as f:
-        for lineno, line in enumerate(f, start=1):
+    # Read bytes and decode line by line, so a binary or non-UTF-8 file is a one-line error naming its line.
+    with open(p, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if b"\0" in raw:  # JSON text never holds a NUL byte; binary files almost always do
+                raise DataError(f"{p} is not UTF-8 text (line {lineno}: binary data, a NUL byte)")
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{p} is not UTF-8 text (line {lineno}: {exc.reason} at column {exc.start + 1})") \
+                    from None
             if not line.strip():
                 continue
             try:
