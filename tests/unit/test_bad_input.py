@@ -179,6 +179,26 @@ def test_prompt_against_wrong_model(tmp_path, capsys, tiny_model_dir):
     assert "prompt was trained on model" in error_line(err)
 
 
+def test_prompt_on_other_data_is_refused(tmp_path, capsys, tiny_model_dir):
+    """The task hash covers the data: another JSONL is another task; the same bytes elsewhere are the same one."""
+    import shutil
+
+    data = write_jsonl(tmp_path / "a.jsonl", [{"prompt": "q", "completion": " the fox"}] * 8)
+    other = write_jsonl(tmp_path / "b.jsonl", [{"prompt": "q", "completion": " the dog"}] * 8)
+    out = tmp_path / "run"
+    assert main(["train", "--model", str(tiny_model_dir), "--data", str(data), "--tokens", "2", "--steps", "1",
+                 "--out", str(out), "-q"]) == 0
+    capsys.readouterr()
+    code, err = run_cli(capsys, "-q", "eval", "--prompt", str(out), "--model", str(tiny_model_dir), "--data", str(other))
+    assert code == 2 and "pass --allow-mismatch" in error_line(err)
+    assert main(["-q", "eval", "--prompt", str(out), "--model", str(tiny_model_dir), "--data", str(other),
+                 "--allow-mismatch"]) == 0
+    moved = tmp_path / "moved" / "renamed.jsonl"
+    moved.parent.mkdir()
+    shutil.copy(data, moved)
+    assert main(["-q", "eval", "--prompt", str(out), "--model", str(tiny_model_dir), "--data", str(moved)]) == 0
+
+
 def test_existing_run_dir_is_not_overwritten(tmp_path, capsys, tiny_model_dir):
     data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "q", "completion": " the fox"}] * 8)
     out = tmp_path / "run"

@@ -124,6 +124,22 @@ def test_latin1_pgn_still_reads_and_a_corrupt_zst_frame_is_one_line(tmp_path, pg
         read(bad)
 
 
+def test_task_hash_covers_every_pgn_file(tmp_path, pgn_path, tiny_lm):
+    folder = tmp_path / "games"
+    folder.mkdir()
+    (folder / "a.pgn").write_bytes(pgn_path.read_bytes())
+    (folder / "b.pgn").write_text("".join(GAMES[:2]))
+    kw = dict(name="chess", num_train=1, num_eval=1)
+    task = build_task(TaskConfig(data=str(folder), **kw), tiny_lm.tokenizer)
+    assert task.data_files == {"data.0": folder / "a.pgn", "data.1": folder / "b.pgn"}
+    assert set(task.spec["data_sha256"]) == {"data.0", "data.1"}
+    # b.pgn is never read (enough games in a.pgn) but changing it changes what the task offers.
+    (folder / "b.pgn").write_text("".join(GAMES[:3]))
+    assert build_task(TaskConfig(data=str(folder), **kw), tiny_lm.tokenizer).spec_hash != task.spec_hash
+    single = build_task(TaskConfig(data=str(pgn_path), **kw), tiny_lm.tokenizer)
+    assert single.data_files == {"data": pgn_path}
+
+
 def test_missing_elo_default_and_filters(pgn_path):
     games, stats = read(pgn_path, missing_elo="default", default_elo=1500)
     assert stats["default_elo_used"] == 2 and len(games) == 5

@@ -55,7 +55,7 @@ from typing import Iterator
 
 from softeval.batching import IGNORE, Example
 from softeval.errors import ConfigError, DataError
-from softeval.tasks import TaskConfig, TaskData, register_task, task_options
+from softeval.tasks import TaskConfig, TaskData, data_hashes, register_task, role_files, task_options
 
 logger = logging.getLogger(__name__)
 
@@ -431,7 +431,9 @@ def chess_task(cfg: TaskConfig, tokenizer) -> TaskData:
     if not cfg.data:
         raise ConfigError("task 'chess' needs PGN games: --data FILE.pgn[.zst] or a folder of them")
     stats: Counter = Counter()
+    data_files = role_files("data", pgn_files(cfg.data))
     if cfg.eval_data:
+        data_files.update(role_files("eval_data", pgn_files(cfg.eval_data)))
         train, _ = _collect(pgn_files(cfg.data), opts, stats, cfg.num_train, 0, 1)
         _, held_out = _collect(pgn_files(cfg.eval_data), opts, stats, 0, cfg.num_eval, 1)
     else:
@@ -447,10 +449,12 @@ def chess_task(cfg: TaskConfig, tokenizer) -> TaskData:
         logger.warning("chess: skipped %d broken game(s) (python-chess reported errors)", stats["skipped_broken"])
     spec_keys = ("moves", "max_plies", "min_plies", "min_elo", "max_elo", "time_control", "missing_elo",
                  "default_elo", "elo_center", "elo_scale", "header")
-    spec = {"task": "chess", **{k: getattr(opts, k) for k in spec_keys}}
+    # Every listed file is hashed, even one reading stopped before: the set of games on offer is the data.
+    spec = {"task": "chess", **{k: getattr(opts, k) for k in spec_keys}, "data_sha256": data_hashes(data_files)}
     encode = lambda r: encode_game(r, opts, tokenizer)  # noqa: E731
     held_out_examples = [encode(r) for r in held_out]
     return TaskData(train=[encode(r) for r in train], eval=held_out_examples, spec=spec, condition_dim=2,
                     metrics=make_metrics(opts, tokenizer, stats),
                     generation_contexts=[e.input_ids[:e.meta["move_starts"][min(4, len(e.meta["moves"]) - 1)]]
-                                         for e in held_out_examples[:4]])
+                                         for e in held_out_examples[:4]],
+                    data_files=data_files)

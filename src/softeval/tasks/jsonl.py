@@ -15,9 +15,8 @@ from pathlib import Path
 
 from softeval.batching import IGNORE, Example
 from softeval.errors import ConfigError, DataError
-from softeval.tasks import TaskConfig, TaskData, register_task
+from softeval.tasks import TaskConfig, TaskData, data_hashes, register_task, task_options
 from softeval.tasks.text import NoOptions
-from softeval.tasks import task_options
 
 
 def read_records(path: str | Path) -> list[dict]:
@@ -103,10 +102,15 @@ def jsonl(cfg: TaskConfig, tokenizer) -> TaskData:
         held_out, train = examples[:n_eval], examples[n_eval:]
     held_out = held_out[:cfg.num_eval] if cfg.num_eval else held_out
     cond_dim = len(train[0].condition) if train and train[0].condition is not None else 0
+    files = {"data": Path(cfg.data).expanduser()}
+    if cfg.eval_data:
+        files["eval_data"] = Path(cfg.eval_data).expanduser()
     return TaskData(
         train=train,
         eval=held_out,
-        spec={"task": "jsonl", "max_length": cfg.max_length, "condition_dim": cond_dim},
+        spec={"task": "jsonl", "max_length": cfg.max_length, "condition_dim": cond_dim,
+              "data_sha256": data_hashes(files)},
         condition_dim=cond_dim,
         generation_contexts=[e.input_ids[:len(e.input_ids) - e.num_targets] for e in held_out[:4]],
+        data_files=files,
     )
