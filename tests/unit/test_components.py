@@ -180,8 +180,14 @@ def test_text_tasks_share_windows_and_target_counts(tiny_lm, corpus_file):
     train_windows = {tuple(e.input_ids) for e in auto.train}
     assert not train_windows & {tuple(e.input_ids) for e in auto.eval}  # held-out never trained on
     skip = build_task(TaskConfig(name="skip-k", options={"skip": 2}, **kw), tiny_lm.tokenizer)
-    ex = skip.eval[0]
-    assert ex.labels[6:] == ex.input_ids[8:11] or len(ex.input_ids) == 11
+    # Independently: find each example in the tokenized corpus; after reading corpus[:s + 6 + j], target j
+    # is the token 1 + k = 3 positions on, corpus[s + 6 + j + 2] (not the next token, corpus[s + 6 + j]).
+    corpus_ids = tiny_lm.tokenizer(corpus_file.read_text(), add_special_tokens=False).input_ids
+    for ex in skip.train + skip.eval:
+        assert len(ex.input_ids) == 11 and ex.num_targets == 5
+        starts = [s for s in range(len(corpus_ids) - 13) if corpus_ids[s:s + 11] == ex.input_ids]
+        assert starts and all(ex.labels[6:] == corpus_ids[s + 8:s + 13] for s in starts)
+        assert ex.labels[:6] == [IGNORE] * 6
     rep = build_task(TaskConfig(name="repetition", options={"text": " the fox"}, **kw), tiny_lm.tokenizer)
     ids = tiny_lm.tokenizer(" the fox", add_special_tokens=False).input_ids
     assert rep.eval[0].labels[6:] == (ids * 5)[:5]
