@@ -348,10 +348,10 @@ def train_step(ctx: LoopContext, lanes: list[Lane]) -> dict[str, float]:
             _fail_non_finite(lane, loss_value)
             lane.optimizer.zero_grad(set_to_none=True)
             continue
-        params = list(lane.prompt.parameters())
+        params = [p for p in lane.prompt.parameters() if p.grad is not None]  # a lane may score no token
         clip = lane.cfg.optim.grad_clip
         grad_norm = (torch.nn.utils.clip_grad_norm_(params, clip) if clip > 0
-                     else torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
+                     else torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params] or [torch.zeros(())])))
         lr = lane.set_lr()
         lane.optimizer.step()
         lane.optimizer.zero_grad(set_to_none=True)

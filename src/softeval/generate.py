@@ -7,6 +7,7 @@ cache; every later step feeds one token id. `use_cache=False` recomputes the ful
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import torch
@@ -20,6 +21,19 @@ def _full_logits(model: nn.Module, batch, prompt_rows, **kwargs):
     embeds = insert_soft_prompt(model.get_input_embeddings()(batch.input_ids), batch.soft_slot, prompt_rows)
     return model(inputs_embeds=embeds, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
                  logits_to_keep=1, **kwargs)
+
+
+def _new_cache(model: nn.Module) -> dict:
+    """A fresh KV cache as the keyword the model's forward takes.
+
+    transformers 5 renamed `past_key_values` to `cache` (the old name warns) and wants a `Cache` object,
+    not the legacy tuples; `DynamicCache(config=...)` also lays out sliding-window layers (Gemma 3).
+    """
+    from transformers import DynamicCache
+
+    params = inspect.signature(model.forward).parameters
+    name = "cache" if "cache" in params else "past_key_values"
+    return {name: DynamicCache(config=model.config)}
 
 
 def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -61,8 +75,9 @@ def generate_ids(model: nn.Module, prompt: nn.Module | None, contexts: list[list
     mask, positions = batch.attention_mask, batch.position_ids
     ids, slots = batch.input_ids, batch.soft_slot
 
-    result = _full_logits(model, batch, prompt_rows, use_cache=use_cache)
-    past = result.past_key_values if use_cache else None
+    # The cache object is filled in place by every forward, so the same one is passed each step.
+    cache = _new_cache(model) if use_cache else {}
+    result = _full_logits(model, batch, prompt_rows, use_cache=use_cache, **cache)
     for _ in range(max_new_tokens):
         next_ids = _pick(result.logits[:, -1], temperature, top_p, generator)
         next_ids = torch.where(finished, torch.full_like(next_ids, pad_id), next_ids)
@@ -83,8 +98,7 @@ def generate_ids(model: nn.Module, prompt: nn.Module | None, contexts: list[list
         slots = torch.cat([slots, torch.full((rows, 1), -1, dtype=slots.dtype, device=device)], dim=1)
         if use_cache:
             result = model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=positions[:, -1:],
-                           past_key_values=past, use_cache=True)
-            past = result.past_key_values
+                           use_cache=True, **cache)
         else:
             batch.input_ids, batch.attention_mask, batch.position_ids, batch.soft_slot = ids, mask, positions, slots
             result = _full_logits(model, batch, prompt_rows, use_cache=False)

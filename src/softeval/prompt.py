@@ -10,7 +10,9 @@ A prompt module maps a batch (and optional condition vectors) to per-row prompt 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,6 +21,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as safetensors_save
 from torch import nn
+from torch.nn.utils import skip_init
 
 from softeval.batching import Placement
 from softeval.config import Choice, option
@@ -30,6 +33,11 @@ VOCAB_SAMPLE_RANGE = 5000  # Lester et al. 2021: sample init tokens from the mos
 
 
 # --------------------------------------------------------------------------- initialisers
+
+
+def _derived_seed(purpose: str, seed: int) -> int:
+    """A seed for one purpose, so streams drawn from the same user seed are not the same numbers."""
+    return int.from_bytes(hashlib.sha256(f"{purpose}:{seed}".encode()).digest()[:8], "little") >> 1
 
 
 def _embed_ids(embedding: nn.Module, ids: torch.Tensor) -> torch.Tensor:
@@ -108,23 +116,39 @@ class SoftPrompt(nn.Module):
 class ConditionalPrompt(nn.Module):
     """Base vectors plus a learned map from a condition vector c (already normalised) to offsets.
 
-    prompt(c) = base + map(c), map: linear or a one-hidden-layer MLP. The map's last layer starts at
-    zero so, at step 0, every condition gets the same (initialised) prompt.
+    prompt(c) = base + map(c), map: linear or a one-hidden-layer MLP of width `hidden`. The map's last
+    layer starts at zero so, at step 0, every condition gets the same (initialised) prompt. The MLP's
+    hidden layer is drawn from `seed` alone (never the global RNG), so a seed names one prompt.
     """
 
-    def __init__(self, embeddings: torch.Tensor, condition_dim: int, kind: str = "linear", hidden: int = 256):
+    def __init__(self, embeddings: torch.Tensor, condition_dim: int, kind: str = "linear", hidden: int = 256,
+                 seed: int = 0):
         super().__init__()
         if kind not in ("linear", "mlp"):
             raise ConfigError(unknown_choice("conditional prompt kind", kind, ["linear", "mlp"]))
         if condition_dim < 1:
             raise ConfigError("a conditional prompt needs condition_dim >= 1")
+        if kind == "mlp" and hidden < 1:
+            raise ConfigError(f"conditional_hidden must be >= 1 for an mlp map, got {hidden}")
         n, d = embeddings.shape
         self.kind, self.condition_dim, self.hidden = kind, condition_dim, hidden
         self.embeddings = nn.Parameter(embeddings.detach().clone().float())  # (n, D)
-        out = nn.Linear(condition_dim if kind == "linear" else hidden, n * d)
+        # skip_init: no draw from the global RNG (which would also shift every later global draw).
+        out = skip_init(nn.Linear, condition_dim if kind == "linear" else hidden, n * d)
         nn.init.zeros_(out.weight)
         nn.init.zeros_(out.bias)
-        self.map = out if kind == "linear" else nn.Sequential(nn.Linear(condition_dim, hidden), nn.GELU(), out)
+        if kind == "linear":
+            self.map = out
+            return
+        first = skip_init(nn.Linear, condition_dim, hidden)
+        # nn.Linear's own default (kaiming_uniform with a=sqrt(5) gives weight and bias U(±1/sqrt(fan_in))),
+        # drawn from a generator of its own; the salt keeps it apart from the embedding initialiser's stream.
+        generator = torch.Generator().manual_seed(_derived_seed("conditional-map", seed))
+        bound = 1.0 / math.sqrt(condition_dim)
+        with torch.no_grad():
+            first.weight.copy_(torch.rand(first.weight.shape, generator=generator) * 2 * bound - bound)
+            first.bias.copy_(torch.rand(first.bias.shape, generator=generator) * 2 * bound - bound)
+        self.map = nn.Sequential(first, nn.GELU(), out)
 
     @property
     def num_virtual_tokens(self) -> int:
@@ -147,8 +171,9 @@ PromptModule = SoftPrompt | ConditionalPrompt
 
 def build_prompt(embeddings: torch.Tensor, condition_dim: int = 0, kind: str = "linear", hidden: int = 256,
                  seed: int = 0) -> PromptModule:
+    """A fresh prompt; for a conditional one, `hidden` is the MLP width and `seed` draws its hidden layer."""
     if condition_dim:
-        return ConditionalPrompt(embeddings, condition_dim, str(kind), hidden=hidden)
+        return ConditionalPrompt(embeddings, condition_dim, str(kind), hidden=hidden, seed=seed)
     return SoftPrompt(embeddings)
 
 

@@ -60,6 +60,17 @@ def test_pathfinding_train_and_generate_on_gemma(tmp_path, capsys):
     board = "Grid:\n.S..\n.#..\n....\n...G\nPath:"
     assert main(["-q", "generate", "--prompt", str(out), "--text", board, "--condition", "0,0",
                  "--max-new-tokens", "4"]) == 0
-    assert board.splitlines()[-1] in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    # The continuation must be the prompt's own: recompute it without the KV cache (full forward per token).
+    from softeval.generate import generate_ids
+    from softeval.models import load_model
+    from softeval.prompt import load_prompt
+
+    lm = load_model("gemma3-270m", device="auto", dtype="auto", show_progress=False)  # as the CLI does
+    prompt, meta = load_prompt(out, lm.info)
+    new = generate_ids(lm.model, prompt, [lm.tokenizer(board, add_special_tokens=False).input_ids],
+                       bos_id=lm.info.bos_token_id, pad_id=lm.info.pad_token_id, eos_id=lm.info.eos_token_id,
+                       placement=meta.placement, max_new_tokens=4, conditions=[[0.0, 0.0]], use_cache=False)[0]
+    assert new and printed == f"{board}\u2502{lm.tokenizer.decode(new, skip_special_tokens=True)}\n"
     assert main(["-q", "generate", "--prompt", str(out), "--text", board]) == 2
     assert "pass --condition with 2" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from safetensors.torch import load_file
 
 import softeval
 from conftest import TINY_TEXT
@@ -84,9 +85,26 @@ def test_sigkill_mid_sweep_then_rerun(tiny_model_dir, tmp_path):
     assert results["complete"] and results["missing"] == []
     assert len(results["cells"]) == 7 and all(c["status"] == "done" for c in results["cells"])
     assert [c["steps"] for c in results["cells"]] == [0] + [12] * 6
-    assert len({c["eval_fingerprint"] for c in results["cells"]}) == 1
     assert "S(ε = 0.01 nats/token)" in stdout
     all_files_readable(out)
+
+    # --- and every cell equals the same cell of an uninterrupted sweep (resume is exact, not just "finishes")
+    clean_out = tmp_path / "clean"
+    clean = cli(["-q", "distance", "--config", str(config), "--out", str(clean_out)])
+    _, clean_err = clean.communicate(timeout=600)
+    assert clean.returncode == 0, clean_err
+    names = sorted(c["name"] for c in results["cells"])
+    assert names == sorted(c["name"] for c in json.loads((clean_out / "results.json").read_text())["cells"])
+    for name in names:
+        cell, want = (json.loads((d / "cells" / name / "cell.json").read_text()) for d in (out, clean_out))
+        for key in ("status", "steps", "num_targets", "samples", "task_metrics", "eval_fingerprint"):
+            assert cell[key] == want[key], (cell["name"], key)
+        for key in ("loss", "token_accuracy", "initial_loss", "initial_token_accuracy"):
+            assert cell[key] == pytest.approx(want[key], abs=1e-6), (cell["name"], key)
+        if cell["n"]:
+            got, ref = (load_file(str(d / "cells" / cell["name"] / "prompt.safetensors")) for d in (out, clean_out))
+            for name in ref:
+                torch.testing.assert_close(got[name], ref[name], atol=1e-6, rtol=0)
 
 
 def test_smollm2_repetition_sweep_through_the_cli(tmp_path):

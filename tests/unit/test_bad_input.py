@@ -34,6 +34,34 @@ def test_malformed_jsonl_names_file_and_line(tmp_path, capsys, tiny_model_dir):
     assert f"{data}:2: not valid JSON" in error_line(err)
 
 
+BINARY = bytes(range(256)) * 8 + b"\xff\xfe\x80\x81" * 64  # what a mistaken --data (an image, a .bin) looks like
+
+
+def _zstd(data: bytes) -> bytes:
+    zstandard = pytest.importorskip("zstandard")
+    return zstandard.ZstdCompressor().compress(data)
+
+
+@pytest.mark.parametrize("name,content,flags,expected", [
+    ("binary.jsonl", BINARY, ["--data"], "is not UTF-8 text (line 1: binary data"),
+    ("latin1.jsonl", b'{"text": "ok"}\n{"text": "caf\xe9"}\n', ["--data"], "is not UTF-8 text (line 2: "),
+    ("binary.txt", BINARY, ["--task", "repetition", "--corpus"], "is not UTF-8 text"),
+    ("binary.pgn", BINARY, ["--task", "chess", "--data"], "is not UTF-8 text (binary data)"),
+    ("binary.pgn.zst", "zstd", ["--task", "chess", "--data"], "is not UTF-8 text (binary data)"),
+    ("notzstd.pgn.zst", BINARY, ["--task", "chess", "--data"], "is not a readable zstandard file"),
+])
+def test_binary_data_file_is_one_line_error(tmp_path, capsys, tiny_model_dir, name, content, flags, expected):
+    if "chess" in flags:
+        pytest.importorskip("chess")
+    path = tmp_path / name
+    path.write_bytes(_zstd(BINARY) if content == "zstd" else content)
+    code, err = run_cli(capsys, "-q", "train", "--model", str(tiny_model_dir), "--steps", "1",
+                        "--out", str(tmp_path / "out"), *flags, str(path))
+    assert code == 2
+    line = error_line(err)
+    assert str(path) in line and expected in line, line
+
+
 def test_jsonl_missing_fields(tmp_path):
     data = write_jsonl(tmp_path / "d.jsonl", [{"question": "a"}])
     with pytest.raises(DataError, match=r"d.jsonl:1: expected string fields 'prompt' and 'completion', or 'text'"):
@@ -151,6 +179,26 @@ def test_prompt_against_wrong_model(tmp_path, capsys, tiny_model_dir):
     code, err = run_cli(capsys, "eval", "--prompt", str(out), "--model", str(other), "--data", str(data))
     assert code == 2
     assert "prompt was trained on model" in error_line(err)
+
+
+def test_prompt_on_other_data_is_refused(tmp_path, capsys, tiny_model_dir):
+    """The task hash covers the data: another JSONL is another task; the same bytes elsewhere are the same one."""
+    import shutil
+
+    data = write_jsonl(tmp_path / "a.jsonl", [{"prompt": "q", "completion": " the fox"}] * 8)
+    other = write_jsonl(tmp_path / "b.jsonl", [{"prompt": "q", "completion": " the dog"}] * 8)
+    out = tmp_path / "run"
+    assert main(["train", "--model", str(tiny_model_dir), "--data", str(data), "--tokens", "2", "--steps", "1",
+                 "--out", str(out), "-q"]) == 0
+    capsys.readouterr()
+    code, err = run_cli(capsys, "-q", "eval", "--prompt", str(out), "--model", str(tiny_model_dir), "--data", str(other))
+    assert code == 2 and "pass --allow-mismatch" in error_line(err)
+    assert main(["-q", "eval", "--prompt", str(out), "--model", str(tiny_model_dir), "--data", str(other),
+                 "--allow-mismatch"]) == 0
+    moved = tmp_path / "moved" / "renamed.jsonl"
+    moved.parent.mkdir()
+    shutil.copy(data, moved)
+    assert main(["-q", "eval", "--prompt", str(out), "--model", str(tiny_model_dir), "--data", str(moved)]) == 0
 
 
 def test_existing_run_dir_is_not_overwritten(tmp_path, capsys, tiny_model_dir):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import sys
@@ -74,6 +75,69 @@ def test_plain_and_zst_read_the_same_games_and_count_skips(pgn_path, zst_path):
     assert len(plain) == 3
     assert stats["skipped_broken"] == 1 and stats["skipped_no_elo"] == 2 and stats["skipped_short"] == 1
     assert stats["scanned"] == 7 and stats["accepted"] == 3
+
+
+def test_zst_made_of_several_frames_reads_every_frame(tmp_path, pgn_path):
+    """zstd files may be concatenated frames (pzstd, `cat a.zst b.zst`); each frame holds some of the games."""
+    zstandard = pytest.importorskip("zstandard")
+    p = tmp_path / "frames.pgn.zst"
+    first, second = "".join(GAMES[:4]), "".join(GAMES[4:])
+    p.write_bytes(zstandard.ZstdCompressor().compress(first.encode()) + zstandard.ZstdCompressor().compress(second.encode()))
+    plain, stats = read(pgn_path)
+    packed, zstats = read(p)
+    assert zstats["scanned"] == len(GAMES) and zstats == stats
+    assert [g.moves for g in packed] == [g.moves for g in plain]
+
+
+def test_zst_reader_asks_for_every_frame(tmp_path, pgn_path, monkeypatch):
+    """zstandard documents stream_reader as stopping at the first frame unless read_across_frames=True (some
+    versions/backends do, others read on); emulate the documented default so the test holds on every version."""
+    zstandard = pytest.importorskip("zstandard")
+    real = zstandard.ZstdDecompressor.stream_reader
+
+    def documented(self, source, read_size=131075, read_across_frames=False, closefd=True):
+        if read_across_frames:
+            return real(self, source, read_size=read_size, read_across_frames=True, closefd=closefd)
+        first = zstandard.ZstdDecompressor().decompressobj().decompress(source.read())  # first frame only
+        if closefd:
+            source.close()
+        return io.BytesIO(first)
+
+    monkeypatch.setattr(zstandard.ZstdDecompressor, "stream_reader", documented)
+    p = tmp_path / "frames.pgn.zst"
+    half = len(GAMES) // 2
+    p.write_bytes(b"".join(zstandard.ZstdCompressor().compress("".join(part).encode())
+                           for part in (GAMES[:half], GAMES[half:])))
+    packed, zstats = read(p)
+    assert zstats == read(pgn_path)[1] and zstats["scanned"] == len(GAMES)
+
+
+def test_latin1_pgn_still_reads_and_a_corrupt_zst_frame_is_one_line(tmp_path, pgn_path):
+    """PGN's historical encoding is Latin-1: such a file is text, not binary, and keeps its games."""
+    latin = tmp_path / "latin.pgn"
+    latin.write_bytes(pgn_path.read_text().replace('[Event "t"]', '[Event "M\u00fcller"]').encode("latin-1"))
+    assert [g.moves for g in read(latin)[0]] == [g.moves for g in read(pgn_path)[0]]
+    zstandard = pytest.importorskip("zstandard")
+    bad = tmp_path / "bad.pgn.zst"  # a good frame, then bytes that are not a zstd frame
+    bad.write_bytes(zstandard.ZstdCompressor().compress(pgn_path.read_bytes() * 100) + b"not a zstd frame" * 8)
+    with pytest.raises(DataError, match="bad.pgn.zst: cannot read on after game"):
+        read(bad)
+
+
+def test_task_hash_covers_every_pgn_file(tmp_path, pgn_path, tiny_lm):
+    folder = tmp_path / "games"
+    folder.mkdir()
+    (folder / "a.pgn").write_bytes(pgn_path.read_bytes())
+    (folder / "b.pgn").write_text("".join(GAMES[:2]))
+    kw = dict(name="chess", num_train=1, num_eval=1)
+    task = build_task(TaskConfig(data=str(folder), **kw), tiny_lm.tokenizer)
+    assert task.data_files == {"data.0": folder / "a.pgn", "data.1": folder / "b.pgn"}
+    assert set(task.spec["data_sha256"]) == {"data.0", "data.1"}
+    # b.pgn is never read (enough games in a.pgn) but changing it changes what the task offers.
+    (folder / "b.pgn").write_text("".join(GAMES[:3]))
+    assert build_task(TaskConfig(data=str(folder), **kw), tiny_lm.tokenizer).spec_hash != task.spec_hash
+    single = build_task(TaskConfig(data=str(pgn_path), **kw), tiny_lm.tokenizer)
+    assert single.data_files == {"data": pgn_path}
 
 
 def test_missing_elo_default_and_filters(pgn_path):

@@ -181,12 +181,48 @@ def test_text_tasks_share_windows_and_target_counts(tiny_lm, corpus_file):
     train_windows = {tuple(e.input_ids) for e in auto.train}
     assert not train_windows & {tuple(e.input_ids) for e in auto.eval}  # held-out never trained on
     skip = build_task(TaskConfig(name="skip-k", options={"skip": 2}, **kw), tiny_lm.tokenizer)
-    ex = skip.eval[0]
-    assert ex.labels[6:] == ex.input_ids[8:11] or len(ex.input_ids) == 11
+    # Independently: find each example in the tokenized corpus; after reading corpus[:s + 6 + j], target j
+    # is the token 1 + k = 3 positions on, corpus[s + 6 + j + 2] (not the next token, corpus[s + 6 + j]).
+    corpus_ids = tiny_lm.tokenizer(corpus_file.read_text(), add_special_tokens=False).input_ids
+    for ex in skip.train + skip.eval:
+        assert len(ex.input_ids) == 11 and ex.num_targets == 5
+        starts = [s for s in range(len(corpus_ids) - 13) if corpus_ids[s:s + 11] == ex.input_ids]
+        assert starts and all(ex.labels[6:] == corpus_ids[s + 8:s + 13] for s in starts)
+        assert ex.labels[:6] == [IGNORE] * 6
     rep = build_task(TaskConfig(name="repetition", options={"text": " the fox"}, **kw), tiny_lm.tokenizer)
     ids = tiny_lm.tokenizer(" the fox", add_special_tokens=False).input_ids
     assert rep.eval[0].labels[6:] == (ids * 5)[:5]
     assert rep.spec_hash != auto.spec_hash
+
+
+def test_task_spec_hashes_the_data_files_by_role(tiny_lm, corpus_file, tmp_path, monkeypatch):
+    import hashlib
+
+    import softeval.tasks.text as text_mod
+
+    kw = dict(num_train=8, num_eval=4, context_tokens=6, target_tokens=5)
+    task = build_task(TaskConfig(name="autoregressive", corpus=str(corpus_file), **kw), tiny_lm.tokenizer)
+    assert task.data_files == {"corpus": corpus_file}
+    assert task.spec["data_sha256"] == {"corpus": hashlib.sha256(corpus_file.read_bytes()).hexdigest()}
+    moved = tmp_path / "elsewhere.txt"
+    moved.write_bytes(corpus_file.read_bytes())
+    assert build_task(TaskConfig(name="autoregressive", corpus=str(moved), **kw), tiny_lm.tokenizer).spec_hash \
+        == task.spec_hash
+    changed = tmp_path / "changed.txt"
+    changed.write_bytes(corpus_file.read_bytes() + b" one more line.")
+    assert build_task(TaskConfig(name="autoregressive", corpus=str(changed), **kw), tiny_lm.tokenizer).spec_hash \
+        != task.spec_hash
+
+    # The shipped corpus is hashed too: a changed package text is another task.
+    shipped = build_task(TaskConfig(name="autoregressive", **kw), tiny_lm.tokenizer)
+    package_text = text_mod.corpus_path(None).read_bytes()
+    assert shipped.spec["data_sha256"]["corpus"] == hashlib.sha256(package_text).hexdigest()
+    fake_root = tmp_path / "pkg"
+    (fake_root / "data").mkdir(parents=True)
+    (fake_root / "data" / text_mod.DEFAULT_CORPUS).write_bytes(package_text.replace(b"Alice", b"Alicia"))
+    monkeypatch.setattr(text_mod, "files", lambda package: fake_root)
+    edited = build_task(TaskConfig(name="autoregressive", **kw), tiny_lm.tokenizer)
+    assert edited.spec_hash != shipped.spec_hash
 
 
 def test_jsonl_prompt_completion_masks_prompt(tmp_path, tiny_lm):

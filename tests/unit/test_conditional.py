@@ -45,6 +45,31 @@ def test_conditional_prompt_maps_each_row_from_its_condition(kind):
         prompt(3, None)
 
 
+def test_mlp_map_init_is_a_function_of_the_seed_alone():
+    from softeval.prompt import build_prompt
+
+    base = torch.zeros(2, 8)
+    torch.manual_seed(123)
+    a = build_prompt(base, condition_dim=2, kind="mlp", hidden=32, seed=7).tensors()
+    torch.manual_seed(999)
+    torch.rand(1000)  # a different global RNG state must not change the prompt
+    state = torch.get_rng_state()
+    b = build_prompt(base, condition_dim=2, kind="mlp", hidden=32, seed=7).tensors()
+    assert torch.equal(torch.get_rng_state(), state)  # and building it draws nothing from the global RNG
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert a["map.0.weight"].shape == (32, 2)  # the hidden width is the caller's
+    assert a["map.0.weight"].abs().max() <= 2 ** -0.5 and a["map.0.weight"].std() > 0.1  # nn.Linear's scale
+    c = build_prompt(base, condition_dim=2, kind="mlp", hidden=32, seed=8).tensors()
+    assert not torch.equal(a["map.0.weight"], c["map.0.weight"])
+
+
+def test_conditional_hidden_width_is_saved_and_loaded(tiny_lm, tmp_path):
+    cfg = _cfg(tmp_path, max_steps=1, conditional_hidden=24)  # prompt.conditional_hidden
+    result = run(cfg, lm=tiny_lm)
+    prompt, meta = load_prompt(result.prompt_path, tiny_lm.info)
+    assert meta.extra["hidden"] == 24 and prompt.map[0].weight.shape == (24, 2)
+
+
 def test_mixed_lanes_route_conditions_to_the_conditional_prompt():
     cond_prompt = _randomised(ConditionalPrompt(torch.zeros(2, 4), condition_dim=1, kind="linear"))
     plain = SoftPrompt(torch.randn(3, 4))

@@ -96,7 +96,6 @@ def test_every_cell_is_scored_on_the_same_eval_set(sweep, corpus):
     stored = json.loads((out / "eval_set.json").read_text())
     cells = result.results["cells"]
     assert len(cells) == 5 and all(c["status"] == "done" for c in cells)
-    assert {c["eval_fingerprint"] for c in cells} == {stored["sha256"]}
     assert {c["num_targets"] for c in cells} == {stored["num_targets"]} == {3 * 3}
     assert result.results["task"]["same_eval_set"] is True
 
@@ -110,6 +109,47 @@ def test_every_cell_is_scored_on_the_same_eval_set(sweep, corpus):
                                 pad_id=lm.info.pad_token_id, precision="fp32")
         assert again.loss == pytest.approx(cell["loss"], abs=1e-5)
         assert again.num_targets == cell["num_targets"]
+
+
+def test_every_cell_scores_the_same_tokens_as_an_independent_construction(tiny_model_dir, corpus, tmp_path,
+                                                                            tiny_lm, monkeypatch):
+    """Spy on what the evaluator actually scores: every evaluation of every cell (n = 0, 1, 3; two seeds)
+    must score exactly the (visible context, target) pairs the HF label convention gives for the held-out
+    examples: target labels[i] after reading [BOS] + input_ids[:i], whatever the prompt in between."""
+    import sys
+
+    import softeval.evaluate as evaluate_mod
+
+    passes: list[tuple[int, list]] = []
+    real_losses, real_evaluate = evaluate_mod.target_losses, evaluate_mod.evaluate_prompt
+
+    def spy_losses(model, batch, prompt_rows, *args, **kwargs):
+        visible = (batch.attention_mask == 1) & (batch.soft_slot < 0)  # real tokens: BOS and input ids
+        for row, col, target in zip(batch.target_rows.tolist(), batch.target_cols.tolist(), batch.target_ids.tolist()):
+            context = batch.input_ids[row, :col + 1][visible[row, :col + 1]].tolist()
+            passes[-1][1].append((tuple(context), target))
+        return real_losses(model, batch, prompt_rows, *args, **kwargs)
+
+    def spy_evaluate(model, prompt, examples, **kwargs):
+        passes.append((prompt.num_virtual_tokens if prompt is not None else 0, []))
+        return real_evaluate(model, prompt, examples, **kwargs)
+
+    monkeypatch.setattr(evaluate_mod, "target_losses", spy_losses)
+    for module in list(sys.modules.values()):  # every module that imported evaluate_prompt by name
+        if getattr(module, "evaluate_prompt", None) is real_evaluate and module.__name__.startswith("softeval"):
+            monkeypatch.setattr(module, "evaluate_prompt", spy_evaluate)
+    cfg = sweep_cfg(tiny_model_dir, corpus, tmp_path / "out", max_steps=2, eval_every=1, eval_batch_size=2)
+    run(cfg, lm=tiny_lm)
+
+    task = build_task(cfg.task, tiny_lm.tokenizer)
+    bos = [tiny_lm.info.bos_token_id]
+    expected = [(tuple(bos + ex.input_ids[:i]), label) for ex in task.eval for i, label in enumerate(ex.labels)
+                if label != IGNORE]
+    assert len(expected) == 3 * 3
+    assert {n for n, _ in passes} == {0, 1, 3}
+    assert len(passes) >= 1 + 4 * 2  # the plain cell, then >= an initial and a final eval per trained cell
+    for n, scored in passes:
+        assert scored == expected, f"n = {n} was scored on other tokens"
 
 
 def test_fingerprint_sees_a_changed_target_and_is_the_same_across_n(tiny_lm):
@@ -234,6 +274,30 @@ def test_conditional_task_metrics_flow_into_cells_and_summary(tiny_model_dir, co
     assert res["per_n"][1]["task_metrics"]["legal_rate"]["mean"] == 0.75
     prompt_meta = json.loads((Path(cfg.out) / "cells" / "n2_s0" / "cell.json").read_text())
     assert prompt_meta["status"] == "done"
+
+
+def test_task_metrics_use_the_sweeps_placement(tiny_model_dir, tmp_path, tiny_lm):
+    """A before_bos sweep scores its task metrics (chess: loss per move token, probed moves) with before_bos."""
+    pytest.importorskip("chess")
+    from test_chess import GAMES
+
+    pgn = tmp_path / "games.pgn"
+    pgn.write_text("".join(GAMES))
+    task_cfg = TaskConfig(name="chess", data=str(pgn), num_train=3, num_eval=2, eval_fraction=0.5,
+                          options={"missing_elo": "default", "max_plies": 6})
+    cfg = sweep_cfg(tiny_model_dir, pgn, tmp_path / "out", tokens=(2,), seeds=1, placement="before_bos",
+                    task=task_cfg)
+    (cell,) = run(cfg, lm=tiny_lm).results["cells"]
+    assert cell["status"] == "done" and tiny_lm.info.bos_token_id is not None
+
+    task = build_task(task_cfg, tiny_lm.tokenizer)
+    prompt, meta = load_prompt(Path(cfg.out) / "cells" / cell["name"], tiny_lm.info, task.spec_hash)
+    assert meta.placement == "before_bos"
+    flat = lambda m: {k: float(v) for k, v in m.items() if isinstance(v, (int, float))}  # noqa: E731
+    before = flat(task.metrics(tiny_lm, prompt, task.eval, placement="before_bos"))
+    after = flat(task.metrics(tiny_lm, prompt, task.eval, placement="after_bos"))
+    assert cell["task_metrics"] == pytest.approx(before, abs=1e-6)
+    assert before["loss_per_move_token"] != pytest.approx(after["loss_per_move_token"], abs=1e-4)
 
 
 # --- bad input ------------------------------------------------------------------------------------------

@@ -130,6 +130,20 @@ def test_kv_cache_generation_matches_full_recompute(tiny_lm, placement):
     assert single == cached
 
 
+def test_kv_cache_generation_emits_no_deprecation_warning(tiny_lm, caplog):
+    """transformers 5 warns on the legacy `past_key_values` keyword/tuples; generate passes a Cache object."""
+    import logging
+    import warnings
+
+    prompt = SoftPrompt(torch.zeros(2, tiny_lm.info.hidden_size))
+    kw = dict(bos_id=tiny_lm.info.bos_token_id, pad_id=tiny_lm.info.pad_token_id, max_new_tokens=4)
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        generate_ids(tiny_lm.model, prompt, [[10, 11, 12]], use_cache=True, **kw)
+    messages = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "past_key_values" in m or "deprecated" in m], messages
+
+
 # --- invariant 6: PEFT round trip ----------------------------------------------------------------
 
 

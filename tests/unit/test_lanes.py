@@ -102,18 +102,43 @@ def test_lane_loss_is_mean_over_its_own_targets(tiny_lm):
     assert got["l1"] == pytest.approx(expected[1], abs=1e-6)
 
 
-def test_lane_gradients_do_not_leak(tiny_lm):
-    """A lane whose rows all have zero loss weight gets no gradient from the others' rows."""
+def test_lane_gradients_do_not_leak(tiny_lm, monkeypatch):
+    """Lane b shares the batch but has no scored tokens: it must get no gradient from lane a's rows, and
+    lane a's step must equal lane a's step taken alone (b's rows add nothing to a's loss)."""
+    import softeval.engine as train_mod
+
     vocab = tiny_lm.info.vocab_size
     ctx = loop_context(tiny_lm, "fp32", "after_bos")
-    a = lane_for("a", tiny_lm, cfg(num_virtual_tokens=3, seed=0), make_task(vocab, 0))
-    b = lane_for("b", tiny_lm, cfg(num_virtual_tokens=5, seed=1, max_steps=0), make_task(vocab, 1))
-    # inactive: must not be stepped or touched
+    silent = make_task(vocab, 1)
+    for ex in silent.train:
+        ex.labels = [IGNORE] * len(ex.labels)
+
+    def lanes():
+        a = lane_for("a", tiny_lm, cfg(num_virtual_tokens=3, seed=0), make_task(vocab, 0))
+        b = lane_for("b", tiny_lm, cfg(num_virtual_tokens=5, seed=1), silent)
+        return a, b
+
+    seen = []
+    real_collate = train_mod.collate
+
+    def spy(*args, **kwargs):
+        batch = real_collate(*args, **kwargs)
+        seen.append(batch.lanes.tolist())
+        return batch
+
+    monkeypatch.setattr(train_mod, "collate", spy)
+    a, b = lanes()
     before = b.prompt.embeddings.detach().clone()
     train_step(ctx, [a, b])
-    assert a.step == 1 and b.step == 0
-    assert b.prompt.embeddings.grad is None
+    assert set(seen[-1]) == {0, 1}  # both lanes' rows were in the one batch
+    assert b.prompt.embeddings.grad is None or not b.prompt.embeddings.grad.any()
     assert torch.equal(b.prompt.embeddings, before)
+
+    (alone, _) = lanes()
+    train_step(ctx, [alone])
+    assert a.step == alone.step == 1
+    torch.testing.assert_close(a.prompt.embeddings, alone.prompt.embeddings, atol=ATOL, rtol=0)
+    assert not torch.equal(a.prompt.embeddings, lanes()[0].prompt.embeddings)  # a did move
 
 
 def test_mixed_conditional_and_plain_lanes(tiny_lm):

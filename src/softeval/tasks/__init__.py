@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from softeval.batching import Example
@@ -50,12 +51,15 @@ class TaskConfig:
 class TaskData:
     train: list[Example]
     eval: list[Example]
-    spec: dict                      # identifies the behaviour (not the data files' location)
+    spec: dict                      # identifies the behaviour: settings + content hash of each data file, by role
     condition_dim: int = 0
     # (lm, prompt | None, eval_examples, placement="after_bos") -> dict of flat numbers, plus an optional
     # "by_condition" list of {"condition": [raw values], <numbers>}; stored in results.json by train.run
     metrics: Callable | None = None
     generation_contexts: list[list[int]] = field(default_factory=list)  # for report samples
+    # Every file the task read, by role ("data", "eval_data", "corpus", "data.1"…), for result identity
+    # (store.result_identity); their content hashes are also in spec["data_sha256"].
+    data_files: dict[str, Path] = field(default_factory=dict)
 
     @property
     def spec_hash(self) -> str:
@@ -64,6 +68,21 @@ class TaskData:
 
 def spec_hash(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def data_hashes(files: dict[str, Path]) -> dict[str, str]:
+    """Content hash of each file a task read, keyed by role, not path: moving a file keeps its prompts valid,
+    a different file (or a changed one) makes the task another one."""
+    from softeval.store import hash_file
+
+    return {role: hash_file(path) for role, path in sorted(files.items())}
+
+
+def role_files(role: str, paths: list[Path]) -> dict[str, Path]:
+    """Roles for the files behind one setting: 'data' for a single file, else 'data.0', 'data.1', … in read order."""
+    if len(paths) == 1:
+        return {role: paths[0]}
+    return {f"{role}.{i}": p for i, p in enumerate(paths)}
 
 
 TaskBuilder = Callable[[TaskConfig, object], TaskData]
@@ -118,4 +137,5 @@ def _load_builtin_tasks() -> None:
             raise
 
 
-__all__ = ["TaskConfig", "TaskData", "TASKS", "register_task", "build_task", "available_tasks", "asdict"]
+__all__ = ["TaskConfig", "TaskData", "TASKS", "register_task", "build_task", "available_tasks", "data_hashes",
+           "role_files", "asdict"]

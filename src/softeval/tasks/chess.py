@@ -55,7 +55,7 @@ from typing import Iterator
 
 from softeval.batching import IGNORE, Example
 from softeval.errors import ConfigError, DataError
-from softeval.tasks import TaskConfig, TaskData, register_task, task_options
+from softeval.tasks import TaskConfig, TaskData, data_hashes, register_task, role_files, task_options
 
 logger = logging.getLogger(__name__)
 
@@ -141,17 +141,45 @@ def pgn_files(spec: str) -> list[Path]:
     return out
 
 
+SNIFF_BYTES = 1 << 16
+
+
 def open_text(path: Path) -> io.TextIOBase:
-    """A text stream over a plain or zstandard-compressed file, decompressed as it is read."""
+    """A text stream over a plain or zstandard-compressed file, decompressed as it is read.
+
+    PGN is nominally Latin-1 and often UTF-8, so undecodable bytes in a text file are replaced (only
+    names in headers suffer); a binary file (a NUL byte, or mostly non-ASCII bytes, in its first 64 KiB)
+    or a .zst that is not zstandard is refused with a one-line error instead of read as garbage.
+    """
     if path.name.endswith(".zst"):
         try:
             import zstandard
         except ModuleNotFoundError as exc:
             raise ConfigError(f"{path} is zstandard-compressed: pip install 'softeval[chess]'") from exc
-        raw = open(path, "rb")
-        stream = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
-        return io.TextIOWrapper(stream, encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8-sig", errors="replace")
+        # Big dumps are often several concatenated frames (pzstd, `cat`); zstandard's documented default
+        # stops after the first one, silently dropping the rest of the games.
+        stream = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), read_across_frames=True, closefd=True)
+        binary = io.BufferedReader(stream, buffer_size=SNIFF_BYTES)
+    else:
+        binary = open(path, "rb", buffering=SNIFF_BYTES)
+    try:
+        head = binary.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+    except _stream_errors() as exc:
+        binary.close()
+        raise DataError(f"{path} is not a readable zstandard file ({exc})") from None
+    if b"\0" in head or sum(b >= 0x80 for b in head) > len(head) // 3:
+        binary.close()
+        raise DataError(f"{path} is not UTF-8 text (binary data); pass PGN files (.pgn or .pgn.zst)")
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace")
+
+
+def _stream_errors() -> tuple[type[Exception], ...]:
+    """Errors of a corrupt or truncated compressed stream (none when zstandard is not installed)."""
+    try:
+        import zstandard
+    except ModuleNotFoundError:
+        return ()
+    return (zstandard.ZstdError,)
 
 
 @dataclass(frozen=True)
@@ -197,7 +225,11 @@ def read_games(paths: list[Path], opts: ChessOptions, stats: Counter) -> Iterato
             while True:
                 if opts.max_games_scanned is not None and stats["scanned"] >= opts.max_games_scanned:
                     return
-                game = chess.pgn.read_game(stream)
+                try:
+                    game = chess.pgn.read_game(stream)
+                except _stream_errors() as exc:
+                    raise DataError(f"{path}: cannot read on after game {number} ({exc}); "
+                                    "is the file truncated?") from None
                 if game is None:
                     break
                 number += 1
@@ -399,7 +431,9 @@ def chess_task(cfg: TaskConfig, tokenizer) -> TaskData:
     if not cfg.data:
         raise ConfigError("task 'chess' needs PGN games: --data FILE.pgn[.zst] or a folder of them")
     stats: Counter = Counter()
+    data_files = role_files("data", pgn_files(cfg.data))
     if cfg.eval_data:
+        data_files.update(role_files("eval_data", pgn_files(cfg.eval_data)))
         train, _ = _collect(pgn_files(cfg.data), opts, stats, cfg.num_train, 0, 1)
         _, held_out = _collect(pgn_files(cfg.eval_data), opts, stats, 0, cfg.num_eval, 1)
     else:
@@ -415,10 +449,12 @@ def chess_task(cfg: TaskConfig, tokenizer) -> TaskData:
         logger.warning("chess: skipped %d broken game(s) (python-chess reported errors)", stats["skipped_broken"])
     spec_keys = ("moves", "max_plies", "min_plies", "min_elo", "max_elo", "time_control", "missing_elo",
                  "default_elo", "elo_center", "elo_scale", "header")
-    spec = {"task": "chess", **{k: getattr(opts, k) for k in spec_keys}}
+    # Every listed file is hashed, even one reading stopped before: the set of games on offer is the data.
+    spec = {"task": "chess", **{k: getattr(opts, k) for k in spec_keys}, "data_sha256": data_hashes(data_files)}
     encode = lambda r: encode_game(r, opts, tokenizer)  # noqa: E731
     held_out_examples = [encode(r) for r in held_out]
     return TaskData(train=[encode(r) for r in train], eval=held_out_examples, spec=spec, condition_dim=2,
                     metrics=make_metrics(opts, tokenizer, stats),
                     generation_contexts=[e.input_ids[:e.meta["move_starts"][min(4, len(e.meta["moves"]) - 1)]]
-                                         for e in held_out_examples[:4]])
+                                         for e in held_out_examples[:4]],
+                    data_files=data_files)

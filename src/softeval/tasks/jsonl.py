@@ -15,9 +15,8 @@ from pathlib import Path
 
 from softeval.batching import IGNORE, Example
 from softeval.errors import ConfigError, DataError
-from softeval.tasks import TaskConfig, TaskData, register_task
+from softeval.tasks import TaskConfig, TaskData, data_hashes, register_task, task_options
 from softeval.tasks.text import NoOptions
-from softeval.tasks import task_options
 
 
 def read_records(path: str | Path) -> list[dict]:
@@ -26,8 +25,16 @@ def read_records(path: str | Path) -> list[dict]:
     if not p.is_file():
         raise DataError(f"data file {p} does not exist")
     records = []
-    with open(p, encoding="utf-8-sig") as f:
-        for lineno, line in enumerate(f, start=1):
+    # Read bytes and decode line by line, so a binary or non-UTF-8 file is a one-line error naming its line.
+    with open(p, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if b"\0" in raw:  # JSON text never holds a NUL byte; binary files almost always do
+                raise DataError(f"{p} is not UTF-8 text (line {lineno}: binary data, a NUL byte)")
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{p} is not UTF-8 text (line {lineno}: {exc.reason} at column {exc.start + 1})") \
+                    from None
             if not line.strip():
                 continue
             try:
@@ -95,10 +102,15 @@ def jsonl(cfg: TaskConfig, tokenizer) -> TaskData:
         held_out, train = examples[:n_eval], examples[n_eval:]
     held_out = held_out[:cfg.num_eval] if cfg.num_eval else held_out
     cond_dim = len(train[0].condition) if train and train[0].condition is not None else 0
+    files = {"data": Path(cfg.data).expanduser()}
+    if cfg.eval_data:
+        files["eval_data"] = Path(cfg.eval_data).expanduser()
     return TaskData(
         train=train,
         eval=held_out,
-        spec={"task": "jsonl", "max_length": cfg.max_length, "condition_dim": cond_dim},
+        spec={"task": "jsonl", "max_length": cfg.max_length, "condition_dim": cond_dim,
+              "data_sha256": data_hashes(files)},
         condition_dim=cond_dim,
         generation_contexts=[e.input_ids[:len(e.input_ids) - e.num_targets] for e in held_out[:4]],
+        data_files=files,
     )

@@ -21,16 +21,23 @@ from pathlib import Path
 
 from softeval.batching import IGNORE, Example
 from softeval.errors import ConfigError, DataError
-from softeval.tasks import TaskConfig, TaskData, register_task, task_options
+from softeval.tasks import TaskConfig, TaskData, data_hashes, register_task, task_options
 
 DEFAULT_CORPUS = "wonderland.txt"  # Alice's Adventures in Wonderland (public domain), shipped in softeval/data
+
+
+def corpus_path(path: str | None) -> Path:
+    """The corpus file; None means the one shipped with softeval (a real file in any unzipped install)."""
+    if path is None:
+        return Path(str(files("softeval").joinpath("data", DEFAULT_CORPUS)))
+    return Path(path).expanduser()
 
 
 def read_corpus(path: str | None) -> tuple[str, str]:
     """Return (text, name). None means the corpus shipped with softeval."""
     if path is None:
-        return files("softeval").joinpath("data", DEFAULT_CORPUS).read_text(encoding="utf-8"), DEFAULT_CORPUS
-    p = Path(path).expanduser()
+        return corpus_path(None).read_text(encoding="utf-8"), DEFAULT_CORPUS
+    p = corpus_path(path)
     if not p.is_file():
         raise DataError(f"corpus file {p} does not exist")
     try:
@@ -64,12 +71,16 @@ def _scored_tail(window: list[int], cfg: TaskConfig, targets: list[int]) -> Exam
 def _build(cfg: TaskConfig, tokenizer, name: str, make_targets, extra: int, spec: dict) -> TaskData:
     train, held_out, corpus_name = corpus_windows(cfg, tokenizer, extra)
     to_ex = lambda w: _scored_tail(w, cfg, make_targets(w))  # noqa: E731
-    spec = {"task": name, "context_tokens": cfg.context_tokens, "target_tokens": cfg.target_tokens, **spec}
+    # The shipped corpus is hashed like a user's: a changed package text is another task.
+    data_files = {"corpus": corpus_path(cfg.corpus)}
+    spec = {"task": name, "context_tokens": cfg.context_tokens, "target_tokens": cfg.target_tokens, **spec,
+            "data_sha256": data_hashes(data_files)}
     return TaskData(
         train=[to_ex(w) for w in train],
         eval=[to_ex(w) for w in held_out],
         spec=spec,
         generation_contexts=[w[:cfg.context_tokens] for w in held_out[:4]],
+        data_files=data_files,
     )
 
 
