@@ -126,8 +126,12 @@ def _bench(path: Path, results: dict, identity: dict | None) -> dict:
     keep = ("format_rate", "strict_acc", "lenient_acc", "ll_acc", "steps")
     table = {model: {task: {mode: {k: m[k] for k in keep if k in m} for mode, m in modes.items()}
                      for task, modes in tasks.items()} for model, tasks in (results.get("results") or {}).items()}
+    # The soft mode's tuned prompt per (model, task), as its unit file recorded it: what to pass to lm-eval.
+    prompts = {f"{unit.parent.parent.name}/{unit.parent.name}": _json(unit).get("prompt")
+               for unit in sorted(path.glob("units/*/*/soft.json"))}
     return {
         "kind": "bench", "path": str(path), "models": cfg.get("models"), "tasks": cfg.get("tasks"),
+        "prompts": prompts,
         "modes": cfg.get("modes"), "limit": cfg.get("limit"), "num_virtual_tokens": cfg.get("num_virtual_tokens"),
         "steps": cfg.get("max_steps"), "data": results.get("data"), "results": table,
         "identity": identity, "versions": results.get("versions"),
@@ -194,6 +198,8 @@ def render(info: dict) -> str:
             for task, modes in tasks.items():
                 for mode, m in modes.items():
                     lines.append(f"  {model} {task} {mode}: {_fmt(m)}")
+        for unit, prompt in info["prompts"].items():
+            lines.append(f"prompt:     {unit}: {prompt}")
         if info["identity"]:
             lines.append(f"identity:   {json.dumps(info['identity'], default=str)}")
     elif kind == "peft-adapter":
