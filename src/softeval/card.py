@@ -27,7 +27,7 @@ def card_facts(held_out: dict | None = None, data_files: dict[str, str | Path | 
     """The card's own facts, stored under `meta.extra["card"]` (JSON; None values dropped)."""
     facts: dict = {}
     if held_out:
-        facts["held_out"] = {k: held_out[k] for k in ("loss", "token_accuracy", "num_targets", "num_examples")
+        facts["held_out"] = {k: held_out[k] for k in ("loss", "token_accuracy", "num_targets", "precision")
                              if held_out.get(k) is not None}
     data = {role: hash_file(p) for role, p in sorted((data_files or {}).items()) if p and Path(p).is_file()}
     if data:
@@ -95,7 +95,8 @@ def render_card(meta) -> str:
     held = c["held_out"]
     if held and held.get("loss") is not None:
         acc = f", token accuracy {held['token_accuracy']:.4f}" if held.get("token_accuracy") is not None else ""
-        lines.append(f"held-out:   loss {held['loss']:.4f} nats/token{acc}")
+        how = f" ({held['precision']} autocast)" if held.get("precision") else ""
+        lines.append(f"held-out:   loss {held['loss']:.4f} nats/token{acc}{how}")
     else:
         lines.append("held-out:   not recorded")
     if c["source"]:

@@ -163,6 +163,10 @@ def test_prompt_card_and_show(tmp_path, tiny_model_dir, capsys):
     assert f"loss {results['final_eval']['loss']:.4f}" in card
     assert f"task.data sha256 {hash_file(data)[:16]}" in card
     assert "4 vectors" in card and "6 steps" in card and "placement before_bos" in card
+    # the card says how the held-out loss was scored, and eval reproduces it that way
+    assert "(fp32 autocast)" in card
+    again = _eval(capsys, "--prompt", str(run), "--precision", "fp32")
+    assert again["loss"] == pytest.approx(results["final_eval"]["loss"], abs=1e-6)
 
     capsys.readouterr()
     assert main(["show", str(run), "--json"]) == 0

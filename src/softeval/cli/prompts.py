@@ -101,13 +101,22 @@ def command_line(args: argparse.Namespace) -> str | None:
     return shlex.join(["softeval", *argv])
 
 
-def record_card(prompt_path: Path | None, held_out: dict, task_cfg, args: argparse.Namespace) -> None:
-    """Complete a freshly trained prompt's card: held-out score, data file hashes, command line."""
-    from softeval.card import add_card_facts, task_data_files
+def record_card(prompt_path: Path | None, held_out: dict, task_cfg, args: argparse.Namespace,
+                precision: str = "auto") -> None:
+    """Complete a freshly trained prompt's card: held-out score (and the autocast it was scored under, so
+    `softeval eval --precision` can reproduce it), data file hashes, command line."""
+    import torch
 
-    if prompt_path is not None:
-        add_card_facts(prompt_path, held_out=held_out, data_files=task_data_files(task_cfg),
-                       command=command_line(args))
+    from softeval.card import add_card_facts, task_data_files
+    from softeval.store import read_json
+    from softeval.train import resolve_precision
+
+    if prompt_path is None:
+        return
+    model = read_json(Path(prompt_path).parent / "model.json", "run model record")
+    precision = resolve_precision(precision, torch.device(model["device"]), getattr(torch, model["dtype"]))
+    add_card_facts(prompt_path, held_out={**held_out, "precision": precision}, data_files=task_data_files(task_cfg),
+                   command=command_line(args))
 
 
 def _read_meta(prompt_arg: str):

@@ -91,7 +91,7 @@ def cmd_train(args) -> int:
     i, f = result.initial_eval, result.final_eval
     print(f"held-out loss {i['loss']:.4f} → {f['loss']:.4f} nats/token, token accuracy "
           f"{i['token_accuracy']:.3f} → {f['token_accuracy']:.3f} after {result.steps} steps")
-    record_card(result.prompt_path, f, cfg.task, args)
+    record_card(result.prompt_path, f, cfg.task, args, cfg.precision)
     print(f"prompt: {result.prompt_path}")
     flat = {k: v for k, v in result.task_metrics.items() if isinstance(v, (int, float))}
     if flat:
