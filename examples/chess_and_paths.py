@@ -85,7 +85,7 @@ def main() -> None:
 
     # --- save and measure
     for n, lane in zip(lengths, lanes):
-        finalize_lane(lm, lane, task, base.prompt)
+        finalize_lane(lm, lane, task, base.prompt, ctx.precision)
         lane.prompt.eval()
         rows[n] = {"eval_loss": lane.last_eval["loss"], **task.metrics(lm, lane.prompt, task.eval,
                                                                         placement=ctx.placement)}

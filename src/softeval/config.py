@@ -274,7 +274,7 @@ def _default_text(f, defaults=None, key: str = "") -> str:
 
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = (),
-                        groups: dict[str, str] | None = None) -> None:
+                        groups: dict[str, str] | None = None, prefix: str = "") -> None:
     """Add one flag per field that declares one (`option(flag=...)`); values stay strings (None = not given)
     and are typed by `merge_into`, so the dataclass annotation is the only type declaration."""
     made: dict[str, argparse._ArgumentGroup] = {}
@@ -282,7 +282,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, *, skip: tuple[str
         defaults = cls()
     except (TypeError, ConfigError):
         defaults = None
-    for key, f, typ in _flag_fields(cls):
+    for key, f, typ in _flag_fields(cls, prefix):
         if key in skip or f.metadata["flag"] in skip:
             continue
         section = key.split(".")[0] if "." in key else ""
@@ -297,7 +297,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, *, skip: tuple[str
             choices = [m.value for m in base]
         elif f.metadata.get("choices"):
             choices = list(f.metadata["choices"]())
-        kwargs = dict(dest="cfg:" + key, default=None, help=(f.metadata.get("help") or "") + _default_text(f, defaults, key))
+        kwargs = dict(dest="cfg:" + key, default=None, help=(f.metadata.get("help") or "") + _default_text(f, defaults, key.removeprefix(prefix)))
         if base is bool:
             kwargs.update(action="store_const", const="true")
         elif f.metadata.get("repeat"):

@@ -284,7 +284,7 @@ def finish_plain_cell(sweep: SweepFolder, task: TaskData, lm: LoadedModel, cfg: 
 def finish_trained_cell(sweep: SweepFolder, lane: Lane, task: TaskData, lm: LoadedModel, cfg: DistanceConfig, ctx,
                         seconds: float) -> dict:
     n, seed = lane.prompt.num_virtual_tokens, lane.cfg.seed
-    finalize_lane(lm, lane, task, cfg.prompt)
+    finalize_lane(lm, lane, task, cfg.prompt, ctx.precision)
     done = lane.status == "done"
     flat, by_condition = task_metrics(task, lm, lane.prompt, ctx.placement) if done else ({}, [])
     final, initial = lane.last_eval, lane.initial_eval

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn.utils import skip_init
 
 from softeval.batching import Placement
+from softeval.card import ANY_TASK, CARD_KEY, render_card
 from softeval.config import Choice, option
 from softeval.errors import ConfigError, PromptMismatchError, SoftevalError, unknown_choice
 from softeval.store import atomic_write_bytes
@@ -244,7 +245,9 @@ class PromptMetadata:
 
 
 def save_prompt(path: Path, prompt: PromptModule, meta: PromptMetadata) -> None:
-    atomic_write_bytes(Path(path), safetensors_save(prompt.tensors(), metadata=meta.to_strings()))
+    # The rendered card rides along in the header so any safetensors reader shows what the prompt is.
+    header = {**meta.to_strings(), CARD_KEY: render_card(meta)}
+    atomic_write_bytes(Path(path), safetensors_save(prompt.tensors(), metadata=header))
 
 
 def read_prompt_file(path: Path) -> tuple[dict[str, torch.Tensor], PromptMetadata]:
@@ -275,7 +278,8 @@ def check_compatible(meta: PromptMetadata, model_info, task_hash: str | None = N
     if meta.tokenizer_sha256 != model_info.tokenizer_sha256:
         raise PromptMismatchError(f"prompt was trained with a different tokenizer than '{model_info.name}' uses; "
                                   "pass --allow-mismatch to use it anyway")
-    if task_hash is not None and meta.task_hash != task_hash:
+    # An imported PEFT adapter has no softeval task (task_hash "any"): it may be scored on any task.
+    if task_hash is not None and meta.task_hash not in (task_hash, ANY_TASK):
         raise PromptMismatchError(f"prompt was trained for task {meta.task_spec}, not this one; "
                                   "pass --allow-mismatch to use it anyway")
 

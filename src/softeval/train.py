@@ -132,13 +132,17 @@ def resume_config(run_dir: Path, flags: dict | None = None, overrides: list[str]
     return cfg
 
 
-def finalize_lane(lm: LoadedModel, lane, task: TaskData, prompt_cfg: PromptConfig, extra: dict | None = None) -> Path | None:
-    """Write the final prompt and results.json of a finished lane."""
+def finalize_lane(lm: LoadedModel, lane, task: TaskData, prompt_cfg: PromptConfig, precision: str,
+                  extra: dict | None = None) -> Path | None:
+    """Write the final prompt (with its card: held-out score under `precision`, data hashes) and results.json."""
+    from softeval.card import card_facts
+
     prompt_path = None
     if lane.status == "done":
         prompt_path = lane.folder.prompt_path
+        card = card_facts(held_out={**lane.last_eval, "precision": precision}, data_files=task.data_files)
         save_prompt(prompt_path, lane.prompt, prompt_metadata(lm, prompt_cfg, lane.cfg.seed, task, lane.prompt,
-                                                              lane.step, extra))
+                                                              lane.step, {**(extra or {}), "card": card}))
     atomic_write_json(lane.folder.results_path, {
         "status": lane.status,
         "message": lane.message,
@@ -202,7 +206,8 @@ def run(cfg: TrainConfig, resume: bool = False, lm: LoadedModel | None = None) -
         folder.close()
 
     # --- save
-    prompt_path = finalize_lane(lm, lane, task, cfg.prompt, {"lr": cfg.optim.lr, "batch_size": cfg.optim.batch_size})
+    prompt_path = finalize_lane(lm, lane, task, cfg.prompt, ctx.precision,
+                                {"lr": cfg.optim.lr, "batch_size": cfg.optim.batch_size})
     if lane.status == "failed":
         raise NonFiniteLossError(lane.message)
     logger.info("wrote %s", prompt_path)

@@ -150,7 +150,7 @@ def test_bad_conditional_kind_is_a_config_error():
 
 
 def test_cli_condition_parsing():
-    from softeval.cli.train import _parse_conditions
+    from softeval.cli.prompts import _parse_conditions
 
     assert _parse_conditions(["0,1"], 2, 2) == [[0.0, 1.0], [0.0, 1.0]]
     assert _parse_conditions(None, 1, 0) is None

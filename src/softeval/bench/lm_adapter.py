@@ -64,6 +64,7 @@ class SoftevalLM(TemplateLM):
         self.prompt: nn.Module | None = soft_prompt
         self.placement = placement
         self.prompt_path: str | None = None
+        self.prompt_card: dict | None = None
         if prompt not in (None, "", "none", "None"):
             self.load_prompt(str(prompt), allow_mismatch=str(allow_mismatch).lower() == "true")
 
@@ -73,12 +74,18 @@ class SoftevalLM(TemplateLM):
         """A saved prompt (.safetensors or a run directory holding prompt.safetensors)."""
         from softeval.prompt import load_prompt
 
+        from softeval.card import ANY_TASK, card_dict
+
+        # No task check: lm-eval's task is not a softeval task. A prompt recorded for another task is still
+        # scored (that is the point of evaluating it elsewhere); its card goes into lm-eval's results.
         prompt, meta = load_prompt(Path(path), self.lm.info, allow_mismatch=allow_mismatch)
         self.set_prompt(prompt.to(self.device), meta.placement)
-        self.prompt_path = path
+        self.prompt_path, self.prompt_card = path, card_dict(meta)
+        if meta.task_hash == ANY_TASK:
+            logger.info("prompt %s: task any, source %s", path, meta.task_spec.get("source"))
 
     def set_prompt(self, prompt: nn.Module | None, placement: str = "after_bos") -> None:
-        self.prompt, self.placement, self.prompt_path = prompt, placement, None
+        self.prompt, self.placement, self.prompt_path, self.prompt_card = prompt, placement, None, None
 
     @property
     def num_virtual_tokens(self) -> int:
@@ -115,7 +122,7 @@ class SoftevalLM(TemplateLM):
     def get_model_info(self) -> dict:
         info = self.lm.info
         return {"model_name": info.name, "model_sha256": info.weights_sha256, "num_virtual_tokens": self.num_virtual_tokens,
-                "prompt": self.prompt_path, "placement": self.placement}
+                "prompt": self.prompt_path, "placement": self.placement, "prompt_card": self.prompt_card}
 
     # --------------------------------------------------------------------------- tokens
 
@@ -253,7 +260,12 @@ def lm_eval_main() -> None:
     """`softeval-lm-eval`: lm-eval's own CLI with the `softeval` model registered.
 
     lm-eval 0.4.x does not load plugin entry points for models, so `lm_eval --model softeval`
-    only works once this module is imported; this command does that and hands over to lm-eval.
+    only works once this module is imported; this command does that and hands over to lm-eval:
+
+        softeval-lm-eval --model softeval --model_args model=smollm2-135m-instruct,prompt=PROMPT.safetensors \
+            --tasks TASK --include_path FOLDER_OF_TASK_YAML --device cpu
+
+    lm-eval passes --device and --batch_size itself, so they go there, not in --model_args.
     """
     from lm_eval.__main__ import cli_evaluate
 

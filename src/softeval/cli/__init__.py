@@ -10,7 +10,7 @@ import sys
 from softeval import __version__
 from softeval.errors import InterruptedRun, SoftevalError
 
-COMMAND_MODULES = ["models", "train", "distance", "bench", "report"]
+COMMAND_MODULES = ["models", "train", "prompts", "distance", "bench", "report", "show"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +63,7 @@ def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # the command as typed, for prompt cards
     setup_logging(args.verbose, args.quiet)
     try:
         code = args.handler(args)

@@ -25,44 +25,22 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
                    help="dotted config overrides, e.g. task.num_train=512 lr=0.01")
 
 
-def given(args: argparse.Namespace, mapping: dict[str, str]) -> dict:
-    """Config keys for the flags the user actually passed (None = not given), as a nested dict."""
-    out: dict = {}
-    for flag, key in mapping.items():
-        value = getattr(args, flag, None)
-        if value is None:
-            continue
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return out
-
-
 def progress_enabled(args: argparse.Namespace) -> bool:
     return not getattr(args, "quiet", False)
 
 
-TASK_FLAGS = {
-    "task": "task.name", "data": "task.data", "eval_data": "task.eval_data", "corpus": "task.corpus",
-    "num_train": "task.num_train", "num_eval": "task.num_eval", "context_tokens": "task.context_tokens",
-    "target_tokens": "task.target_tokens", "data_seed": "task.seed", "eval_fraction": "task.eval_fraction",
-}
-
-
 def add_task_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("task")
-    g.add_argument("--task", default=None, help="task name (default jsonl; `softeval tasks` lists them)")
-    g.add_argument("--data", default=None, help="behaviour file: JSONL with prompt/completion or text per line")
-    g.add_argument("--eval-data", dest="eval_data", default=None, help="held-out file (default: split of --data)")
-    g.add_argument("--eval-fraction", dest="eval_fraction", type=float, default=None)
-    g.add_argument("--corpus", default=None, help="text file for text tasks (default: text shipped with softeval)")
-    g.add_argument("--num-train", dest="num_train", type=int, default=None)
-    g.add_argument("--num-eval", dest="num_eval", type=int, default=None)
-    g.add_argument("--context-tokens", dest="context_tokens", type=int, default=None)
-    g.add_argument("--target-tokens", dest="target_tokens", type=int, default=None)
-    g.add_argument("--data-seed", dest="data_seed", type=int, default=None)
+    """The task section's flags (generated from TaskConfig) plus the task-option shortcuts, for commands
+    whose config is not a whole TrainConfig (eval)."""
+    from softeval.config import add_dataclass_flags
+    from softeval.tasks import TaskConfig
+
+    add_dataclass_flags(p, TaskConfig, prefix="task.", groups={"task": "task"})
+    _add_task_option_flags(p)
+
+
+def _add_task_option_flags(p: argparse.ArgumentParser) -> None:
+    g = next((a for a in p._action_groups if a.title == "task"), p)
     g.add_argument("--repeat-text", dest="repeat_text", default=None, help="repetition: the string to repeat")
     g.add_argument("--skip", type=int, default=None, help="skip-k: how many tokens to skip")
 
@@ -94,9 +72,7 @@ def add_config_command_flags(p: argparse.ArgumentParser, cls, skip: tuple[str, .
     from softeval.config import add_dataclass_flags
 
     add_dataclass_flags(p, cls, skip=skip, groups=SECTION_TITLES)
-    g = next((a for a in p._action_groups if a.title == "task"), p)
-    g.add_argument("--repeat-text", dest="repeat_text", default=None, help="repetition: the string to repeat")
-    g.add_argument("--skip", type=int, default=None, help="skip-k: how many tokens to skip")
+    _add_task_option_flags(p)
     add_config_flags(p)
 
 
