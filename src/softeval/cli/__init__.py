@@ -10,7 +10,7 @@ import sys
 from softeval import __version__
 from softeval.errors import InterruptedRun, SoftevalError
 
-COMMAND_MODULES = ["models", "train", "distance", "bench", "report"]
+COMMAND_MODULES = ["models", "train", "distance", "bench", "report", "compare"]
 
 
 def build_parser() -> argparse.ArgumentParser:
