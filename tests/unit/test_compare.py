@@ -227,3 +227,26 @@ def test_compare_real_tiny_sweeps(tiny_model_dir, tmp_path):
     c = sweep("more_eval", lr=0.3, task={"num_eval": 3})
     with pytest.raises(DataError, match="different held-out sets"):
         compare([a, c], tmp_path / "out2")
+
+
+# --- the papers' setups ------------------------------------------------------------------------------------
+
+
+def test_paper_configs_load_and_start_with_their_command():
+    from softeval.bench.runner import BenchConfig
+    from softeval.config import load_yaml
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "paper"
+    distance_files = sorted(root.glob("distance_*.yaml"))
+    assert len(distance_files) >= 3
+    for path in distance_files:
+        cfg = build_config(DistanceConfig, str(path))
+        assert cfg.tokens == (0, 1, 4, 16, 64, 256, 1024) and cfg.max_steps == 1024
+        assert cfg.model.startswith("EleutherAI/pythia-")
+        header = path.read_text().split("\nmodel:")[0]
+        assert header.startswith("#") and "softeval distance --config " + str(path.relative_to(root.parents[1])) in header
+        assert "softeval compare" in header
+    bench = build_config(BenchConfig, str(root / "bench_protocol.yaml"))
+    assert (bench.num_virtual_tokens, bench.max_steps, bench.batch_size) == (10, 80, 8)
+    assert load_yaml(root / "bench_protocol.yaml") and "softeval bench --config configs/paper/bench_protocol.yaml" in \
+        (root / "bench_protocol.yaml").read_text().split("\nmodels:")[0]
