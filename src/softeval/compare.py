@@ -522,13 +522,13 @@ def format_summary(summary: dict) -> str:
     if summary["kind"] == "bench":
         return f"{len(summary['table'])} rows over {len(summary['runs'])} bench runs"
     eps = summary["epsilon"]
-    lines = [f"{'sweep':<30} {'S abs (' + format(eps['absolute'], 'g') + ')':>18} "
-             f"{'S rel (' + format(eps['relative'], '.0%') + ')':>18}  flags"]
+    lines = [f"{'sweep':<30} {'S abs (' + format(eps['absolute'], 'g') + ') [90%]':>30} "
+             f"{'S rel (' + format(eps['relative'], '.0%') + ') [90%]':>30}  flags"]
     for sat in summary["saturation"]:
         def fmt(e):
             return "—" if not e else f"{e['label']} [{e['interval90'][0]}…{e['interval90'][1]}]"
         nflags = sum(1 for f in summary["flags"] if f["sweep"] == sat["label"])
-        lines.append(f"{sat['label'][:30]:<30} {fmt(sat['absolute']):>18} {fmt(sat['relative']):>18}  {nflags}")
+        lines.append(f"{sat['label'][:30]:<30} {fmt(sat['absolute']):>30} {fmt(sat['relative']):>30}  {nflags}")
     if not summary["same_eval_set"]:
         lines.append("note: the sweeps were scored on different held-out sets")
     return "\n".join(lines)

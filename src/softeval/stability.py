@@ -453,19 +453,22 @@ def _plot_s_grid(summary: dict, mode: str) -> bytes:
         e = p[mode]
         grid[i, j] = tokens.index(e["S"]) if e["reached"] and e["S"] in tokens else len(tokens)
         labels[(i, j)] = e["label"] + (" !" if p["unstable"] else "")
-    fig, ax = _figure(1.6 + 1.1 * len(lrs), 1.4 + 0.7 * len(sizes))
+    fig, ax = _figure(max(3.6, 1.6 + 1.1 * len(lrs)), 1.8 + 0.7 * len(sizes))
     ax.imshow(grid, cmap="viridis", vmin=0, vmax=len(tokens), aspect="auto")
     for (i, j), text in labels.items():
-        ax.text(j, i, text, ha="center", va="center", color="white", fontsize=9)
+        light = grid[i, j] > len(tokens) / 2  # viridis turns yellow at the top: dark text there
+        ax.text(j, i, text, ha="center", va="center", color="black" if light else "white", fontsize=9)
     ax.set_xticks(range(len(lrs)), [f"{v:g}" for v in lrs])
     ax.set_yticks(range(len(sizes)), [str(v) for v in sizes])
     ax.set_xlabel("learning rate")
     ax.set_ylabel("batch size")
-    ax.set_title(f"S(ε) ({mode}) over the grid; ! = unstable point")
+    ax.set_title(f"S(ε), {mode} ε\n(! = unstable point)", fontsize=9)
     return _png(fig)
 
 
 def _plot_loss_vs_lr(summary: dict, points: list[dict]) -> bytes:
+    from matplotlib.ticker import NullLocator
+
     from softeval.report import _figure, _png
 
     sizes = summary["batch_sizes"]
@@ -485,6 +488,9 @@ def _plot_loss_vs_lr(summary: dict, points: list[dict]) -> bytes:
             if bad:
                 ax.scatter(*zip(*bad), s=160, facecolors="none", edgecolors="red", linewidths=2, zorder=5)
         ax.set_xscale("log")
+        lrs = summary["lrs"]
+        ax.set_xticks(lrs, [f"{v:g}" for v in lrs])
+        ax.xaxis.set_minor_locator(NullLocator())  # only the grid's learning rates as ticks
         ax.set_xlabel("learning rate")
         ax.set_ylabel("held-out loss (nats/token)")
         ax.set_title(f"batch size {bs} (red ring: lr discontinuity)")
