@@ -230,3 +230,19 @@ def test_grid_on_the_tiny_model_end_to_end(tiny_model_dir, tmp_path, capsys):
     # Analysis only, through the CLI: the same folder, no training.
     assert main(["stability", "--out", str(tmp_path / "grid")]) == 0
     assert "grid point(s)" in capsys.readouterr().out
+
+
+def test_cli_stability_builds_the_sweep_like_distance_and_keeps_the_base_batch_size(tiny_model_dir, tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TINY_TEXT * 3)
+    code = main(["stability", "--model", str(tiny_model_dir), "--device", "cpu", "--precision", "fp32",
+                 "--task", "repetition", "--corpus", str(corpus), "--num-train", "4", "--num-eval", "2",
+                 "--context-tokens", "4", "--target-tokens", "2", "--tokens", "0,1", "--seeds", "1", "--steps", "2",
+                 "--lrs", "0.1", "--out", str(tmp_path / "grid"), "--no-report", "-q",
+                 "batch_size=2", "warmup_steps=0", "num_samples=0", "bootstrap_samples=10"])
+    assert code == 0
+    stored = strict_load(tmp_path / "grid" / "lr0.1_bs2" / "results.json")
+    assert grid_point(stored["config"]) == (0.1, 2) and stored["config"]["max_steps"] == 2
+    assert (tmp_path / "grid" / "stability.json").exists() and not (tmp_path / "grid" / "report").exists()
+    assert "unstable points: none" in capsys.readouterr().out
+    assert main(["stability", "--out", str(tmp_path / "grid"), "--lrs", "0.1,x"]) == 2
