@@ -56,10 +56,13 @@ def load_run(path: str | Path) -> dict:
     path = Path(path)
     folder = path.parent if path.name == "results.json" else path
     file = folder / "results.json"
+    if not file.exists() and (folder / "config.json").exists() and (folder / "cells").is_dir():
+        from softeval.distance import summarize_sweep
+
+        # An interrupted sweep: its summary from the finished cells, as `softeval report` does (marked incomplete).
+        return {"kind": "distance", "path": folder, "results": summarize_sweep(folder)}
     if not file.exists():
-        hint = (" (an unfinished sweep: `softeval report` shows it; finish it first)"
-                if (folder / "cells").is_dir() else "")
-        raise SoftevalError(f"{folder} has no results.json{hint}; pass the --out folder of a `softeval distance` "
+        raise SoftevalError(f"{folder} has no results.json; pass the --out folder of a `softeval distance` "
                             "or `softeval bench` run")
     results = read_json(file, "results file")
     if isinstance(results, dict) and results.get("kind") == "distance":

@@ -125,6 +125,17 @@ def test_user_strings_are_escaped(tmp_path):
     assert "&lt;b&gt;mine&lt;/b&gt;" in page and "theirs &amp; co" in page and "&lt;script&gt;" in page
 
 
+def test_an_interrupted_sweep_is_compared_from_its_finished_cells(two_models, tmp_path):
+    a, b = two_models
+    (b / "results.json").unlink()                       # killed before the summary was written …
+    (b / "cells" / "n16_s0" / "cell.json").unlink()     # … and before its last cell finished
+    summary = compare([a, b], tmp_path / "out").summary
+    partial = summary["sweeps"][1]
+    assert (partial["complete"], partial["missing"]) == (False, ["n16_s0"])
+    assert summary["loss_vs_n"][1]["n"] == [0, 1, 4]
+    assert "no (1 missing)" in (tmp_path / "out" / "index.html").read_text()
+
+
 def test_loss_matrix_shares_the_plain_model_and_leaves_failed_cells_out(tmp_path):
     results = make_sweep(tmp_path / "a", {(0, 0): 5.0, (2, 0): 3.0, (2, 1): None})
     tokens, matrix = loss_matrix(results)
