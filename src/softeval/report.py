@@ -355,6 +355,9 @@ def render_html(sweep: dict, images: dict[str, bytes]) -> str:
     for c in failed:
         parts.append(f"<p><b>{_e(c['name'])}</b>: {_e(c.get('message') or c['status'])}</p>")
 
+    from softeval.stability import flag_cells, flags_html
+
+    parts.append(flags_html(flag_cells(res, sweep["curves"])))
     if "training_curves" in images:
         parts.append("<h2>Training curves</h2>" + _img(images["training_curves"], "training curves"))
     metric_imgs = [k for k in images if k.startswith("metric_") or k.startswith("condition_")]

@@ -10,7 +10,7 @@ import sys
 from softeval import __version__
 from softeval.errors import InterruptedRun, SoftevalError
 
-COMMAND_MODULES = ["models", "train", "prompts", "distance", "bench", "report", "show"]
+COMMAND_MODULES = ["models", "train", "prompts", "distance", "bench", "report", "compare", "show"]
 
 
 def build_parser() -> argparse.ArgumentParser:

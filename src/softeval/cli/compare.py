@@ -1,0 +1,109 @@
+"""softeval compare RUN… and softeval stability: several runs side by side; S(ε) over lr × batch size."""
+
+from __future__ import annotations
+
+import webbrowser
+
+from softeval.cli.common import (TASK_FLAGS, add_config_flags, add_model_flags, add_task_flags, deep_update, given,
+                                 task_option_flags)
+from softeval.config import build_config
+
+# The sweep flags `stability` shares with `distance` (everything else: --config or KEY=VALUE overrides).
+STABILITY_FLAGS = {"model": "model", "device": "device", "dtype": "dtype", "precision": "precision",
+                   "tokens": "tokens", "seeds": "seeds", "steps": "max_steps", **TASK_FLAGS}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compare", help="several distance sweeps (or bench runs) side by side",
+                       description="Loss vs n per sweep, S(ε) with bootstrap intervals (one ε for all), S vs model "
+                                   "size, gap closed, differing settings and unstable cells; for bench folders, "
+                                   "mode × model × task tables and tuning curves. Reads only the runs' files.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="--out folders of `softeval distance` or `softeval bench`")
+    p.add_argument("--out", default="runs/compare", help="report folder (default runs/compare)")
+    p.add_argument("--label", action="append", default=None, help="a name per run, in order (repeatable)")
+    p.add_argument("--allow-different-eval", dest="allow_different_eval", action="store_true",
+                   help="compare runs scored on different held-out sets (numbers then differ in meaning)")
+    p.add_argument("--epsilon", type=float, default=None, help="absolute ε for S (default: the first sweep's)")
+    p.add_argument("--epsilon-relative", dest="epsilon_relative", type=float, default=None,
+                   help="relative ε for S (default: the first sweep's)")
+    p.add_argument("--bootstrap-samples", dest="bootstrap_samples", type=int, default=1000)
+    p.add_argument("--open", action="store_true", help="open the report in a web browser")
+    p.set_defaults(handler=cmd_compare)
+
+    s = sub.add_parser("stability", help="the same sweep over learning rate × batch size: discontinuities and how "
+                                         "S(ε) moves",
+                       description="With --lrs and/or --batch-sizes, trains the distance sweep (built like "
+                                   "`softeval distance`: --config, flags, KEY=VALUE) at every grid point into "
+                                   "OUT/lr{lr}_bs{bs}/ (re-run to resume), then analyses OUT; without them, only "
+                                   "analyses the sweeps already in OUT.")
+    add_model_flags(s)
+    add_task_flags(s)
+    g = s.add_argument_group("grid")
+    g.add_argument("--lrs", default=None, help="learning rates, comma-separated (e.g. 0.01,0.03,0.1)")
+    g.add_argument("--batch-sizes", dest="batch_sizes", default=None, help="batch sizes, comma-separated (e.g. 4,8)")
+    g.add_argument("--tokens", default=None, help="prompt lengths, comma-separated")
+    g.add_argument("--seeds", type=int, default=None)
+    g.add_argument("--steps", type=int, default=None, help="optimizer steps per cell")
+    g.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"])
+    g.add_argument("--sigmas", type=float, default=None, help="discontinuity: robust σ above the neighbours (5)")
+    g.add_argument("--min-excess", dest="min_excess", type=float, default=None,
+                   help="discontinuity: at least this many nats/token above the neighbours (0.05)")
+    s.add_argument("--out", required=True, help="grid folder")
+    s.add_argument("--no-report", dest="no_report", action="store_true", help="skip the HTML reports")
+    add_config_flags(s)
+    s.set_defaults(handler=cmd_stability, continue_hint="re-run the same command to continue")
+
+
+def cmd_compare(args) -> int:
+    from softeval.compare import compare, format_summary
+
+    result = compare(args.runs, args.out, labels=args.label, allow_different_eval=args.allow_different_eval,
+                     epsilon=args.epsilon, epsilon_relative=args.epsilon_relative,
+                     bootstrap_samples=args.bootstrap_samples)
+    print(format_summary(result.summary))
+    print(f"results: {result.out_dir / 'compare.json'}")
+    print(f"report: {result.report_path}")
+    if args.open:
+        webbrowser.open(result.report_path.resolve().as_uri())
+    return 0
+
+
+def _numbers(text: str, kind, flag: str) -> list:
+    from softeval.errors import ConfigError
+
+    try:
+        return [kind(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} must be comma-separated {kind.__name__} values, got {text!r}") from None
+
+
+def cmd_stability(args) -> int:
+    import softeval.distance as distance
+    from softeval import stability
+    from softeval.stability import MIN_EXCESS, SIGMAS, grid_point
+
+    knobs = {"sigmas": SIGMAS if args.sigmas is None else args.sigmas,
+             "min_excess": MIN_EXCESS if args.min_excess is None else args.min_excess}
+    if args.lrs is None and args.batch_sizes is None:
+        result = stability.analyze_grid(args.out, report=not args.no_report, **knobs)
+    else:
+        flags = deep_update(given(args, STABILITY_FLAGS), task_option_flags(args))
+        if "tokens" in flags:
+            flags["tokens"] = list(distance.parse_tokens(flags["tokens"]))
+        flags["show_progress"] = not args.quiet
+        flags["report"] = not args.no_report
+        base = build_config(distance.DistanceConfig, args.config, args.overrides, flags)
+        lr, batch_size = grid_point(distance.config_dict(base))
+        lrs = _numbers(args.lrs, float, "--lrs") if args.lrs is not None else [lr]
+        sizes = _numbers(args.batch_sizes, int, "--batch-sizes") if args.batch_sizes is not None else [batch_size]
+        result = stability.run_grid(base, lrs, sizes, args.out, report=not args.no_report, **knobs)
+    summary = result.summary
+    for mode in ("absolute", "relative"):
+        m = summary["movement"][mode]["all"]
+        print(f"S ({mode}) over {len(summary['points'])} grid point(s): {', '.join(m['distinct'])}"
+              f"{' (one value)' if m['stable'] else ''}")
+    print(f"unstable points: {', '.join(summary['unstable_points']) or 'none'}")
+    print(f"results: {result.out_dir / 'stability.json'}")
+    if result.report_path:
+        print(f"report: {result.report_path}")
+    return 0

@@ -1,0 +1,541 @@
+"""softeval compare: several distance sweeps (or several bench runs) side by side.
+
+Reads only what the runs wrote (results.json, cells/*/metrics.jsonl); never loads a model, so it works on
+folders copied from a cluster. Writes OUT/compare.json (strict JSON), OUT/index.html (self-contained) and the
+PNGs next to it.
+
+Distance sweeps (other models, tasks or settings):
+  * loss vs n, one line with error bars (std over seeds) per sweep;
+  * S(ε) per sweep with its bootstrap interval over seeds, recomputed from the cells with ONE ε and one
+    number of resamples for every sweep (a sweep's own ε may differ: S at different ε does not compare);
+  * S against model size (parameters) when the models differ;
+  * the share of the gap to the reference each n closes, for sweeps that have a reference;
+  * the settings that differ between the sweeps, and the unstable cells (`stability.flag_cells`).
+Sweeps scored on different held-out sets (eval fingerprints) are refused unless `allow_different_eval`:
+their losses are over different tokens, so a lower curve could just be an easier set.
+
+Bench folders: a (task, model, mode, run) table of the bench metrics with standard errors and the
+soft-prompt tuning curves per task; refused when one task was evaluated on different items in two runs.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from softeval.errors import ConfigError, DataError, SoftevalError
+from softeval.saturation import saturation_summary
+from softeval.store import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = "softeval.compare/1"
+BENCH_METRICS = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc", "ll_acc")
+# Settings that never change a number: left out of the "what differs" table.
+IGNORED_SETTINGS = ("out", "show_progress", "report", "device", "checkpoint_every", "max_batch_tokens")
+
+
+@dataclass
+class CompareResult:
+    out_dir: Path
+    summary: dict             # the content of compare.json
+    report_path: Path
+
+
+# --------------------------------------------------------------------------- reading runs
+
+
+def load_run(path: str | Path) -> dict:
+    """{kind: distance | bench, path, results} for a sweep or bench folder (or its results.json)."""
+    path = Path(path)
+    folder = path.parent if path.name == "results.json" else path
+    file = folder / "results.json"
+    if not file.exists() and (folder / "config.json").exists() and (folder / "cells").is_dir():
+        from softeval.distance import summarize_sweep
+
+        # An interrupted sweep: its summary from the finished cells, as `softeval report` does (marked incomplete).
+        return {"kind": "distance", "path": folder, "results": summarize_sweep(folder)}
+    if not file.exists():
+        raise SoftevalError(f"{folder} has no results.json; pass the --out folder of a `softeval distance` "
+                            "or `softeval bench` run")
+    results = read_json(file, "results file")
+    if isinstance(results, dict) and results.get("kind") == "distance":
+        return {"kind": "distance", "path": folder, "results": results}
+    if isinstance(results, dict) and {"results", "config"} <= set(results) and "models" in results["config"]:
+        return {"kind": "bench", "path": folder, "results": results}
+    raise SoftevalError(f"{file} is neither a distance sweep's nor a bench run's results.json")
+
+
+def run_labels(paths: list[Path], labels: list[str] | None = None) -> list[str]:
+    """Short unique names: the folder name, with its parent where two folders share a name."""
+    if labels:
+        if len(labels) != len(paths):
+            raise ConfigError(f"{len(labels)} --label value(s) for {len(paths)} run(s); give one per run or none")
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"--label values repeat: {', '.join(labels)}")
+        return list(labels)
+    out = [p.resolve().name for p in paths]
+    for depth in (2, 3):
+        if len(set(out)) == len(out):
+            break
+        out = ["/".join(p.resolve().parts[-depth:]) for p in paths]
+    if len(set(out)) != len(out):
+        out = [f"{name}#{i + 1}" for i, name in enumerate(out)]
+    return out
+
+
+def flatten(config: dict, prefix: str = "") -> dict:
+    """{"task": {"name": "x"}} → {"task.name": "x"} (lists kept as values)."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def differences(configs: list[dict]) -> dict[str, list]:
+    """Dotted setting → value per run, for the settings that are not the same in every run."""
+    flat = [flatten(c or {}) for c in configs]
+    keys = sorted({k for f in flat for k in f})
+    out = {}
+    for key in keys:
+        if key.split(".")[-1] in IGNORED_SETTINGS:
+            continue
+        values = [f.get(key) for f in flat]
+        if len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1:
+            out[key] = values
+    return out
+
+
+# --------------------------------------------------------------------------- distance sweeps
+
+
+def loss_matrix(results: dict) -> tuple[list[int], np.ndarray]:
+    """Seeds × n held-out losses from the finished cells (NaN where missing or failed); n = 0 fills every row,
+    as in `distance.summarize_sweep`."""
+    tokens = list(results["tokens"])
+    seeds = list(results.get("seeds") or [0])
+    row = {s: i for i, s in enumerate(seeds)}
+    matrix = np.full((len(seeds), len(tokens)), np.nan)
+    for c in results.get("cells") or []:
+        if c.get("status") != "done" or c.get("loss") is None or c["n"] not in tokens:
+            continue
+        j = tokens.index(c["n"])
+        if c["n"] == 0:
+            matrix[:, j] = c["loss"]
+        elif c["seed"] in row:
+            matrix[row[c["seed"]], j] = c["loss"]
+    return tokens, matrix
+
+
+def _saturation(results: dict, epsilon: float, mode: str, samples: int) -> dict | None:
+    tokens, matrix = loss_matrix(results)
+    if len(tokens) < 2 or not np.isfinite(matrix).any():
+        return None
+    s = saturation_summary(tokens, matrix, epsilon, mode, samples)
+    return {"S": s["S"], "label": s["label"], "reached": s["reached"], "threshold": s["threshold"],
+            "per_seed": s["per_seed"], "interval90": s["bootstrap"].get("interval90", [None, None]),
+            "distribution": s["bootstrap"].get("distribution", {})}
+
+
+def check_eval_sets(labels: list[str], prints: list, allow: bool, what: str) -> bool:
+    """True when every run was scored on the same held-out set; else refuse (or, if allowed, say so)."""
+    same = None not in prints and len(set(prints)) == 1
+    if same or allow:
+        return same
+    listed = "; ".join(f"{label}: {str(p)[:12] if p else 'unknown'}" for label, p in zip(labels, prints))
+    raise DataError(f"these {what} were scored on different held-out sets ({listed}), so their numbers are over "
+                    "different items or tokens; compare runs of one task and tokenizer, or pass "
+                    "--allow-different-eval to put them side by side anyway")
+
+
+def compare_sweeps(runs: list[dict], labels: list[str], allow_different_eval: bool = False,
+                   epsilon: float | None = None, epsilon_relative: float | None = None,
+                   bootstrap_samples: int = 1000) -> dict:
+    """compare.json content for distance sweeps (see the module docstring)."""
+    from softeval.stability import flag_cells, read_curves
+
+    res = [r["results"] for r in runs]
+    prints = [r["task"].get("eval_fingerprint") for r in res]
+    same_eval = check_eval_sets(labels, prints, allow_different_eval, "sweeps")
+    first_cfg = res[0].get("config") or {}
+    eps = float(epsilon if epsilon is not None else first_cfg.get("epsilon", 0.01))
+    eps_rel = float(epsilon_relative if epsilon_relative is not None else first_cfg.get("epsilon_relative", 0.05))
+    if not (eps >= 0 and eps_rel >= 0 and math.isfinite(eps) and math.isfinite(eps_rel)):
+        raise ConfigError(f"--epsilon and --epsilon-relative must be non-negative numbers, got {eps}, {eps_rel}")
+    if bootstrap_samples < 1:
+        raise ConfigError(f"--bootstrap-samples must be >= 1, got {bootstrap_samples}")
+
+    sweeps, curves, saturation, gaps, flags = [], [], [], [], []
+    for label, run, r in zip(labels, runs, res):
+        model, task = r.get("model") or {}, r.get("task") or {}
+        sweeps.append({"label": label, "path": str(run["path"]), "model": model.get("name"),
+                       "weights_sha256": model.get("weights_sha256"), "num_parameters": model.get("num_parameters"),
+                       "task": (r.get("config") or {}).get("task", {}).get("name"), "task_spec": task.get("spec"),
+                       "eval_fingerprint": task.get("eval_fingerprint"), "num_eval_targets": task.get("num_eval_targets"),
+                       "complete": r.get("complete"), "missing": r.get("missing") or [], "seeds": r.get("seeds"),
+                       "own_epsilon": {"absolute": (r.get("config") or {}).get("epsilon"),
+                                       "relative": (r.get("config") or {}).get("epsilon_relative")}})
+        rows = [row for row in r.get("per_n") or [] if row.get("loss_mean") is not None]
+        curves.append({"label": label, "n": [row["n"] for row in rows], "loss_mean": [row["loss_mean"] for row in rows],
+                       "loss_std": [row["loss_std"] for row in rows], "num_seeds": [row["num_seeds"] for row in rows]})
+        saturation.append({"label": label, "absolute": _saturation(r, eps, "absolute", bootstrap_samples),
+                           "relative": _saturation(r, eps_rel, "relative", bootstrap_samples)})
+        ref = r.get("reference")
+        if ref:
+            closed = [row for row in r.get("per_n") or [] if row.get("gap_closed_mean") is not None]
+            gaps.append({"label": label, "reference": ref.get("model"), "reference_loss": ref.get("loss"),
+                         "gap": ref.get("gap"), "n": [row["n"] for row in closed],
+                         "mean": [row["gap_closed_mean"] for row in closed],
+                         "std": [row["gap_closed_std"] for row in closed]})
+        flags += [{"sweep": label, **f} for f in flag_cells(r, read_curves(run["path"], r))]
+
+    models = {s["weights_sha256"] or s["model"] for s in sweeps}
+    by_size = None
+    if len(models) > 1:
+        by_size = [{"label": s["label"], "model": s["model"], "num_parameters": s["num_parameters"],
+                    "task": s["task"], "absolute": sat["absolute"], "relative": sat["relative"]}
+                   for s, sat in zip(sweeps, saturation)]
+    return {
+        "schema": SCHEMA, "kind": "distance", "same_eval_set": same_eval, "allow_different_eval": allow_different_eval,
+        "epsilon": {"absolute": eps, "relative": eps_rel}, "bootstrap_samples": bootstrap_samples,
+        "sweeps": sweeps, "differences": differences([r.get("config") or {} for r in res]),
+        "loss_vs_n": curves, "saturation": saturation, "by_model_size": by_size, "gap_closed": gaps,
+        "flags": flags,
+    }
+
+
+# --------------------------------------------------------------------------- bench runs
+
+
+def _bench_eval_identity(doc: dict, task: str) -> str:
+    info = (doc.get("data") or {}).get(task) or {}
+    keys = ("eval_split", "eval_items", "source", "skipped_no_gold")
+    return json.dumps({k: info.get(k) for k in keys}, sort_keys=True)
+
+
+def compare_bench(runs: list[dict], labels: list[str], allow_different_eval: bool = False) -> dict:
+    """compare.json content for bench runs: one row per (task, model, mode, run), and the tuning curves."""
+    docs = [r["results"] for r in runs]
+    tasks = sorted({t for d in docs for per_task in d["results"].values() for t in per_task})
+    same_eval = True
+    for task in tasks:
+        having = [(label, d) for label, d in zip(labels, docs) if any(task in m for m in d["results"].values())]
+        if len(having) > 1:
+            ok = check_eval_sets([f"{label} ({task})" for label, _ in having],
+                                 [_bench_eval_identity(d, task) for _, d in having], allow_different_eval,
+                                 f"bench runs of {task}")
+            same_eval = same_eval and ok
+    rows, curves = [], {}
+    for label, d in zip(labels, docs):
+        for model, per_task in d["results"].items():
+            for task, per_mode in per_task.items():
+                for mode, metrics in per_mode.items():
+                    row = {"task": task, "model": model, "mode": mode, "run": label,
+                           "num_fewshot": metrics.get("num_fewshot")}
+                    for m in BENCH_METRICS:
+                        if m in metrics:
+                            row[m] = metrics[m]
+                            row[f"{m}_stderr"] = metrics.get(f"{m}_stderr")
+                            row[f"{m}_n"] = metrics.get(f"{m}_n")
+                    rows.append(row)
+        for model, per_task in (d.get("curves") or {}).items():
+            for task, points in per_task.items():
+                curves.setdefault(task, []).append({
+                    "run": label, "model": model, "steps": [p["step"] for p in points],
+                    **{m: [p.get(m) for p in points] for m in ("format_rate", "strict_acc", "lenient_acc")}})
+    order = {"zero": 0, "few": 1, "soft": 2}
+    rows.sort(key=lambda r: (r["task"], r["model"], order.get(r["mode"], 3), r["run"]))
+    return {"schema": SCHEMA, "kind": "bench", "same_eval_set": same_eval,
+            "allow_different_eval": allow_different_eval,
+            "runs": [{"label": label, "path": str(r["path"]), "models": d["config"].get("models"),
+                      "tasks": d["config"].get("tasks"), "modes": d["config"].get("modes")}
+                     for label, r, d in zip(labels, runs, docs)],
+            "differences": differences([d.get("config") or {} for d in docs]), "table": rows, "curves": curves}
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _model_short(name) -> str:
+    return str(name).rstrip("/").rsplit("/", 1)[-1]
+
+
+def plot_loss_vs_n(summary: dict) -> bytes | None:
+    from softeval.report import _figure, _maybe_log_y, _n_axis, _png
+
+    curves = [c for c in summary["loss_vs_n"] if c["n"]]
+    if not curves:
+        return None
+    fig, ax = _figure(7.0, 4.4)
+    values = []
+    for i, c in enumerate(curves):
+        # A small multiplicative shift per sweep keeps overlapping error bars apart on the log-n axis.
+        shift = 1 + 0.04 * (i - (len(curves) - 1) / 2)
+        xs = [n * shift for n in c["n"]]
+        ax.errorbar(xs, c["loss_mean"], yerr=[s or 0.0 for s in c["loss_std"]], marker="o", capsize=3,
+                    color=f"C{i % 10}", label=c["label"])
+        values += c["loss_mean"]
+    _n_axis(ax, sorted({n for c in curves for n in c["n"]}))
+    _maybe_log_y(ax, values)
+    ax.set_ylabel("held-out loss (nats/token)")
+    ax.set_title("Loss vs prompt length (mean ± std over seeds)")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _s_position(entry: dict | None, tokens: list[int]) -> tuple[float | None, float, float]:
+    """S and its 90% interval as plottable values (not reached → one grid step past the last n)."""
+    if not entry:
+        return None, 0.0, 0.0
+    beyond = tokens[-1] * 2 if tokens and tokens[-1] > 0 else 1
+    value = lambda label: beyond if label in (None, "not reached") else float(label)  # noqa: E731
+    s = float(entry["S"]) if entry["reached"] else beyond
+    lo, hi = (value(x) for x in entry["interval90"])
+    return s, max(0.0, s - lo), max(0.0, hi - s)
+
+
+def plot_s_vs_size(summary: dict) -> bytes | None:
+    from softeval.report import _figure, _png
+
+    rows = [r for r in summary["by_model_size"] or [] if r["num_parameters"]]
+    if len(rows) < 2:
+        return None
+    tokens = sorted({n for c in summary["loss_vs_n"] for n in c["n"]})
+    fig, ax = _figure(6.4, 4.0)
+    for k, (mode, marker) in enumerate((("absolute", "o"), ("relative", "s"))):
+        for t, task in enumerate(sorted({str(r["task"]) for r in rows})):
+            group = sorted((r for r in rows if str(r["task"]) == task and r[mode]), key=lambda r: r["num_parameters"])
+            if not group:
+                continue
+            pos = [_s_position(r[mode], tokens) for r in group]
+            eps = summary["epsilon"][mode]
+            what = f"{eps:g} nats" if mode == "absolute" else f"{eps:.0%} of gain"
+            ax.errorbar([r["num_parameters"] * (1 + 0.03 * k) for r in group], [p[0] for p in pos],
+                        yerr=[[p[1] for p in pos], [p[2] for p in pos]], marker=marker, capsize=3,
+                        linestyle="-" if mode == "absolute" else ":", color=f"C{t % 10}",
+                        label=f"{task}: S(ε = {what})")
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=1, linscale=0.6)
+    ax.set_yticks(tokens)
+    ax.set_yticklabels([str(n) for n in tokens])
+    ax.set_xlabel("model parameters")
+    ax.set_ylabel("S (soft tokens); top = not reached")
+    ax.set_title("Saturation point vs model size (bars: 90% bootstrap over seeds)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def plot_gap_closed(summary: dict) -> bytes | None:
+    from softeval.report import _figure, _n_axis, _png
+
+    gaps = [g for g in summary["gap_closed"] if g["n"]]
+    if not gaps:
+        return None
+    fig, ax = _figure(6.4, 4.0)
+    for i, g in enumerate(gaps):
+        ax.errorbar(g["n"], g["mean"], yerr=[s or 0.0 for s in g["std"]], marker="o", capsize=3, color=f"C{i % 10}",
+                    label=f"{g['label']} (ref {_model_short(g['reference'])})")
+    _n_axis(ax, sorted({n for g in gaps for n in g["n"]}))
+    ax.axhline(1.0, color="0.5", linestyle=":")
+    ax.set_ylabel("share of the gap to the reference closed")
+    ax.set_title("Gap closed by n soft tokens")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def plot_bench_curves(summary: dict, task: str) -> bytes | None:
+    from softeval.report import _figure, _png
+
+    curves = summary["curves"].get(task) or []
+    if not curves:
+        return None
+    fig = _figure(10.0, 3.6)[0]
+    fig.clear()
+    for k, metric in enumerate(("format_rate", "strict_acc", "lenient_acc")):
+        ax = fig.add_subplot(1, 3, k + 1)
+        for i, c in enumerate(curves):
+            pts = [(s, v) for s, v in zip(c["steps"], c[metric]) if v is not None and math.isfinite(v)]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", color=f"C{i % 10}", label=f"{c['run']}: {_model_short(c['model'])}")
+        ax.set_xlabel("tuning step")
+        ax.set_ylabel(metric)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(True, alpha=0.3)
+        if k == 0:
+            ax.legend(fontsize=6)
+    fig.suptitle(f"{task}: soft-prompt tuning curves")
+    return _png(fig)
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def _differences_html(diff: dict, labels: list[str]) -> str:
+    from softeval.report import _table
+
+    if not diff:
+        return "<p class='note'>The runs share every setting that can change a number.</p>"
+    rows = [[key, *[json.dumps(v, default=str) if isinstance(v, (list, dict)) else v for v in values]]
+            for key, values in diff.items()]
+    return _table(["setting", *labels], rows, left=1 + len(labels))
+
+
+def _s_cell(entry: dict | None) -> str:
+    if not entry:
+        return "—"
+    lo, hi = entry["interval90"]
+    seeds = ", ".join("—" if v is None else str(v) for v in entry["per_seed"])
+    return f"{entry['label']} [{lo} … {hi}] (seeds: {seeds})"
+
+
+def render_distance_html(summary: dict, images: dict[str, bytes]) -> str:
+    from softeval.report import CSS, _img, _table
+    from softeval.stability import flags_html
+
+    labels = [s["label"] for s in summary["sweeps"]]
+    title = "softeval compare: " + ", ".join(labels)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    if summary["same_eval_set"]:
+        parts.append("<p class='note'>Every sweep was scored on the same held-out examples and target tokens "
+                     f"(fingerprint {html.escape(str(summary['sweeps'][0]['eval_fingerprint'])[:12])}).</p>")
+    else:
+        parts.append("<p><b>Different held-out sets</b> (compared with --allow-different-eval): the losses are over "
+                     "different tokens, so compare shapes and saturation points, not loss values.</p>")
+    rows = [[s["label"], s["model"], s["num_parameters"], s["task"], s["path"],
+             "yes" if s["complete"] else f"no ({len(s['missing'])} missing)"] for s in summary["sweeps"]]
+    parts.append(_table(["sweep", "model", "parameters", "task", "folder", "complete"], rows, left=2))
+    parts.append("<h2>Settings that differ</h2>" + _differences_html(summary["differences"], labels))
+
+    parts.append("<h2>Loss vs prompt length</h2>")
+    if "loss_vs_n" in images:
+        parts.append(_img(images["loss_vs_n"], "loss vs n for every sweep"))
+    ns = sorted({n for c in summary["loss_vs_n"] for n in c["n"]})
+    rows = []
+    for c in summary["loss_vs_n"]:
+        by_n = {n: (m, s) for n, m, s in zip(c["n"], c["loss_mean"], c["loss_std"])}
+        rows.append([c["label"], *[(f"{by_n[n][0]:.4f}" + (f" ± {by_n[n][1]:.4f}" if by_n[n][1] else ""))
+                                   if n in by_n else None for n in ns]])
+    parts.append(_table(["sweep", *[f"n = {n}" for n in ns]], rows, left=1))
+
+    eps = summary["epsilon"]
+    parts.append("<h2>Saturation point S(ε)</h2>")
+    parts.append(f"<p class='note'>Recomputed from every sweep's cells with the same ε (absolute {eps['absolute']:g} "
+                 f"nats/token, relative {eps['relative']:.0%} of the total gain) and {summary['bootstrap_samples']} "
+                 "bootstrap resamples of the seeds; brackets: 90% bootstrap interval.</p>")
+    rows = [[s["label"], _s_cell(s["absolute"]), _s_cell(s["relative"])] for s in summary["saturation"]]
+    parts.append(_table(["sweep", "S absolute", "S relative"], rows, left=3))
+    if "s_vs_model_size" in images:
+        parts.append("<h2>Distance vs model size</h2>" + _img(images["s_vs_model_size"], "S vs model size"))
+    if summary["gap_closed"]:
+        parts.append("<h2>Gap to the reference closed</h2>")
+        if "gap_closed" in images:
+            parts.append(_img(images["gap_closed"], "gap closed vs n"))
+        rows = [[g["label"], g["reference"], g["gap"],
+                 ", ".join(f"n={n}: {m:.3f}" for n, m in zip(g["n"], g["mean"]))] for g in summary["gap_closed"]]
+        parts.append(_table(["sweep", "reference", "gap L(0) − L(ref)", "share closed"], rows, left=2))
+    parts.append(flags_html(summary["flags"]))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render_bench_html(summary: dict, images: dict[str, bytes]) -> str:
+    from softeval.report import CSS, _img, _table
+
+    labels = [r["label"] for r in summary["runs"]]
+    title = "softeval compare (bench): " + ", ".join(labels)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    if not summary["same_eval_set"]:
+        parts.append("<p><b>Different evaluation items</b> for some task (compared with --allow-different-eval).</p>")
+    parts.append("<h2>Settings that differ</h2>" + _differences_html(summary["differences"], labels))
+    metrics = [m for m in BENCH_METRICS if any(m in r for r in summary["table"])]
+    for task in sorted({r["task"] for r in summary["table"]}):
+        parts.append(f"<h2>{html.escape(task)}</h2>")
+        rows = []
+        for r in (r for r in summary["table"] if r["task"] == task):
+            cells = []
+            for m in metrics:
+                v, se = r.get(m), r.get(f"{m}_stderr")
+                ok = lambda x: x is not None and math.isfinite(x)  # noqa: E731
+                cells.append(None if not ok(v) else f"{100 * v:.1f}" + (f" ± {100 * se:.1f}" if ok(se) else ""))
+            rows.append([r["model"], r["mode"], r["run"], *cells])
+        parts.append(_table(["model", "mode", "run", *[f"{m} (%)" for m in metrics]], rows, left=3))
+        key = f"curves_{task}"
+        if key in images:
+            parts.append(_img(images[key], f"{task} tuning curves"))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def compare(paths: list[str | Path], out: str | Path, labels: list[str] | None = None,
+            allow_different_eval: bool = False, epsilon: float | None = None, epsilon_relative: float | None = None,
+            bootstrap_samples: int = 1000) -> CompareResult:
+    """softeval compare: read the runs → check they compare → summary → compare.json, index.html, PNGs."""
+    from softeval.report import _slug
+
+    # --- setup
+    if len(paths) < 2:
+        raise ConfigError(f"compare needs at least two runs, got {len(paths)}")
+    runs = [load_run(p) for p in paths]
+    kinds = {r["kind"] for r in runs}
+    if len(kinds) > 1:
+        raise ConfigError("cannot compare distance sweeps with bench runs; pass runs of one kind")
+    names = run_labels([r["path"] for r in runs], labels)
+    out = Path(out)
+    if out.resolve() in {r["path"].resolve() for r in runs}:
+        raise ConfigError(f"--out {out} is one of the runs being compared; choose another folder")
+
+    # --- summarise and draw
+    if kinds == {"distance"}:
+        summary = compare_sweeps(runs, names, allow_different_eval, epsilon, epsilon_relative, bootstrap_samples)
+        images = {"loss_vs_n": plot_loss_vs_n(summary), "s_vs_model_size": plot_s_vs_size(summary),
+                  "gap_closed": plot_gap_closed(summary)}
+    else:
+        summary = compare_bench(runs, names, allow_different_eval)
+        images = {f"curves_{task}": plot_bench_curves(summary, task) for task in summary["curves"]}
+    images = {k: v for k, v in images.items() if v is not None}
+
+    # --- save
+    atomic_write_json(out / "compare.json", summary)
+    for name, png in images.items():
+        atomic_write_bytes(out / f"{_slug(name)}.png", png)
+    page = render_distance_html(summary, images) if kinds == {"distance"} else render_bench_html(summary, images)
+    path = out / "index.html"
+    atomic_write_text(path, page)
+    logger.info("wrote %s and %s", out / "compare.json", path)
+    return CompareResult(out_dir=out, summary=summary, report_path=path)
+
+
+def format_summary(summary: dict) -> str:
+    """The few lines the CLI prints."""
+    if summary["kind"] == "bench":
+        return f"{len(summary['table'])} rows over {len(summary['runs'])} bench runs"
+    eps = summary["epsilon"]
+    lines = [f"{'sweep':<30} {'S abs (' + format(eps['absolute'], 'g') + ') [90%]':>30} "
+             f"{'S rel (' + format(eps['relative'], '.0%') + ') [90%]':>30}  flags"]
+    for sat in summary["saturation"]:
+        def fmt(e):
+            return "—" if not e else f"{e['label']} [{e['interval90'][0]}…{e['interval90'][1]}]"
+        nflags = sum(1 for f in summary["flags"] if f["sweep"] == sat["label"])
+        lines.append(f"{sat['label'][:30]:<30} {fmt(sat['absolute']):>30} {fmt(sat['relative']):>30}  {nflags}")
+    if not summary["same_eval_set"]:
+        lines.append("note: the sweeps were scored on different held-out sets")
+    return "\n".join(lines)
+
+
+__all__ = ["compare", "compare_sweeps", "compare_bench", "load_run", "loss_matrix", "differences", "format_summary",
+           "CompareResult"]
