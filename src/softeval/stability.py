@@ -29,7 +29,6 @@ across the grid and which grid points are unstable (outliers in lr at a fixed ba
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import logging
 import math
@@ -253,7 +252,7 @@ def flags_html(flags: list[dict], what: str = "cell") -> str:
 def grid_overrides(lr: float, batch_size: int) -> list[str]:
     """The dotted overrides that put one grid point into a DistanceConfig: the one place that knows where the
     learning rate and the batch size live in the config."""
-    return [f"lr={lr!r}", f"batch_size={int(batch_size)}"]
+    return [f"optim.lr={lr!r}", f"optim.batch_size={int(batch_size)}"]
 
 
 def grid_point(config: dict) -> tuple[float, int]:
@@ -268,10 +267,10 @@ def point_folder(lr: float, batch_size: int) -> str:
 
 def point_config(base, lr: float, batch_size: int, out: Path):
     """`base` (a DistanceConfig) at one grid point, writing into `out`."""
-    from softeval.config import dotted_to_nested, instantiate, merge_into
+    from softeval.config import dotted_to_nested, instantiate, merge_into, to_dict
 
     cls = type(base)
-    data = merge_into(cls, dataclasses.asdict(base), dotted_to_nested(grid_overrides(lr, batch_size)))
+    data = merge_into(cls, to_dict(base), dotted_to_nested(grid_overrides(lr, batch_size)))
     data = merge_into(cls, data, {"out": str(out)})
     return instantiate(cls, data)
 

@@ -72,7 +72,7 @@ def test_same_model_has_no_size_plot_and_lists_the_settings_that_differ(tmp_path
     make_sweep(tmp_path / "b", SMALL, lr=0.3)
     summary = compare([tmp_path / "a", tmp_path / "b"], tmp_path / "out").summary
     assert summary["by_model_size"] is None and not (tmp_path / "out" / "s_vs_model_size.png").exists()
-    assert summary["differences"] == {"lr": [0.1, 0.3]}   # out differs too, but never changes a number
+    assert summary["differences"] == {"optim.lr": [0.1, 0.3]}   # out differs too, but never changes a number
 
 
 def test_differences_flattens_sections():
@@ -228,7 +228,7 @@ def test_compare_real_tiny_sweeps(tiny_model_dir, tmp_path):
     result = compare([a, b], tmp_path / "out")
     summary = strict_load(tmp_path / "out" / "compare.json")
     assert summary == json.loads(json.dumps(result.summary))
-    assert summary["same_eval_set"] and summary["differences"] == {"lr": [0.3, 0.05]}
+    assert summary["same_eval_set"] and summary["differences"] == {"optim.lr": [0.3, 0.05]}
     for name, path in (("lr0.3", a), ("lr0.05", b)):
         own = strict_load(path / "results.json")
         curve = next(c for c in summary["loss_vs_n"] if c["label"] == name)
@@ -252,7 +252,7 @@ def test_paper_configs_load_and_start_with_their_command():
     assert len(distance_files) >= 3
     for path in distance_files:
         cfg = build_config(DistanceConfig, str(path))
-        assert cfg.tokens == (0, 1, 4, 16, 64, 256, 1024) and cfg.max_steps == 1024
+        assert cfg.tokens == (0, 1, 4, 16, 64, 256, 1024) and cfg.optim.max_steps == 1024
         assert cfg.model.startswith("EleutherAI/pythia-")
         header = path.read_text().split("\nmodel:")[0]
         assert header.startswith("#") and "softeval distance --config " + str(path.relative_to(root.parents[1])) in header

@@ -151,8 +151,8 @@ def test_point_config_sets_lr_batch_size_and_out_and_keeps_the_rest(tmp_path):
     base = build_config(DistanceConfig, flags={"lr": 0.1, "batch_size": 8, "max_steps": 7, "seeds": 2,
                                                "task": {"name": "repetition", "num_eval": 5}})
     cfg = point_config(base, 0.03, 4, tmp_path / "p")
-    assert (cfg.lr, cfg.batch_size, cfg.out) == (0.03, 4, str(tmp_path / "p"))
-    assert (cfg.max_steps, cfg.seeds, cfg.task.name, cfg.task.num_eval) == (7, 2, "repetition", 5)
+    assert (cfg.optim.lr, cfg.optim.batch_size, cfg.out) == (0.03, 4, str(tmp_path / "p"))
+    assert (cfg.optim.max_steps, cfg.seeds, cfg.task.name, cfg.task.num_eval) == (7, 2, "repetition", 5)
     assert grid_point({"lr": 0.03, "batch_size": 4}) == (0.03, 4)
     assert grid_point({"optim": {"lr": 0.03, "batch_size": 4}}) == (0.03, 4)  # the sectioned layout
 
@@ -239,10 +239,10 @@ def test_cli_stability_builds_the_sweep_like_distance_and_keeps_the_base_batch_s
                  "--task", "repetition", "--corpus", str(corpus), "--num-train", "4", "--num-eval", "2",
                  "--context-tokens", "4", "--target-tokens", "2", "--tokens", "0,1", "--seeds", "1", "--steps", "2",
                  "--lrs", "0.1", "--out", str(tmp_path / "grid"), "--no-report", "-q",
-                 "batch_size=2", "warmup_steps=0", "num_samples=0", "bootstrap_samples=10"])
+                 "optim.batch_size=2", "optim.warmup_steps=0", "num_samples=0", "bootstrap_samples=10"])
     assert code == 0
     stored = strict_load(tmp_path / "grid" / "lr0.1_bs2" / "results.json")
-    assert grid_point(stored["config"]) == (0.1, 2) and stored["config"]["max_steps"] == 2
+    assert grid_point(stored["config"]) == (0.1, 2) and stored["config"]["optim"]["max_steps"] == 2
     assert (tmp_path / "grid" / "stability.json").exists() and not (tmp_path / "grid" / "report").exists()
     assert "unstable points: none" in capsys.readouterr().out
     assert main(["stability", "--out", str(tmp_path / "grid"), "--lrs", "0.1,x"]) == 2

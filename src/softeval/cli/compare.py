@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import webbrowser
 
-from softeval.cli.common import (TASK_FLAGS, add_config_flags, add_model_flags, add_task_flags, deep_update, given,
-                                 task_option_flags)
-from softeval.config import build_config
-
-# The sweep flags `stability` shares with `distance` (everything else: --config or KEY=VALUE overrides).
-STABILITY_FLAGS = {"model": "model", "device": "device", "dtype": "dtype", "precision": "precision",
-                   "tokens": "tokens", "seeds": "seeds", "steps": "max_steps", **TASK_FLAGS}
+from softeval.cli.common import add_config_command_flags, config_from_args
 
 
 def register(sub) -> None:
@@ -36,21 +30,17 @@ def register(sub) -> None:
                                    "`softeval distance`: --config, flags, KEY=VALUE) at every grid point into "
                                    "OUT/lr{lr}_bs{bs}/ (re-run to resume), then analyses OUT; without them, only "
                                    "analyses the sweeps already in OUT.")
-    add_model_flags(s)
-    add_task_flags(s)
+    from softeval.distance import DistanceConfig
+
+    add_config_command_flags(s, DistanceConfig, skip=("--out",))  # the sweep, exactly as `softeval distance` takes it
     g = s.add_argument_group("grid")
     g.add_argument("--lrs", default=None, help="learning rates, comma-separated (e.g. 0.01,0.03,0.1)")
     g.add_argument("--batch-sizes", dest="batch_sizes", default=None, help="batch sizes, comma-separated (e.g. 4,8)")
-    g.add_argument("--tokens", default=None, help="prompt lengths, comma-separated")
-    g.add_argument("--seeds", type=int, default=None)
-    g.add_argument("--steps", type=int, default=None, help="optimizer steps per cell")
-    g.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"])
     g.add_argument("--sigmas", type=float, default=None, help="discontinuity: robust σ above the neighbours (5)")
     g.add_argument("--min-excess", dest="min_excess", type=float, default=None,
                    help="discontinuity: at least this many nats/token above the neighbours (0.05)")
     s.add_argument("--out", required=True, help="grid folder")
     s.add_argument("--no-report", dest="no_report", action="store_true", help="skip the HTML reports")
-    add_config_flags(s)
     s.set_defaults(handler=cmd_stability, continue_hint="re-run the same command to continue")
 
 
@@ -87,12 +77,7 @@ def cmd_stability(args) -> int:
     if args.lrs is None and args.batch_sizes is None:
         result = stability.analyze_grid(args.out, report=not args.no_report, **knobs)
     else:
-        flags = deep_update(given(args, STABILITY_FLAGS), task_option_flags(args))
-        if "tokens" in flags:
-            flags["tokens"] = list(distance.parse_tokens(flags["tokens"]))
-        flags["show_progress"] = not args.quiet
-        flags["report"] = not args.no_report
-        base = build_config(distance.DistanceConfig, args.config, args.overrides, flags)
+        base = config_from_args(distance.DistanceConfig, args, {"report": False} if args.no_report else None)
         lr, batch_size = grid_point(distance.config_dict(base))
         lrs = _numbers(args.lrs, float, "--lrs") if args.lrs is not None else [lr]
         sizes = _numbers(args.batch_sizes, int, "--batch-sizes") if args.batch_sizes is not None else [batch_size]
