@@ -258,6 +258,6 @@ def test_paper_configs_load_and_start_with_their_command():
         assert header.startswith("#") and "softeval distance --config " + str(path.relative_to(root.parents[1])) in header
         assert "softeval compare" in header
     bench = build_config(BenchConfig, str(root / "bench_protocol.yaml"))
-    assert (bench.num_virtual_tokens, bench.max_steps, bench.batch_size) == (10, 80, 8)
+    assert (bench.num_virtual_tokens, bench.optim.max_steps, bench.optim.batch_size) == (10, 80, 8)
     assert load_yaml(root / "bench_protocol.yaml") and "softeval bench --config configs/paper/bench_protocol.yaml" in \
         (root / "bench_protocol.yaml").read_text().split("\nmodels:")[0]

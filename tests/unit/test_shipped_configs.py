@@ -1,0 +1,25 @@
+"""Every shipped YAML (configs/ and below) loads into the config of the command its header names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from softeval.bench.runner import BenchConfig
+from softeval.config import build_config
+from softeval.distance import DistanceConfig
+from softeval.train import TrainConfig
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.yaml"))
+COMMANDS = {"softeval bench": BenchConfig, "softeval distance": DistanceConfig, "softeval train": TrainConfig,
+            "softeval stability": DistanceConfig}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_shipped_config_loads(path):
+    header = path.read_text().split("\n\n")[0]
+    assert header.startswith("#"), f"{path} must start with a comment giving its command"
+    named = [cls for command, cls in COMMANDS.items() if command in header]
+    assert named, f"{path}'s header names no softeval command"
+    build_config(named[0], str(path))  # unknown keys, bad types and cross-field errors raise here
