@@ -105,24 +105,3 @@ def render_card(meta) -> str:
     if c["command"]:
         lines.append(f"command:    {c['command']}")
     return "\n".join(lines) + "\n"
-
-
-def add_card_facts(prompt_path: Path, **facts) -> None:
-    """Complete the card of a saved prompt (e.g. with the held-out score and command line known only after
-    the run); tensors and every other metadata field are written back unchanged."""
-    from softeval.prompt import read_prompt_file, save_prompt
-
-    tensors, meta = read_prompt_file(prompt_path)
-    meta.extra = {**(meta.extra or {}), "card": {**((meta.extra or {}).get("card") or {}), **card_facts(**facts)}}
-    path = Path(prompt_path)
-    save_prompt(path / "prompt.safetensors" if path.is_dir() else path, _TensorHolder(tensors), meta)
-
-
-class _TensorHolder:
-    """What save_prompt needs from a prompt module (its tensors), for re-saving a file as read."""
-
-    def __init__(self, tensors: dict):
-        self._tensors = tensors
-
-    def tensors(self) -> dict:
-        return {k: v.contiguous() for k, v in self._tensors.items()}

@@ -400,7 +400,7 @@ def _s_cell(entry: dict | None) -> str:
 
 def render_distance_html(summary: dict, images: dict[str, bytes]) -> str:
     from softeval.report import CSS, _img, _table
-    from softeval.stability import flags_html
+    from softeval.report import flags_html
 
     labels = [s["label"] for s in summary["sweeps"]]
     title = "softeval compare: " + ", ".join(labels)

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.utils import skip_init
 
 from softeval.batching import Placement
-from softeval.card import ANY_TASK, CARD_KEY, render_card
+from softeval.card import ANY_TASK, CARD_KEY, card_facts, render_card
 from softeval.config import Choice, option
 from softeval.errors import ConfigError, PromptMismatchError, SoftevalError, unknown_choice
 from softeval.store import atomic_write_bytes
@@ -296,3 +296,22 @@ def load_prompt(path: Path, model_info=None, task_hash: str | None = None,
                                    hidden=int(meta.extra.get("hidden", 256)))
         prompt.load_state_dict(tensors)
     return prompt, meta
+
+
+def add_card_facts(prompt_path: Path, **facts) -> None:
+    """Complete the card of a saved prompt (e.g. with the held-out score and command line known only after
+    the run); tensors and every other metadata field are written back unchanged."""
+    tensors, meta = read_prompt_file(prompt_path)
+    meta.extra = {**(meta.extra or {}), "card": {**((meta.extra or {}).get("card") or {}), **card_facts(**facts)}}
+    path = Path(prompt_path)
+    save_prompt(path / "prompt.safetensors" if path.is_dir() else path, _TensorHolder(tensors), meta)
+
+
+class _TensorHolder:
+    """What save_prompt needs from a prompt module (its tensors), for re-saving a file as read."""
+
+    def __init__(self, tensors: dict):
+        self._tensors = tensors
+
+    def tensors(self) -> dict:
+        return {k: v.contiguous() for k, v in self._tensors.items()}

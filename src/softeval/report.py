@@ -355,7 +355,7 @@ def render_html(sweep: dict, images: dict[str, bytes]) -> str:
     for c in failed:
         parts.append(f"<p><b>{_e(c['name'])}</b>: {_e(c.get('message') or c['status'])}</p>")
 
-    from softeval.stability import flag_cells, flags_html
+    from softeval.stability import flag_cells
 
     parts.append(flags_html(flag_cells(res, sweep["curves"])))
     if "training_curves" in images:
@@ -417,6 +417,24 @@ def write_report(sweep_dir: Path, out_dir: Path | None = None) -> Path:
     atomic_write_text(path, render_html(sweep, images))
     logger.info("wrote %s", path)
     return path
+
+
+def flags_html(flags: list[dict], what: str = "cell") -> str:
+    """The 'Unstable cells' section of a report (every user string escaped)."""
+    out = ["<h2>Unstable cells</h2>"]
+    if not flags:
+        out.append(f"<p class='note'>No {html.escape(what)} flagged: no failed cell, no held-out loss far above its "
+                   "neighbours in n, no spike in a training curve.</p>")
+        return "\n".join(out)
+    out.append(f"<p>{len(flags)} flag(s). A flagged cell's loss says more about its optimisation than about the "
+               "model: rerun it with another seed, a smaller lr or a larger batch before reading S from it.</p>")
+    rows = [[f.get("sweep", ""), f.get("cell", ""), f.get("kind", ""), f.get("message", ""), f.get("loss"),
+             f.get("baseline"), f.get("excess")] for f in flags]
+    headers = ["sweep", "cell", "kind", "detail", "loss", "baseline", "excess"]
+    if not any(f.get("sweep") for f in flags):
+        rows, headers = [r[1:] for r in rows], headers[1:]
+    out.append(_table(headers, rows, left=len(headers) - 3))
+    return "\n".join(out)
 
 
 __all__ = ["write_report", "load_sweep", "render_html"]

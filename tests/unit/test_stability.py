@@ -13,8 +13,8 @@ from softeval.config import build_config
 from softeval.distance import DistanceConfig
 from softeval.errors import ConfigError, SoftevalError
 from softeval.report import write_report
-from softeval.stability import (analyze_grid, flag_cells, grid_point, neighbour_outliers, point_config, read_curves,
-                                robust_scale, run_grid, training_spikes)
+from softeval.stability import flag_cells, neighbour_outliers, read_curves, robust_scale, training_spikes
+from softeval.stability_grid import analyze_grid, grid_point, point_config, run_grid
 
 from conftest import TINY_TEXT
 from sweep_fixtures import make_sweep, smooth_curve

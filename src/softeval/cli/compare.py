@@ -69,8 +69,9 @@ def _numbers(text: str, kind, flag: str) -> list:
 
 def cmd_stability(args) -> int:
     import softeval.distance as distance
-    from softeval import stability
-    from softeval.stability import MIN_EXCESS, SIGMAS, grid_point
+    from softeval import stability_grid as stability
+    from softeval.stability import MIN_EXCESS, SIGMAS
+    from softeval.stability_grid import grid_point
 
     knobs = {"sigmas": SIGMAS if args.sigmas is None else args.sigmas,
              "min_excess": MIN_EXCESS if args.min_excess is None else args.min_excess}

@@ -107,7 +107,8 @@ def record_card(prompt_path: Path | None, held_out: dict, task_cfg, args: argpar
     `softeval eval --precision` can reproduce it), data file hashes, command line."""
     import torch
 
-    from softeval.card import add_card_facts, task_data_files
+    from softeval.card import task_data_files
+    from softeval.prompt import add_card_facts
     from softeval.store import read_json
     from softeval.engine import resolve_precision
 
