@@ -478,3 +478,38 @@ class SweepFolder:
 
     def read(self, path: Path, what: str) -> dict | None:
         return read_json(path, what) if path.exists() else None
+
+
+# --------------------------------------------------------------------------- a bench folder
+
+
+class BenchFolder:
+    """The layout of a `softeval bench` output folder:
+
+      config.json identity.json results.json report.html
+      units/<model>/<task>/{identity.json, zero.json, few.json, soft.json, curve_<step>.json}   one per finished unit
+      samples/<model>/<task>/<mode>_<form>.jsonl, curve/…                                      per-item records
+      train/<model>/<task>/                            the tuning run (RunFolder) and its prompt_step_N snapshots
+
+    Model and task names come from users (spec files, paths): `safe_name` keeps each one a single harmless
+    path component, so "../x" cannot leave the folder."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def unit_dir(self, model: str, task: str) -> Path:
+        return self.path / "units" / safe_name(model) / safe_name(task)
+
+    def samples_dir(self, model: str, task: str) -> Path:
+        return self.path / "samples" / safe_name(model) / safe_name(task)
+
+    def train_dir(self, model: str, task: str) -> Path:
+        return self.path / "train" / safe_name(model) / safe_name(task)
+
+    @staticmethod
+    def curve_unit(units: Path, step: int) -> Path:
+        return Path(units) / f"curve_{step:06d}.json"
+
+    @staticmethod
+    def curve_steps_on_disk(units: Path) -> set[int]:
+        return {int(p.stem.removeprefix("curve_")) for p in Path(units).glob("curve_*.json")}

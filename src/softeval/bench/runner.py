@@ -24,7 +24,7 @@ from softeval.engine import OptimConfig, Precision, Schedule
 from softeval.errors import ConfigError
 from softeval.models import DTYPES
 from softeval.prompt import PromptConfig
-from softeval.store import (atomic_write_json, atomic_write_text, claim_folder, dumps_json, read_json, read_jsonl,
+from softeval.store import (BenchFolder, atomic_write_json, atomic_write_text, claim_folder, dumps_json, read_json, read_jsonl,
                             result_identity, safe_name)
 
 logger = logging.getLogger(__name__)
@@ -128,21 +128,6 @@ class BenchResult:
     report_path: Path | None
 
 
-# Layout of OUT, in one place: units/<model>/<task>/{zero,few,soft,curve_<step>}.json, samples/<model>/<task>/…,
-# train/<model>/<task>/. Model and task names come from users (spec files, paths): safe_name keeps each one a
-# single harmless path component ("../x" cannot leave OUT).
-def unit_dir(out: Path, model: str, task: str) -> Path:
-    return out / "units" / safe_name(model) / safe_name(task)
-
-
-def samples_dir(out: Path, model: str, task: str) -> Path:
-    return out / "samples" / safe_name(model) / safe_name(task)
-
-
-def train_dir(out: Path, model: str, task: str) -> Path:
-    return out / "train" / safe_name(model) / safe_name(task)
-
-
 def _check_distinct_paths(kind: str, names: list[str]) -> None:
     by_path: dict[str, list[str]] = {}
     for name in names:
@@ -151,14 +136,6 @@ def _check_distinct_paths(kind: str, names: list[str]) -> None:
     if clash:
         raise ConfigError(f"{kind} names {' and '.join(map(repr, clash[0]))} map to the same folder "
                           f"'{safe_name(clash[0][0])}'; rename one")
-
-
-def curve_unit(units: Path, step: int) -> Path:
-    return units / f"curve_{step:06d}.json"
-
-
-def curve_steps_on_disk(units: Path) -> set[int]:
-    return {int(p.stem.removeprefix("curve_")) for p in units.glob("curve_*.json")}
 
 
 # --------------------------------------------------------------------------- one unit
@@ -259,7 +236,7 @@ def run(cfg: BenchConfig) -> BenchResult:
     claim_folder(out, result_identity("bench", settings), "bench folder")
     for model_name in cfg.models:
         for t in tasks:
-            claim_folder(unit_dir(out, model_name, t.name), result_identity("bench", settings, t.data_files),
+            claim_folder(BenchFolder(out).unit_dir(model_name, t.name), result_identity("bench", settings, t.data_files),
                          "bench result")
     atomic_write_json(out / "config.json", to_dict(cfg))
     curve_steps = sorted(set(cfg.curve_steps)) if soft else []
@@ -276,9 +253,9 @@ def run(cfg: BenchConfig) -> BenchResult:
         for model_name in cfg.models:
             adapter = None
             for t in tasks:
-                units, samples = unit_dir(out, model_name, t.name), samples_dir(out, model_name, t.name)
+                units, samples = BenchFolder(out).unit_dir(model_name, t.name), BenchFolder(out).samples_dir(model_name, t.name)
                 todo = [m for m in cfg.modes if not (units / f"{m}.json").exists()]
-                todo_curve = [s for s in curve_only if not curve_unit(units, s).exists()]
+                todo_curve = [s for s in curve_only if not BenchFolder.curve_unit(units, s).exists()]
                 bar.update(len(cfg.modes) - len(todo) + len(curve_only) - len(todo_curve))
                 if not todo and not todo_curve:
                     continue
@@ -298,7 +275,7 @@ def run(cfg: BenchConfig) -> BenchResult:
                 gen_task = built[t.name]["gen"] if "gen" in t.forms else built[t.name][t.forms[0]]
                 eval_keys = {harness.doc_key(gen_task, d) for d in harness.eval_docs(gen_task)}
                 data = tuning.tuning_examples(gen_task, adapter, cfg.tuning_size, cfg.seed, eval_keys)
-                run_dir = train_dir(out, model_name, t.name)
+                run_dir = BenchFolder(out).train_dir(model_name, t.name)
                 spec = {"task": t.name, "bench": True, "form": "gen", "source": t.source}
                 bar.set_description(f"{safe_name(model_name)} {t.name} tune")
                 paths = tuning.tune_with_snapshots(adapter, data, train_cfg,
@@ -319,7 +296,7 @@ def run(cfg: BenchConfig) -> BenchResult:
                     bar.set_description(f"{safe_name(model_name)} {t.name} step {step}")
                     adapter.set_prompt(*tuning.load_snapshot(adapter, paths[step]))
                     run_unit(adapter, t, f"soft@{step}", 0, ["gen"] if "gen" in t.forms else t.forms, cfg,
-                             curve_unit(units, step), samples / "curve",
+                             BenchFolder.curve_unit(units, step), samples / "curve",
                              {"steps": step, "prompt": str(paths[step]), "tuning": tuning_info})
                     bar.update(1)
                 adapter.set_prompt(None)
@@ -347,7 +324,7 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
     curves: dict = {}
     for model_name in cfg.models:
         for t in tasks:
-            units = unit_dir(out, model_name, t.name)
+            units = BenchFolder(out).unit_dir(model_name, t.name)
             for mode in cfg.modes:
                 p = units / f"{mode}.json"
                 if p.exists():
@@ -357,8 +334,8 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
                         **({"steps": unit["steps"], "tuning": unit["tuning"]} if mode == "soft" else {})}
             points = []
             # Requested steps plus any evaluated by an earlier run into this OUT (e.g. a longer curve for one model).
-            for step in (sorted(set(cfg.curve_steps) | curve_steps_on_disk(units)) if "soft" in cfg.modes else []):
-                p = units / "soft.json" if step == cfg.optim.max_steps else curve_unit(units, step)
+            for step in (sorted(set(cfg.curve_steps) | BenchFolder.curve_steps_on_disk(units)) if "soft" in cfg.modes else []):
+                p = units / "soft.json" if step == cfg.optim.max_steps else BenchFolder.curve_unit(units, step)
                 if p.exists():
                     m = read_json(p, "bench unit")["metrics"]
                     points.append({"step": step, **{k: v for k, v in m.items() if not k.startswith("ll_")}})
@@ -368,7 +345,7 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
 
 
 def _records(out: Path, model: str, task: str, mode: str, form: str) -> list[dict]:
-    return list(read_jsonl(samples_dir(out, model, task) / f"{mode}_{form}.jsonl"))
+    return list(read_jsonl(BenchFolder(out).samples_dir(model, task) / f"{mode}_{form}.jsonl"))
 
 
 def compute_rankings(out: Path, cfg: BenchConfig, tasks: list[BenchTask], reference: dict | None) -> dict:
