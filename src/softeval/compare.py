@@ -36,7 +36,9 @@ from softeval.store import atomic_write_bytes, atomic_write_json, atomic_write_t
 logger = logging.getLogger(__name__)
 
 SCHEMA = "softeval.compare/1"
-BENCH_METRICS = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc", "ll_acc")
+BENCH_METRICS = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc", "ll_acc", "ll_acc_norm", "best_acc")
+# Which formulation a bench row's ll and best_acc metrics come from (cloze, letters, letters_ll).
+BENCH_LABELS = ("ll_formulation", "best_formulation")
 # Settings that never change a number: left out of the "what differs" table.
 IGNORED_SETTINGS = ("out", "show_progress", "report", "device", "checkpoint_every", "max_batch_tokens")
 
@@ -246,6 +248,7 @@ def compare_bench(runs: list[dict], labels: list[str], allow_different_eval: boo
                             row[m] = metrics[m]
                             row[f"{m}_stderr"] = metrics.get(f"{m}_stderr")
                             row[f"{m}_n"] = metrics.get(f"{m}_n")
+                    row.update({k: metrics[k] for k in BENCH_LABELS if k in metrics})
                     rows.append(row)
         for model, per_task in (d.get("curves") or {}).items():
             for task, points in per_task.items():
@@ -263,6 +266,11 @@ def compare_bench(runs: list[dict], labels: list[str], allow_different_eval: boo
 
 
 # --------------------------------------------------------------------------- figures
+
+
+def _formulation_key(metric: str) -> str | None:
+    """The row key naming the formulation behind a bench metric, shown beside its value."""
+    return "best_formulation" if metric == "best_acc" else "ll_formulation" if metric.startswith("ll_") else None
 
 
 def _model_short(name) -> str:
@@ -468,7 +476,8 @@ def render_bench_html(summary: dict, images: dict[str, bytes]) -> str:
             for m in metrics:
                 v, se = r.get(m), r.get(f"{m}_stderr")
                 ok = lambda x: x is not None and math.isfinite(x)  # noqa: E731
-                cells.append(None if not ok(v) else f"{100 * v:.1f}" + (f" ± {100 * se:.1f}" if ok(se) else ""))
+                cells.append(None if not ok(v) else f"{100 * v:.1f}" + (f" ± {100 * se:.1f}" if ok(se) else "")
+                             + (f" ({r[label]})" if (label := _formulation_key(m)) and r.get(label) else ""))
             rows.append([r["model"], r["mode"], r["run"], *cells])
         parts.append(_table(["model", "mode", "run", *[f"{m} (%)" for m in metrics]], rows, left=3))
         key = f"curves_{task}"

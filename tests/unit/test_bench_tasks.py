@@ -69,8 +69,13 @@ def test_spec_items_without_gold_are_skipped_and_counted(tmp_path):
         resolve_task(str(_spec(tmp_path, [_item(10)], test, answer="answer")))
     assert harness.render_context(gen, docs[0]) == "Question: What is item 0?\nA. x0\nB. y0\nC. z0\nAnswer:"
     assert harness.render_target(gen, docs[0]) == " B"
+    # the ll form is cloze: the question alone, the choice texts scored, gold the right text's index
     ll = harness.build_lm_eval_task(task.configs["ll"])
-    assert ll.doc_to_choice(harness.eval_docs(ll)[0]) == ["A", "B", "C"]
+    doc = harness.eval_docs(ll)[0]
+    assert ll.doc_to_choice(doc) == ["x0", "y0", "z0"] and ll.doc_to_target(doc) == 1
+    assert harness.render_context(ll, doc) == "Question: What is item 0?\nAnswer:"
+    assert harness.ll_formulation(ll) == "cloze"
+    assert [m["metric"] for m in task.configs["ll"]["metric_list"]] == ["acc", "acc_norm"]
 
 
 NUMBERS = {"q": "What is 1 + 2?", "options": ["6", "3", "4", "9"], "gold": "3"}
@@ -174,6 +179,6 @@ def test_curve_collects_every_evaluated_step(tmp_path):
         atomic_write_json(unit_dir / f"{name}.json", {"mode": name, "num_fewshot": 0, "lm_eval": {},
                                                       "metrics": metrics, **extra})
     cfg = build_config(BenchConfig, flags=dict(models=["m"], modes=["soft"], curve_steps=[0, 10, 80], max_steps=80))
-    results, curves = collect_results(tmp_path, cfg, [SimpleNamespace(name="q")])
+    results, curves = collect_results(tmp_path, cfg, [SimpleNamespace(name="q", answer="letter", ll_formulation="cloze")])
     assert [p["step"] for p in curves["m"]["q"]] == [10, 80, 160]  # step 0 was never evaluated
     assert "ll_acc" not in curves["m"]["q"][0] and results["m"]["q"]["soft"]["steps"] == 80

@@ -84,6 +84,20 @@ def render_target(task, doc: dict) -> str:
     return task.config.target_delimiter + str(target)
 
 
+def ll_formulation(task) -> str:
+    """What a multiple_choice form scores: "letters" when every choice is a bare letter (lm-eval's mmlu:
+    options listed in the prompt, the letter scored), else "cloze" (each choice's text scored as the
+    continuation, lm-eval's arc_easy). Read from the rendered choices of the evaluation items, so a
+    user's lm-eval YAML is classified like the built-in ones."""
+    import string
+
+    docs = eval_docs(task)[:20]
+    letters = set(string.ascii_uppercase)
+    if docs and all(str(c).strip() in letters for d in docs for c in task.doc_to_choice(d)):
+        return "letters"
+    return "cloze"
+
+
 def doc_key(task, doc: dict) -> str:
     """What identifies an item for overlap checks: its rendered question."""
     return " ".join(task.doc_to_text(doc).split())

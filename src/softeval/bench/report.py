@@ -13,7 +13,22 @@ from pathlib import Path
 from softeval.store import atomic_write_text
 
 MODE_COLORS = {"zero": "#9e9e9e", "few": "#1f77b4", "soft": "#d62728"}
-SHOWN = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc", "ll_acc")
+SHOWN = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc", "ll_acc", "ll_acc_norm", "best_acc")
+
+
+def summary(m: dict) -> str:
+    """One line of a (model, task, mode)'s metrics for the terminal: letters and the ll form side by side,
+    each ll metric named by its formulation, and the best formulation with where it came from."""
+    form = m.get("ll_formulation")
+    parts = []
+    for k in SHOWN:
+        if m.get(k) is None:
+            continue
+        name = f"{k} ({form})" if k.startswith("ll_") and form else k
+        if k == "best_acc":
+            name = f"best_acc ({m.get('best_formulation')})"
+        parts.append(f"{name} {100 * m[k]:.1f}")
+    return ", ".join(parts)
 
 
 
@@ -141,30 +156,44 @@ def _ranking_scatter(results: dict, task: str, metric: str, reference: dict | No
 
 
 def _table(results: dict) -> str:
-    rows = ["<tr><th>model</th><th>task</th><th>mode</th>" + "".join(f"<th>{k}</th>" for k in SHOWN) + "<th>n</th></tr>"]
+    """Letters (generated) and the ll form side by side, the ll form's formulation (cloze or letters) and the
+    best formulation with the one it came from."""
+    rows = ["<tr><th>model</th><th>task</th><th>mode</th>" + "".join(f"<th>{k}</th>" for k in SHOWN)
+            + "<th>ll formulation</th><th>best from</th><th>n</th></tr>"]
     for model, per_task in results.items():
         for task, per_mode in per_task.items():
             for mode, m in per_mode.items():
                 n = m.get("format_rate_n", m.get("ll_acc_n", ""))
                 cells = "".join(f"<td>{_fmt(m.get(k))} ± {_fmt(m.get(k + '_stderr'))}</td>" if k in m else "<td>–</td>"
                                 for k in SHOWN)
+                cells += f"<td>{_e(m.get('ll_formulation') or '–')}</td><td>{_e(m.get('best_formulation') or '–')}</td>"
                 rows.append(f"<tr><td>{_e(model)}</td><td>{_e(task)}</td><td>{_e(mode)}</td>{cells}<td>{_e(n)}</td></tr>")
     return "<table>" + "".join(rows) + "</table>"
 
 
 def _rank_table(rankings: dict) -> str:
-    rows = ["<tr><th>task</th><th>metric</th><th>comparison</th><th>Spearman [95% CI]</th><th>Kendall [95% CI]</th>"
-            "<th>models</th></tr>"]
+    rows = ["<tr><th>task</th><th>metric</th><th>formulation</th><th>comparison</th><th>Spearman [95% CI]</th>"
+            "<th>Kendall [95% CI]</th><th>models</th></tr>"]
     for task, per_metric in rankings.items():
         for metric, entry in per_metric.items():
             for kind in ("vs_reference", "between_modes"):
                 for name, c in (entry.get(kind) or {}).items():
                     label = f"{name} vs reference" if kind == "vs_reference" else name
-                    rows.append(f"<tr><td>{_e(task)}</td><td>{_e(metric)}</td><td>{_e(label)}</td>"
+                    rows.append(f"<tr><td>{_e(task)}</td><td>{_e(metric)}</td>"
+                                f"<td>{_e(_ranked_by(entry, name.split('~')))}</td><td>{_e(label)}</td>"
                                 f"<td>{c['spearman']:.2f} [{c['spearman_ci'][0]:.2f}, {c['spearman_ci'][1]:.2f}]</td>"
                                 f"<td>{c['kendall']:.2f} [{c['kendall_ci'][0]:.2f}, {c['kendall_ci'][1]:.2f}]</td>"
                                 f"<td>{_e(c['n_models'])}</td></tr>")
     return "<table>" + "".join(rows) + "</table>" if len(rows) > 1 else "<p>(needs at least two models)</p>"
+
+
+def _ranked_by(entry: dict, modes: list[str]) -> str:
+    """The formulation a ranking used; for best_acc, per model (the better of letters and the ll form)."""
+    chosen = entry.get("formulations")
+    if not chosen:
+        return entry.get("formulation", "")
+    return "; ".join(f"{mode}: " + ", ".join(f"{_label(m, 16)} {f}" for m, f in sorted(chosen.get(mode, {}).items()))
+                     for mode in modes if mode in chosen)
 
 
 def write_report(out: Path, doc: dict, reference: dict | None = None) -> Path:

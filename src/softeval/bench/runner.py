@@ -227,6 +227,8 @@ def run(cfg: BenchConfig) -> BenchResult:
         data_info[t.name] = {"eval_split": split, "eval_items": min(len(docs), cfg.limit or len(docs)),
                              "eval_items_available": len(docs), "source": t.source,
                              "skipped_no_gold": harness.skipped_without_gold(lm_task, split)}
+        if "ll" in t.forms:
+            t.ll_formulation = data_info[t.name]["ll_formulation"] = harness.ll_formulation(built[t.name]["ll"])
         if data_info[t.name]["skipped_no_gold"]:
             logger.warning("%s: %d %s items have no gold answer; skipped", t.name,
                            data_info[t.name]["skipped_no_gold"], split)
@@ -236,8 +238,8 @@ def run(cfg: BenchConfig) -> BenchResult:
     claim_folder(out, result_identity("bench", settings), "bench folder")
     for model_name in cfg.models:
         for t in tasks:
-            claim_folder(BenchFolder(out).unit_dir(model_name, t.name), result_identity("bench", settings, t.data_files),
-                         "bench result")
+            claim_folder(BenchFolder(out).unit_dir(model_name, t.name),
+                         result_identity("bench", {**settings, **t.identity}, t.data_files), "bench result")
     atomic_write_json(out / "config.json", to_dict(cfg))
     curve_steps = sorted(set(cfg.curve_steps)) if soft else []
     curve_only = [s for s in curve_steps if s != cfg.optim.max_steps]  # the --steps point is the soft unit itself
@@ -329,8 +331,12 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
                 p = units / f"{mode}.json"
                 if p.exists():
                     unit = read_json(p, "bench unit")
+                    # The OLMES-style best formulation is derived here, not stored in units, so a unit
+                    # written by an older softeval gets it too.
                     results.setdefault(model_name, {}).setdefault(t.name, {})[mode] = {
-                        **unit["metrics"], "num_fewshot": unit["num_fewshot"], "lm_eval": unit["lm_eval"],
+                        **unit["metrics"], **scoring.best_of(unit["metrics"], t.answer, t.ll_formulation),
+                        **({"ll_formulation": t.ll_formulation} if t.ll_formulation else {}),
+                        "num_fewshot": unit["num_fewshot"], "lm_eval": unit["lm_eval"],
                         **({"steps": unit["steps"], "tuning": unit["tuning"]} if mode == "soft" else {})}
             points = []
             # Requested steps plus any evaluated by an earlier run into this OUT (e.g. a longer curve for one model).
@@ -348,20 +354,50 @@ def _records(out: Path, model: str, task: str, mode: str, form: str) -> list[dic
     return list(read_jsonl(BenchFolder(out).samples_dir(model, task) / f"{mode}_{form}.jsonl"))
 
 
+def _best_items(strict: list[float], ll: list[float]) -> tuple[list[float], str | None]:
+    """The per-item vector of the better formulation (scoring.best_metric's choice) and its metric."""
+    if not strict or not ll:
+        return [], None
+    metric = scoring.best_metric(sum(strict) / len(strict), sum(ll) / len(ll))
+    return (ll if metric == "ll_acc" else strict), metric
+
+
 def compute_rankings(out: Path, cfg: BenchConfig, tasks: list[BenchTask], reference: dict | None) -> dict:
-    """Leaderboards per (task, mode, metric); correlations vs the reference and between modes."""
+    """Leaderboards per (task, mode, metric); correlations vs the reference and between modes. Every entry
+    names the formulation it ranks by: "letters" (generated), "cloze" or "letters_ll" (log-likelihood), or
+    for best_acc the better of letters and the ll form per model and mode (`formulations` says which)."""
     from softeval.bench import ranking
 
     rankings: dict = {}
     for t in tasks:
         metrics = (["strict_acc", "lenient_acc"] if "gen" in t.forms else []) + (["ll_acc"] if "ll" in t.forms else [])
+        if t.answer == "letter" and {"gen", "ll"} <= set(t.forms):
+            metrics.append(scoring.BEST_METRIC)
         for metric in metrics:
-            form = "ll" if metric == "ll_acc" else "gen"
-            items = {mode: {m: scoring.item_scores(_records(out, m, t.name, mode, form), metric) for m in cfg.models}
-                     for mode in cfg.modes}
+            chosen: dict = {}
+            if metric == scoring.BEST_METRIC:
+                items = {}
+                for mode in cfg.modes:
+                    items[mode] = {}
+                    for m in cfg.models:
+                        items[mode][m], which = _best_items(
+                            scoring.item_scores(_records(out, m, t.name, mode, "gen"), "strict_acc"),
+                            scoring.item_scores(_records(out, m, t.name, mode, "ll"), "ll_acc"))
+                        if which:
+                            chosen.setdefault(mode, {})[m] = scoring.formulation(which, t.answer, t.ll_formulation)
+            else:
+                form = "ll" if metric == "ll_acc" else "gen"
+                items = {mode: {m: scoring.item_scores(_records(out, m, t.name, mode, form), metric)
+                                for m in cfg.models} for mode in cfg.modes}
             items = {mode: {m: v for m, v in per.items() if v} for mode, per in items.items()}
-            entry: dict = {"leaderboards": {mode: ranking.leaderboard({m: sum(v) / len(v) for m, v in per.items()})
+            entry: dict = {"formulation": scoring.formulation(metric, t.answer, t.ll_formulation),
+                           "leaderboards": {mode: ranking.leaderboard({m: sum(v) / len(v) for m, v in per.items()})
                                             for mode, per in items.items() if per}}
+            if chosen:
+                entry["formulations"] = chosen
+                for mode, board in entry["leaderboards"].items():
+                    for row in board:
+                        row["formulation"] = chosen.get(mode, {}).get(row["model"])
             if len(cfg.models) >= 2:
                 if reference:
                     entry["vs_reference"] = {}

@@ -85,6 +85,11 @@ class BenchTask:
     configs: dict[str, dict]       # form ("gen" / "ll") → lm-eval task config dict
     source: str                    # hub | local | yaml | spec
     data_files: dict[str, str] = field(default_factory=dict)  # "task:<name>:<relative path>" → file it reads
+    # Settings of the task itself that no file carries (a spec's prompts are written by this module): part of
+    # every result identity of the task, so a change of prompts is never mixed with results of the old ones.
+    identity: dict = field(default_factory=dict)
+    # What the ll form scores, "cloze" (choice texts) or "letters"; set from the rendered choices by the runner.
+    ll_formulation: str | None = None
 
     @property
     def forms(self) -> list[str]:
@@ -185,6 +190,8 @@ def yaml_task(path: Path) -> BenchTask:
 # --------------------------------------------------------------------------- softeval's short spec
 
 SPEC_KEYS = {"task", "kind", "files", "fields", "fewshot_split", "description"}
+# Version of the prompts spec_task writes. 2: the ll form scores the choice texts (cloze), not the letters.
+SPEC_PROMPTS = 2
 ANSWER_TYPES = ("letter", "index", "text")
 SPEC_FEATURES = {"softeval_question": "string", "softeval_labels": ["string"], "softeval_choices": ["string"],
                  "softeval_gold": "string", "softeval_source": "string"}
@@ -286,10 +293,16 @@ def spec_task(path: Path, spec: dict) -> BenchTask:
                {"function": "regex", "regex_pattern": "^\\s*(?:\\(([A-J])\\)|([A-J])[.)]?)\\s*$"},
                {"function": "take_first"}]}],
            "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}]}
-    ll = {**copy.deepcopy(base), "task": name, "output_type": "multiple_choice", "doc_to_text": text,
-          "doc_to_choice": "{{softeval_labels}}", "doc_to_target": "{{softeval_labels.index(softeval_gold)}}",
-          "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}]}
-    return BenchTask(name=name, answer="letter", configs={"gen": gen, "ll": ll}, source="spec", data_files=data_files)
+    # The ll form is the cloze formulation (as lm-eval's arc_easy): the question alone, each choice's text
+    # scored as the continuation. Small models answer letters at chance while cloze still separates them
+    # (OLMES scores both and keeps the better; see docs/bench.md).
+    ll = {**copy.deepcopy(base), "task": name, "output_type": "multiple_choice",
+          "doc_to_text": "Question: {{softeval_question}}\nAnswer:", "doc_to_choice": "{{softeval_choices}}",
+          "doc_to_target": "{{softeval_labels.index(softeval_gold)}}",
+          "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+                          {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}]}
+    return BenchTask(name=name, answer="letter", configs={"gen": gen, "ll": ll}, source="spec", data_files=data_files,
+                     identity={"spec_prompts": SPEC_PROMPTS})
 
 
 def _has_gold(dataset):

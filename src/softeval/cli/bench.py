@@ -40,6 +40,7 @@ def cmd_bench(args) -> int:
             forms = "generative + log-likelihood" if t.ll_yaml else "generative"
             print(f"{name:16s} {t.answer:7s} {forms}")
         return 0
+    from softeval.bench.report import summary
     from softeval.bench.runner import BenchConfig, run
 
     cfg = config_from_args(BenchConfig, args)
@@ -47,9 +48,7 @@ def cmd_bench(args) -> int:
     for model, per_task in result.results.items():
         for task, per_mode in per_task.items():
             for mode, m in per_mode.items():
-                parts = [f"{k} {100 * m[k]:.1f}" for k in ("format_rate", "strict_acc", "acc_given_format",
-                                                            "lenient_acc", "ll_acc") if m.get(k) is not None]
-                print(f"{model} {task} {mode}: " + ", ".join(parts))
+                print(f"{model} {task} {mode}: {summary(m)}")
     print(f"results: {result.out_dir / 'results.json'}")
     print(f"report: {result.report_path}")
     return 0

@@ -123,7 +123,8 @@ def _sweep(path: Path, results: dict, identity: dict | None) -> dict:
 
 def _bench(path: Path, results: dict, identity: dict | None) -> dict:
     cfg = results.get("config") or {}
-    keep = ("format_rate", "strict_acc", "lenient_acc", "ll_acc", "steps")
+    keep = ("format_rate", "strict_acc", "lenient_acc", "ll_acc", "ll_formulation", "best_acc", "best_formulation",
+            "steps")
     table = {model: {task: {mode: {k: m[k] for k in keep if k in m} for mode, m in modes.items()}
                      for task, modes in tasks.items()} for model, tasks in (results.get("results") or {}).items()}
     # The soft mode's tuned prompt per (model, task), as its unit file recorded it: what to pass to lm-eval.
