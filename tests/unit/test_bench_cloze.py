@@ -98,7 +98,7 @@ def test_best_formulation_picks_the_larger_and_names_it(strict, ll, ll_formulati
 
 def test_spec_results_of_letter_ll_prompts_are_not_reused(tiny_model_dir, tmp_path):
     """A spec's ll form scored the letters before; a unit folder written then must not pass for cloze."""
-    from softeval.bench.runner import unit_dir
+    from softeval.store import BenchFolder
     from softeval.errors import ConfigError
     from softeval.store import IDENTITY_FILE, read_json
 
@@ -106,7 +106,7 @@ def test_spec_results_of_letter_ll_prompts_are_not_reused(tiny_model_dir, tmp_pa
     out = tmp_path / "out"
     cfg = _cfg(tiny_model_dir, spec, out, forms=["ll"])
     run(cfg)
-    ident = unit_dir(out, str(tiny_model_dir), "quiz") / IDENTITY_FILE
+    ident = BenchFolder(out).unit_dir(str(tiny_model_dir), "quiz") / IDENTITY_FILE
     old = read_json(ident, "identity")
     old["settings"].pop("spec_prompts")
     ident.write_text(json.dumps(old))
