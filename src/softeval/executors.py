@@ -23,23 +23,55 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from softeval.config import Choice, option
 from softeval.errors import ConfigError, ExecutorError, SoftevalError, unknown_choice
 from softeval.store import safe_name
 
 logger = logging.getLogger(__name__)
 
 
-class Executor(str, Enum):
-    LOCAL = "local"
-    RAY = "ray"
+class Executor(Choice):
+    local = "local"   # units one after another in this process
+    ray = "ray"       # one Ray task per unit (pip install 'softeval[ray]')
 
 
 EXECUTORS = tuple(e.value for e in Executor)
 DEFAULT_MAX_RETRIES = 3  # Ray's own default for tasks: retries after worker deaths, never after exceptions
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where a grid's units run (docs/cluster.md). Never part of a result's identity: it changes no number."""
+
+    executor: Executor = option(Executor.local, flag="--executor",
+                                help="local: units in this process; ray: one Ray task per unit (docs/cluster.md)")
+    ray_address: str | None = option(None, flag="--ray-address",
+                                     help="Ray cluster to join, host:port or auto (default $RAY_ADDRESS, else a "
+                                          "Ray instance started on this machine)")
+    gpus_per_unit: float | None = option(None, flag="--gpus-per-unit",
+                                         help="GPU share a unit reserves with --executor ray, e.g. 0.25 (default 1 "
+                                              "when the cluster has GPUs and --device is not cpu, else 0)")
+    cpus_per_unit: float = option(1.0, flag="--cpus-per-unit",
+                                  help="CPU cores a unit reserves with --executor ray (also its torch threads)")
+    max_retries: int = option(DEFAULT_MAX_RETRIES, flag="--max-retries",
+                              help="retries of a unit whose worker died (never of a unit that raised an error)")
+
+    def __post_init__(self):
+        object.__setattr__(self, "executor", Executor(check_executor(self.executor)))
+        errors = []
+        if self.gpus_per_unit is not None and not self.gpus_per_unit >= 0:
+            errors.append(f"gpus_per_unit must be >= 0, got {self.gpus_per_unit}")
+        if not self.cpus_per_unit > 0:
+            errors.append(f"cpus_per_unit must be > 0, got {self.cpus_per_unit}")
+        if self.max_retries < 0:
+            errors.append(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.executor == Executor.local and self.ray_address:
+            errors.append("ray_address (--ray-address) needs --executor ray")
+        if errors:
+            raise ConfigError("; ".join(errors))
 
 
 @dataclass(frozen=True)
@@ -52,7 +84,7 @@ class Unit:
     num_gpus: float = 0.0   # a fraction (0.25) lets several small units share one GPU
 
 
-def check_executor(name: str) -> str:
+def check_executor(name) -> str:
     value = name.value if isinstance(name, Executor) else str(name)
     if value not in EXECUTORS:
         raise ConfigError(unknown_choice("executor", value, list(EXECUTORS)))
@@ -176,6 +208,17 @@ def _check_fits(ray, units: Sequence[Unit]) -> None:
                               "resources or add nodes")
 
 
+def unit_resources(cfg: ExecutorConfig, device: str) -> tuple[float, float]:
+    """(CPUs, GPUs) each unit of a grid reserves. Without --gpus-per-unit: a whole GPU when the Ray cluster has
+    GPUs and the units may use one (--device is not cpu), else none. The local executor reserves nothing."""
+    if cfg.executor != Executor.ray:
+        return cfg.cpus_per_unit, 0.0
+    if cfg.gpus_per_unit is not None:
+        return cfg.cpus_per_unit, float(cfg.gpus_per_unit)
+    _, gpus = _cluster_resources(ensure_ray(cfg.ray_address))
+    return cfg.cpus_per_unit, (1.0 if gpus > 0 and str(device) != "cpu" else 0.0)
+
+
 # --------------------------------------------------------------------------- the driver
 
 
@@ -275,12 +318,23 @@ def remember_model(lm, ref: str, device: str = "auto", dtype: str = "auto", devi
         _MODELS[(ref, device, dtype, device_map)] = lm
 
 
+_VALUES: dict[tuple, Any] = {}
+
+
+def cached_value(key: tuple, build: Callable[[], Any]) -> Any:
+    """Something a unit rebuilds from its settings (a task's examples), kept per process while its model is."""
+    if key not in _VALUES:
+        _VALUES[key] = build()
+    return _VALUES[key]
+
+
 def forget_models() -> None:
     import gc
 
     _MODELS.clear()
+    _VALUES.clear()
     gc.collect()
 
 
-__all__ = ["Executor", "EXECUTORS", "Unit", "UnitFailed", "run_units", "execute_unit", "ensure_ray", "cached_model",
-           "remember_model", "forget_models", "check_executor"]
+__all__ = ["Executor", "EXECUTORS", "ExecutorConfig", "Unit", "UnitFailed", "run_units", "execute_unit", "ensure_ray",
+           "unit_resources", "cached_model", "cached_value", "remember_model", "forget_models", "check_executor"]

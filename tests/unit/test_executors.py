@@ -1,8 +1,8 @@
 """The executor seam (softeval.executors): the same units give the same results and files in-process and as
 Ray tasks; a user error fails once; a killed worker is retried and its unit completes; logs per unit.
 
-The Ray tests start one local Ray instance with 2 CPUs for the module (a few seconds) and need the
-`ray` extra (pip install 'softeval[ray]'; CI installs it)."""
+The Ray tests share one local Ray instance with 2 CPUs (conftest `local_ray`, a few seconds to start) and need
+the `ray` extra (pip install 'softeval[ray]'; CI installs it)."""
 
 from __future__ import annotations
 
@@ -86,16 +86,6 @@ def test_unknown_executor_is_a_config_error(tmp_path):
 
 
 # --------------------------------------------------------------------------- Ray
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    from softeval.executors import ensure_ray
-
-    ensure_ray(num_cpus=2)
-    yield ray
-    ray.shutdown()
 
 
 def test_ray_results_and_files_equal_local(tmp_path, local_ray):
