@@ -177,6 +177,56 @@ def test_user_error_in_a_unit_fails_once_with_its_message(tiny_model_dir, corpus
     assert "missing.jsonl" in str(info.value) and "\n" not in str(info.value) and "Traceback" not in str(info.value)
 
 
+# --- bench ------------------------------------------------------------------------------------------
+
+
+def quiz_spec(folder: Path, name: str) -> Path:
+    """A tiny multiple-choice benchmark as a softeval task spec (train: 8 items, test: 4)."""
+    capitals = [("France", "Paris"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Germany", "Berlin"),
+                ("Japan", "Tokyo"), ("Egypt", "Cairo"), ("Canada", "Ottawa"), ("Kenya", "Nairobi"),
+                ("Peru", "Lima"), ("Norway", "Oslo"), ("Chile", "Santiago"), ("Greece", "Athens")]
+    cities = [c for _, c in capitals]
+    items = [{"q": f"What is the capital of {country}?", "options": [city] + [c for c in cities if c != city][i % 3:i % 3 + 2],
+              "gold": city} for i, (country, city) in enumerate(capitals)]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.jsonl").write_text("".join(json.dumps(x) + "\n" for x in items[:8]))
+    (folder / "test.jsonl").write_text("".join(json.dumps(x) + "\n" for x in items[8:]))
+    spec = folder / f"{name}.yaml"
+    spec.write_text(f"task: {name}\nkind: multiple_choice\nfiles: {{train: train.jsonl, test: test.jsonl}}\n"
+                    "fields: {question: q, choices: options, answer: gold}\n")
+    return spec
+
+
+@pytest.fixture(scope="module")
+def second_tiny_model(tmp_path_factory) -> Path:
+    from conftest import build_tiny_model, build_tiny_tokenizer
+
+    path = tmp_path_factory.mktemp("tiny-llama-2")
+    tok = build_tiny_tokenizer()
+    build_tiny_model(len(tok), seed=1).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_bench_grid_on_ray_equals_local(tiny_model_dir, second_tiny_model, tmp_path, local_ray, one_thread):
+    from softeval.bench.runner import BenchConfig, run as bench_run
+
+    tasks = [str(quiz_spec(tmp_path / "data" / name, name)) for name in ("quiz", "quiz_b")]
+    cfg = build_config(BenchConfig, flags=dict(
+        models=[str(tiny_model_dir), str(second_tiny_model)], tasks=tasks, max_steps=2, curve_steps=[0, 2, 3],
+        batch_size=4, shots=2, max_gen_toks=3, device="cpu", dtype="float32", precision="fp32", num_bootstrap=0,
+        show_progress=False, out=str(tmp_path / "local")))
+    bench_run(cfg)
+    remote = bench_run(replace(cfg, out=str(tmp_path / "ray"), execution=ExecutorConfig(executor="ray")))
+    assert len(list((tmp_path / "ray" / "logs").glob("*.log"))) == 4  # 2 models × 2 tasks, one unit each
+    a = normalise_out(folder_contents(tmp_path / "local"), tmp_path / "local")
+    b = normalise_out(folder_contents(tmp_path / "ray"), tmp_path / "ray")
+    a.pop("report.html"), b.pop("report.html")  # embeds PNG plots: compared through results.json instead
+    assert sorted(a) == sorted(b)
+    assert a == b
+    assert set(remote.results[str(tiny_model_dir)]["quiz"]) == {"zero", "few", "soft"}
+
+
 # --- configs and flags --------------------------------------------------------------------------------
 
 
