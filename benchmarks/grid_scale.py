@@ -278,8 +278,84 @@ def main() -> None:
         print(f"wrote {args.out}")
 
 
+# --------------------------------------------------------------------------- part 1: local vs Ray
+
+
+def tiny_model(folder: Path) -> str:
+    """A small random llama (4 layers, hidden 128) with a BPE tokenizer trained on the shipped corpus: enough
+    arithmetic per step for the executors' overheads to show, no download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    import softeval
+    import torch
+
+    if (folder / "config.json").exists():
+        return str(folder)
+    text = (Path(softeval.__file__).parent / "data" / "wonderland.txt").read_text()
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.train_from_iterator([text], trainers.BpeTrainer(vocab_size=1024, special_tokens=["<pad>", "<bos>", "<eos>",
+                                                                                         "<unk>"],
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 1)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+                                   unk_token="<unk>")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(fast), hidden_size=128, intermediate_size=384, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, bos_token_id=1,
+                         eos_token_id=2, pad_token_id=0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return str(folder)
+
+
 def run_grid(args) -> dict:
-    raise NotImplementedError("part 1 lands with the distance executor wiring")
+    import tempfile
+
+    import torch
+
+    from softeval.config import build_config
+    from softeval.distance import DistanceConfig, run
+    from softeval.executors import ExecutorConfig, ensure_ray
+
+    steps = 2 if args.quick else args.steps
+    root = Path(tempfile.mkdtemp(prefix="grid_scale_"))
+    model = args.model or tiny_model(root / "tiny-llama")
+    base = dict(model=model, device="cpu", dtype="float32", precision="fp32", tokens=TOKENS, seeds=SEEDS,
+                max_steps=steps, batch_size=8, lr=0.1, warmup_steps=0, checkpoint_every=5, max_batch_tokens=0,
+                num_samples=0, bootstrap_samples=100, report=False, show_progress=True,
+                task={"name": "repetition", "num_train": 32, "num_eval": 8, "context_tokens": 32, "target_tokens": 8})
+    rows = {}
+    # One torch thread per unit in both runs: fp32 sums then add up in the same order (identical numbers), and
+    # the local run is one unit at a time on one core, the Ray run one unit per worker.
+    torch.set_num_threads(1)
+    for executor in ("local", "ray"):
+        cfg = build_config(DistanceConfig, flags={**base, "out": str(root / executor)})
+        if executor == "ray":
+            t0 = time.perf_counter()
+            ensure_ray(num_cpus=args.workers)
+            ray_start = time.perf_counter() - t0
+            cfg = build_config(DistanceConfig, flags={**base, "out": str(root / executor),
+                                                      "execution": {"executor": "ray", "cpus_per_unit": 1}})
+        print(f"== {executor}: {len(TOKENS) * SEEDS} cells, {steps} steps each", flush=True)
+        t0 = time.perf_counter()
+        result = run(cfg)
+        rows[executor] = {"wall_s": time.perf_counter() - t0, "results": result.results}
+    rows["ray"]["ray_start_s"] = ray_start
+    cells = {e: {c["name"]: c for c in rows[e]["results"]["cells"]} for e in rows}
+    identical = all({k: v for k, v in cells["local"][name].items() if k != "seconds"}
+                    == {k: v for k, v in cells["ray"][name].items() if k != "seconds"} for name in cells["local"])
+    print(f"\n{'cell':<8} {'loss (local)':>14} {'loss (ray)':>14}")
+    for name in cells["local"]:
+        print(f"{name:<8} {cells['local'][name]['loss']:>14.8f} {cells['ray'][name]['loss']:>14.8f}")
+    print(f"every cell.json value identical (timings aside): {identical}")
+    print(f"wall time: local {rows['local']['wall_s']:.1f} s, ray {rows['ray']['wall_s']:.1f} s with {args.workers} "
+          f"workers (+ {ray_start:.1f} s to start Ray); on a shared machine these are indicative only")
+    return {"settings": {"model": model, "tokens": TOKENS, "seeds": SEEDS, "steps": steps, "workers": args.workers},
+            "wall_s": {e: rows[e]["wall_s"] for e in rows}, "ray_start_s": ray_start, "identical": identical,
+            "losses": {name: [cells["local"][name]["loss"], cells["ray"][name]["loss"]] for name in cells["local"]}}
 
 
 if __name__ == "__main__":

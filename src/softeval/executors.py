@@ -106,10 +106,25 @@ def unit_log_path(log_dir: str | Path, unit: Unit) -> Path:
     return Path(log_dir) / f"{safe_name(unit.name)}.log"
 
 
+class _Forward(logging.Handler):
+    """Passes records on to the handlers above `softeval` from `level` up: what the console showed before."""
+
+    def __init__(self, logger: logging.Logger, level: int):
+        super().__init__(level)
+        self.above = logger.parent
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.above is not None:
+            self.above.callHandlers(record)
+
+
 def execute_unit(fn: Callable[[Unit], Any], unit: Unit, log_dir: str | None, executor: str = "local",
                  catch_user_errors: bool = False) -> Any:
-    """Run `fn(unit)` with the `softeval` logger also writing to the unit's log file."""
-    handler, package, old_level = None, logging.getLogger("softeval"), None
+    """Run `fn(unit)` with the `softeval` logger also writing INFO and up to the unit's log file. The console
+    keeps its own level: when that is above INFO (`-q`, a library caller, a Ray worker), the logger is lowered
+    to INFO for the file and passes only what the console showed before on to the handlers above it."""
+    package = logging.getLogger("softeval")
+    handler, saved = None, None
     if log_dir is not None:
         path = unit_log_path(log_dir, unit)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,9 +132,12 @@ def execute_unit(fn: Callable[[Unit], Any], unit: Unit, log_dir: str | None, exe
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.setLevel(logging.INFO)
         package.addHandler(handler)
-        if package.getEffectiveLevel() > logging.INFO:
-            old_level = package.level
+        shown = package.getEffectiveLevel()
+        if shown > logging.INFO:
+            saved = (package.level, package.propagate, _Forward(package, shown))
             package.setLevel(logging.INFO)
+            package.propagate = False
+            package.addHandler(saved[2])
         # The pid lets an operator (or the fault test) find the process running this attempt.
         package.info("unit %s: attempt starts (executor %s, pid=%d, host %s)", unit.name, executor, os.getpid(),
                      socket.gethostname())
@@ -137,8 +155,10 @@ def execute_unit(fn: Callable[[Unit], Any], unit: Unit, log_dir: str | None, exe
         if handler is not None:
             package.removeHandler(handler)
             handler.close()
-            if old_level is not None:
-                package.setLevel(old_level)
+        if saved is not None:
+            package.setLevel(saved[0])
+            package.propagate = saved[1]
+            package.removeHandler(saved[2])
 
 
 def _ray_entry(fn: Callable[[Unit], Any], unit: Unit, log_dir: str | None) -> Any:

@@ -142,3 +142,27 @@ def test_ray_refuses_a_unit_larger_than_the_cluster(tmp_path, local_ray):
 def test_ray_file_results_are_json(tmp_path, local_ray):
     run_units(toy_units(tmp_path, 2), toy_unit, executor="ray", show_progress=False)
     assert json.loads((tmp_path / "cells" / "u1.json").read_text())["name"] == "u1"
+
+
+def test_unit_log_keeps_info_while_the_console_keeps_its_level(tmp_path):
+    import logging
+
+    class Console(logging.Handler):  # a root handler with no level of its own, like logging.basicConfig's
+        records: list = []
+
+        def emit(self, record):
+            self.records.append(record)
+
+    console, root, package = Console(), logging.getLogger(), logging.getLogger("softeval")
+    before = (package.level, package.propagate)
+    root.addHandler(console)
+    package.setLevel(logging.WARNING)  # like `softeval -q`
+    try:
+        run_units(toy_units(tmp_path, 1), toy_unit, executor="local", log_dir=tmp_path / "logs", show_progress=False)
+        logging.getLogger("softeval.tests.toy").warning("after the unit")
+    finally:
+        root.removeHandler(console)
+        package.setLevel(before[0])
+    assert "toy u0 computed" in (tmp_path / "logs" / "u0.log").read_text()  # INFO in the unit's file ...
+    assert [r.getMessage() for r in console.records] == ["after the unit"]  # ... none on the console
+    assert package.propagate == before[1]
