@@ -616,9 +616,10 @@ def _lane_group_unit(unit: Unit) -> list[dict]:
 
 
 def group_unit_name(group: list[tuple[int, int]]) -> str:
-    """'n16_s0' for a one-cell group, 'n1_s0+6' for seven cells: unique, as every cell is in one group."""
-    first = cell_name(*group[0])
-    return first if len(group) == 1 else f"{first}+{len(group) - 1}"
+    """'n16_s0' for a one-cell group, 'n1_s0-n4_s2' (first and last cell) for more: unique, as every cell is in
+    exactly one group, and a harmless file name for the unit's log."""
+    first, last = cell_name(*group[0]), cell_name(*group[-1])
+    return first if len(group) == 1 else f"{first}-{last}"
 
 
 # --------------------------------------------------------------------------- the command
