@@ -139,6 +139,16 @@ def test_ray_refuses_a_unit_larger_than_the_cluster(tmp_path, local_ray):
         run_units(units, toy_unit, executor="ray", show_progress=False)
 
 
+def test_unit_resources_default_to_no_gpu_on_a_cpu_cluster(local_ray):
+    from softeval.executors import ExecutorConfig, unit_resources
+
+    assert unit_resources(ExecutorConfig(executor="ray"), "auto") == (1.0, 0.0)
+    assert unit_resources(ExecutorConfig(executor="ray", gpus_per_unit=0.25, cpus_per_unit=2), "cuda") == (2.0, 0.25)
+    assert unit_resources(ExecutorConfig(), "cuda") == (1.0, 0.0)  # local: nothing reserved
+    with pytest.raises(ConfigError, match="ray_address .*needs --executor ray"):
+        ExecutorConfig(ray_address="auto")
+
+
 def test_ray_file_results_are_json(tmp_path, local_ray):
     run_units(toy_units(tmp_path, 2), toy_unit, executor="ray", show_progress=False)
     assert json.loads((tmp_path / "cells" / "u1.json").read_text())["name"] == "u1"
