@@ -107,15 +107,20 @@ def unit_log_path(log_dir: str | Path, unit: Unit) -> Path:
 
 
 class _Forward(logging.Handler):
-    """Passes records on to the handlers above `softeval` from `level` up: what the console showed before."""
+    """Passes on to the handlers above `package` exactly the records they got before `package` was lowered to
+    INFO: those at or above the level their own logger had then (a child's own level still counts)."""
 
-    def __init__(self, logger: logging.Logger, level: int):
-        super().__init__(level)
-        self.above = logger.parent
+    def __init__(self, package: logging.Logger, level: int):
+        super().__init__()
+        self.package, self.level_before = package, level
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self.above is not None:
-            self.above.callHandlers(record)
+        logger = logging.getLogger(record.name)
+        while logger is not self.package and not logger.level and logger.parent is not None:
+            logger = logger.parent
+        before = self.level_before if logger is self.package else logger.level
+        if record.levelno >= before and self.package.parent is not None:
+            self.package.parent.callHandlers(record)
 
 
 def execute_unit(fn: Callable[[Unit], Any], unit: Unit, log_dir: str | None, executor: str = "local",
