@@ -75,3 +75,14 @@ def write_jsonl(path: Path, records: list) -> Path:
 
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
     return path
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray instance with 2 CPUs (two workers) for the session; needs the `ray` extra."""
+    ray = pytest.importorskip("ray")
+    from softeval.executors import ensure_ray
+
+    ensure_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()

@@ -23,9 +23,10 @@ from softeval.prompt import PromptConfig  # noqa: E402
 from softeval.train import TrainConfig, run as train_prompt  # noqa: E402
 from softeval.evaluate import evaluate_prompt  # noqa: E402
 from softeval.generate import generate  # noqa: E402
+from softeval.executors import ExecutorConfig  # noqa: E402
 
 __all__ = [
     "__version__", "SoftevalError", "load_model", "SoftPrompt", "ConditionalPrompt", "load_prompt", "save_prompt",
     "TaskConfig", "build_task", "TrainConfig", "PromptConfig", "OptimConfig", "build_config", "train_prompt",
-    "evaluate_prompt", "generate",
+    "evaluate_prompt", "generate", "ExecutorConfig",
 ]

@@ -44,7 +44,9 @@ from softeval.engine import (Lane, LaneConfig, OptimConfig, Precision, loop_cont
                              resume_lane, train_lanes)
 from softeval.errors import ConfigError, DataError, ModelError, unknown_choice
 from softeval.evaluate import evaluate_prompt
-from softeval.models import DEFAULT_MODEL, DTYPES, LoadedModel, load_model
+from softeval.executors import ExecutorConfig, Executor, Unit, cached_model, cached_value, forget_models, remember_model, \
+    run_units, unit_resources
+from softeval.models import DEFAULT_MODEL, DEVICE_MAPS, DTYPES, LoadedModel, load_model
 from softeval.packing import CellShape, plan_lane_groups
 from softeval.prompt import PromptConfig
 from softeval.saturation import (DEFAULT_ABSOLUTE_EPSILONS, DEFAULT_RELATIVE_EPSILONS, saturation_summary,
@@ -89,6 +91,9 @@ class DistanceConfig:
     model: str = option(DEFAULT_MODEL, flag="--model", help="embedded name, Hugging Face id, local folder or .gguf")
     device: str = option("auto", flag="--device", help="auto, cpu, cuda, cuda:N or mps")
     dtype: str = option("auto", flag="--dtype", choices=lambda: ["auto", *DTYPES], help="weights dtype")
+    device_map: str | None = option(None, flag="--device-map", choices=lambda: list(DEVICE_MAPS),
+                                    help="spread the frozen model over this node's GPUs (accelerate; models larger "
+                                         "than one GPU, docs/cluster.md)")
     precision: Precision = option(Precision.auto, flag="--precision",
                                   help="autocast for training and scoring (auto: bf16 where fast, else fp32)")
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -115,6 +120,7 @@ class DistanceConfig:
     metrics: list[str] = option(default_factory=list, flag="--metrics",
                                 help="extra metric sinks per cell besides metrics.jsonl: tensorboard, wandb")
     out: str = option("runs/distance", flag="--out", help="sweep folder; re-run the same command to continue it")
+    execution: ExecutorConfig = field(default_factory=ExecutorConfig)  # where the lane groups run (local / Ray)
     report: bool = True                 # write report/index.html at the end
     show_progress: bool = True
 
@@ -306,7 +312,7 @@ def finish_trained_cell(sweep: SweepFolder, lane: Lane, task: TaskData, lm: Load
 
 def score_reference(cfg: DistanceConfig, lm: LoadedModel, task: TaskData, ctx, fingerprint: dict) -> dict:
     """The reference model's loss on the same examples and target tokens (same tokenizer required)."""
-    ref = load_model(cfg.reference_model, cfg.device, cfg.dtype, show_progress=cfg.show_progress)
+    ref = load_model(cfg.reference_model, cfg.device, cfg.dtype, show_progress=False, device_map=cfg.device_map)
     if ref.info.tokenizer_sha256 != lm.info.tokenizer_sha256:
         raise ModelError(f"reference model '{cfg.reference_model}' uses a different tokenizer than '{cfg.model}', "
                          "so their losses are over different tokens; pass a reference that shares the tokenizer "
@@ -495,23 +501,47 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- the command
+# --------------------------------------------------------------------------- setup and lane-group units
 
 
-def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
-    """softeval distance: setup → cells (n = 0, then packed groups of trained cells) → summary → report."""
-    from tqdm.auto import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
+@dataclass(frozen=True)
+class SweepSetup:
+    """What the driver needs from the setup to plan the units: small, as it may come back from a Ray worker."""
 
-    # --- setup: everything a user can get wrong fails here, before any training
+    resuming: bool
+    precision: str             # resolved where the units run; every unit trains and scores with it
+    example_tokens: int        # widest training row (with BOS): the lane plan's width
+    eval_sha256: str           # the held-out set's fingerprint; a unit on another node checks it sees the same
+    num_examples: int
+    num_targets: int
+    model_name: str
+
+
+def check_task_choice(cfg: DistanceConfig) -> None:
     if cfg.task.name not in available_tasks():
         raise ConfigError(unknown_choice("task", cfg.task.name, available_tasks()))
     if cfg.task.name == "jsonl" and not cfg.task.data:
         raise ConfigError(f"task 'jsonl' needs a behaviour file: --data FILE.jsonl (or choose --task from "
                           f"{', '.join(available_tasks())})")
+
+
+def sweep_model(cfg: DistanceConfig) -> LoadedModel:
+    """The model, once per process (a Ray worker reuses it for its next lane group)."""
+    return cached_model(cfg.model, cfg.device, cfg.dtype, cfg.device_map)
+
+
+def sweep_task(cfg: DistanceConfig, lm: LoadedModel) -> TaskData:
+    key = ("distance-task", json.dumps(to_dict(cfg.task), sort_keys=True), lm.info.tokenizer_sha256)
+    return cached_value(key, lambda: build_task(cfg.task, lm.tokenizer))
+
+
+def prepare_sweep(cfg: DistanceConfig) -> SweepSetup:
+    """Claim the folder (the one identity check), write its records, score the reference and the plain model.
+    Runs where the units run (in-process, or as a Ray task with a unit's resources), so that `precision: auto`
+    and the weights dtype resolve for the units' hardware, not the driver's."""
     sweep = SweepFolder(cfg.out)
-    lm = lm or load_model(cfg.model, cfg.device, cfg.dtype, show_progress=cfg.show_progress)
-    task = build_task(cfg.task, lm.tokenizer)
+    lm = sweep_model(cfg)
+    task = sweep_task(cfg, lm)
     if cfg.tokens != (0,) and not task.train:
         raise DataError(f"task '{cfg.task.name}' has no training examples; raise task.num_train or give more data")
     fingerprint = check_same_eval_set(task, lm, cfg)
@@ -523,66 +553,124 @@ def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
     atomic_write_json(sweep.model_path, lm.info.to_dict())
     atomic_write_json(sweep.eval_set_path, eval_record)
     reference_record(sweep, cfg, lm, task, ctx, fingerprint)
+    if 0 in cfg.tokens and sweep.read_cell(0, 0) is None:
+        record = finish_plain_cell(sweep, task, lm, cfg, ctx, fingerprint)
+        logger.info("n=0 (plain model): loss %.4f nats/token, token accuracy %.3f", record["loss"],
+                    record["token_accuracy"])
+    example_tokens = max((len(e.input_ids) for e in task.train), default=0) + (1 if ctx.bos_id is not None else 0)
+    return SweepSetup(resuming=resuming, precision=ctx.precision, example_tokens=example_tokens,
+                      eval_sha256=fingerprint["sha256"], num_examples=fingerprint["num_examples"],
+                      num_targets=fingerprint["num_targets"], model_name=lm.info.name)
 
+
+def train_lane_group(cfg: DistanceConfig, group: list[tuple[int, int]], precision: str, eval_sha256: str,
+                     show_progress: bool = False, desc: str = "") -> list[dict]:
+    """One unit: train a lane group's cells together and write each cell (cell.json last). Cells a killed earlier
+    attempt finished are skipped; the others resume from their newest checkpoint."""
+    sweep = SweepFolder(cfg.out)
+    lm = sweep_model(cfg)
+    task = sweep_task(cfg, lm)
+    ctx = loop_context(lm, precision, cfg.prompt.placement)
+    seen = eval_fingerprint(task.eval, 0, ctx.bos_id, ctx.pad_id, ctx.placement)["sha256"]
+    if seen != eval_sha256:
+        raise DataError(f"this worker's held-out examples differ from the sweep's ({seen[:12]} vs {eval_sha256[:12]}): "
+                        "a data file differs between the driver and this node; put the data on shared storage")
+    lanes = []
+    for n, seed in group:
+        if sweep.read_cell(n, seed) is not None:
+            continue
+        folder = sweep.run_folder(n, seed, cfg.metrics)
+        atomic_write_json(folder.config_path, {**config_dict(cfg), "num_virtual_tokens": n, "seed": seed})
+        lane = make_lane(cell_name(n, seed), new_prompt(lm, cfg.prompt, n, seed, task.condition_dim), task,
+                         cell_lane_config(cfg, seed), folder)
+        resume_lane(lane)
+        lanes.append(lane)
+    t0 = time.perf_counter()
+    try:
+        train_lanes(ctx, lanes, show_progress=show_progress, desc=desc)
+    finally:
+        for lane in lanes:
+            lane.folder.close()
+    seconds = time.perf_counter() - t0
+    records = []
+    for lane in lanes:
+        if lane.status == "running" and lane.step >= lane.max_steps and lane.last_eval.get("final"):
+            lane.status = "done"  # finished before a kill, between its last checkpoint and cell.json
+        record = finish_trained_cell(sweep, lane, task, lm, cfg, ctx, seconds)
+        if record["status"] == "done":
+            logger.info("n=%d seed %d: loss %.4f → %.4f nats/token, token accuracy %.3f", record["n"], record["seed"],
+                        record["initial_loss"], record["loss"], record["token_accuracy"])
+        else:
+            logger.warning("n=%d seed %d failed: %s", record["n"], record["seed"], record["message"])
+        records.append({k: record[k] for k in ("name", "n", "seed", "status", "loss")})
+    return records
+
+
+def _setup_unit(unit: Unit) -> SweepSetup:
+    return prepare_sweep(unit.payload["cfg"])
+
+
+def _lane_group_unit(unit: Unit) -> list[dict]:
+    p = unit.payload
+    return train_lane_group(p["cfg"], p["group"], p["precision"], p["eval_sha256"], p["show_progress"], unit.name)
+
+
+def group_unit_name(group: list[tuple[int, int]]) -> str:
+    """'n16_s0' for a one-cell group, 'n1_s0-n4_s2' (first and last cell) for more: unique, as every cell is in
+    exactly one group, and a harmless file name for the unit's log."""
+    first, last = cell_name(*group[0]), cell_name(*group[-1])
+    return first if len(group) == 1 else f"{first}-{last}"
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
+    """softeval distance: setup (claim, n = 0) → lane-group units on the executor → summary → report.
+
+    `lm` (already loaded, local executor only) saves loading the model again; Ray workers load their own.
+    """
+    # --- setup: everything a user can get wrong fails here, before any training
+    check_task_choice(cfg)
+    sweep = SweepFolder(cfg.out)
+    exe = cfg.execution
+    common = dict(executor=exe.executor, address=exe.ray_address, max_retries=exe.max_retries)
+    if lm is not None and exe.executor == Executor.local:
+        remember_model(lm, cfg.model, cfg.device, cfg.dtype, cfg.device_map)
+    cpus, gpus = unit_resources(exe, cfg.device)
     cells = plan_cells(cfg)
+    finished_before = sum(1 for c in cells if sweep.read_cell(*c) is not None)
+    # The setup writes the folder's identity first, so it logs to the driver only (a log file would make a new
+    # folder look foreign to the identity check).
+    [setup] = run_units([Unit("setup", {"cfg": cfg}, cpus, gpus)], _setup_unit, show_progress=False, **common)
+
     finished = {c for c in cells if sweep.read_cell(*c) is not None}
     todo = [c for c in cells if c not in finished and c[0] > 0]
-    example_tokens = max(len(e.input_ids) for e in task.train) + (1 if ctx.bos_id is not None else 0)
-    groups = lane_plan(sweep, cfg, todo, example_tokens)
+    groups = lane_plan(sweep, cfg, todo, setup.example_tokens)
+    planned = (sweep.read(sweep.plan_path, "lane plan") or {}).get("groups", [])
+    done_before = sum(1 for g in planned if all(tuple(c) in finished for c in g))
     logger.info("%s %d-cell sweep of %s on %s (%d held-out examples, %d targets, precision %s): %d finished, "
-                "%d to train in %d pass(es)", "continuing" if resuming else "starting", len(cells), lm.info.name,
-                cfg.task.name, fingerprint["num_examples"], fingerprint["num_targets"], ctx.precision,
-                len(finished), len(todo), len(groups))
+                "%d to train in %d unit(s) on the %s executor", "continuing" if setup.resuming else "starting",
+                len(cells), setup.model_name, cfg.task.name, setup.num_examples, setup.num_targets, setup.precision,
+                len(finished), len(todo), len(groups), exe.executor)
 
-    # --- loop: cost-weighted overall progress (steps × tokens per row), so the ETA is sensible across groups
-    cost = lambda group: cfg.optim.max_steps * sum(cfg.optim.batch_size * (n + example_tokens)  # noqa: E731
-                                                   for n, _ in group)
-    trained = 0
-    with logging_redirect_tqdm(), tqdm(total=sum(cost(g) for g in groups) or 1, desc="distance",
-                                       disable=not cfg.show_progress, dynamic_ncols=True,
-                                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} "
-                                                  "[{elapsed}<{remaining}]") as bar:
-        done_count = len(finished)
-        bar.set_postfix_str(f"cells {done_count}/{len(cells)}")
-        if (0, 0) in cells and (0, 0) not in finished:
-            record = finish_plain_cell(sweep, task, lm, cfg, ctx, fingerprint)
-            done_count += 1
-            bar.set_postfix_str(f"cells {done_count}/{len(cells)}")
-            logger.info("n=0 (plain model): loss %.4f nats/token, token accuracy %.3f", record["loss"],
-                        record["token_accuracy"])
-        for g, group in enumerate(groups, start=1):
-            lanes = []
-            for n, seed in group:
-                folder = sweep.run_folder(n, seed, cfg.metrics)
-                atomic_write_json(folder.config_path, {**config_dict(cfg), "num_virtual_tokens": n, "seed": seed})
-                lane = make_lane(cell_name(n, seed), new_prompt(lm, cfg.prompt, n, seed, task.condition_dim), task,
-                                 cell_lane_config(cfg, seed), folder)
-                resume_lane(lane)
-                lanes.append(lane)
-            t0 = time.perf_counter()
-            desc = f"pass {g}/{len(groups)} n={','.join(str(n) for n in sorted({n for n, _ in group}))}"
-            try:
-                train_lanes(ctx, lanes, show_progress=cfg.show_progress, desc=desc)
-            finally:
-                for lane in lanes:
-                    lane.folder.close()
-            seconds = time.perf_counter() - t0
-            for lane in lanes:
-                if lane.status == "running" and lane.step >= lane.max_steps and lane.last_eval.get("final"):
-                    lane.status = "done"  # finished before a kill, between its last checkpoint and cell.json
-                record = finish_trained_cell(sweep, lane, task, lm, cfg, ctx, seconds)
-                trained += 1
-                done_count += 1
-                if record["status"] == "done":
-                    logger.info("n=%d seed %d: loss %.4f → %.4f nats/token, token accuracy %.3f",
-                                record["n"], record["seed"], record["initial_loss"], record["loss"],
-                                record["token_accuracy"])
-                else:
-                    logger.warning("n=%d seed %d failed: %s", record["n"], record["seed"], record["message"])
-            bar.update(cost(group))
-            bar.set_postfix_str(f"cells {done_count}/{len(cells)}")
+    # --- loop: one unit per lane group, the costliest first (steps × rows × padded width) so that the long
+    # ones do not start last on a cluster; each unit writes its own cells
+    width = lambda group: max(n for n, _ in group) + setup.example_tokens  # noqa: E731
+    groups = sorted(groups, key=lambda g: -len(g) * width(g))
+    inner_bars = cfg.show_progress and exe.executor == Executor.local
+    units = [Unit(group_unit_name(g), {"cfg": cfg, "group": g, "precision": setup.precision,
+                                       "eval_sha256": setup.eval_sha256, "show_progress": inner_bars}, cpus, gpus)
+             for g in groups]
+    try:
+        done = run_units(units, _lane_group_unit, log_dir=sweep.path / "logs", show_progress=cfg.show_progress,
+                         desc="distance units", done_before=done_before, **common)
+    finally:
+        if exe.executor == Executor.local:
+            forget_models()  # the caller's model stays theirs; the cache lets go of it
+    trained = sum(len(records) for records in done)
 
-    # --- save
+    # --- save: from the files alone, whichever executor (or earlier run) wrote them
     results = summarize_sweep(sweep.path, cfg)
     if not results["task"]["same_eval_set"]:
         raise DataError(f"cells in {sweep.path} were scored on different held-out targets; choose another --out")
@@ -594,7 +682,7 @@ def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
         report_path = write_report(sweep.path)
     logger.info("wrote %s", sweep.results_path)
     return SweepResult(out_dir=sweep.path, results=results, report_path=report_path, cells_trained=trained,
-                       cells_skipped=len(finished))
+                       cells_skipped=finished_before)
 
 
 __all__ = ["DistanceConfig", "SweepResult", "run", "summarize_sweep", "format_table", "pack_cells", "parse_tokens",

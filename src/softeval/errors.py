@@ -32,6 +32,10 @@ class PromptMismatchError(SoftevalError):
     """A saved prompt used with a different model, tokenizer or task than it was trained for."""
 
 
+class ExecutorError(SoftevalError):
+    """The executor could not run a unit: Ray unreachable, or a worker that kept dying after its retries."""
+
+
 class NonFiniteLossError(SoftevalError):
     """Training produced a NaN/inf loss; the last good checkpoint was kept."""
 

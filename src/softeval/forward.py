@@ -110,8 +110,10 @@ def target_logits(model: nn.Module, batch: Batch, prompt_rows: torch.Tensor, che
             position_ids=batch.position_ids,
             use_cache=False,
         )
-    hidden = out.last_hidden_state[batch.target_rows, batch.target_cols]  # (N, D)
-    logits = model.get_output_embeddings()(hidden).float()  # (N, V)
+    states = out.last_hidden_state  # (B, P+T, D); with --device-map the last layer may sit on another GPU
+    hidden = states[batch.target_rows.to(states.device), batch.target_cols.to(states.device)]  # (N, D)
+    # Back to the inputs' device (a no-op on one device), where the targets and the prompt live.
+    logits = model.get_output_embeddings()(hidden).float().to(batch.target_ids.device)  # (N, V)
     cap = getattr(model.config, "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap

@@ -322,18 +322,38 @@ def resolve_reference(ref: str, show_progress: bool = True) -> tuple[str, Path |
                      + "; or pass a local model folder, a .gguf file or a Hugging Face id like org/name")
 
 
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def check_device_map(device_map: str | None, device: torch.device) -> None:
+    if device_map is None:
+        return
+    if device_map not in DEVICE_MAPS:
+        raise ModelError(unknown_choice("--device-map", device_map, list(DEVICE_MAPS)))
+    if device.type not in ("cuda", "cpu"):
+        raise ModelError(f"--device-map spreads a model over CUDA GPUs; it does not apply to --device {device.type}")
+
+
 def load_model(ref: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto",
-               show_progress: bool = True) -> LoadedModel:
-    """Load a frozen causal LM and its tokenizer. No parameter requires grad; the model is in eval mode."""
+               show_progress: bool = True, device_map: str | None = None) -> LoadedModel:
+    """Load a frozen causal LM and its tokenizer. No parameter requires grad; the model is in eval mode.
+
+    `device_map` ("auto", ...; accelerate) places the layers over all visible GPUs of this machine for
+    models larger than one GPU: the input embeddings, and so the soft prompt and every batch, sit on
+    the first device; transformers' hooks move activations between GPUs. On a CPU-only machine the
+    whole model lands on the CPU. See docs/cluster.md for the memory arithmetic.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
+    check_device_map(device_map, torch_device)
     source, location = resolve_reference(ref, show_progress)
     t0 = time.time()
+    placement = {} if device_map is None else {"device_map": device_map}
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
-        model = AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype, **placement)
     except OSError as exc:
         raise ModelError(f"could not load model '{ref}' ({source}): {str(exc).splitlines()[0]}") from exc
     except ValueError as exc:
@@ -341,7 +361,12 @@ def load_model(ref: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "aut
                          f"{str(exc).splitlines()[0]}") from exc
     model.requires_grad_(False)
     model.eval()
-    model.to(torch_device)
+    if device_map is None:
+        model.to(torch_device)
+    else:
+        torch_device = model.get_input_embeddings().weight.device  # the first device: prompt and batches go here
+        if getattr(model, "hf_device_map", None):
+            logger.info("device map: %s", _summarise_device_map(model.hf_device_map))
     if tokenizer.pad_token_id is None:
         # Pad ids are never attended to or scored, so any valid id works.
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.convert_ids_to_tokens(0)
@@ -371,6 +396,15 @@ def load_model(ref: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "aut
     logger.info("loaded %s (%s, %.0fM params, %s on %s) in %.1fs", ref, info.architecture,
                 info.num_parameters / 1e6, info.dtype, info.device, time.time() - t0)
     return LoadedModel(model=model, tokenizer=tokenizer, info=info)
+
+
+def _summarise_device_map(device_map: dict) -> str:
+    """'cuda:0: 12 modules, cuda:1: 13 modules' rather than one line per layer."""
+    counts: dict[str, int] = {}
+    for where in device_map.values():
+        key = f"cuda:{where}" if isinstance(where, int) else str(where)
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{k}: {v} module(s)" for k, v in counts.items())
 
 
 def list_models() -> list[dict]:

@@ -22,7 +22,8 @@ from softeval.bench.tasks import BenchTask, resolve_task
 from softeval.config import option, to_dict
 from softeval.engine import OptimConfig, Precision, Schedule
 from softeval.errors import ConfigError
-from softeval.models import DTYPES
+from softeval.executors import Executor, ExecutorConfig, Unit, cached_model, forget_models, run_units, unit_resources
+from softeval.models import DEVICE_MAPS, DTYPES
 from softeval.prompt import PromptConfig
 from softeval.store import (BenchFolder, atomic_write_json, atomic_write_text, claim_folder, dumps_json, read_json, read_jsonl,
                             result_identity, safe_name)
@@ -36,7 +37,8 @@ MODES = ("zero", "few", "soft")
 # modes, curve steps) or move (device, out) between invocations into the same OUT. Every other field is
 # part of the result identity, so a field added later is covered by default. data_dir is left out because
 # the content hashes of the files read stand for it (moving the data does not change a result).
-NOT_IDENTITY = ("models", "tasks", "modes", "curve_steps", "reference", "device", "out", "show_progress", "data_dir")
+NOT_IDENTITY = ("models", "tasks", "modes", "curve_steps", "reference", "device", "device_map", "out", "show_progress",
+                "data_dir", "execution")
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,16 @@ class BenchConfig:
     data_dir: str | None = option(None, flag="--data-dir", help="local data in original layouts (else the Hub)")
     reference: str | None = option(None, flag="--reference", help="CSV/JSON reference ranking (model, score)")
     device: str = option("auto", flag="--device", help="auto, cpu, cuda, cuda:N or mps")
+    device_map: str | None = option(None, flag="--device-map", choices=lambda: list(DEVICE_MAPS),
+                                    help="spread each model over this node's GPUs (accelerate; models larger than "
+                                         "one GPU, docs/cluster.md)")
     dtype: str = option("auto", flag="--dtype", choices=lambda: ["auto", *DTYPES], help="weights dtype")
     precision: Precision = option(Precision.fp32, flag="--precision", help="autocast for tuning and scoring")
     eval_batch_size: int = option(16, flag="--eval-batch-size", help="rows per scoring batch")
     seed: int = option(0, flag="--seed", help="tuning data, prompt init and few-shot sampling")
     num_bootstrap: int = option(1000, help="bootstrap resamples for stderr and rank-correlation intervals")
     out: str = option("runs/bench", flag="--out", help="output folder; re-running skips finished units")
+    execution: ExecutorConfig = field(default_factory=ExecutorConfig)  # where the (model, task) units run
     show_progress: bool = True
 
     def __post_init__(self):
@@ -192,23 +198,102 @@ def run_unit(adapter, task: BenchTask, mode: str, shots: int, forms: list[str], 
 # --------------------------------------------------------------------------- the run
 
 
-def run(cfg: BenchConfig) -> BenchResult:
-    from tqdm.auto import tqdm
-
-    from softeval.bench import ranking, tuning
-    from softeval.bench.lm_adapter import SoftevalLM
-    from softeval.models import load_model
-    from softeval.train import TrainConfig
-
-    # --- setup (every user error surfaces here, before any model work)
-    out = Path(cfg.out)
-    soft = "soft" in cfg.modes
-    tasks = [resolve_task(t, cfg.data_dir, soft=soft) for t in cfg.tasks]
+def prepare_tasks(cfg: BenchConfig, only: str | None = None) -> tuple[list[BenchTask], dict]:
+    """The grid's tasks (or just `only`) with the asked-for forms, and their lm-eval tasks per form. The driver
+    and every unit prepare them alike, so a unit on another node needs nothing but the config."""
+    tasks = [resolve_task(t, cfg.data_dir, soft="soft" in cfg.modes) for t in cfg.tasks]
+    tasks = [t for t in tasks if only is None or t.name == only]
     for t in tasks:
         t.configs = {f: c for f, c in t.configs.items() if f in cfg.forms}
         if not t.configs:
             raise ConfigError(f"task {t.name} has no {'/'.join(cfg.forms)} form; it has gen"
                               + ("" if t.answer != "letter" else " and ll"))
+    built = {t.name: {form: harness.build_lm_eval_task(_task_config(t, form, cfg)) for form in t.forms} for t in tasks}
+    for t in tasks:
+        if "ll" in t.forms:
+            t.ll_formulation = harness.ll_formulation(built[t.name]["ll"])
+    return tasks, built
+
+
+def curve_only_steps(cfg: BenchConfig) -> list[int]:
+    """Curve points evaluated into their own files; the --steps point is the soft unit itself."""
+    steps = sorted(set(cfg.curve_steps)) if "soft" in cfg.modes else []
+    return [s for s in steps if s != cfg.optim.max_steps]
+
+
+def model_task_todo(out: Path, cfg: BenchConfig, model_name: str, task: str) -> tuple[list[str], list[int]]:
+    units = BenchFolder(out).unit_dir(model_name, task)
+    return ([m for m in cfg.modes if not (units / f"{m}.json").exists()],
+            [s for s in curve_only_steps(cfg) if not BenchFolder.curve_unit(units, s).exists()])
+
+
+def evaluate_model_task(cfg: BenchConfig, model_name: str, task_name: str, show_progress: bool = False) -> list[str]:
+    """One unit of the grid: a model on a task in every mode. Zero- and few-shot, then ONE soft-prompt tuning
+    run with snapshots at the curve steps, the soft mode at --steps and the curve. Each result is its own atomic
+    file, so a re-run or a retried unit skips finished ones and the tuning resumes from its checkpoint.
+    Returns the modes it evaluated."""
+    from softeval.bench import tuning
+    from softeval.bench.lm_adapter import SoftevalLM
+    from softeval.train import TrainConfig
+
+    out = Path(cfg.out)
+    folder = BenchFolder(out)
+    todo, todo_curve = model_task_todo(out, cfg, model_name, task_name)
+    if not todo and not todo_curve:
+        return []
+    [t], built = prepare_tasks(cfg, only=task_name)
+    units, samples = folder.unit_dir(model_name, t.name), folder.samples_dir(model_name, t.name)
+    lm = cached_model(model_name, cfg.device, cfg.dtype, cfg.device_map)
+    adapter = SoftevalLM(lm=lm, batch_size=cfg.eval_batch_size, precision=cfg.precision, show_progress=False)
+    done = []
+    for mode in [m for m in ("zero", "few") if m in todo]:
+        adapter.set_prompt(None)
+        run_unit(adapter, t, mode, 0 if mode == "zero" else cfg.shots, t.forms, cfg, units / f"{mode}.json", samples,
+                 {})
+        done.append(mode)
+    if "soft" not in todo and not todo_curve:
+        return done
+    # --- soft: one tuning run, snapshots at the curve steps and at --steps
+    gen_task = built[t.name]["gen"] if "gen" in t.forms else built[t.name][t.forms[0]]
+    eval_keys = {harness.doc_key(gen_task, d) for d in harness.eval_docs(gen_task)}
+    data = tuning.tuning_examples(gen_task, adapter, cfg.tuning_size, cfg.seed, eval_keys)
+    spec = {"task": t.name, "bench": True, "form": "gen", "source": t.source}
+    train_cfg = TrainConfig(num_virtual_tokens=cfg.num_virtual_tokens, prompt=cfg.prompt,
+                            optim=replace(cfg.optim, max_steps=cfg.last_step), seed=cfg.seed, eval_every=0,
+                            checkpoint_every=10, keep_checkpoints=2, precision=cfg.precision,
+                            eval_batch_size=cfg.eval_batch_size, show_progress=show_progress, out=str(out / "train"))
+    paths = tuning.tune_with_snapshots(adapter, data, train_cfg, sorted(set(cfg.curve_steps) | {cfg.optim.max_steps}),
+                                       folder.train_dir(model_name, t.name), spec, show_progress=show_progress)
+    tuning_info = {"num_train": len(data.train), "overlap_removed": data.overlap_removed,
+                   "num_virtual_tokens": cfg.num_virtual_tokens, "batch_size": cfg.optim.batch_size}
+    if "soft" in todo:
+        adapter.set_prompt(*tuning.load_snapshot(adapter, paths[cfg.optim.max_steps]))
+        run_unit(adapter, t, "soft", 0, t.forms, cfg, units / "soft.json", samples,
+                 {"steps": cfg.optim.max_steps, "prompt": str(paths[cfg.optim.max_steps]), "tuning": tuning_info})
+        done.append("soft")
+    for step in todo_curve:
+        if step not in paths:
+            continue
+        adapter.set_prompt(*tuning.load_snapshot(adapter, paths[step]))
+        run_unit(adapter, t, f"soft@{step}", 0, ["gen"] if "gen" in t.forms else t.forms, cfg,
+                 BenchFolder.curve_unit(units, step), samples / "curve",
+                 {"steps": step, "prompt": str(paths[step]), "tuning": tuning_info})
+        done.append(f"soft@{step}")
+    adapter.set_prompt(None)
+    return done
+
+
+def _model_task_unit(unit: Unit) -> list[str]:
+    p = unit.payload
+    return evaluate_model_task(p["cfg"], p["model"], p["task"], p["show_progress"])
+
+
+def run(cfg: BenchConfig) -> BenchResult:
+    from softeval.bench import ranking
+
+    # --- setup (every user error surfaces here, before any model work)
+    out = Path(cfg.out)
+    tasks, built = prepare_tasks(cfg)
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         raise ConfigError(f"tasks repeat: {', '.join(names)}")
@@ -218,7 +303,6 @@ def run(cfg: BenchConfig) -> BenchResult:
     if cfg.reference:
         reference = ranking.load_reference(cfg.reference)
         ranking.check_reference(reference, cfg.models, cfg.reference)
-    built = {t.name: {form: harness.build_lm_eval_task(_task_config(t, form, cfg)) for form in t.forms} for t in tasks}
     data_info = {}
     for t in tasks:
         lm_task = built[t.name][t.forms[0]]
@@ -228,7 +312,7 @@ def run(cfg: BenchConfig) -> BenchResult:
                              "eval_items_available": len(docs), "source": t.source,
                              "skipped_no_gold": harness.skipped_without_gold(lm_task, split)}
         if "ll" in t.forms:
-            t.ll_formulation = data_info[t.name]["ll_formulation"] = harness.ll_formulation(built[t.name]["ll"])
+            data_info[t.name]["ll_formulation"] = t.ll_formulation
         if data_info[t.name]["skipped_no_gold"]:
             logger.warning("%s: %d %s items have no gold answer; skipped", t.name,
                            data_info[t.name]["skipped_no_gold"], split)
@@ -241,67 +325,27 @@ def run(cfg: BenchConfig) -> BenchResult:
             claim_folder(BenchFolder(out).unit_dir(model_name, t.name),
                          result_identity("bench", {**settings, **t.identity}, t.data_files), "bench result")
     atomic_write_json(out / "config.json", to_dict(cfg))
-    curve_steps = sorted(set(cfg.curve_steps)) if soft else []
-    curve_only = [s for s in curve_steps if s != cfg.optim.max_steps]  # the --steps point is the soft unit itself
-    units_total = len(cfg.models) * len(tasks) * (len(cfg.modes) + len(curve_only))
-    train_cfg = TrainConfig(num_virtual_tokens=cfg.num_virtual_tokens, prompt=cfg.prompt,
-                            optim=replace(cfg.optim, max_steps=cfg.last_step), seed=cfg.seed, eval_every=0,
-                            checkpoint_every=10, keep_checkpoints=2, precision=cfg.precision,
-                            eval_batch_size=cfg.eval_batch_size, show_progress=cfg.show_progress,
-                            out=str(out / "train"))
 
-    # --- loop
-    with tqdm(total=units_total, desc="bench units", disable=not cfg.show_progress, dynamic_ncols=True) as bar:
-        for model_name in cfg.models:
-            adapter = None
-            for t in tasks:
-                units, samples = BenchFolder(out).unit_dir(model_name, t.name), BenchFolder(out).samples_dir(model_name, t.name)
-                todo = [m for m in cfg.modes if not (units / f"{m}.json").exists()]
-                todo_curve = [s for s in curve_only if not BenchFolder.curve_unit(units, s).exists()]
-                bar.update(len(cfg.modes) - len(todo) + len(curve_only) - len(todo_curve))
-                if not todo and not todo_curve:
-                    continue
-                if adapter is None:
-                    lm = load_model(model_name, cfg.device, cfg.dtype, show_progress=cfg.show_progress)
-                    adapter = SoftevalLM(lm=lm, batch_size=cfg.eval_batch_size, precision=cfg.precision,
-                                         show_progress=False)
-                for mode in [m for m in ("zero", "few") if m in todo]:
-                    bar.set_description(f"{safe_name(model_name)} {t.name} {mode}")
-                    adapter.set_prompt(None)
-                    run_unit(adapter, t, mode, 0 if mode == "zero" else cfg.shots, t.forms, cfg,
-                             units / f"{mode}.json", samples, {})
-                    bar.update(1)
-                if "soft" not in todo and not todo_curve:
-                    continue
-                # --- soft: one tuning run, snapshots at the curve steps and at --steps
-                gen_task = built[t.name]["gen"] if "gen" in t.forms else built[t.name][t.forms[0]]
-                eval_keys = {harness.doc_key(gen_task, d) for d in harness.eval_docs(gen_task)}
-                data = tuning.tuning_examples(gen_task, adapter, cfg.tuning_size, cfg.seed, eval_keys)
-                run_dir = BenchFolder(out).train_dir(model_name, t.name)
-                spec = {"task": t.name, "bench": True, "form": "gen", "source": t.source}
-                bar.set_description(f"{safe_name(model_name)} {t.name} tune")
-                paths = tuning.tune_with_snapshots(adapter, data, train_cfg,
-                                                   sorted(set(curve_steps) | {cfg.optim.max_steps}), run_dir, spec,
-                                                   show_progress=cfg.show_progress)
-                tuning_info = {"num_train": len(data.train), "overlap_removed": data.overlap_removed,
-                               "num_virtual_tokens": cfg.num_virtual_tokens, "batch_size": cfg.optim.batch_size}
-                if "soft" in todo:
-                    bar.set_description(f"{safe_name(model_name)} {t.name} soft")
-                    adapter.set_prompt(*tuning.load_snapshot(adapter, paths[cfg.optim.max_steps]))
-                    run_unit(adapter, t, "soft", 0, t.forms, cfg, units / "soft.json", samples,
-                             {"steps": cfg.optim.max_steps, "prompt": str(paths[cfg.optim.max_steps]),
-                              "tuning": tuning_info})
-                    bar.update(1)
-                for step in todo_curve:
-                    if step not in paths:
-                        continue
-                    bar.set_description(f"{safe_name(model_name)} {t.name} step {step}")
-                    adapter.set_prompt(*tuning.load_snapshot(adapter, paths[step]))
-                    run_unit(adapter, t, f"soft@{step}", 0, ["gen"] if "gen" in t.forms else t.forms, cfg,
-                             BenchFolder.curve_unit(units, step), samples / "curve",
-                             {"steps": step, "prompt": str(paths[step]), "tuning": tuning_info})
-                    bar.update(1)
-                adapter.set_prompt(None)
+    # --- loop: one unit per (model, task) with anything left to do. In-process the units of one model run back
+    # to back (it is loaded once); on Ray they run side by side, each with its share of a GPU.
+    exe = cfg.execution
+    cpus, gpus = unit_resources(exe, cfg.device)
+    inner_bars = cfg.show_progress and exe.executor == Executor.local
+    units, done_before = [], 0
+    for model_name in cfg.models:
+        for t in tasks:
+            if not any(model_task_todo(out, cfg, model_name, t.name)):
+                done_before += 1
+                continue
+            units.append(Unit(f"{safe_name(model_name)}__{safe_name(t.name)}",
+                              {"cfg": cfg, "model": model_name, "task": t.name, "show_progress": inner_bars},
+                              cpus, gpus))
+    try:
+        run_units(units, _model_task_unit, executor=exe.executor, address=exe.ray_address,
+                  max_retries=exe.max_retries, log_dir=out / "logs", show_progress=cfg.show_progress,
+                  desc="bench units", done_before=done_before)
+    finally:
+        forget_models()  # the driver's (local) model cache lets go of the last model
 
     # --- save
     results, curves = collect_results(out, cfg, tasks)

@@ -63,7 +63,7 @@ def deep_update(a: dict, b: dict) -> dict:
 
 # --------------------------------------------------------------------------- generated flags
 
-SECTION_TITLES = {"task": "task", "prompt": "prompt", "optim": "optimisation"}
+SECTION_TITLES = {"task": "task", "prompt": "prompt", "optim": "optimisation", "execution": "execution (docs/cluster.md)"}
 
 
 def add_config_command_flags(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
