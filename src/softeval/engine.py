@@ -206,7 +206,7 @@ def new_prompt(lm: LoadedModel, prompt_cfg: PromptConfig, num_virtual_tokens: in
                               tokenizer=lm.tokenizer, text=prompt_cfg.init_text)
     prompt = build_prompt(init, condition_dim, prompt_cfg.conditional, hidden=prompt_cfg.conditional_hidden,
                           seed=seed)
-    return prompt.to(next(lm.model.parameters()).device)
+    return prompt.to(lm.model.get_input_embeddings().weight.device)  # with --device-map: the first device
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -274,8 +274,8 @@ class LoopContext:
 
 
 def loop_context(lm: LoadedModel, precision: str, placement: str, checkpointing: bool = False) -> LoopContext:
-    device = next(lm.model.parameters()).device
-    weights_dtype = next(lm.model.parameters()).dtype
+    device = lm.model.get_input_embeddings().weight.device  # where the prompt and the batches live
+    weights_dtype = lm.model.get_input_embeddings().weight.dtype
     return LoopContext(model=lm.model, bos_id=lm.info.bos_token_id, pad_id=lm.info.pad_token_id,
                        hidden_size=lm.info.hidden_size, device=device,
                        precision=resolve_precision(precision, device, weights_dtype), placement=str(placement),

@@ -94,7 +94,7 @@ def test_cli_end_to_end_and_resume(tmp_path):
     assert units == {p: p.stat().st_mtime for p in (out / "units").rglob("*.json")}
     # ... but other result-changing settings in the same folder are refused, not mixed into one table
     r = softeval(*[a if a != "2" else "5" for a in args])  # --steps 5, --shots 5
-    assert r.returncode == 2 and "settings.max_steps: 2 → 5" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "settings.optim.max_steps: 2 → 5" in r.stderr and "Traceback" not in r.stderr
     # the saved prompt works through lm-eval's interface
     from softeval.bench.lm_adapter import SoftevalLM
 

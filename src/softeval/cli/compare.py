@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import webbrowser
 
 from softeval.cli.common import add_config_command_flags, config_from_args
@@ -11,7 +13,9 @@ def register(sub) -> None:
     p = sub.add_parser("compare", help="several distance sweeps (or bench runs) side by side",
                        description="Loss vs n per sweep, S(ε) with bootstrap intervals (one ε for all), S vs model "
                                    "size, gap closed, differing settings and unstable cells; for bench folders, "
-                                   "mode × model × task tables and tuning curves. Reads only the runs' files.")
+                                   "mode × model × task tables and tuning curves. Reads only the runs' files.",
+                       epilog='examples:\n  softeval compare runs/smollm2 runs/gemma --label smollm2 --label gemma --out runs/compare\n  softeval compare runs/bench_a runs/bench_b\n',
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN", help="--out folders of `softeval distance` or `softeval bench`")
     p.add_argument("--out", default="runs/compare", help="report folder (default runs/compare)")
     p.add_argument("--label", action="append", default=None, help="a name per run, in order (repeatable)")
@@ -29,7 +33,9 @@ def register(sub) -> None:
                        description="With --lrs and/or --batch-sizes, trains the distance sweep (built like "
                                    "`softeval distance`: --config, flags, KEY=VALUE) at every grid point into "
                                    "OUT/lr{lr}_bs{bs}/ (re-run to resume), then analyses OUT; without them, only "
-                                   "analyses the sweeps already in OUT.")
+                                   "analyses the sweeps already in OUT.",
+                       epilog='examples:\n  softeval stability --config configs/distance_quick.yaml --lrs 0.03,0.1,0.3 --batch-sizes 4,8 --out runs/stab\n  softeval stability --out runs/stab          # analyse the grid points already there\n',
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     from softeval.distance import DistanceConfig
 
     add_config_command_flags(s, DistanceConfig, skip=("--out",))  # the sweep, exactly as `softeval distance` takes it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import json
 
 from softeval.cli.common import progress_enabled
@@ -9,7 +11,9 @@ from softeval.models import DEFAULT_MODEL, fetch_embedded, list_models, load_mod
 
 
 def register(sub) -> None:
-    p = sub.add_parser("models", help="list, fetch and inspect models")
+    p = sub.add_parser("models", help="list, fetch and inspect models",
+                       epilog='examples:\n  softeval models list\n  softeval models fetch gemma3-270m\n  softeval models info smollm2-135m-instruct\n',
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     msub.add_parser("list", help="embedded models and whether they are cached").set_defaults(handler=cmd_list)
     f = msub.add_parser("fetch", help="download, verify and dequantize an embedded model")
@@ -44,7 +48,9 @@ def cmd_info(args) -> int:
 
 
 def register_tasks(sub) -> None:
-    p = sub.add_parser("tasks", help="list the built-in tasks")
+    p = sub.add_parser("tasks", help="list the built-in tasks",
+                       epilog='examples:\n  softeval tasks\n  softeval train --task repetition --repeat-text " hello" --tokens 16\n',
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(handler=cmd_tasks)
 
 

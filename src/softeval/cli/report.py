@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+
 import webbrowser
 from pathlib import Path
 
 
 def register(sub) -> None:
     p = sub.add_parser("report", help="write an HTML report (plus PNGs) for a distance sweep directory",
-                       description="Reads only the sweep's files (no model is loaded); works on partial sweeps.")
+                       description="Reads only the sweep's files (no model is loaded); works on partial sweeps.",
+                       epilog='examples:\n  softeval report runs/distance_quick --open\n  softeval report runs/mine --out /tmp/mine-report\n',
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dir", help="the --out directory of a `softeval distance` run")
     p.add_argument("--out", default=None, help="report folder (default DIR/report)")
     p.add_argument("--open", action="store_true", help="open the report in a web browser")
