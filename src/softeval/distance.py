@@ -41,7 +41,7 @@ from softeval import __version__
 from softeval.batching import collate
 from softeval.config import option, to_dict
 from softeval.engine import (Lane, LaneConfig, OptimConfig, Precision, loop_context, make_lane, new_prompt,
-                             resume_lane, train_lanes)
+                             resume_lanes, train_lanes)
 from softeval.errors import ConfigError, DataError, ModelError, unknown_choice
 from softeval.evaluate import evaluate_prompt
 from softeval.executors import ExecutorConfig, Executor, Unit, cached_model, cached_value, forget_models, remember_model, \
@@ -199,7 +199,7 @@ def lane_plan(sweep: SweepFolder, cfg: DistanceConfig, todo: list[tuple[int, int
 
 def cell_lane_config(cfg: DistanceConfig, seed: int) -> LaneConfig:
     return LaneConfig(optim=cfg.optim, seed=seed, eval_every=cfg.eval_every, eval_batch_size=cfg.eval_batch_size,
-                      checkpoint_every=cfg.checkpoint_every, keep_checkpoints=1)
+                      checkpoint_every=cfg.checkpoint_every, keep_checkpoints=2)  # resume_lanes needs the one before
 
 
 def read_cell(out_dir: Path, n: int, seed: int) -> dict | None:
@@ -565,8 +565,10 @@ def prepare_sweep(cfg: DistanceConfig) -> SweepSetup:
 
 def train_lane_group(cfg: DistanceConfig, group: list[tuple[int, int]], precision: str, eval_sha256: str,
                      show_progress: bool = False, desc: str = "") -> list[dict]:
-    """One unit: train a lane group's cells together and write each cell (cell.json last). Cells a killed earlier
-    attempt finished are skipped; the others resume from their newest checkpoint."""
+    """One unit: train a lane group's cells together and write each cell (cell.json last). All lanes resume from
+    the newest step they all have a checkpoint for (`engine.resume_lanes`), a cell finished by a killed earlier
+    attempt included: it trains along again as its partners' batch-mate (so they end exactly where an
+    uninterrupted run ends) but its files are not written again."""
     sweep = SweepFolder(cfg.out)
     lm = sweep_model(cfg)
     task = sweep_task(cfg, lm)
@@ -575,16 +577,20 @@ def train_lane_group(cfg: DistanceConfig, group: list[tuple[int, int]], precisio
     if seen != eval_sha256:
         raise DataError(f"this worker's held-out examples differ from the sweep's ({seen[:12]} vs {eval_sha256[:12]}): "
                         "a data file differs between the driver and this node; put the data on shared storage")
-    lanes = []
+    finished = {(n, seed) for n, seed in group if sweep.read_cell(n, seed) is not None}
+    if len(finished) == len(group):
+        return []
+    lanes, todo = [], []
     for n, seed in group:
-        if sweep.read_cell(n, seed) is not None:
-            continue
         folder = sweep.run_folder(n, seed, cfg.metrics)
-        atomic_write_json(folder.config_path, {**config_dict(cfg), "num_virtual_tokens": n, "seed": seed})
+        if (n, seed) not in finished:
+            atomic_write_json(folder.config_path, {**config_dict(cfg), "num_virtual_tokens": n, "seed": seed})
         lane = make_lane(cell_name(n, seed), new_prompt(lm, cfg.prompt, n, seed, task.condition_dim), task,
                          cell_lane_config(cfg, seed), folder)
-        resume_lane(lane)
         lanes.append(lane)
+        if (n, seed) not in finished:
+            todo.append(lane)
+    resume_lanes(lanes)
     t0 = time.perf_counter()
     try:
         train_lanes(ctx, lanes, show_progress=show_progress, desc=desc)
@@ -593,7 +599,7 @@ def train_lane_group(cfg: DistanceConfig, group: list[tuple[int, int]], precisio
             lane.folder.close()
     seconds = time.perf_counter() - t0
     records = []
-    for lane in lanes:
+    for lane in todo:
         if lane.status == "running" and lane.step >= lane.max_steps and lane.last_eval.get("final"):
             lane.status = "done"  # finished before a kill, between its last checkpoint and cell.json
         record = finish_trained_cell(sweep, lane, task, lm, cfg, ctx, seconds)

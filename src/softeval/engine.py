@@ -237,10 +237,25 @@ def save_checkpoint(lane: Lane) -> Path:
     return lane.folder.save_checkpoint(lane.step, tensors, meta, keep=lane.cfg.keep_checkpoints)
 
 
-def resume_lane(lane: Lane) -> bool:
-    """Restore the newest readable checkpoint. Without one the lane starts from step 0, and the records a
-    killed earlier attempt wrote are dropped, so every record appears once."""
-    found = lane.folder.latest_checkpoint()
+def resume_lanes(lanes: list[Lane]) -> int | None:
+    """Restore lanes that train together to the newest step *every one of them* has a checkpoint for.
+
+    Lanes checkpoint one after another, so a kill between two saves leaves them at different steps; resumed
+    as they are, the lagging lane would take its next steps in a different batch (other partners, other
+    padding) and, in the last bits, end elsewhere than an uninterrupted run. Returns the common step (None:
+    all start again from step 0)."""
+    steps = [{step for step, _ in lane.folder.checkpoints()} for lane in lanes]
+    common = set.intersection(*steps) if steps else set()
+    at = max(common) if common else None
+    for lane in lanes:
+        resume_lane(lane, at_most=-1 if at is None else at)
+    return at
+
+
+def resume_lane(lane: Lane, at_most: int | None = None) -> bool:
+    """Restore the newest readable checkpoint (at step `at_most` or before). Without one the lane starts from
+    step 0, and the records a killed earlier attempt wrote are dropped, so every record appears once."""
+    found = lane.folder.latest_checkpoint(at_most) if at_most is None or at_most >= 0 else None
     if found is None:
         lane.folder.sink.rewind(-1)
         return False

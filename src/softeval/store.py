@@ -407,12 +407,14 @@ class RunFolder:
             old.unlink(missing_ok=True)
         return path
 
-    def latest_checkpoint(self) -> tuple[Path, dict[str, torch.Tensor], dict] | None:
-        """The newest readable checkpoint; unreadable ones are renamed *.corrupt (and logged), falling back
-        to the one before. None when there is none: the run starts again from step 0."""
+    def latest_checkpoint(self, at_most: int | None = None) -> tuple[Path, dict[str, torch.Tensor], dict] | None:
+        """The newest readable checkpoint (at step `at_most` or before, if given); unreadable ones are renamed
+        *.corrupt (and logged), falling back to the one before. None when there is none: start from step 0."""
         import logging
 
         for step, path in reversed(self.checkpoints()):
+            if at_most is not None and step > at_most:
+                continue
             try:
                 tensors, meta = read_checkpoint(path)
             except CorruptCheckpoint as exc:

@@ -359,3 +359,41 @@ def test_resumed_sweep_keeps_its_plan(tiny_lm, tiny_model_dir, tmp_path, monkeyp
         a = json.loads((cell / "cell.json").read_text())
         b = json.loads((straight / "cells" / cell.name / "cell.json").read_text())
         assert (a["loss"], a["token_accuracy"]) == (b["loss"], b["token_accuracy"]), cell.name
+
+
+def test_kill_between_two_lanes_checkpoints_resumes_both_at_their_common_step(tiny_lm, tiny_model_dir, tmp_path,
+                                                                              monkeypatch):
+    """Lanes save one after another: a kill between two saves leaves them at different steps. Both must resume
+    from their common step (the finished-looking lane trains along again), or the lagging lane's next steps
+    run in another batch and end a few ulps away from the uninterrupted sweep."""
+    from safetensors.torch import load_file
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TINY_TEXT * 3)
+    kw = dict(tokens=(1, 3), seeds=2, max_steps=6, checkpoint_every=2, max_batch_tokens=10_000)
+    straight = tmp_path / "straight"
+    run_sweep(sweep_cfg(tiny_model_dir, corpus, straight, **kw), lm=tiny_lm)
+    assert len(json.loads((straight / "plan.json").read_text())["groups"]) == 1  # all four cells are lanes of one pass
+
+    out = tmp_path / "killed"
+    real_save = engine.save_checkpoint
+    saved = []
+
+    def save_then_die(lane):
+        if lane.step == 4 and len([s for s in saved if s == 4]) == 2:
+            raise Killed  # two lanes hold step 4, the other two still only step 2
+        saved.append(lane.step)
+        return real_save(lane)
+
+    monkeypatch.setattr(engine, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        run_sweep(sweep_cfg(tiny_model_dir, corpus, out, **kw), lm=tiny_lm)
+    monkeypatch.undo()
+    run_sweep(sweep_cfg(tiny_model_dir, corpus, out, **kw), lm=tiny_lm)
+    for cell in sorted((straight / "cells").iterdir()):
+        if cell.name == "n0":
+            continue
+        a = load_file(str(cell / "prompt.safetensors"))
+        b = load_file(str(out / "cells" / cell.name / "prompt.safetensors"))
+        assert all(torch.equal(a[k], b[k]) for k in a), cell.name
+        assert records(cell / "metrics.jsonl") == records(out / "cells" / cell.name / "metrics.jsonl"), cell.name
