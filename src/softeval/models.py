@@ -325,6 +325,7 @@ def resolve_reference(ref: str, show_progress: bool = True) -> tuple[str, Path |
 def load_model(ref: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto",
                show_progress: bool = True) -> LoadedModel:
     """Load a frozen causal LM and its tokenizer. No parameter requires grad; the model is in eval mode."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_device = resolve_device(device)
@@ -339,6 +340,9 @@ def load_model(ref: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "aut
     except ValueError as exc:
         raise ModelError(f"'{ref}' is not a causal language model transformers can load: "
                          f"{str(exc).splitlines()[0]}") from exc
+    except SafetensorError as exc:  # a truncated or corrupt weights file (an interrupted copy or download)
+        raise ModelError(f"could not load model '{ref}' ({source}): its weights file is damaged "
+                         f"({str(exc).splitlines()[0]}); copy or fetch the model again") from exc
     model.requires_grad_(False)
     model.eval()
     model.to(torch_device)
