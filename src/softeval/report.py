@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from softeval.errors import SoftevalError
-from softeval.store import atomic_write_bytes, atomic_write_text, read_jsonl
+from softeval.store import atomic_write_bytes, atomic_write_text, read_json, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,21 @@ def load_sweep(sweep_dir: Path) -> dict:
     if not (sweep_dir / "config.json").exists() or not (sweep_dir / "cells").is_dir():
         raise SoftevalError(f"{sweep_dir} is not a softeval distance sweep directory (no config.json and cells/); "
                             "pass the --out of a `softeval distance` run")
-    cfg = config_from_dict(json.loads((sweep_dir / "config.json").read_text()))
+    stored = read_json(sweep_dir / "config.json", "sweep config")
+    try:
+        cfg = config_from_dict(stored)
+    except (TypeError, ValueError, AttributeError, SoftevalError) as exc:  # a mapping with missing or foreign keys
+        raise SoftevalError(f"{sweep_dir / 'config.json'} is not a distance sweep config ({exc}); "
+                            "restore it or re-run the sweep") from None
+    # Cells are read (and a corrupt one reported in one line) before the summary reads them again.
+    cell_records = {}
+    for n, seed in plan_cells(cfg):
+        cell_file = sweep_dir / "cells" / cell_name(n, seed) / "cell.json"
+        if cell_file.exists():
+            cell_records[(n, seed)] = read_json(cell_file, "sweep cell")
+            if not isinstance(cell_records[(n, seed)], dict):
+                raise SoftevalError(f"{cell_file} is not a sweep cell record (expected a JSON object); "
+                                    "delete it and re-run the sweep to redo that cell")
     results = summarize_sweep(sweep_dir, cfg)
     curves, samples = {}, {}
     for n, seed in plan_cells(cfg):
@@ -51,9 +65,8 @@ def load_sweep(sweep_dir: Path) -> dict:
                 evals.append((rec["step"], rec["eval_loss"]))
         if train or evals:
             curves[(n, seed)] = {"train": train, "eval": evals}
-        cell_file = cell_dir / "cell.json"
-        if cell_file.exists():
-            samples[(n, seed)] = json.loads(cell_file.read_text()).get("samples", [])
+        if (n, seed) in cell_records:
+            samples[(n, seed)] = cell_records[(n, seed)].get("samples", [])
     return {"results": results, "curves": curves, "samples": samples}
 
 
