@@ -402,6 +402,8 @@ CASES: list[Case] = [
     Case("report-binary-config", "report {dir}/sweep", chain(copy_sweep(), write("sweep/config.json", BINARY))),
     Case("report-corrupt-cell", "report {dir}/sweep",
          chain(copy_sweep(), write("sweep/cells/n1_s0/cell.json", '{"n": 1, "lo'))),
+    Case("report-corrupt-model-json", "report {dir}/sweep", chain(copy_sweep(), write("sweep/model.json", "{not json")),
+         defect="JSONDecodeError in distance.summarize_sweep (lead)"),
     Case("report-config-not-a-sweep", "report {dir}/sweep", chain(copy_sweep(), write("sweep/config.json", "[1, 2]"))),
     Case("report-out-read-only", "report {dir}/sweep --out {dir}/ro/report", chain(copy_sweep(), read_only_folder("ro")),
          teardown=undo_read_only("ro")),
