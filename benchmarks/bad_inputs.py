@@ -362,7 +362,8 @@ CASES: list[Case] = [
     Case("generate-condition-for-plain-prompt", "generate --model {model} --prompt {dir}/run --text hi "
          "--condition 0.5", copy_run()),
     Case("generate-no-text", "generate --model {model} --prompt none", defect=ARGPARSE),
-    Case("generate-bad-temperature", "generate --model {model} --prompt none --text hi --temperature warm", defect=ARGPARSE),
+    Case("generate-bad-temperature", "generate --model {model} --prompt none --text hi --temperature warm",
+         defect=ARGPARSE),
     # --- distance
     Case("distance-bad-token-list", "distance --model {model} --tokens 1,x --task repetition"),
     Case("distance-negative-tokens", "distance --model {model} --tokens 0,-4 --task repetition"),
@@ -405,7 +406,8 @@ CASES: list[Case] = [
     Case("report-corrupt-model-json", "report {dir}/sweep", chain(copy_sweep(), write("sweep/model.json", "{not json")),
          defect="JSONDecodeError in distance.summarize_sweep (lead)"),
     Case("report-config-not-a-sweep", "report {dir}/sweep", chain(copy_sweep(), write("sweep/config.json", "[1, 2]"))),
-    Case("report-out-read-only", "report {dir}/sweep --out {dir}/ro/report", chain(copy_sweep(), read_only_folder("ro")),
+    Case("report-out-read-only", "report {dir}/sweep --out {dir}/ro/report",
+         chain(copy_sweep(), read_only_folder("ro")),
          teardown=undo_read_only("ro")),
     Case("report-out-below-file", "report {dir}/sweep --out {dir}/f.txt/report",
          chain(copy_sweep(), write("f.txt", "a regular file\n"))),

@@ -7,8 +7,9 @@ gets a one-line error.
 
 Everything goes through the real `softeval` console script, one subprocess per command, as a user runs it.
 
-(a) train, killed: an uninterrupted `softeval train` gives the reference (and its wall time T). Each trial starts
-    the same command, sends SIGKILL at a moment drawn uniformly from [0, T] (seeded), then continues it the
+(a) train, killed: an uninterrupted `softeval train` gives the reference (run twice: the shorter wall time is T,
+    and the two must agree). Each trial starts the same command, sends SIGKILL at a moment drawn uniformly from
+    [0, T] (seeded; `--kill-window training` draws from [when config.json appeared, T]), then continues it the
     documented way until it exits 0: `softeval train --resume RUN_DIR`, or, if the kill came before RUN_DIR held
     a config.json (nothing to resume), the original command again. A trial is *identical* when the final
     prompt.safetensors tensors equal the reference's bit for bit, and has *no duplicates* when metrics.jsonl
@@ -309,10 +310,12 @@ def sweep_trials(model: str, trials: int, work: Path, rng: random.Random, window
                               else continue_until_done(lambda: (argv, "rerun"), folder, log))
         outcome = compare_sweep(out, ref) if finished else {"identical": False, "problems": ["did not finish"]}
         results.append({"trial": t, "kill_after_s": round(kill_at, 3), "killed": killed,
-                        "cells_done_at_kill": done_cells, "cells_at_kill": cells_at_kill, "finished": finished, "continuations": attempts, **outcome})
+                        "cells_done_at_kill": done_cells, "cells_at_kill": cells_at_kill, "finished": finished,
+                        "continuations": attempts, **outcome})
         print(f"  trial {t}: kill at {kill_at:5.1f}s ({done_cells} cells done"
               + "".join(f", {k}: {v}" for k, v in cells_at_kill.items()) + "); "
-              f"{describe(attempts)}; identical {outcome['identical']} {'; '.join(outcome['problems'][:2])}", flush=True)
+              f"{describe(attempts)}; identical {outcome['identical']} {'; '.join(outcome['problems'][:2])}",
+              flush=True)
     return {"uninterrupted_wall_s": round(wall, 2), "kill_window_s": [round(start, 2), round(wall, 2)],
             "trials": results,
             "identical": sum(r["identical"] for r in results)}
@@ -393,7 +396,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
     report: dict = {"config": {"model": args.model, "train_trials": args.trials, "sweep_trials": args.sweep_trials,
-                               "seed": args.seed, "kill_window": args.kill_window, "parts": sorted(parts), "train_args": TRAIN, "sweep_args": SWEEP,
+                               "seed": args.seed, "kill_window": args.kill_window, "parts": sorted(parts),
+                               "train_args": TRAIN, "sweep_args": SWEEP,
                                "max_continuations": MAX_CONTINUATIONS, "timing_keys_ignored": sorted(TIMING_KEYS),
                                "softeval": softeval_exe()},
                     "versions": versions(), "date": datetime.date.today().isoformat()}
@@ -426,7 +430,8 @@ def main() -> None:
         lines.append(target("sweep_kill_identical", report["sweep_kill"]["identical"], "==", args.sweep_trials))
     if "catalogue" in report:
         c = report["catalogue"]
-        lines += [target("catalogue_clean", c["clean"], ">=", 40), target("catalogue_tracebacks", c["tracebacks"], "==", 0)]
+        lines += [target("catalogue_clean", c["clean"], ">=", 40),
+                  target("catalogue_tracebacks", c["tracebacks"], "==", 0)]
     print("\n".join(lines))
 
 
