@@ -32,9 +32,8 @@ import json
 import logging
 import math
 import platform
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 # --- settings ---------------------------------------------------------------------------------------------
@@ -318,7 +317,7 @@ def run_grid(args) -> dict:
 
     from softeval.config import build_config
     from softeval.distance import DistanceConfig, run
-    from softeval.executors import ExecutorConfig, ensure_ray
+    from softeval.executors import ensure_ray
 
     steps = 2 if args.quick else args.steps
     root = Path(tempfile.mkdtemp(prefix="grid_scale_"))

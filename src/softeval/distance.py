@@ -51,7 +51,8 @@ from softeval.packing import CellShape, plan_lane_groups
 from softeval.prompt import PromptConfig
 from softeval.saturation import (DEFAULT_ABSOLUTE_EPSILONS, DEFAULT_RELATIVE_EPSILONS, saturation_summary,
                                  sensitivity_table)
-from softeval.store import SweepFolder, atomic_write_json, claim_folder, read_json, result_identity
+from softeval.store import (SweepFolder, atomic_write_json, check_writable_folder, claim_folder, read_json,
+                            result_identity)
 from softeval.tasks import TaskConfig, TaskData, available_tasks, build_task
 from softeval.train import finalize_lane, task_metrics_of
 
@@ -638,6 +639,7 @@ def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
     """
     # --- setup: everything a user can get wrong fails here, before any training
     check_task_choice(cfg)
+    check_writable_folder(cfg.out, "the sweep")
     sweep = SweepFolder(cfg.out)
     exe = cfg.execution
     common = dict(executor=exe.executor, address=exe.ray_address, max_retries=exe.max_retries)

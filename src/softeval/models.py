@@ -343,6 +343,7 @@ def load_model(ref: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "aut
     the first device; transformers' hooks move activations between GPUs. On a CPU-only machine the
     whole model lands on the CPU. See docs/cluster.md for the memory arithmetic.
     """
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_device = resolve_device(device)
@@ -359,6 +360,9 @@ def load_model(ref: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "aut
     except ValueError as exc:
         raise ModelError(f"'{ref}' is not a causal language model transformers can load: "
                          f"{str(exc).splitlines()[0]}") from exc
+    except SafetensorError as exc:  # a truncated or corrupt weights file (an interrupted copy or download)
+        raise ModelError(f"could not load model '{ref}' ({source}): its weights file is damaged "
+                         f"({str(exc).splitlines()[0]}); copy or fetch the model again") from exc
     model.requires_grad_(False)
     model.eval()
     if device_map is None:

@@ -20,17 +20,18 @@ Written with plain json/safetensors: PEFT itself is only needed to *use* the ada
 from __future__ import annotations
 
 import json
+import pickle
 import shlex
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_save
 
 from softeval.card import ANY_TASK, card_facts, render_card
 from softeval.errors import SoftevalError
 from softeval.prompt import PEFT_KEY, PromptMetadata, SoftPrompt, read_prompt_file
-from softeval.store import atomic_write_bytes, atomic_write_json, atomic_write_text
+from softeval.store import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 PEFT_USAGE = """
 ## Use with PEFT
@@ -144,20 +145,31 @@ def import_peft(adapter_dir: Path) -> tuple[SoftPrompt, dict]:
     cfg_path = adapter_dir / "adapter_config.json"
     if not cfg_path.exists():
         raise SoftevalError(f"{adapter_dir} is not a PEFT adapter folder (no adapter_config.json)")
-    cfg = json.loads(cfg_path.read_text())
+    cfg = read_json(cfg_path, "PEFT adapter config")
+    if not isinstance(cfg, dict):
+        raise SoftevalError(f"{cfg_path} is not a PEFT adapter config (expected a JSON object)")
     if cfg.get("peft_type") != "PROMPT_TUNING":
         raise SoftevalError(f"{adapter_dir} holds a {cfg.get('peft_type')} adapter; only PROMPT_TUNING can be imported")
     weights = adapter_dir / "adapter_model.safetensors"
-    if weights.exists():
-        with safe_open(str(weights), framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    elif (adapter_dir / "adapter_model.bin").exists():
-        tensors = torch.load(adapter_dir / "adapter_model.bin", map_location="cpu", weights_only=True)
-    else:
-        raise SoftevalError(f"{adapter_dir} has no adapter_model.safetensors")
+    try:
+        if weights.exists():
+            with safe_open(str(weights), framework="pt") as f:
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        elif (weights := adapter_dir / "adapter_model.bin").exists():
+            tensors = torch.load(weights, map_location="cpu", weights_only=True)
+        else:
+            raise SoftevalError(f"{adapter_dir} has no adapter_model.safetensors")
+    except (SafetensorError, pickle.UnpicklingError, EOFError, RuntimeError) as exc:  # truncated or not a weights file
+        raise SoftevalError(f"{weights} is not a readable adapter weights file ({str(exc).splitlines()[0]}); "
+                            "export the adapter again") from exc
+    if not isinstance(tensors, dict):
+        raise SoftevalError(f"{weights} does not hold named tensors")
     key = next((k for k in tensors if k.endswith(PEFT_KEY)), None)
     if key is None:
         raise SoftevalError(f"{weights} has no '{PEFT_KEY}' tensor (keys: {', '.join(tensors)})")
+    if tensors[key].dim() != 2:
+        raise SoftevalError(f"{weights}: '{key}' has shape {tuple(tensors[key].shape)}; a prompt-tuning adapter "
+                            "holds (num_virtual_tokens, token_dim)")
     return SoftPrompt(tensors[key].float()), cfg
 
 

@@ -180,6 +180,21 @@ def identity_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def check_writable_folder(folder: Path, what: str) -> None:
+    """Refuse, in one line and before any work, a folder that cannot be made or written: one below a regular
+    file, or inside a read-only folder."""
+    from softeval.errors import ConfigError
+
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"cannot write {what} to {folder}: {existing} is a file, not a folder; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write {what} to {folder}: {existing} is not writable; choose another --out")
+
+
 def claim_folder(folder: Path, identity: dict, what: str, adopt: bool = False) -> bool:
     """The single same-identity check. Returns True when `folder` already holds results of this identity
     (continue them), False when it is new or empty (identity written now). Refuses a folder holding
@@ -188,11 +203,7 @@ def claim_folder(folder: Path, identity: dict, what: str, adopt: bool = False) -
     from softeval.errors import ConfigError
 
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{folder} is a file, not a folder; choose another --out")
-    for parent in folder.parents:
-        if parent.exists() and not parent.is_dir():
-            raise ConfigError(f"cannot create {folder}: {parent} is a file; choose another --out")
+    check_writable_folder(folder, f"the {what}")
     path = folder / IDENTITY_FILE
     if path.exists():
         stored = read_json(path, f"{what} identity")
@@ -471,7 +482,14 @@ class SweepFolder:
 
     def read_cell(self, n: int, seed: int) -> dict | None:
         path = self.cell_dir(n, seed) / "cell.json"
-        return read_json(path, "sweep cell") if path.exists() else None
+        if not path.exists():
+            return None
+        record = read_json(path, "sweep cell")
+        if not isinstance(record, dict) or "status" not in record:
+            from softeval.errors import SoftevalError
+
+            raise SoftevalError(f"{path} is not a sweep cell record; delete it and re-run the sweep to redo that cell")
+        return record
 
     def write_cell(self, n: int, seed: int, record: dict) -> dict:
         record = {"name": self.cell_name(n, seed), "n": n, "seed": seed, **record}

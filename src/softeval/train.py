@@ -25,7 +25,8 @@ from softeval.engine import (LaneConfig, OptimConfig, Precision, loop_context, m
 from softeval.errors import ConfigError, NonFiniteLossError, SoftevalError
 from softeval.models import DEFAULT_MODEL, DTYPES, LoadedModel, load_model
 from softeval.prompt import PromptConfig, PromptMetadata, save_prompt
-from softeval.store import RunFolder, atomic_write_json, claim_folder, read_json, result_identity
+from softeval.store import (RunFolder, atomic_write_json, check_writable_folder, claim_folder, read_json,
+                            result_identity)
 from softeval.tasks import TaskConfig, TaskData, build_task
 
 logger = logging.getLogger(__name__)
@@ -175,6 +176,7 @@ def task_metrics_of(lm: LoadedModel, prompt: nn.Module | None, task: TaskData, p
 def run(cfg: TrainConfig, resume: bool = False, lm: LoadedModel | None = None) -> TrainResult:
     """softeval train: setup → loop → save → result."""
     # --- setup
+    check_writable_folder(cfg.out, "the run")  # before the model loads: a bad --out fails at once
     folder = RunFolder(cfg.out, cfg.metrics, name=Path(cfg.out).name, config=to_dict(cfg))
     lm = lm or load_model(cfg.model, cfg.device, cfg.dtype, show_progress=cfg.show_progress)
     task = build_task(cfg.task, lm.tokenizer)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-
 import webbrowser
 from pathlib import Path
+
+from softeval.errors import SoftevalError
 
 
 def register(sub) -> None:
@@ -22,12 +23,14 @@ def register(sub) -> None:
 def cmd_report(args) -> int:
     from softeval.distance import summarize_sweep
     from softeval.report import write_report
-    from softeval.store import SweepFolder, atomic_write_json
+    from softeval.store import SweepFolder, atomic_write_json, check_writable_folder
 
     sweep = SweepFolder(args.dir)
+    out = Path(args.out) if args.out else sweep.report_dir
+    check_writable_folder(out, "the report")
     # Re-summarise from the cells first, so a partial (interrupted) sweep gets an up-to-date results.json.
     atomic_write_json(sweep.results_path, summarize_sweep(sweep.path))
-    path = write_report(sweep.path, Path(args.out) if args.out else None)
+    path = write_report(sweep.path, out)
     print(path)
     if args.open:
         webbrowser.open(path.resolve().as_uri())

@@ -1,0 +1,539 @@
+"""A catalogue of bad inputs for every softeval command, and what softeval must do with each.
+
+What a user can get wrong (malformed, binary or empty files, wrong flags and values, unknown models, corrupt
+run folders, unwritable outputs, prompts for another model, a model that makes the loss NaN) must end with
+  * exit code 2 (3 for a non-finite loss),
+  * stderr ending in one line `softeval: error: ...` (log records before it are fine), no traceback,
+  * no file that existed before the command changed or vanished (new files are allowed: a failed run may
+    leave its results.json behind), except files a case says the command is documented to rewrite.
+
+Two users: benchmarks/reliability.py runs every case through the real `softeval` console script on any
+model, and tests/unit/test_bad_input_catalogue.py runs them in-process on the tiny test model. The package
+never imports this file.
+
+A case's argv has two placeholders: `{dir}` (the case's own folder, also its working directory) and
+`{model}` (the model under test). Its setup writes the inputs into that folder; shared inputs that cost a
+training run (a finished run, a finished sweep) are built once by `Fixtures` and copied in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+# --- the inputs every case shares ----------------------------------------------------------------
+# A tiny repetition task: seconds per run on SmolLM2, well under a second of compute on the test model.
+TASK_ARGS = ["--task", "repetition", "--repeat-text", " hello", "task.num_train=8", "task.num_eval=2",
+             "task.context_tokens=8", "task.target_tokens=4", "--precision", "fp32"]
+TRAIN_ARGS = ["--tokens", "2", "--steps", "4", "--checkpoint-every", "2", *TASK_ARGS]
+SWEEP_ARGS = ["--tokens", "0,1", "--seeds", "1", "--steps", "2", "--max-batch-tokens", "0", "--no-report",
+              *TASK_ARGS]
+BINARY = bytes(range(256)) * 8  # not UTF-8 (0x80 alone), NUL bytes, every byte value
+ERROR_PREFIX = "softeval: error: "
+LOG_LINE = re.compile(r"^[DIWEC] [\w.]+: ")  # cli.setup_logging's format: a log record, not an error report
+PROGRESS_LINE = re.compile(r"\d+%\|.*\|")     # a tqdm bar (stderr, unless -q)
+
+
+class Skip(Exception):
+    """This machine cannot build the case's input (e.g. no way to make a read-only folder)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    argv: str                                   # after `softeval`, shell-quoted, with {dir} and {model}
+    setup: Callable[[Path, "Fixtures"], None] | None = None
+    code: int = 2
+    may_change: tuple[str, ...] = ()            # globs under {dir} the command is documented to rewrite
+    teardown: Callable[[Path], None] | None = None
+    defect: str = ""                            # a known defect this case shows until it is fixed (who fixes it)
+
+    def args(self, folder: Path, model: str) -> list[str]:
+        return [a.replace("{dir}", str(folder)).replace("{model}", model) for a in shlex.split(self.argv)]
+
+
+# --- shared inputs -------------------------------------------------------------------------------
+
+
+class Fixtures:
+    """Inputs that cost a run, built once under `root` with `run_cli(argv, cwd) -> exit code`."""
+
+    def __init__(self, root: Path, model: str, run_cli: Callable[[list[str], Path], int]):
+        self.root, self.model, self.run_cli = Path(root), model, run_cli
+        self._built: dict[str, Path] = {}
+
+    def _build(self, name: str, argv: list[str]) -> Path:
+        if name not in self._built:
+            out = self.root / name
+            shutil.rmtree(out, ignore_errors=True)
+            code = self.run_cli([*argv, "--out", str(out), "-q"], self.root)
+            if code != 0:
+                raise RuntimeError(f"building the shared {name} failed (exit {code}): softeval {shlex.join(argv)}")
+            self._built[name] = out
+        return self._built[name]
+
+    def trained_run(self) -> Path:
+        """A finished `softeval train` run (prompt.safetensors, checkpoints, metrics)."""
+        return self._build("run", ["train", "--model", self.model, *TRAIN_ARGS])
+
+    def sweep(self) -> Path:
+        """A finished `softeval distance` sweep of n = 0 and n = 1."""
+        return self._build("sweep", ["distance", "--model", self.model, *SWEEP_ARGS])
+
+    def model_dir(self) -> Path:
+        """The model's local folder (an embedded model resolves to its cache)."""
+        from softeval.models import resolve_reference
+
+        _, location = resolve_reference(self.model, show_progress=False)
+        if not Path(location).is_dir():
+            raise Skip(f"model {self.model} has no local folder")
+        return Path(location)
+
+
+# --- setup helpers -------------------------------------------------------------------------------
+
+
+def write(name: str, content: str | bytes) -> Callable[[Path, Fixtures], None]:
+    def setup(folder: Path, fx: Fixtures) -> None:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return setup
+
+
+def chain(*steps: Callable[[Path, Fixtures], None]) -> Callable[[Path, Fixtures], None]:
+    def setup(folder: Path, fx: Fixtures) -> None:
+        for step in steps:
+            step(folder, fx)
+    return setup
+
+
+def copy_run(name: str = "run") -> Callable[[Path, Fixtures], None]:
+    def setup(folder: Path, fx: Fixtures) -> None:
+        shutil.copytree(fx.trained_run(), folder / name)
+    return setup
+
+
+def copy_sweep(name: str = "sweep") -> Callable[[Path, Fixtures], None]:
+    def setup(folder: Path, fx: Fixtures) -> None:
+        shutil.copytree(fx.sweep(), folder / name)
+    return setup
+
+
+def in_folder(rel: str, edit: Callable[[Path], None]) -> Callable[[Path, Fixtures], None]:
+    def setup(folder: Path, fx: Fixtures) -> None:
+        edit(folder / rel)
+    return setup
+
+
+def truncate_newest_checkpoint(run_dir: Path) -> None:
+    """Cut every file of the newest checkpoint to half its size (whatever the checkpoint format)."""
+    steps: dict[int, list[Path]] = {}
+    for p in (run_dir / "checkpoints").iterdir():
+        m = re.search(r"step_(\d+)", p.name)
+        if m and p.is_file():
+            steps.setdefault(int(m.group(1)), []).append(p)
+    for p in steps[max(steps)]:
+        data = p.read_bytes()
+        p.write_bytes(data[: len(data) // 2])
+
+
+def rewrite_prompt(path: Path, meta_changes: dict | None = None, width: int | None = None,
+                   drop_metadata: bool = False) -> None:
+    """Rewrite a prompt .safetensors with edited metadata (JSON-encoded values) and/or another vector width."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = dict(f.metadata() or {})
+    if width is not None:
+        tensors = {k: t[..., :1].repeat(*([1] * (t.dim() - 1)), width).contiguous() for k, t in tensors.items()}
+    meta.update({k: json.dumps(v) for k, v in (meta_changes or {}).items()})
+    save_file(tensors, str(path), metadata=None if drop_metadata else meta)
+
+
+def model_copy(name: str, weights: Callable[[Path, Path], None]) -> Callable[[Path, Fixtures], None]:
+    """{dir}/name: the model's small files copied, its weight files written by `weights(src, dst)`."""
+    def setup(folder: Path, fx: Fixtures) -> None:
+        src, dst = fx.model_dir(), folder / name
+        dst.mkdir(parents=True)
+        for p in src.iterdir():
+            if p.is_file() and p.suffix not in (".safetensors", ".bin"):
+                shutil.copy2(p, dst / p.name)
+        for p in src.iterdir():
+            if p.suffix in (".safetensors", ".bin"):
+                weights(p, dst / p.name)
+    return setup
+
+
+def truncated_weights(src: Path, dst: Path) -> None:
+    with open(src, "rb") as f:
+        dst.write_bytes(f.read(min(4096, src.stat().st_size // 2)))
+
+
+def nan_final_norm(src: Path, dst: Path) -> None:
+    """The model's last norm weight set to NaN: every logit, hence the first training loss, is NaN."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(src), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = f.metadata()
+    norms = sorted(k for k in tensors if k.endswith("norm.weight") and ".layers." not in k)
+    key = norms[-1] if norms else sorted(tensors)[-1]
+    tensors[key] = tensors[key].clone().fill_(float("nan"))
+    save_file(tensors, str(dst), metadata=meta)
+
+
+def read_only_folder(name: str) -> Callable[[Path, Fixtures], None]:
+    """A folder nobody can create files in. chmod is enough for a normal user; root ignores permission bits,
+    so there the folder is also made immutable (chattr +i), and the case is skipped if neither works."""
+    def setup(folder: Path, fx: Fixtures) -> None:
+        path = folder / name
+        path.mkdir()
+        path.chmod(0o555)
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "+i", str(path)], capture_output=True)
+        try:
+            (path / ".probe").touch()
+        except OSError:
+            return
+        (path / ".probe").unlink()
+        undo_read_only(name)(folder)
+        raise Skip("cannot make a read-only folder on this machine")
+    return setup
+
+
+def undo_read_only(name: str) -> Callable[[Path], None]:
+    def teardown(folder: Path) -> None:
+        path = folder / name
+        if os.geteuid() == 0 and shutil.which("chattr"):
+            subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+        if path.exists():
+            path.chmod(0o755)
+    return teardown
+
+
+def adapter(config: dict | str | bytes | None, weights: bytes | None = None, good_weights: bool = False,
+            name: str = "adapter") -> Callable[[Path, Fixtures], None]:
+    """A PEFT adapter folder; good_weights exports the shared run's prompt to get a readable weights file."""
+    def setup(folder: Path, fx: Fixtures) -> None:
+        path = folder / name
+        path.mkdir()
+        if good_weights:
+            from softeval.peft_io import export_peft
+
+            export_peft(fx.trained_run() / "prompt.safetensors", path)
+        if config is not None:
+            text = json.dumps(config) if isinstance(config, dict) else config
+            (path / "adapter_config.json").write_bytes(text if isinstance(text, bytes) else text.encode())
+        if weights is not None:
+            (path / "adapter_model.safetensors").write_bytes(weights)
+    return setup
+
+
+def safetensors_bytes(tensors: dict[str, list[float]]) -> bytes:
+    import torch
+    from safetensors.torch import save
+
+    return save({k: torch.tensor(v) for k, v in tensors.items()})
+
+
+def export_adapter(prompt_rel: str, name: str) -> Callable[[Path, Fixtures], None]:
+    def setup(folder: Path, fx: Fixtures) -> None:
+        from softeval.peft_io import export_peft
+
+        export_peft(folder / prompt_rel, folder / name)
+    return setup
+
+
+GOOD_JSONL = "".join(json.dumps({"prompt": f"q{i}", "completion": " the fox"}) + "\n" for i in range(8))
+SPEC = ("task: capitals\nkind: short_answer\nfiles: {test: test.jsonl}\n"
+        "fields: {question: q, answer: a}\n")
+TRAIN = "train --model {model} " + shlex.join(TRAIN_ARGS)
+TRAIN_JSONL = "train --model {model} --tokens 2 --steps 2 --precision fp32"
+LEAD, TASKS_HELPER = "lead", "helper 'tasks'"
+ARGPARSE = "argparse prints its usage lines before the error (lead: cli/__init__.py)"
+
+# --- the catalogue -------------------------------------------------------------------------------
+
+CASES: list[Case] = [
+    # --- train: data files
+    Case("train-malformed-jsonl", TRAIN_JSONL + " --data {dir}/bad.jsonl",
+         write("bad.jsonl", '{"prompt": "a", "completion": "b"}\n{not json\n')),
+    Case("train-binary-data", TRAIN_JSONL + " --data {dir}/bin.jsonl", write("bin.jsonl", BINARY),
+         defect=f"UnicodeDecodeError ({TASKS_HELPER})"),
+    Case("train-empty-data", TRAIN_JSONL + " --data {dir}/empty.jsonl", write("empty.jsonl", "")),
+    Case("train-blank-lines-data", TRAIN_JSONL + " --data {dir}/blank.jsonl", write("blank.jsonl", "\n \n\n")),
+    Case("train-missing-data", TRAIN_JSONL + " --data {dir}/nope.jsonl"),
+    Case("train-data-is-folder", TRAIN_JSONL + " --data {dir}/folder", in_folder("folder", Path.mkdir)),
+    Case("train-wrong-fields", TRAIN_JSONL + " --data {dir}/q.jsonl", write("q.jsonl", '{"question": "a"}\n')),
+    Case("train-non-string-fields", TRAIN_JSONL + " --data {dir}/n.jsonl",
+         write("n.jsonl", '{"prompt": 1, "completion": 2}\n')),
+    Case("train-json-array-line", TRAIN_JSONL + " --data {dir}/a.jsonl", write("a.jsonl", "[1, 2]\n")),
+    Case("train-binary-eval-data", TRAIN_JSONL + " --data {dir}/d.jsonl --eval-data {dir}/e.jsonl",
+         chain(write("d.jsonl", GOOD_JSONL), write("e.jsonl", BINARY)), defect=f"UnicodeDecodeError ({TASKS_HELPER})"),
+    Case("train-binary-corpus", "train --model {model} --task autoregressive --corpus {dir}/c.txt --steps 1",
+         write("c.txt", BINARY)),
+    Case("train-corpus-too-short", "train --model {model} --task autoregressive --corpus {dir}/c.txt --steps 1 "
+         "task.num_train=10000", write("c.txt", "a few words only\n")),
+    # --- train: flags, values and config files
+    Case("train-unknown-model", "train --model smollm2-135m-instruckt --data {dir}/d.jsonl",
+         write("d.jsonl", GOOD_JSONL)),
+    Case("train-model-not-a-folder", "train --model {dir}/empty --data {dir}/d.jsonl",
+         chain(in_folder("empty", Path.mkdir), write("d.jsonl", GOOD_JSONL))),
+    Case("train-model-truncated-weights", "train --model {dir}/model --data {dir}/d.jsonl",
+         chain(model_copy("model", truncated_weights), write("d.jsonl", GOOD_JSONL))),
+    Case("train-model-corrupt-config", "train --model {dir}/model --data {dir}/d.jsonl",
+         chain(model_copy("model", shutil.copy2), write("model/config.json", BINARY), write("d.jsonl", GOOD_JSONL))),
+    Case("train-bad-gguf", "train --model {dir}/m.gguf --data {dir}/d.jsonl",
+         chain(write("m.gguf", BINARY), write("d.jsonl", GOOD_JSONL))),
+    Case("train-no-data", "train --model {model} --steps 1"),
+    Case("train-tokens-zero", TRAIN_JSONL + " --data {dir}/d.jsonl --tokens 0", write("d.jsonl", GOOD_JSONL)),
+    Case("train-tokens-negative", TRAIN_JSONL + " --data {dir}/d.jsonl --tokens -3", write("d.jsonl", GOOD_JSONL)),
+    Case("train-batch-size-zero", TRAIN_JSONL + " --data {dir}/d.jsonl --batch-size 0", write("d.jsonl", GOOD_JSONL)),
+    Case("train-steps-not-a-number", "train --model {model} --task repetition --steps ten", defect=ARGPARSE),
+    Case("train-bad-precision", "train --model {model} --task repetition --precision fp8", defect=ARGPARSE),
+    Case("train-unknown-flag", "train --model {model} --task repetition --learning-rate 0.1", defect=ARGPARSE),
+    Case("train-unknown-task", "train --model {model} --task repetiton"),
+    Case("train-unknown-config-key", "train --model {model} --task repetition max_step=3"),
+    Case("train-override-not-key-value", "train --model {model} --task repetition lr"),
+    Case("train-override-wrong-type", "train --model {model} --task repetition lr=fast"),
+    Case("train-init-text-missing", "train --model {model} --task repetition --init text --steps 1"),
+    Case("train-device-unavailable", "train --model {model} --task repetition --device mps --steps 1"),
+    Case("train-config-missing", "train --config {dir}/nope.yaml"),
+    Case("train-config-malformed", "train --config {dir}/c.yaml", write("c.yaml", "lr: [0.1\nsteps: {\n")),
+    Case("train-config-binary", "train --config {dir}/c.yaml", write("c.yaml", BINARY),
+         defect="UnicodeDecodeError in config.load_yaml (lead)"),
+    Case("train-config-not-mapping", "train --config {dir}/c.yaml", write("c.yaml", "- 1\n- 2\n")),
+    Case("train-config-unknown-key", "train --config {dir}/c.yaml", write("c.yaml", "max_step: 3\n")),
+    # --- train: outputs and run folders
+    Case("train-out-below-file", TRAIN + " --out {dir}/file.txt/run", write("file.txt", "a regular file\n"),
+         defect=LEAD),
+    Case("train-out-read-only", TRAIN + " --out {dir}/ro/run", read_only_folder("ro"),
+         teardown=undo_read_only("ro"), defect=LEAD),
+    Case("train-out-holds-run", TRAIN + " --out {dir}/run", copy_run()),
+    Case("train-resume-missing", "train --resume {dir}/nope"),
+    Case("train-resume-not-a-run", "train --resume {dir}/empty", in_folder("empty", Path.mkdir)),
+    Case("train-resume-corrupt-config", "train --resume {dir}/run",
+         chain(copy_run(), write("run/config.json", '{"model": "x", "max_st')), defect=LEAD),
+    Case("train-resume-binary-config", "train --resume {dir}/run",
+         chain(copy_run(), write("run/config.json", BINARY)), defect=LEAD),
+    Case("train-resume-truncated-checkpoint", "train --resume {dir}/run",
+         chain(copy_run(), in_folder("run", truncate_newest_checkpoint)), defect=LEAD),
+    Case("train-resume-override-changes-setting", "train --resume {dir}/run lr=0.5", copy_run(), defect=LEAD),
+    Case("train-resume-flag-changes-setting", "train --resume {dir}/run --lr 0.5", copy_run()),
+    Case("train-nan-loss", TRAIN_JSONL + " --model {dir}/nan-model --data {dir}/d.jsonl --out {dir}/nan-run",
+         chain(model_copy("nan-model", nan_final_norm), write("d.jsonl", GOOD_JSONL)), code=3),
+    # --- eval
+    Case("eval-missing-prompt", "eval --model {model} --prompt {dir}/nope.safetensors --task repetition"),
+    Case("eval-binary-prompt", "eval --model {model} --prompt {dir}/p.safetensors --task repetition",
+         write("p.safetensors", BINARY)),
+    Case("eval-empty-prompt", "eval --model {model} --prompt {dir}/p.safetensors --task repetition",
+         write("p.safetensors", b"")),
+    Case("eval-run-without-prompt", "eval --model {model} --prompt {dir}/run",
+         chain(copy_run(), in_folder("run/prompt.safetensors", Path.unlink))),
+    Case("eval-prompt-for-other-weights", "eval --model {model} --prompt {dir}/run",
+         chain(copy_run(), in_folder("run/prompt.safetensors",
+                                     lambda p: rewrite_prompt(p, {"model_sha256": "0" * 64})))),
+    Case("eval-prompt-for-other-width", "eval --model {model} --prompt {dir}/run",
+         chain(copy_run(), in_folder("run/prompt.safetensors", lambda p: rewrite_prompt(p, {"hidden_size": 7}, 7)))),
+    Case("eval-prompt-without-metadata", "eval --model {model} --prompt {dir}/run --task repetition",
+         chain(copy_run(), in_folder("run/prompt.safetensors", lambda p: rewrite_prompt(p, drop_metadata=True)))),
+    Case("eval-other-task", "eval --model {model} --prompt {dir}/run --data {dir}/d.jsonl",
+         chain(copy_run(), write("d.jsonl", GOOD_JSONL))),
+    Case("eval-malformed-data", "eval --model {model} --prompt none --data {dir}/bad.jsonl",
+         write("bad.jsonl", "{not json\n")),
+    Case("eval-binary-data", "eval --model {model} --prompt none --data {dir}/bin.jsonl", write("bin.jsonl", BINARY),
+         defect=f"UnicodeDecodeError ({TASKS_HELPER})"),
+    # --- generate
+    Case("generate-missing-prompt", "generate --model {model} --prompt {dir}/nope --text hi"),
+    Case("generate-binary-prompt", "generate --model {model} --prompt {dir}/p.safetensors --text hi",
+         write("p.safetensors", BINARY)),
+    Case("generate-condition-for-plain-prompt", "generate --model {model} --prompt {dir}/run --text hi "
+         "--condition 0.5", copy_run()),
+    Case("generate-no-text", "generate --model {model} --prompt none", defect=ARGPARSE),
+    Case("generate-bad-temperature", "generate --model {model} --prompt none --text hi --temperature warm",
+         defect=ARGPARSE),
+    # --- distance
+    Case("distance-bad-token-list", "distance --model {model} --tokens 1,x --task repetition"),
+    Case("distance-negative-tokens", "distance --model {model} --tokens 0,-4 --task repetition"),
+    Case("distance-zero-seeds", "distance --model {model} --tokens 0,1 --seeds 0 --task repetition"),
+    Case("distance-jsonl-without-data", "distance --model {model} --tokens 0,1 --task jsonl"),
+    Case("distance-binary-data", "distance --model {model} --tokens 0,1 --data {dir}/bin.jsonl",
+         write("bin.jsonl", BINARY), defect=f"UnicodeDecodeError ({TASKS_HELPER})"),
+    Case("distance-out-below-file", "distance --model {model} " + shlex.join(SWEEP_ARGS) + " --out {dir}/f.txt/sweep",
+         write("f.txt", "a regular file\n"), defect=LEAD),
+    Case("distance-sweep-corrupt-config", "distance --model {model} " + shlex.join(SWEEP_ARGS) + " --out {dir}/sweep",
+         chain(copy_sweep(), write("sweep/config.json", "{not json")), defect=LEAD),
+    Case("distance-sweep-other-settings", "distance --model {model} " + shlex.join(SWEEP_ARGS) +
+         " --lr 0.5 --out {dir}/sweep", copy_sweep()),
+    Case("distance-sweep-corrupt-cell", "distance --model {model} " + shlex.join(SWEEP_ARGS) + " --out {dir}/sweep",
+         chain(copy_sweep(), write("sweep/cells/n1_s0/cell.json", BINARY)),
+         defect="UnicodeDecodeError in distance.read_cell; config.json rewritten first (lead)"),
+    # --- bench (all refused before any model is loaded)
+    Case("bench-unknown-task", "bench --model {model} --task arc_eazy"),
+    Case("bench-bad-modes", "bench --model {model} --task arc_easy --modes zero,fewish"),
+    Case("bench-spec-malformed-yaml", "bench --model {model} --task {dir}/spec.yaml",
+         write("spec.yaml", "task: [capitals\nfields: {\n"), defect=LEAD),
+    Case("bench-spec-binary", "bench --model {model} --task {dir}/spec.yaml", write("spec.yaml", BINARY),
+         defect=LEAD),
+    Case("bench-spec-missing-field", "bench --model {model} --task {dir}/spec.yaml",
+         write("spec.yaml", SPEC.replace("kind: short_answer\n", ""))),
+    Case("bench-spec-missing-file", "bench --model {model} --task {dir}/spec.yaml", write("spec.yaml", SPEC)),
+    Case("bench-spec-unknown-key", "bench --model {model} --task {dir}/spec.yaml",
+         write("spec.yaml", SPEC + "answer_field: a\n")),
+    Case("bench-reference-binary", "bench --model {model} --task {dir}/spec.yaml --reference {dir}/ref.csv",
+         chain(write("spec.yaml", SPEC), write("test.jsonl", '{"q": "France?", "a": "Paris"}\n'),
+               write("ref.csv", BINARY)), defect="UnicodeDecodeError in bench ranking.load_reference (lead)"),
+    Case("bench-data-dir-missing", "bench --model {model} --task arc_easy --data-dir {dir}/nope"),
+    # --- report
+    Case("report-missing", "report {dir}/nope"),
+    Case("report-not-a-sweep", "report {dir}/empty", in_folder("empty", Path.mkdir)),
+    Case("report-corrupt-config", "report {dir}/sweep", chain(copy_sweep(), write("sweep/config.json", "{not json"))),
+    Case("report-binary-config", "report {dir}/sweep", chain(copy_sweep(), write("sweep/config.json", BINARY))),
+    Case("report-corrupt-cell", "report {dir}/sweep",
+         chain(copy_sweep(), write("sweep/cells/n1_s0/cell.json", '{"n": 1, "lo'))),
+    Case("report-corrupt-model-json", "report {dir}/sweep", chain(copy_sweep(), write("sweep/model.json", "{not json")),
+         defect="JSONDecodeError in distance.summarize_sweep (lead)"),
+    Case("report-config-not-a-sweep", "report {dir}/sweep", chain(copy_sweep(), write("sweep/config.json", "[1, 2]"))),
+    Case("report-out-read-only", "report {dir}/sweep --out {dir}/ro/report",
+         chain(copy_sweep(), read_only_folder("ro")),
+         teardown=undo_read_only("ro")),
+    Case("report-out-below-file", "report {dir}/sweep --out {dir}/f.txt/report",
+         chain(copy_sweep(), write("f.txt", "a regular file\n"))),
+    # --- export-peft / import-peft
+    Case("export-missing-prompt", "export-peft --prompt {dir}/nope --out {dir}/peft"),
+    Case("export-binary-prompt", "export-peft --prompt {dir}/p.safetensors --out {dir}/peft",
+         write("p.safetensors", BINARY)),
+    Case("export-out-below-file", "export-peft --prompt {dir}/run --out {dir}/f.txt/peft",
+         chain(copy_run(), write("f.txt", "a regular file\n")), defect=LEAD),
+    Case("import-not-an-adapter", "import-peft {dir}/adapter --model {model} --out {dir}/p.safetensors",
+         adapter(None)),
+    Case("import-corrupt-config", "import-peft {dir}/adapter --model {model} --out {dir}/p.safetensors",
+         adapter('{"peft_type": "PROMPT_')),
+    Case("import-binary-config", "import-peft {dir}/adapter --model {model} --out {dir}/p.safetensors",
+         adapter(BINARY)),
+    Case("import-config-not-object", "import-peft {dir}/adapter --model {model} --out {dir}/p.safetensors",
+         adapter("[1, 2]")),
+    Case("import-lora-adapter", "import-peft {dir}/adapter --model {model} --out {dir}/p.safetensors",
+         adapter({"peft_type": "LORA"})),
+    Case("import-missing-weights", "import-peft {dir}/adapter --model {model} --out {dir}/p.safetensors",
+         adapter({"peft_type": "PROMPT_TUNING"})),
+    Case("import-corrupt-weights", "import-peft {dir}/adapter --model {model} --out {dir}/p.safetensors",
+         adapter({"peft_type": "PROMPT_TUNING"}, BINARY)),
+    Case("import-other-width", "import-peft {dir}/adapter --model {model} --out {dir}/p.safetensors",
+         chain(copy_run(), in_folder("run/prompt.safetensors", lambda p: rewrite_prompt(p, {"hidden_size": 7}, 7)),
+               export_adapter("run/prompt.safetensors", "adapter"))),
+    Case("import-wrong-shape", "import-peft {dir}/adapter --model {model} --out {dir}/p.safetensors",
+         adapter({"peft_type": "PROMPT_TUNING"}, safetensors_bytes({"prompt_embeddings": [0.0] * 8}))),
+    Case("import-out-below-file", "import-peft {dir}/adapter --model {model} --out {dir}/f.txt/p.safetensors",
+         chain(adapter(None, good_weights=True), write("f.txt", "a regular file\n")),
+         defect="FileExistsError in cli/train.py cmd_import (lead)"),
+    # --- models, tasks, the top level
+    Case("models-fetch-unknown", "models fetch smollm3"),
+    Case("models-info-unknown", "models info smollm2-135m-instruckt"),
+    Case("models-info-not-a-folder", "models info {dir}/empty", in_folder("empty", Path.mkdir)),
+    Case("models-info-truncated-weights", "models info {dir}/model", model_copy("model", truncated_weights)),
+    Case("models-info-corrupt-tokenizer", "models info {dir}/model",
+         chain(model_copy("model", shutil.copy2), write("model/tokenizer.json", '{"version": "1.0", "trunc'))),
+    Case("models-info-bad-gguf", "models info {dir}/m.gguf", write("m.gguf", BINARY)),
+    Case("models-info-bad-device", "models info {model} --device quantum"),
+    Case("models-info-bad-dtype", "models info {model} --dtype float8"),
+    Case("models-unknown-action", "models frobnicate", defect=ARGPARSE),
+    Case("tasks-extra-argument", "tasks repetition", defect=ARGPARSE),
+    Case("unknown-command", "frobnicate", defect=ARGPARSE),
+    Case("no-command", "", defect=ARGPARSE),
+]
+
+
+# --- checking a result ---------------------------------------------------------------------------
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder` (relative path → hash)."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            digest = hashlib.sha256()
+            with open(p, "rb") as f:
+                while block := f.read(1 << 22):
+                    digest.update(block)
+            out[str(p.relative_to(folder))] = digest.hexdigest()
+    return out
+
+
+def changed_files(before: dict[str, str], after: dict[str, str], may_change: tuple[str, ...] = ()) -> list[str]:
+    """Files that existed before and now differ or are gone (new files are not counted)."""
+    from fnmatch import fnmatch
+
+    return [rel for rel, digest in before.items()
+            if after.get(rel) != digest and not any(fnmatch(rel, pattern) for pattern in may_change)]
+
+
+def stderr_problem(err: str) -> str | None:
+    """None if stderr ends in exactly one `softeval: error: ...` line with only log records before it."""
+    if "Traceback" in err:
+        return "traceback"
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip()]
+    if not lines:
+        return "empty stderr"
+    errors = [line for line in lines if line.startswith(ERROR_PREFIX)]
+    if len(errors) != 1 or lines[-1] != errors[0]:
+        return "no single final 'softeval: error:' line"
+    stray = [line for line in lines[:-1] if not (LOG_LINE.match(line) or PROGRESS_LINE.search(line))]
+    if stray:
+        return f"{len(stray)} other stderr line(s), e.g. {stray[0][:60]!r}"
+    return None
+
+
+@dataclass
+class Outcome:
+    case: str
+    code: int
+    first_line: str            # the error line, or the first stderr line when there is none
+    problems: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def check(case: Case, code: int, err: str, before: dict[str, str], after: dict[str, str]) -> Outcome:
+    problems = []
+    if code != case.code:
+        problems.append(f"exit {code}, want {case.code}")
+    if (p := stderr_problem(err)) is not None:
+        problems.append(p)
+    changed = changed_files(before, after, case.may_change)
+    if changed:
+        problems.append(f"changed {', '.join(changed[:3])}" + (" …" if len(changed) > 3 else ""))
+    lines = [line for line in err.splitlines() if line.strip()]
+    shown = next((line for line in lines if line.startswith(ERROR_PREFIX)), None)
+    if shown is None and "Traceback" in err:
+        shown = lines[-1]  # the exception itself
+    return Outcome(case.name, code, (shown or (lines[0] if lines else ""))[:160], problems)
+
+
+def run_case(case: Case, folder: Path, fx: Fixtures, run_cli: Callable[[list[str], Path], tuple[int, str]]) -> Outcome:
+    """Set up `case` in an empty `folder`, run it with `run_cli(argv, cwd) -> (exit code, stderr)`, check it."""
+    folder.mkdir(parents=True, exist_ok=False)
+    try:
+        if case.setup:
+            case.setup(folder, fx)
+        before = snapshot(folder)
+        code, err = run_cli(case.args(folder, fx.model), folder)
+        after = snapshot(folder)
+    finally:
+        if case.teardown:
+            case.teardown(folder)
+    return check(case, code, err, before, after)

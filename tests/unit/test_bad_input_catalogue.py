@@ -1,0 +1,88 @@
+"""Every case of benchmarks/bad_inputs.py, in-process on the tiny model: exit code 2 (3 for a NaN loss), one
+line `softeval: error: ...` and no traceback, and no file that existed before changed.
+
+benchmarks/reliability.py runs the same cases through the real console script on SmolLM2."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import pytest
+
+from softeval.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+bad_inputs = _load("bad_inputs")
+
+
+def call_main(argv: list[str]) -> int:
+    """What the console script would exit with: argparse's SystemExit code, or 1 and a traceback for a bug."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Exception:  # noqa: BLE001 - an uncaught exception is what the catalogue exists to find
+        traceback.print_exc()
+        return 1
+
+
+@pytest.fixture(scope="session")
+def fixtures(tiny_model_dir, tmp_path_factory):
+    return bad_inputs.Fixtures(tmp_path_factory.mktemp("shared"), str(tiny_model_dir),
+                               lambda argv, cwd: call_main(argv))
+
+
+@pytest.mark.parametrize("case", bad_inputs.CASES, ids=lambda c: c.name)
+def test_bad_input(case, fixtures, tmp_path, capsys, monkeypatch):
+    def run_cli(argv, cwd):
+        capsys.readouterr()
+        monkeypatch.chdir(cwd)
+        code = call_main(argv)
+        return code, capsys.readouterr().err
+
+    try:
+        outcome = bad_inputs.run_case(case, tmp_path / "case", fixtures, run_cli)
+    except bad_inputs.Skip as exc:
+        pytest.skip(str(exc))
+    assert outcome.passed, f"softeval {case.argv}: {'; '.join(outcome.problems)} | {outcome.first_line}"
+
+
+def test_catalogue_covers_every_command():
+    commands = {bad_inputs.shlex.split(c.argv)[0] for c in bad_inputs.CASES if c.argv}
+    assert {"train", "eval", "generate", "distance", "bench", "report", "export-peft", "import-peft", "models",
+            "tasks"} <= commands
+    assert len(bad_inputs.CASES) >= 40
+    assert len({c.name for c in bad_inputs.CASES}) == len(bad_inputs.CASES)
+
+
+def test_checks_catch_what_they_guard(tmp_path):
+    """The checker itself: a traceback, a second line, a wrong code and a changed file are each caught."""
+    case = bad_inputs.Case("x", "train")
+    good = "I softeval.models: loaded\nsofteval: error: no such file\n"
+    assert bad_inputs.check(case, 2, good, {"a": "1"}, {"a": "1", "b": "2"}).passed
+    assert not bad_inputs.check(case, 1, good, {}, {}).passed
+    assert not bad_inputs.check(case, 2, "Traceback (most recent call last):\nValueError: x\n", {}, {}).passed
+    assert not bad_inputs.check(case, 2, "usage: softeval\nsofteval: error: x\n", {}, {}).passed
+    assert not bad_inputs.check(case, 2, good, {"a": "1"}, {"a": "2"}).passed
+    assert not bad_inputs.check(case, 2, good, {"a": "1"}, {}).passed
+
+
+def test_reliability_script_help():
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reliability.py"), "--help"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "--trials" in r.stdout and "--model" in r.stdout
