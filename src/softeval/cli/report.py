@@ -6,7 +6,6 @@ import argparse
 import webbrowser
 from pathlib import Path
 
-from softeval.errors import SoftevalError
 
 
 def register(sub) -> None:
