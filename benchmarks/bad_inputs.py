@@ -33,7 +33,7 @@ from typing import Callable
 # A tiny repetition task: seconds per run on SmolLM2, well under a second of compute on the test model.
 TASK_ARGS = ["--task", "repetition", "--repeat-text", " hello", "task.num_train=8", "task.num_eval=2",
              "task.context_tokens=8", "task.target_tokens=4", "--precision", "fp32"]
-TRAIN_ARGS = ["--tokens", "2", "--steps", "4", "--checkpoint-every", "2", *TASK_ARGS]
+TRAIN_ARGS = ["--tokens", "2", "--steps", "4", "--checkpoint-every", "2", "--placement", "before_bos", *TASK_ARGS]  # PEFT-exportable
 SWEEP_ARGS = ["--tokens", "0,1", "--seeds", "1", "--steps", "2", "--max-batch-tokens", "0", "--no-report",
               *TASK_ARGS]
 BINARY = bytes(range(256)) * 8  # not UTF-8 (0x80 alone), NUL bytes, every byte value

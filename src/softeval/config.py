@@ -219,7 +219,9 @@ def load_yaml(path: str | Path) -> dict:
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p} is not a YAML config file (not UTF-8 text)") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p} is not valid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict):

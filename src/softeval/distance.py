@@ -387,7 +387,12 @@ def summarize_sweep(out_dir: Path, cfg: DistanceConfig | None = None) -> dict:
     if not sweep.config_path.exists():
         raise DataError(f"{sweep.path} is not a softeval distance sweep folder (no config.json); "
                         "pass the --out of a `softeval distance` run")
-    cfg = cfg or config_from_dict(read_json(sweep.config_path, "sweep config"))
+    if cfg is None:
+        stored = read_json(sweep.config_path, "sweep config")
+        if not isinstance(stored, dict):
+            raise DataError(f"{sweep.config_path} is not a distance sweep config (not a JSON object); restore it "
+                            "or re-run the sweep")
+        cfg = config_from_dict(stored)
     model = sweep.read(sweep.model_path, "model record") or {}
     eval_set = sweep.read(sweep.eval_set_path, "held-out set record") or {}
     reference = sweep.read(sweep.reference_path, "reference record") if cfg.reference_model else None
@@ -641,6 +646,8 @@ def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
     check_task_choice(cfg)
     check_writable_folder(cfg.out, "the sweep")
     sweep = SweepFolder(cfg.out)
+    for record, what in ((sweep.config_path, "sweep config"), (sweep.plan_path, "lane plan")):
+        sweep.read(record, what)  # a damaged record means the folder is not what it seems: say so, touch nothing
     exe = cfg.execution
     common = dict(executor=exe.executor, address=exe.ray_address, max_retries=exe.max_retries)
     if lm is not None and exe.executor == Executor.local:

@@ -152,7 +152,9 @@ def execute_unit(fn: Callable[[Unit], Any], unit: Unit, log_dir: str | None, exe
         package.info("unit %s: done in %.1fs", unit.name, time.perf_counter() - t0)
         return out
     except SoftevalError as exc:
-        package.error("unit %s: %s", unit.name, exc)
+        if handler is not None:  # into the unit's log only: the driver prints the one-line error itself
+            handler.handle(package.makeRecord(package.name, logging.ERROR, __file__, 0, "unit %s: %s",
+                                              (unit.name, exc), None))
         if catch_user_errors:
             return UnitFailed(exc)
         raise

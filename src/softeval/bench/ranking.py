@@ -9,6 +9,7 @@ three models a rank correlation is ±1 or undefined; it is still reported, with 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -105,9 +106,13 @@ def load_reference(path: str | Path) -> dict[str, float]:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"reference ranking {p} does not exist")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"reference ranking {p} is not UTF-8 text (a CSV or JSON file)") from None
     if p.suffix.lower() == ".json":
         try:
-            data = json.loads(p.read_text())
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataError(f"reference ranking {p} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
         if isinstance(data, list):
@@ -116,8 +121,7 @@ def load_reference(path: str | Path) -> dict[str, float]:
             raise DataError(f"reference ranking {p} must be a mapping model → score or a list of {{model, score}}")
         out = data
     else:
-        with open(p, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
         if not rows or not {"model", "score"} <= set(rows[0]):
             raise DataError(f"reference ranking {p} must be a CSV with a header row naming 'model' and 'score' columns")
         out = {r["model"].strip(): r["score"] for r in rows}

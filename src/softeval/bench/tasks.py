@@ -161,7 +161,13 @@ def resolve_task(ref: str, data_dir: str | Path | None = None, soft: bool = True
         return builtin_task(key, data_dir, soft)
     path = Path(ref).expanduser()
     if path.suffix in (".yaml", ".yml") and path.is_file():
-        raw = yaml.safe_load(path.read_text()) if "!function" not in path.read_text() else None
+        try:
+            text = path.read_text(encoding="utf-8")
+            raw = yaml.safe_load(text) if "!function" not in text else None
+        except UnicodeDecodeError:
+            raise DataError(f"task file {path} is not UTF-8 text (a YAML spec or lm-eval task config)") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"task file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
         if isinstance(raw, dict) and "fields" in raw:
             return spec_task(path, raw)
         return yaml_task(path)
@@ -388,7 +394,10 @@ def _json_rows(f: Path) -> list[tuple[str, object]]:
         except ValueError as exc:
             raise DataError(f"{where}: not valid JSON ({exc})") from None
 
-    text = f.read_text(encoding="utf-8-sig")
+    try:
+        text = f.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"spec data file {f} is not UTF-8 text") from None
     if f.suffix.lower() == ".json" and text.lstrip().startswith("["):
         return [(f"{f.name} item {i + 1}", row) for i, row in enumerate(parse(text, f.name))]
     return [(f"{f.name}:{n}", parse(line, f"{f.name}:{n}"))

@@ -13,8 +13,17 @@ from softeval.errors import InterruptedRun, SoftevalError
 COMMAND_MODULES = ["models", "train", "prompts", "distance", "bench", "report", "compare", "show"]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage mistakes read like every other user error: one line, exit 2 (sub-parsers inherit
+    the class through add_subparsers)."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("softeval").strip()
+        self.exit(2, f"softeval: error: {message} (see 'softeval {command + ' ' if command else ''}--help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="softeval", description="Measure what language models can do by "
+    parser = Parser(prog="softeval", description="Measure what language models can do by "
                                      "optimizing soft prompts.")
     parser.add_argument("--version", action="version", version=f"softeval {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -192,6 +192,8 @@ def eval_task_config(args: argparse.Namespace, meta) -> tuple[object, bool, str 
     user_task = merge_into(TaskConfig, user_task, overrides.get("task") or {})
     if "model" in overrides:
         config_model = str(overrides["model"])
+    if "data" in user_task and "name" not in user_task and data.get("name") not in (None, "jsonl", "chess"):
+        user_task["name"] = "jsonl"  # a behaviour file for a prompt trained on a built-in text task: score the file
     if user_task.get("name") not in (None, data.get("name")):
         data = {}  # another task: the recorded one's options do not carry over
     if "data" in user_task and "eval_data" not in user_task:
@@ -283,6 +285,9 @@ def cmd_export(args) -> int:
     from softeval.peft_io import export_peft
     from softeval.prompt import load_prompt
 
+    from softeval.store import check_writable_folder
+
+    check_writable_folder(Path(args.out), "the adapter")
     meta = _read_meta(args.prompt)
     if meta is None:
         raise ConfigError("export-peft needs a trained prompt (--prompt RUN_DIR or FILE.safetensors)")
@@ -303,6 +308,9 @@ def cmd_import(args) -> int:
     from softeval.peft_io import adapter_model_name, import_peft, metadata_for_import
     from softeval.prompt import save_prompt
 
+    from softeval.store import check_writable_folder
+
+    check_writable_folder(Path(args.out).parent, "the prompt")
     prompt, cfg = import_peft(Path(args.adapter))
     name = args.model or adapter_model_name(Path(args.adapter)) or DEFAULT_MODEL
     lm = load_model(name, args.device or "auto", args.dtype or "auto", show_progress=progress_enabled(args))
