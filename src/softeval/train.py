@@ -25,8 +25,8 @@ from softeval.engine import (LaneConfig, OptimConfig, Precision, loop_context, m
 from softeval.errors import ConfigError, NonFiniteLossError, SoftevalError
 from softeval.models import DEFAULT_MODEL, DTYPES, LoadedModel, load_model
 from softeval.prompt import PromptConfig, PromptMetadata, save_prompt
-from softeval.store import (RunFolder, atomic_write_json, check_writable_folder, claim_folder, read_json,
-                            result_identity)
+from softeval.store import (RunFolder, atomic_write_json, check_writable_folder, claim_folder, identity_differences,
+                            read_json, result_identity)
 from softeval.tasks import TaskConfig, TaskData, build_task
 
 logger = logging.getLogger(__name__)
@@ -126,10 +126,11 @@ def resume_config(run_dir: Path, flags: dict | None = None, overrides: list[str]
     changes["out"] = str(run_dir)
     cfg = build_config(TrainConfig, base=stored, flags=changes)
     before = build_config(TrainConfig, base=stored, flags={"out": str(run_dir)})
-    changed = [k for k in to_dict(cfg) if k not in RESUMABLE_CHANGES and to_dict(cfg)[k] != to_dict(before)[k]]
+    fixed = lambda c: {k: v for k, v in to_dict(c).items() if k not in RESUMABLE_CHANGES}  # noqa: E731
+    changed = identity_differences(fixed(before), fixed(cfg))
     if changed:
         raise ConfigError(f"--resume continues the stored run; only {', '.join(RESUMABLE_CHANGES[:-1])} may change "
-                          f"(got a change to {', '.join(changed)}); start a new run with another --out instead")
+                          f"(got {'; '.join(changed)}); start a new run with another --out instead")
     return cfg
 
 
