@@ -113,7 +113,13 @@ def target_logits(model: nn.Module, batch: Batch, prompt_rows: torch.Tensor, che
     states = out.last_hidden_state  # (B, P+T, D); with --device-map the last layer may sit on another GPU
     hidden = states[batch.target_rows.to(states.device), batch.target_cols.to(states.device)]  # (N, D)
     # Back to the inputs' device (a no-op on one device), where the targets and the prompt live.
-    logits = model.get_output_embeddings()(hidden).float().to(batch.target_ids.device)  # (N, V)
+    return output_logits(model, hidden).to(batch.target_ids.device)
+
+
+def output_logits(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """The output layer on chosen hidden states (N, D) → logits (N, V) in fp32, as the model's own head
+    computes them (Gemma caps its final logits with tanh)."""
+    logits = model.get_output_embeddings()(hidden).float()  # (N, V)
     cap = getattr(model.config, "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap

@@ -23,7 +23,7 @@ def _full_logits(model: nn.Module, batch, prompt_rows, **kwargs):
                  logits_to_keep=1, **kwargs)
 
 
-def _new_cache(model: nn.Module) -> dict:
+def new_cache(model: nn.Module) -> dict:
     """A fresh KV cache as the keyword the model's forward takes.
 
     transformers 5 renamed `past_key_values` to `cache` (the old name warns) and wants a `Cache` object,
@@ -58,7 +58,9 @@ def generate_ids(model: nn.Module, prompt: nn.Module | None, contexts: list[list
     """Continue each context; returns only the new token ids (stopping at eos, which is included).
 
     `stop(new_ids)` may end a row early (e.g. when its decoded text contains a stop string); the
-    batch ends when every row has stopped.
+    batch ends when every row has stopped. In greedy decoding a row that has stopped leaves the batch
+    (and the KV cache), so it costs nothing more; rows never attend to each other, so the others'
+    tokens are the same. Sampled rows stay to the end, so a seed draws the same tokens as before.
     """
     device = next(model.parameters()).device
     hidden = model.get_input_embeddings().weight.shape[1]
@@ -71,31 +73,40 @@ def generate_ids(model: nn.Module, prompt: nn.Module | None, contexts: list[list
                    else torch.zeros(rows, 0, hidden, device=device))
     generator = torch.Generator(device=device).manual_seed(seed) if temperature > 0 else None
     out = [[] for _ in range(rows)]
+    live = list(range(rows))  # the row of `out` each batch row writes to
     finished = torch.zeros(rows, dtype=torch.bool, device=device)
     mask, positions = batch.attention_mask, batch.position_ids
     ids, slots = batch.input_ids, batch.soft_slot
 
     # The cache object is filled in place by every forward, so the same one is passed each step.
-    cache = _new_cache(model) if use_cache else {}
+    cache = new_cache(model) if use_cache else {}
     result = _full_logits(model, batch, prompt_rows, use_cache=use_cache, **cache)
     for _ in range(max_new_tokens):
         next_ids = _pick(result.logits[:, -1], temperature, top_p, generator)
         next_ids = torch.where(finished, torch.full_like(next_ids, pad_id), next_ids)
-        for r in range(rows):
+        for r, row in enumerate(live):
             if not finished[r]:
-                out[r].append(int(next_ids[r]))
+                out[row].append(int(next_ids[r]))
         if eos_id is not None:
             finished |= next_ids == eos_id
         if stop is not None:
-            for r in range(rows):
-                if not finished[r] and stop(out[r]):
+            for r, row in enumerate(live):
+                if not finished[r] and stop(out[row]):
                     finished[r] = True
         if bool(finished.all()):
             break
-        mask = torch.cat([mask, torch.ones(rows, 1, dtype=mask.dtype, device=device)], dim=1)
+        if temperature <= 0 and bool(finished.any()):
+            keep = (~finished).nonzero(as_tuple=True)[0]  # (B',)
+            live = [live[r] for r in keep.tolist()]
+            finished, next_ids, mask, positions = finished[keep], next_ids[keep], mask[keep], positions[keep]
+            ids, slots, prompt_rows = ids[keep], slots[keep], prompt_rows[keep]
+            for past in cache.values():
+                past.batch_select_indices(keep)
+        batch_rows = len(live)
+        mask = torch.cat([mask, torch.ones(batch_rows, 1, dtype=mask.dtype, device=device)], dim=1)
         positions = torch.cat([positions, positions[:, -1:] + 1], dim=1)
         ids = torch.cat([ids, next_ids[:, None]], dim=1)
-        slots = torch.cat([slots, torch.full((rows, 1), -1, dtype=slots.dtype, device=device)], dim=1)
+        slots = torch.cat([slots, torch.full((batch_rows, 1), -1, dtype=slots.dtype, device=device)], dim=1)
         if use_cache:
             result = model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=positions[:, -1:],
                            use_cache=True, **cache)

@@ -13,6 +13,11 @@ re-adds a tokenizer-added BOS itself (`collate`), so the soft prompt can sit rig
 
     request tokens   [BOS] ctx … | cont …
     softeval row     [pad …][BOS][soft × n] ctx … | cont …      (n = 0: the same sequence)
+
+Speed (issue #12): requests that share a context (the choices of a multiple-choice item) run the context
+once and score every continuation against its KV cache (`softeval.prefix_sharing`; `prefix_sharing=False`
+runs one row per request, the reference path), and batches are cut by a token budget, longest first
+(`max_batch_tokens`), with `batch_size` as a cap on rows (contexts, when shared) if given.
 """
 
 from __future__ import annotations
@@ -34,10 +39,20 @@ from softeval.errors import ConfigError
 from softeval.forward import assemble_prompt_rows, autocast_context, target_logits
 from softeval.generate import generate_ids
 from softeval.models import DEFAULT_MODEL, LoadedModel, load_model
+from softeval.prefix_sharing import plan_batches, score_continuations
 
 logger = logging.getLogger(__name__)
 
 LLRequest = tuple[tuple[str, str], list[int], list[int]]
+
+# Padded tokens per forward. Scoring keeps no activations and computes logits only at scored positions, so
+# memory is the model's plus a few MB per thousand tokens; larger batches mostly help GPUs.
+DEFAULT_MAX_BATCH_TOKENS = 4096
+
+
+def _flag(value) -> bool:
+    """A boolean model_arg: lm-eval passes `key=False` as the string 'False'."""
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 @register_model("softeval")
@@ -45,17 +60,23 @@ class SoftevalLM(TemplateLM):
     """lm-eval model backed by a softeval `LoadedModel` and an optional soft prompt."""
 
     def __init__(self, model: str = DEFAULT_MODEL, prompt: str | None = None, device: str | None = "auto",
-                 dtype: str = "auto", batch_size: int | str = 8, max_batch_size: int | None = None,
+                 dtype: str = "auto", batch_size: int | str | None = None, max_batch_size: int | None = None,
                  max_gen_toks: int = 256, max_length: int | None = None, precision: str = "fp32",
                  add_bos_token: bool | None = None, allow_mismatch: bool = False, show_progress: bool = True,
                  lm: LoadedModel | None = None, soft_prompt: nn.Module | None = None, placement: str = "after_bos",
+                 prefix_sharing: bool | str = True, max_batch_tokens: int | str | None = None,
                  **unused) -> None:
         super().__init__()
         if unused:
             logger.warning("softeval model ignores model_args %s", ", ".join(sorted(unused)))
         self.lm = lm or load_model(str(model), device or "auto", dtype, show_progress=show_progress)
         self.tokenizer = self.lm.tokenizer
-        self.batch_size = 8 if str(batch_size).startswith("auto") else int(batch_size)
+        # batch_size caps the rows of a forward (contexts, when shared); None or "auto": the token budget alone.
+        self.batch_size = None if batch_size in (None, "") or str(batch_size).startswith("auto") else int(batch_size)
+        self.max_batch_tokens = int(max_batch_tokens) if max_batch_tokens not in (None, "") else DEFAULT_MAX_BATCH_TOKENS
+        if (self.batch_size is not None and self.batch_size < 1) or self.max_batch_tokens < 1:
+            raise ConfigError(f"batch_size and max_batch_tokens must be >= 1, got {batch_size}, {max_batch_tokens}")
+        self.prefix_sharing = _flag(prefix_sharing)
         self.max_gen_toks = int(max_gen_toks)
         self._max_length = int(max_length) if max_length else None
         self.precision = precision
@@ -166,32 +187,87 @@ class SoftevalLM(TemplateLM):
     def _loglikelihood_tokens(self, requests: list[LLRequest], disable_tqdm: bool = False,
                               **kwargs) -> list[tuple[float, bool]]:
         """(sum of continuation log-probs, whether every continuation token is the argmax) per request."""
-        order = sorted(range(len(requests)), key=lambda i: -(len(requests[i][1]) + len(requests[i][2])))
         results: list[tuple[float, bool] | None] = [None] * len(requests)
-        info = self.lm.info
+        plain: list[int] = []
+        shared: dict[tuple[int, ...], list[int]] = {}
+        for i, (_, context, continuation) in enumerate(requests):
+            key = self._shared_context(context, continuation) if self.prefix_sharing else None
+            if key is None:
+                plain.append(i)
+            else:
+                shared.setdefault(key, []).append(i)
+        for key, members in list(shared.items()):
+            # A context with one continuation of several tokens: one plain forward, not a prefix and a continuation.
+            if len(members) == 1 and len(requests[members[0]][2]) > 1:
+                plain.append(members[0])
+                del shared[key]
         with tqdm(total=len(requests), desc="loglikelihood", disable=disable_tqdm or not self.show_progress,
                   leave=False) as bar:
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start:start + self.batch_size]
-                examples = [self.example(requests[i][1], requests[i][2]) for i in chunk]
-                batch = collate(examples, self.num_virtual_tokens, info.bos_token_id, info.pad_token_id,
-                                self.placement).to(self.device)
-                with autocast_context(self.device, self.precision):
-                    rows = self._prompt_rows(batch)
-                    logits = target_logits(self.lm.model, batch, rows)  # (N, V) fp32
-                logprobs = F.log_softmax(logits, dim=-1)
-                token_lp = logprobs.gather(1, batch.target_ids[:, None]).squeeze(1).double()  # (N,)
-                greedy = (logits.argmax(dim=-1) == batch.target_ids).long()  # (N,)
-                sums = torch.zeros(len(chunk), dtype=torch.float64, device=self.device).index_add_(
-                    0, batch.target_rows, token_lp)
-                misses = torch.zeros(len(chunk), dtype=torch.long, device=self.device).index_add_(
-                    0, batch.target_rows, 1 - greedy)
-                for row, i in enumerate(chunk):
-                    answer = (float(sums[row]), bool(misses[row] == 0))
-                    results[i] = answer
-                    self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
-                bar.update(len(chunk))
+            self._score_plain(requests, plain, results, bar)
+            self._score_shared(requests, shared, results, bar)
         return results  # type: ignore[return-value]
+
+    def _shared_context(self, context: list[int], continuation: list[int]) -> tuple[int, ...] | None:
+        """The context tokens (BOS dropped, as `example`) to share, or None for a request that runs as a plain
+        row: an empty context or continuation, or a request that `example` would truncate."""
+        if not context or not continuation:
+            return None
+        stripped = self._split_bos(list(context))
+        if len(stripped) + len(continuation) > self.max_length - self.num_virtual_tokens - 1:
+            return None
+        return tuple(stripped)
+
+    def _finish(self, requests: list[LLRequest], i: int, answer: tuple[float, bool], results: list) -> None:
+        results[i] = answer
+        self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
+
+    def _score_plain(self, requests: list[LLRequest], indices: list[int], results: list, bar) -> None:
+        """One row per request: [pad…][BOS][soft × n] ctx cont, logits at the continuation's positions."""
+        info = self.lm.info
+        examples = {i: self.example(requests[i][1], requests[i][2]) for i in indices}
+        prefix = (0 if info.bos_token_id is None else 1) + self.num_virtual_tokens
+        shapes = [(prefix + len(examples[i].input_ids), 0, 0) for i in indices]
+        for part in plan_batches(shapes, self.max_batch_tokens, self.batch_size):
+            chunk = [indices[p] for p in part]
+            batch = collate([examples[i] for i in chunk], self.num_virtual_tokens, info.bos_token_id,
+                            info.pad_token_id, self.placement).to(self.device)
+            with autocast_context(self.device, self.precision):
+                rows = self._prompt_rows(batch)
+                logits = target_logits(self.lm.model, batch, rows)  # (N, V) fp32
+            logprobs = F.log_softmax(logits, dim=-1)
+            token_lp = logprobs.gather(1, batch.target_ids[:, None]).squeeze(1).double()  # (N,)
+            greedy = (logits.argmax(dim=-1) == batch.target_ids).long()  # (N,)
+            sums = torch.zeros(len(chunk), dtype=torch.float64, device=self.device).index_add_(
+                0, batch.target_rows, token_lp)
+            misses = torch.zeros(len(chunk), dtype=torch.long, device=self.device).index_add_(
+                0, batch.target_rows, 1 - greedy)
+            for row, i in enumerate(chunk):
+                self._finish(requests, i, (float(sums[row]), bool(misses[row] == 0)), results)
+            bar.update(len(chunk))
+
+    def _score_shared(self, requests: list[LLRequest], groups: dict[tuple[int, ...], list[int]], results: list,
+                      bar) -> None:
+        """Each distinct context once, then all its continuations against the cached prefix."""
+        info = self.lm.info
+        contexts = list(groups)
+        prefix = (0 if info.bos_token_id is None else 1) + self.num_virtual_tokens
+        shapes = []
+        for key in contexts:
+            longer = [len(requests[i][2]) - 1 for i in groups[key] if len(requests[i][2]) > 1]
+            shapes.append((prefix + len(key), len(longer), max(longer, default=0)))
+        for part in plan_batches(shapes, self.max_batch_tokens, self.batch_size):
+            keys = [contexts[p] for p in part]
+            members = [i for key in keys for i in groups[key]]
+            owners = [row for row, key in enumerate(keys) for _ in groups[key]]
+            batch = collate([Example(input_ids=list(key), labels=[IGNORE] * len(key)) for key in keys],
+                            self.num_virtual_tokens, info.bos_token_id, info.pad_token_id,
+                            self.placement).to(self.device)
+            with autocast_context(self.device, self.precision):
+                sums, greedy = score_continuations(self.lm.model, batch, self._prompt_rows(batch), owners,
+                                                   [list(requests[i][2]) for i in members], info.pad_token_id)
+            for k, i in enumerate(members):
+                self._finish(requests, i, (float(sums[k]), bool(greedy[k])), results)
+            bar.update(len(members))
 
     def _prompt_rows(self, batch) -> torch.Tensor:
         hidden = self.lm.info.hidden_size
@@ -242,8 +318,10 @@ class SoftevalLM(TemplateLM):
                     text = self.tokenizer.decode(new_ids[-64:], skip_special_tokens=False)
                     return any(u and u in text for u in until)
 
-                for start in range(0, len(ordered), self.batch_size):
-                    chunk = ordered[start:start + self.batch_size]
+                prefix = (0 if info.bos_token_id is None else 1) + self.num_virtual_tokens
+                shapes = [(prefix + len(encoded[i]) + max_new, 0, 0) for i in ordered]
+                for part in plan_batches(shapes, self.max_batch_tokens, self.batch_size):
+                    chunk = [ordered[p] for p in part]
                     new = generate_ids(self.lm.model, self.prompt, [encoded[i] for i in chunk],
                                        bos_id=info.bos_token_id, pad_id=info.pad_token_id, eos_id=self.eot_token_id,
                                        placement=self.placement, max_new_tokens=max_new, temperature=temperature,
