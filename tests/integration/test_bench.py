@@ -79,7 +79,8 @@ def test_cli_end_to_end_and_resume(tmp_path):
     res = doc["results"][MODEL]["quiz"]
     assert set(res) == {"zero", "few", "soft"}
     for mode in res.values():
-        assert 0 <= mode["format_rate"] <= 1 and mode["ll_acc_n"] == mode["format_rate_n"] == 4
+        assert 0 <= mode["format_rate"] <= 1
+        assert mode["ll_cloze_acc_n"] == mode["ll_letters_acc_n"] == mode["format_rate_n"] == 4
     assert res["soft"]["tuning"]["num_train"] == 6 and res["soft"]["tuning"]["overlap_removed"] == 0
     assert [p["step"] for p in doc["curves"][MODEL]["quiz"]] == [0, 2, 3]
     assert doc["data"]["quiz"]["skipped_no_gold"] == 1
