@@ -139,6 +139,10 @@ def test_mmlu_and_csqa_get_a_cloze_form_beside_lm_evals_letters(tiny_model_dir, 
                                                _samples(out, "mmlu", "zero_ll_letters")):
         assert rec_c["loglikelihoods"] == pytest.approx(
             _hf_loglikelihoods(tiny_model_dir, f"Question: {q}\nAnswer:", [" " + c for c in choices]), abs=1e-3)
+        # gold is the answer's index in both forms (local CSVs read the answer column as text)
+        assert rec_c["gold"] == rec_l["gold"] == "ABCD".index(_)
+        lls = rec_c["loglikelihoods"]
+        assert rec_c["ll_correct"] == (max(range(4), key=lls.__getitem__) == "ABCD".index(_))
         listed = "".join(f"{k}. {c}\n" for k, c in zip("ABCD", choices))
         assert rec_l["loglikelihoods"] == pytest.approx(  # lm-eval's mmlu prompt, unchanged
             _hf_loglikelihoods(tiny_model_dir, f"{q}\n{listed}Answer:", [" A", " B", " C", " D"]), abs=1e-3)
