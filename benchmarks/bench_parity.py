@@ -38,7 +38,8 @@ from softeval.models import load_model  # noqa: E402
 
 torch.set_num_threads(max(1, torch.get_num_threads()))
 lm = load_model(args.model, device="cpu", dtype="float32", show_progress=False)
-task_cfg = resolve_task(args.task, args.data_dir).configs["ll"]
+bench_task = resolve_task(args.task, args.data_dir)
+task_cfg = bench_task.configs[bench_task.lm_eval_form]  # the ll form that is lm-eval's own task
 
 
 def evaluate(model: str, model_args: dict) -> tuple[float, dict[int, list[float]], float]:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from softeval.bench.scoring import named_by_formulation
 from softeval.errors import ConfigError, DataError, SoftevalError
 from softeval.saturation import saturation_summary
 from softeval.store import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
@@ -36,9 +37,10 @@ from softeval.store import atomic_write_bytes, atomic_write_json, atomic_write_t
 logger = logging.getLogger(__name__)
 
 SCHEMA = "softeval.compare/1"
-BENCH_METRICS = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc", "ll_acc", "ll_acc_norm", "best_acc")
-# Which formulation a bench row's ll and best_acc metrics come from (cloze, letters, letters_ll).
-BENCH_LABELS = ("ll_formulation", "best_formulation")
+BENCH_METRICS = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc", "ll_letters_acc", "ll_cloze_acc",
+                 "ll_cloze_acc_norm", "best_acc")
+# Which formulation a bench row's best_acc comes from (letters, letters_ll, cloze).
+BENCH_LABELS = ("best_formulation",)
 # Settings that never change a number: left out of the "what differs" table.
 IGNORED_SETTINGS = ("out", "show_progress", "report", "device", "checkpoint_every", "max_batch_tokens")
 
@@ -241,6 +243,7 @@ def compare_bench(runs: list[dict], labels: list[str], allow_different_eval: boo
         for model, per_task in d["results"].items():
             for task, per_mode in per_task.items():
                 for mode, metrics in per_mode.items():
+                    metrics = named_by_formulation(metrics)  # a run of an older softeval: ll_acc renamed
                     row = {"task": task, "model": model, "mode": mode, "run": label,
                            "num_fewshot": metrics.get("num_fewshot")}
                     for m in BENCH_METRICS:
@@ -270,7 +273,7 @@ def compare_bench(runs: list[dict], labels: list[str], allow_different_eval: boo
 
 def _formulation_key(metric: str) -> str | None:
     """The row key naming the formulation behind a bench metric, shown beside its value."""
-    return "best_formulation" if metric == "best_acc" else "ll_formulation" if metric.startswith("ll_") else None
+    return "best_formulation" if metric == "best_acc" else None
 
 
 def _model_short(name) -> str:
@@ -458,6 +461,7 @@ def render_distance_html(summary: dict, images: dict[str, bytes]) -> str:
 
 
 def render_bench_html(summary: dict, images: dict[str, bytes]) -> str:
+    from softeval.bench.report import HEADINGS
     from softeval.report import CSS, _img, _table
 
     labels = [r["label"] for r in summary["runs"]]
@@ -479,7 +483,7 @@ def render_bench_html(summary: dict, images: dict[str, bytes]) -> str:
                 cells.append(None if not ok(v) else f"{100 * v:.1f}" + (f" ± {100 * se:.1f}" if ok(se) else "")
                              + (f" ({r[label]})" if (label := _formulation_key(m)) and r.get(label) else ""))
             rows.append([r["model"], r["mode"], r["run"], *cells])
-        parts.append(_table(["model", "mode", "run", *[f"{m} (%)" for m in metrics]], rows, left=3))
+        parts.append(_table(["model", "mode", "run", *[f"{HEADINGS.get(m, m)} (%)" for m in metrics]], rows, left=3))
         key = f"curves_{task}"
         if key in images:
             parts.append(_img(images[key], f"{task} tuning curves"))

@@ -42,8 +42,12 @@ def test_offline_configs_read_original_layouts():
     sizes = {"arc_easy": ("test", 2376), "arc_challenge": ("test", 1172), "gsm8k": ("test", 1319),
              "commonsense_qa": ("validation", 1221), "mmlu": ("test", 14042)}
     for name, (split, size) in sizes.items():
-        task = harness.build_lm_eval_task(resolve_task(name, DATA).configs["gen"])
-        assert (harness.eval_split(task), len(harness.eval_docs(task))) == (split, size), name
+        bench_task = resolve_task(name, DATA)
+        for form, conf in bench_task.configs.items():  # the generative form and both ll forms, same items
+            task = harness.build_lm_eval_task(conf)
+            assert (harness.eval_split(task), len(harness.eval_docs(task))) == (split, size), (name, form)
+            if form != "gen":
+                assert "ll_" + harness.ll_formulation(task) == form, (name, form)
     gen = harness.build_lm_eval_task(resolve_task("arc_easy", DATA).configs["gen"])
     docs = harness.eval_docs(gen)
     assert all(d["softeval_gold"] in d["softeval_labels"] and set(d["softeval_labels"]) <= set("ABCDE") for d in docs)
@@ -68,6 +72,27 @@ def _quiz(tmp_path) -> Path:
     return spec
 
 
+@needs_data
+def test_letters_and_cloze_on_the_built_in_tasks(tmp_path):
+    """SmolLM2 on 8 items of ARC-Easy, MMLU and CommonsenseQA: every task scores generated letters, likelihood
+    letters and cloze on the same items; the form that is lm-eval's own task gives lm-eval's own acc; the
+    best formulation is the largest of the three and every ranking names its formulation."""
+    out = tmp_path / "bench"
+    r = softeval("-q", "bench", "--model", MODEL, "--task", "arc_easy,mmlu,commonsense_qa", "--data-dir", str(DATA),
+                 "--modes", "zero", "--limit", "8", "--max-gen-toks", "4", "--device", "cpu", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads((out / "results.json").read_text())
+    for task, native in [("arc_easy", "ll_cloze"), ("mmlu", "ll_letters"), ("commonsense_qa", "ll_letters")]:
+        m = doc["results"][MODEL][task]["zero"]
+        assert m["format_rate_n"] == m["ll_letters_acc_n"] == m["ll_cloze_acc_n"] == 8, task
+        assert doc["data"][task]["lm_eval_form"] == native
+        assert m[f"{native}_acc"] == m["lm_eval"][native]["acc,none"]
+        accs = [m["strict_acc"], m["ll_letters_acc"], m["ll_cloze_acc"]]
+        assert m["best_acc"] == max(accs) and m["best_formulation"] == ["letters", "letters_ll", "cloze"][
+            accs.index(max(accs))]
+        assert f"ll_cloze_acc {100 * m['ll_cloze_acc']:.1f}" in r.stdout
+
+
 def test_cli_end_to_end_and_resume(tmp_path):
     spec = _quiz(tmp_path)
     out = tmp_path / "bench"
@@ -79,7 +104,8 @@ def test_cli_end_to_end_and_resume(tmp_path):
     res = doc["results"][MODEL]["quiz"]
     assert set(res) == {"zero", "few", "soft"}
     for mode in res.values():
-        assert 0 <= mode["format_rate"] <= 1 and mode["ll_acc_n"] == mode["format_rate_n"] == 4
+        assert 0 <= mode["format_rate"] <= 1
+        assert mode["ll_cloze_acc_n"] == mode["ll_letters_acc_n"] == mode["format_rate_n"] == 4
     assert res["soft"]["tuning"]["num_train"] == 6 and res["soft"]["tuning"]["overlap_removed"] == 0
     assert [p["step"] for p in doc["curves"][MODEL]["quiz"]] == [0, 2, 3]
     assert doc["data"]["quiz"]["skipped_no_gold"] == 1

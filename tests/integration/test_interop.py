@@ -154,11 +154,11 @@ def test_lm_eval_with_a_saved_prompt_matches_bench(tmp_path):
     unit = json.loads((bench / "units" / MODEL / "capitals" / "soft.json").read_text())
     prompt = Path(unit["prompt"])
     samples = bench / "samples" / MODEL / "capitals"
-    bench_soft = [json.loads(line)["loglikelihoods"] for line in (samples / "soft_ll.jsonl").read_text().splitlines()]
-    bench_zero = [json.loads(line)["loglikelihoods"] for line in (samples / "zero_ll.jsonl").read_text().splitlines()]
+    bench_soft = [json.loads(line)["loglikelihoods"] for line in (samples / "soft_ll_cloze.jsonl").read_text().splitlines()]
+    bench_zero = [json.loads(line)["loglikelihoods"] for line in (samples / "zero_ll_cloze.jsonl").read_text().splitlines()]
 
     acc, lls = _lm_eval_with_prompt(prompt, tasks, tmp_path / "lm_eval")
-    assert acc == unit["lm_eval"]["ll"]["acc,none"]
+    assert acc == unit["lm_eval"]["ll_cloze"]["acc,none"]
     assert len(lls) == len(bench_soft) == 4
     assert max(abs(a - b) for x, y in zip(lls, bench_soft) for a, b in zip(x, y)) < 1e-4
     assert max(abs(a - b) for x, y in zip(lls, bench_zero) for a, b in zip(x, y)) > 1e-2  # the prompt was used

@@ -154,8 +154,8 @@ def test_undefined_metrics_are_none_not_nan():
     from softeval.bench.scoring import aggregate
 
     gen = [{"format_ok": False, "strict_correct": False, "lenient_correct": c} for c in (True, False)]
-    m = aggregate(gen, [{"ll_correct": True}])
+    m = aggregate({"gen": gen, "ll_cloze": [{"ll_correct": True}]})
     assert (m["acc_given_format"], m["acc_given_format_stderr"], m["acc_given_format_n"]) == (None, None, 0)
     assert (m["lenient_acc"], m["lenient_acc_stderr"]) == (0.5, 0.5)
-    assert (m["ll_acc"], m["ll_acc_stderr"]) == (1.0, None)  # one item: no spread to estimate
+    assert (m["ll_cloze_acc"], m["ll_cloze_acc_stderr"]) == (1.0, None)  # one item: no spread to estimate
     _strict_load(json.dumps(m))

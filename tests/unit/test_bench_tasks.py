@@ -20,8 +20,8 @@ def test_unknown_task_lists_known_ones():
 
 def test_hub_configs_by_default():
     task = resolve_task("arc_easy")
-    assert task.forms == ["gen", "ll"] and task.source == "hub"
-    assert task.configs["ll"]["dataset_path"] == "allenai/ai2_arc"
+    assert task.forms == ["gen", "ll_letters", "ll_cloze"] and task.source == "hub"
+    assert task.configs["ll_cloze"]["dataset_path"] == task.configs["ll_letters"]["dataset_path"] == "allenai/ai2_arc"
     assert resolve_task("gsm8k").forms == ["gen"]
 
 
@@ -70,12 +70,18 @@ def test_spec_items_without_gold_are_skipped_and_counted(tmp_path):
     assert harness.render_context(gen, docs[0]) == "Question: What is item 0?\nA. x0\nB. y0\nC. z0\nAnswer:"
     assert harness.render_target(gen, docs[0]) == " B"
     # the ll form is cloze: the question alone, the choice texts scored, gold the right text's index
-    ll = harness.build_lm_eval_task(task.configs["ll"])
+    ll = harness.build_lm_eval_task(task.configs["ll_cloze"])
     doc = harness.eval_docs(ll)[0]
     assert ll.doc_to_choice(doc) == ["x0", "y0", "z0"] and ll.doc_to_target(doc) == 1
     assert harness.render_context(ll, doc) == "Question: What is item 0?\nAnswer:"
     assert harness.ll_formulation(ll) == "cloze"
-    assert [m["metric"] for m in task.configs["ll"]["metric_list"]] == ["acc", "acc_norm"]
+    assert [m["metric"] for m in task.configs["ll_cloze"]["metric_list"]] == ["acc", "acc_norm"]
+    # the letters ll form: the generative prompt (options listed), the letters scored, gold the right letter
+    letters = harness.build_lm_eval_task(task.configs["ll_letters"])
+    doc = harness.eval_docs(letters)[0]
+    assert letters.doc_to_choice(doc) == ["A", "B", "C"] and letters.doc_to_target(doc) == 1
+    assert harness.render_context(letters, doc) == harness.render_context(gen, docs[0])
+    assert harness.ll_formulation(letters) == "letters"
 
 
 NUMBERS = {"q": "What is 1 + 2?", "options": ["6", "3", "4", "9"], "gold": "3"}
@@ -174,11 +180,11 @@ def test_curve_collects_every_evaluated_step(tmp_path):
     from softeval.store import atomic_write_json
 
     unit_dir = tmp_path / "units" / "m" / "q"
-    metrics = {"format_rate": 0.5, "ll_acc": 0.1}
+    metrics = {"format_rate": 0.5, "ll_cloze_acc": 0.1}
     for name, extra in [("soft", {"steps": 80, "tuning": {}}), ("curve_000010", {}), ("curve_000160", {})]:
         atomic_write_json(unit_dir / f"{name}.json", {"mode": name, "num_fewshot": 0, "lm_eval": {},
                                                       "metrics": metrics, **extra})
     cfg = build_config(BenchConfig, flags=dict(models=["m"], modes=["soft"], curve_steps=[0, 10, 80], max_steps=80))
-    results, curves = collect_results(tmp_path, cfg, [SimpleNamespace(name="q", answer="letter", ll_formulation="cloze")])
+    results, curves = collect_results(tmp_path, cfg, [SimpleNamespace(name="q", answer="letter")])
     assert [p["step"] for p in curves["m"]["q"]] == [10, 80, 160]  # step 0 was never evaluated
-    assert "ll_acc" not in curves["m"]["q"][0] and results["m"]["q"]["soft"]["steps"] == 80
+    assert "ll_cloze_acc" not in curves["m"]["q"][0] and results["m"]["q"]["soft"]["steps"] == 80

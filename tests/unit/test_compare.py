@@ -196,21 +196,29 @@ def test_bench_runs_give_a_mode_model_task_table_and_curves(tmp_path):
 
 
 def test_bench_table_shows_letters_cloze_and_the_best_formulation(tmp_path):
-    """Compare lists the cloze metrics beside the letters, and best_acc with the formulation it came from."""
-    m = {"strict_acc": 0.22, "strict_acc_stderr": 0.04, "ll_acc": 0.516, "ll_acc_stderr": 0.05, "ll_acc_norm": 0.49,
-         "ll_acc_norm_stderr": 0.05, "ll_formulation": "cloze", "best_acc": 0.516, "best_acc_stderr": 0.05,
-         "best_metric": "ll_acc", "best_formulation": "cloze", "num_fewshot": 0}
-    make_bench(tmp_path / "b1", {"m": {"arc_easy": {"zero": m}}})
-    make_bench(tmp_path / "b2", {"m": {"arc_easy": {"zero": {**m, "strict_acc": 0.6, "best_acc": 0.6,
-                                                              "best_metric": "strict_acc",
-                                                              "best_formulation": "letters"}}}})
+    """Compare lists generated letters, likelihood letters and cloze side by side, and best_acc with the
+    formulation it came from; a run of an older softeval (one ll form: ll_acc + ll_formulation) lines up
+    under the formulation it scored."""
+    old = {"strict_acc": 0.22, "strict_acc_stderr": 0.04, "ll_acc": 0.516, "ll_acc_stderr": 0.05,
+           "ll_acc_norm": 0.49, "ll_acc_norm_stderr": 0.05, "ll_formulation": "cloze", "best_acc": 0.516,
+           "best_acc_stderr": 0.05, "best_metric": "ll_acc", "best_formulation": "cloze", "num_fewshot": 0}
+    new = {"strict_acc": 0.6, "strict_acc_stderr": 0.05, "ll_letters_acc": 0.31, "ll_letters_acc_stderr": 0.03,
+           "ll_cloze_acc": 0.55, "ll_cloze_acc_stderr": 0.05, "best_acc": 0.6, "best_acc_stderr": 0.05,
+           "best_metric": "strict_acc", "best_formulation": "letters", "num_fewshot": 0}
+    make_bench(tmp_path / "b1", {"m": {"arc_easy": {"zero": old}}})
+    make_bench(tmp_path / "b2", {"m": {"arc_easy": {"zero": new}}})
     summary = compare([tmp_path / "b1", tmp_path / "b2"], tmp_path / "out").summary
     rows = {r["run"]: r for r in summary["table"]}
-    assert (rows["b1"]["best_acc"], rows["b1"]["best_formulation"], rows["b1"]["ll_acc_norm"]) == (0.516, "cloze", 0.49)
-    assert (rows["b2"]["best_acc"], rows["b2"]["best_formulation"]) == (0.6, "letters")
+    assert (rows["b1"]["best_acc"], rows["b1"]["best_formulation"], rows["b1"]["ll_cloze_acc"],
+            rows["b1"]["ll_cloze_acc_norm"]) == (0.516, "cloze", 0.516, 0.49)
+    assert "ll_letters_acc" not in rows["b1"] and "ll_acc" not in rows["b1"]
+    assert (rows["b2"]["best_acc"], rows["b2"]["best_formulation"], rows["b2"]["ll_letters_acc"]) == (0.6, "letters",
+                                                                                                     0.31)
     page = (tmp_path / "out" / "index.html").read_text()
-    assert "best_acc (%)" in page and "ll_acc_norm (%)" in page
+    assert ("strict_acc (letters, generated) (%)" in page and "ll_letters_acc (letters, ll) (%)" in page
+            and "ll_cloze_acc (cloze) (%)" in page and "best_acc (%)" in page)
     assert "51.6 ± 5.0 (cloze)" in page and "60.0 ± 5.0 (letters)" in page and "22.0 ± 4.0<" in page
+    assert "31.0 ± 3.0<" in page and "55.0 ± 5.0<" in page
 
 
 def test_bench_runs_on_different_items_are_refused_unless_allowed(tmp_path):

@@ -77,11 +77,16 @@ def mmlu_hub(dataset):
 
 def mmlu_local(dataset):
     """Original hendrycks CSV (no header: question,A,B,C,D,answer_letter) → Hub layout."""
+    from datasets import Value
+
     def convert(doc):
         return _mmlu_hub_doc({"question": str(doc["question"]), "answer": str(doc["answer"] or ""),
                               "choices": [str(doc[k]) for k in ("A", "B", "C", "D")]})
 
-    return dataset.map(convert, remove_columns=dataset.column_names).filter(lambda d: d["softeval_gold"] != "")
+    # map keeps the CSV's string type for the re-used `answer` column, and lm-eval reads a string target of a
+    # multiple_choice task as a choice's text ("1" is no choice: gold -100, every item wrong); the Hub has ints.
+    converted = dataset.map(convert, remove_columns=dataset.column_names)
+    return converted.cast_column("answer", Value("int64")).filter(lambda d: d["softeval_gold"] != "")
 
 
 # --------------------------------------------------------------------------- CommonsenseQA

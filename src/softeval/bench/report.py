@@ -13,20 +13,21 @@ from pathlib import Path
 from softeval.store import atomic_write_text
 
 MODE_COLORS = {"zero": "#9e9e9e", "few": "#1f77b4", "soft": "#d62728"}
-SHOWN = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc", "ll_acc", "ll_acc_norm", "best_acc")
+SHOWN = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc", "ll_letters_acc", "ll_cloze_acc",
+         "ll_cloze_acc_norm", "best_acc")
+# Column headings: which formulation each accuracy scores (generated letters, likelihood letters, cloze).
+HEADINGS = {"strict_acc": "strict_acc (letters, generated)", "ll_letters_acc": "ll_letters_acc (letters, ll)",
+            "ll_cloze_acc": "ll_cloze_acc (cloze)", "ll_cloze_acc_norm": "ll_cloze_acc_norm (cloze)"}
 
 
 def summary(m: dict) -> str:
-    """One line of a (model, task, mode)'s metrics for the terminal: letters and the ll form side by side,
-    each ll metric named by its formulation, and the best formulation with where it came from."""
-    form = m.get("ll_formulation")
+    """One line of a (model, task, mode)'s metrics for the terminal: generated letters, likelihood letters and
+    cloze side by side, and the best formulation with where it came from."""
     parts = []
     for k in SHOWN:
         if m.get(k) is None:
             continue
-        name = f"{k} ({form})" if k.startswith("ll_") and form else k
-        if k == "best_acc":
-            name = f"best_acc ({m.get('best_formulation')})"
+        name = f"best_acc ({m.get('best_formulation')})" if k == "best_acc" else k
         parts.append(f"{name} {100 * m[k]:.1f}")
     return ", ".join(parts)
 
@@ -84,7 +85,7 @@ def _mode_comparison(results: dict, task: str) -> str:
             ax.bar(xs, [_pct(y) for y in ys], width, yerr=[_pct(e) for e in es],
                    color=MODE_COLORS[mode], label=mode, capsize=2)
         ax.set_xticks(range(len(models)), [_label(m) for m in models], rotation=20, fontsize=7)
-        ax.set_title(metric, fontsize=9)
+        ax.set_title(HEADINGS.get(metric, metric), fontsize=8)
         ax.set_ylim(0, 100)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{_plain(task)}: modes compared (%)", fontsize=10)
@@ -147,26 +148,29 @@ def _ranking_scatter(results: dict, task: str, metric: str, reference: dict | No
             xs = [_pct(results[m][task].get("zero", {}).get(metric)) for m, _ in pts]
         ax.scatter(xs, [100 * y for _, y in pts], c=c, label=mode)
         for (m, y), x in zip(pts, xs):
-            ax.annotate(_label(m, 16), (x, 100 * y), fontsize=6)
+            # best_acc mixes formulations: each point says which one it is
+            used = results[m][task][mode].get("best_formulation") if metric == "best_acc" else None
+            ax.annotate(_label(m, 16) + (f" ({used})" if used else ""), (x, 100 * y), fontsize=6)
     ax.set_xlabel("reference score" if reference else f"zero-shot {metric} (%)")
-    ax.set_ylabel(f"{metric} (%)")
+    ax.set_ylabel(f"{HEADINGS.get(metric, metric)} (%)")
     ax.set_title(f"{_plain(task)}: ranking", fontsize=10)
     ax.legend(fontsize=7)
     return _png(fig)
 
 
 def _table(results: dict) -> str:
-    """Letters (generated) and the ll form side by side, the ll form's formulation (cloze or letters) and the
-    best formulation with the one it came from."""
-    rows = ["<tr><th>model</th><th>task</th><th>mode</th>" + "".join(f"<th>{k}</th>" for k in SHOWN)
-            + "<th>ll formulation</th><th>best from</th><th>n</th></tr>"]
+    """Generated letters, likelihood letters and cloze side by side, and the best formulation with the one it
+    came from."""
+    rows = ["<tr><th>model</th><th>task</th><th>mode</th>" + "".join(f"<th>{_e(HEADINGS.get(k, k))}</th>"
+                                                                     for k in SHOWN)
+            + "<th>best from</th><th>n</th></tr>"]
     for model, per_task in results.items():
         for task, per_mode in per_task.items():
             for mode, m in per_mode.items():
-                n = m.get("format_rate_n", m.get("ll_acc_n", ""))
+                n = m.get("format_rate_n", m.get("ll_cloze_acc_n", m.get("ll_letters_acc_n", "")))
                 cells = "".join(f"<td>{_fmt(m.get(k))} ± {_fmt(m.get(k + '_stderr'))}</td>" if k in m else "<td>–</td>"
                                 for k in SHOWN)
-                cells += f"<td>{_e(m.get('ll_formulation') or '–')}</td><td>{_e(m.get('best_formulation') or '–')}</td>"
+                cells += f"<td>{_e(m.get('best_formulation') or '–')}</td>"
                 rows.append(f"<tr><td>{_e(model)}</td><td>{_e(task)}</td><td>{_e(mode)}</td>{cells}<td>{_e(n)}</td></tr>")
     return "<table>" + "".join(rows) + "</table>"
 
@@ -188,7 +192,7 @@ def _rank_table(rankings: dict) -> str:
 
 
 def _ranked_by(entry: dict, modes: list[str]) -> str:
-    """The formulation a ranking used; for best_acc, per model (the better of letters and the ll form)."""
+    """The formulation a ranking used; for best_acc, per model (the best of letters, letters_ll and cloze)."""
     chosen = entry.get("formulations")
     if not chosen:
         return entry.get("formulation", "")
@@ -208,8 +212,9 @@ def write_report(out: Path, doc: dict, reference: dict | None = None) -> Path:
         parts += [f"<h2>{_e(task)}</h2>", _mode_comparison(results, task)]
         if any(task in per for per in curves.values()):
             parts.append(_curve(curves, task))
-        metric = "ll_acc" if any("ll_acc" in r for per in results.values() for r in per.get(task, {}).values()) \
-            else "strict_acc"
+        present = {k for per in results.values() for r in per.get(task, {}).values() for k in r}
+        metric = next(k for k in ("best_acc", "ll_cloze_acc", "ll_letters_acc", "strict_acc", "lenient_acc")
+                      if k in present or k == "lenient_acc")
         if len(results) >= 2 or reference:
             parts.append(_ranking_scatter(results, task, metric, reference))
     if results:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from softeval import __version__
-from softeval.bench import harness, scoring
-from softeval.bench.tasks import BenchTask, resolve_task
+from softeval.bench import harness, layouts, scoring
+from softeval.bench.tasks import DERIVED_LETTERS, FORMS, LL_FORMS, BenchTask, letters_from_cloze, resolve_task
 from softeval.config import option, to_dict
 from softeval.engine import OptimConfig, Precision, Schedule
 from softeval.errors import ConfigError
@@ -49,7 +49,8 @@ class BenchConfig:
                               help="comma-separated tasks: built-in names, lm-eval task YAMLs or softeval specs")
     modes: list[str] = option(default_factory=lambda: list(MODES), flag="--modes", help="subset of zero,few,soft")
     forms: list[str] = option(default_factory=lambda: ["gen", "ll"], flag="--forms",
-                              help="gen (generated answers) and/or ll (log-likelihood of the choices)")
+                              help="gen (generated answers), ll_letters (options listed, letters scored), ll_cloze "
+                                   "(choice texts scored); ll = both ll forms")
     shots: int = option(5, flag="--shots", help="k for the few-shot mode (lm-eval's sampler and seed)")
     num_virtual_tokens: int = option(10, flag="--tokens", help="soft-prompt length")
     prompt: PromptConfig = field(default_factory=PromptConfig)
@@ -95,8 +96,13 @@ class BenchConfig:
         if self.optim.schedule != Schedule.constant:
             errors.append("optim.schedule must be 'constant' for bench: the curve's k-step snapshots must equal "
                           f"k-step runs, got '{self.optim.schedule}'")
-        if not self.forms or any(f not in ("gen", "ll") for f in self.forms):
-            errors.append(f"forms must be a subset of gen,ll, got {', '.join(self.forms) or 'none'}")
+        if not self.forms or any(f not in (*FORMS, "ll") for f in self.forms):
+            errors.append(f"forms must be a subset of gen,ll,ll_letters,ll_cloze, got {', '.join(self.forms) or 'none'}")
+        else:
+            # "ll" stands for both formulations; stored expanded, so the identity names the forms that ran (a
+            # folder written when "ll" was one form is refused rather than left without its cloze/letters).
+            expanded = [f for f in FORMS if f in self.forms or (f in LL_FORMS and "ll" in self.forms)]
+            object.__setattr__(self, "forms", expanded)
         if any(not isinstance(s, int) or s < 0 for s in self.curve_steps):
             errors.append(f"curve_steps must be non-negative integers, got {self.curve_steps}")
         if self.limit is not None and self.limit < 1:
@@ -148,7 +154,11 @@ def _check_distinct_paths(kind: str, names: list[str]) -> None:
 
 
 def _task_config(task: BenchTask, form: str, cfg: BenchConfig) -> dict:
-    conf = dict(task.configs[form])
+    return _task_config_of(task.configs[form], form, cfg)
+
+
+def _task_config_of(conf: dict, form: str, cfg: BenchConfig) -> dict:
+    conf = dict(conf)
     if cfg.max_gen_toks and form == "gen":
         gk = dict(conf.get("generation_kwargs") or {})
         gk["max_gen_toks"] = min(int(gk.get("max_gen_toks", cfg.max_gen_toks)), cfg.max_gen_toks)
@@ -189,7 +199,7 @@ def run_unit(adapter, task: BenchTask, mode: str, shots: int, forms: list[str], 
         per_form[form] = records
         atomic_write_text(samples / f"{mode}_{form}.jsonl",
                           "".join(dumps_json({"mode": mode, "form": form, **r}, indent=None) + "\n" for r in records))
-    unit = {"mode": mode, "num_fewshot": shots, "metrics": scoring.aggregate(per_form.get("gen"), per_form.get("ll")),
+    unit = {"mode": mode, "num_fewshot": shots, "metrics": scoring.aggregate(per_form),
             "lm_eval": native, "seconds": round(time.time() - t0, 1), **extra}
     atomic_write_json(unit_path, unit)
     return unit
@@ -203,16 +213,44 @@ def prepare_tasks(cfg: BenchConfig, only: str | None = None) -> tuple[list[Bench
     and every unit prepare them alike, so a unit on another node needs nothing but the config."""
     tasks = [resolve_task(t, cfg.data_dir, soft="soft" in cfg.modes) for t in cfg.tasks]
     tasks = [t for t in tasks if only is None or t.name == only]
+    built: dict = {}
     for t in tasks:
+        built[t.name] = {}
+        if "ll" in t.configs and any(f in LL_FORMS for f in cfg.forms):
+            built[t.name] = _user_ll_forms(t, cfg)
         t.configs = {f: c for f, c in t.configs.items() if f in cfg.forms}
         if not t.configs:
             raise ConfigError(f"task {t.name} has no {'/'.join(cfg.forms)} form; it has gen"
                               + ("" if t.answer != "letter" else " and ll"))
-    built = {t.name: {form: harness.build_lm_eval_task(_task_config(t, form, cfg)) for form in t.forms} for t in tasks}
-    for t in tasks:
-        if "ll" in t.forms:
-            t.ll_formulation = harness.ll_formulation(built[t.name]["ll"])
+        built[t.name] = {form: built[t.name].get(form) or harness.build_lm_eval_task(_task_config(t, form, cfg))
+                         for form in t.forms}
     return tasks, built
+
+
+def _user_ll_forms(t: BenchTask, cfg: BenchConfig) -> dict:
+    """A user's multiple_choice YAML: file it under the formulation its rendered choices show (ll_letters or
+    ll_cloze) and derive ll_letters from a cloze YAML; where the other formulation cannot be derived, say why
+    in t.notes. Returns the lm-eval tasks built on the way."""
+    conf = t.configs.pop("ll")
+    native = harness.build_lm_eval_task(_task_config_of(conf, "ll", cfg))
+    form = "ll_" + harness.ll_formulation(native)
+    t.configs[form], t.lm_eval_form = conf, form
+    if form == "ll_letters":
+        t.notes.append(f"{t.name}: no cloze form derived: the YAML scores letters, and which field holds the "
+                       "choice texts cannot be told from it; pass a cloze multiple_choice YAML as another task, or "
+                       "use a spec file")
+        return {form: native}
+    docs = harness.eval_docs(native)
+    reason = ("its prompt depends on the choice (doc_to_text is not one text per item)"
+              if docs and not isinstance(native.doc_to_text(docs[0]), str) else
+              f"items have more than {len(layouts.LETTERS)} choices"
+              if any(len(native.doc_to_choice(d)) > len(layouts.LETTERS) for d in docs) else None)
+    if reason:
+        t.notes.append(f"{t.name}: no letters form derived: {reason}")
+        return {form: native}
+    t.configs["ll_letters"] = letters_from_cloze(conf, native)
+    t.identity["derived_letters"] = DERIVED_LETTERS
+    return {form: native}
 
 
 def curve_only_steps(cfg: BenchConfig) -> list[int]:
@@ -254,7 +292,9 @@ def evaluate_model_task(cfg: BenchConfig, model_name: str, task_name: str, show_
     if "soft" not in todo and not todo_curve:
         return done
     # --- soft: one tuning run, snapshots at the curve steps and at --steps
-    gen_task = built[t.name]["gen"] if "gen" in t.forms else built[t.name][t.forms[0]]
+    # Tuning renders the generative form; without it, the YAML's own (lm-eval's) ll form, else the first.
+    tune_form = next(f for f in ("gen", t.lm_eval_form, *t.forms) if f in t.forms)
+    gen_task = built[t.name][tune_form]
     eval_keys = {harness.doc_key(gen_task, d) for d in harness.eval_docs(gen_task)}
     data = tuning.tuning_examples(gen_task, adapter, cfg.tuning_size, cfg.seed, eval_keys)
     spec = {"task": t.name, "bench": True, "form": "gen", "source": t.source}
@@ -275,7 +315,7 @@ def evaluate_model_task(cfg: BenchConfig, model_name: str, task_name: str, show_
         if step not in paths:
             continue
         adapter.set_prompt(*tuning.load_snapshot(adapter, paths[step]))
-        run_unit(adapter, t, f"soft@{step}", 0, ["gen"] if "gen" in t.forms else t.forms, cfg,
+        run_unit(adapter, t, f"soft@{step}", 0, ["gen"] if "gen" in t.forms else [tune_form], cfg,
                  BenchFolder.curve_unit(units, step), samples / "curve",
                  {"steps": step, "prompt": str(paths[step]), "tuning": tuning_info})
         done.append(f"soft@{step}")
@@ -311,8 +351,15 @@ def run(cfg: BenchConfig) -> BenchResult:
         data_info[t.name] = {"eval_split": split, "eval_items": min(len(docs), cfg.limit or len(docs)),
                              "eval_items_available": len(docs), "source": t.source,
                              "skipped_no_gold": harness.skipped_without_gold(lm_task, split)}
-        if "ll" in t.forms:
-            data_info[t.name]["ll_formulation"] = t.ll_formulation
+        # Which formulation each form scores, which one is lm-eval's own task, and why one is missing.
+        data_info[t.name]["formulations"] = {f: scoring.FORMULATIONS[f] if f != "gen" else
+                                             scoring.formulation("strict_acc", t.answer) for f in t.forms}
+        if t.lm_eval_form:
+            data_info[t.name]["lm_eval_form"] = t.lm_eval_form
+        if t.notes:
+            data_info[t.name]["notes"] = list(t.notes)
+            for note in t.notes:
+                logger.warning("%s", note)
         if data_info[t.name]["skipped_no_gold"]:
             logger.warning("%s: %d %s items have no gold answer; skipped", t.name,
                            data_info[t.name]["skipped_no_gold"], split)
@@ -378,8 +425,7 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
                     # The OLMES-style best formulation is derived here, not stored in units, so a unit
                     # written by an older softeval gets it too.
                     results.setdefault(model_name, {}).setdefault(t.name, {})[mode] = {
-                        **unit["metrics"], **scoring.best_of(unit["metrics"], t.answer, t.ll_formulation),
-                        **({"ll_formulation": t.ll_formulation} if t.ll_formulation else {}),
+                        **unit["metrics"], **scoring.best_of(unit["metrics"], t.answer),
                         "num_fewshot": unit["num_fewshot"], "lm_eval": unit["lm_eval"],
                         **({"steps": unit["steps"], "tuning": unit["tuning"]} if mode == "soft" else {})}
             points = []
@@ -398,24 +444,25 @@ def _records(out: Path, model: str, task: str, mode: str, form: str) -> list[dic
     return list(read_jsonl(BenchFolder(out).samples_dir(model, task) / f"{mode}_{form}.jsonl"))
 
 
-def _best_items(strict: list[float], ll: list[float]) -> tuple[list[float], str | None]:
+def _best_items(per_metric: dict[str, list[float]]) -> tuple[list[float], str | None]:
     """The per-item vector of the better formulation (scoring.best_metric's choice) and its metric."""
-    if not strict or not ll:
-        return [], None
-    metric = scoring.best_metric(sum(strict) / len(strict), sum(ll) / len(ll))
-    return (ll if metric == "ll_acc" else strict), metric
+    means = {k: sum(v) / len(v) for k, v in per_metric.items() if v}
+    metric = scoring.best_metric(means)
+    return (per_metric[metric] if metric else []), metric
 
 
 def compute_rankings(out: Path, cfg: BenchConfig, tasks: list[BenchTask], reference: dict | None) -> dict:
     """Leaderboards per (task, mode, metric); correlations vs the reference and between modes. Every entry
-    names the formulation it ranks by: "letters" (generated), "cloze" or "letters_ll" (log-likelihood), or
-    for best_acc the better of letters and the ll form per model and mode (`formulations` says which)."""
+    names the formulation it ranks by: "letters" (generated), "letters_ll" or "cloze" (log-likelihood), or
+    for best_acc the best of them per model and mode, as OLMES (`formulations` says which)."""
     from softeval.bench import ranking
 
     rankings: dict = {}
     for t in tasks:
-        metrics = (["strict_acc", "lenient_acc"] if "gen" in t.forms else []) + (["ll_acc"] if "ll" in t.forms else [])
-        if t.answer == "letter" and {"gen", "ll"} <= set(t.forms):
+        ll_metrics = [f"{f}_acc" for f in LL_FORMS if f in t.forms]
+        metrics = (["strict_acc", "lenient_acc"] if "gen" in t.forms else []) + ll_metrics
+        candidates = [m for m in scoring.BEST_CANDIDATES if m in metrics]
+        if t.answer == "letter" and len(candidates) >= 2:
             metrics.append(scoring.BEST_METRIC)
         for metric in metrics:
             chosen: dict = {}
@@ -425,16 +472,16 @@ def compute_rankings(out: Path, cfg: BenchConfig, tasks: list[BenchTask], refere
                     items[mode] = {}
                     for m in cfg.models:
                         items[mode][m], which = _best_items(
-                            scoring.item_scores(_records(out, m, t.name, mode, "gen"), "strict_acc"),
-                            scoring.item_scores(_records(out, m, t.name, mode, "ll"), "ll_acc"))
+                            {c: scoring.item_scores(_records(out, m, t.name, mode, scoring.FORM_OF[c]), c)
+                             for c in candidates})
                         if which:
-                            chosen.setdefault(mode, {})[m] = scoring.formulation(which, t.answer, t.ll_formulation)
+                            chosen.setdefault(mode, {})[m] = scoring.formulation(which, t.answer)
             else:
-                form = "ll" if metric == "ll_acc" else "gen"
+                form = scoring.FORM_OF.get(metric, "gen")
                 items = {mode: {m: scoring.item_scores(_records(out, m, t.name, mode, form), metric)
                                 for m in cfg.models} for mode in cfg.modes}
             items = {mode: {m: v for m, v in per.items() if v} for mode, per in items.items()}
-            entry: dict = {"formulation": scoring.formulation(metric, t.answer, t.ll_formulation),
+            entry: dict = {"formulation": scoring.formulation(metric, t.answer),
                            "leaderboards": {mode: ranking.leaderboard({m: sum(v) / len(v) for m, v in per.items()})
                                             for mode, per in items.items() if per}}
             if chosen:

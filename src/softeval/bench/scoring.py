@@ -1,23 +1,25 @@
 """Per-sample records and per-mode metrics from lm-eval's logged samples.
 
 Generative form, per item: the raw output, the strict and lenient parses, `format_ok` (strict parse
-succeeded), `strict_correct`, `lenient_correct`. Log-likelihood form: the chosen choice and
+succeeded), `strict_correct`, `lenient_correct`. Log-likelihood forms: the chosen choice and
 `ll_correct`. Aggregates (with the standard error of a mean, as lm-eval reports):
 
-  format_rate       share of outputs in the required format
-  strict_acc        correct AND in format, over all items
-  acc_given_format  correct among the format-following outputs (knowledge once the format is right)
-  lenient_acc       correct under best-effort extraction, over all items
-  ll_acc            log-likelihood accuracy (multiple choice; format-free)
-  ll_acc_norm       the same with each choice's log-likelihood divided by its length in bytes (lm-eval's
-                    acc_norm; present when the task's ll form lists it)
+  format_rate        share of outputs in the required format
+  strict_acc         correct AND in format, over all items (generated letters for multiple choice)
+  acc_given_format   correct among the format-following outputs (knowledge once the format is right)
+  lenient_acc        correct under best-effort extraction, over all items
+  ll_letters_acc     log-likelihood accuracy of the letters, options listed (OLMES's multiple-choice
+                     formulation; lm-eval's mmlu and commonsense_qa)
+  ll_cloze_acc       log-likelihood accuracy of the choice texts after the question alone (OLMES's cloze
+                     formulation; lm-eval's arc_easy)
+  ll_*_acc_norm      the same with each choice's log-likelihood divided by its length in bytes (lm-eval's
+                     acc_norm; present when the form lists it)
 
-and, per (model, task, mode) with both forms, the OLMES-style best formulation (`best_of`):
+and, per (model, task, mode) with at least two of them, the OLMES-style best formulation (`best_of`):
 
-  best_acc          max(strict_acc, ll_acc): letters as generated vs the ll form (cloze on ARC and spec
-                    files, likelihood of the letters on MMLU/CSQA); ties go to the letters
-  best_formulation  which one it came from: "letters", "cloze" or "letters_ll"
-  best_metric       the metric behind it: strict_acc or ll_acc
+  best_acc           the largest of strict_acc, ll_letters_acc, ll_cloze_acc; ties go to the earlier
+  best_formulation   which one it came from: "letters", "letters_ll" or "cloze"
+  best_metric        the metric behind it
 """
 
 from __future__ import annotations
@@ -27,8 +29,15 @@ import math
 from softeval.bench.parsing import gold_number, parse_letter, parse_number, parse_text, same_answer
 
 GEN_METRICS = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc")
-LL_METRICS = ("ll_acc", "ll_acc_norm")
+LL_METRICS = ("ll_letters_acc", "ll_cloze_acc", "ll_cloze_acc_norm")
 BEST_METRIC = "best_acc"
+# What each ll form scores, as tables name it.
+FORMULATIONS = {"ll_letters": "letters_ll", "ll_cloze": "cloze"}
+# The accuracies best_acc chooses among, in the order ties are broken (the letters the task asks for first).
+BEST_CANDIDATES = ("strict_acc", "ll_letters_acc", "ll_cloze_acc")
+# The form whose samples hold a metric's per-item scores.
+FORM_OF = {"strict_acc": "gen", "lenient_acc": "gen", "format_rate": "gen",
+           **{f"{f}_acc{norm}": f for f in FORMULATIONS for norm in ("", "_norm")}}
 
 
 def gen_record(sample: dict, answer: str) -> dict:
@@ -72,8 +81,10 @@ def mean_stderr(values: list[float]) -> tuple[float | None, float | None]:
     return mean, math.sqrt(var / n)
 
 
-def aggregate(gen: list[dict] | None, ll: list[dict] | None) -> dict:
+def aggregate(per_form: dict[str, list[dict]]) -> dict:
+    """Metrics of one (model, task, mode) from each form's records (form → records)."""
     out: dict = {}
+    gen = per_form.get("gen")
 
     def put(name, values):
         mean, se = mean_stderr([float(v) for v in values])
@@ -84,45 +95,64 @@ def aggregate(gen: list[dict] | None, ll: list[dict] | None) -> dict:
         put("strict_acc", [r["strict_correct"] for r in gen])
         put("acc_given_format", [r["strict_correct"] for r in gen if r["format_ok"]])
         put("lenient_acc", [r["lenient_correct"] for r in gen])
-    if ll is not None:
-        put("ll_acc", [r["ll_correct"] for r in ll])
-        if ll and all("ll_correct_norm" in r for r in ll):
-            put("ll_acc_norm", [r["ll_correct_norm"] for r in ll])
+    for form in FORMULATIONS:
+        ll = per_form.get(form)
+        if ll is not None:
+            put(f"{form}_acc", [r["ll_correct"] for r in ll])
+            if ll and all("ll_correct_norm" in r for r in ll):
+                put(f"{form}_acc_norm", [r["ll_correct_norm"] for r in ll])
     return out
 
 
-def formulation(metric: str, answer: str, ll_formulation: str | None) -> str:
+def formulation(metric: str, answer: str) -> str:
     """What a metric scores, in words a table can show: generated letters, cloze or likelihood letters."""
-    if metric.startswith("ll_"):
-        return {"letters": "letters_ll"}.get(ll_formulation or "", ll_formulation or "ll")
+    if metric in FORM_OF and FORM_OF[metric] != "gen":
+        return FORMULATIONS[FORM_OF[metric]]
     if metric == BEST_METRIC:
         return "best"
     return "letters" if answer == "letter" else "generated"
 
 
-def best_metric(strict_acc: float | None, ll_acc: float | None) -> str | None:
-    """OLMES keeps the better of the multiple-choice (letters) and the cloze formulation: the metric to
-    use, strict_acc on ties (the letters are the format the task asks for); None without both."""
-    if strict_acc is None or ll_acc is None:
+def best_metric(accs: dict[str, float | None]) -> str | None:
+    """OLMES keeps the best of the multiple-choice (letters) and the cloze formulations: the metric to use
+    among BEST_CANDIDATES present in `accs`, ties to the earlier (the letters are the format the task asks
+    for); None with fewer than two."""
+    present = [m for m in BEST_CANDIDATES if accs.get(m) is not None]
+    if len(present) < 2:
         return None
-    return "ll_acc" if ll_acc > strict_acc else "strict_acc"
+    return max(present, key=lambda m: (accs[m], -present.index(m)))
 
 
-def best_of(metrics: dict, answer: str, ll_formulation: str | None) -> dict:
+def best_of(metrics: dict, answer: str) -> dict:
     """best_acc (± stderr, n), best_metric and best_formulation for one (model, task, mode); {} unless the
-    task is multiple choice and both the generative and the ll form were scored."""
+    task is multiple choice and at least two formulations were scored."""
     if answer != "letter":
         return {}
-    metric = best_metric(metrics.get("strict_acc"), metrics.get("ll_acc"))
+    metric = best_metric(metrics)
     if metric is None:
         return {}
     return {BEST_METRIC: metrics[metric], f"{BEST_METRIC}_stderr": metrics.get(f"{metric}_stderr"),
             f"{BEST_METRIC}_n": metrics.get(f"{metric}_n"), "best_metric": metric,
-            "best_formulation": formulation(metric, answer, ll_formulation)}
+            "best_formulation": formulation(metric, answer)}
+
+
+def named_by_formulation(metrics: dict) -> dict:
+    """A bench row of an older results.json, whose one ll form was `ll_acc` with its formulation in
+    `ll_formulation`, with its ll metrics under today's names (ll_cloze_acc, ll_letters_acc), so tables can
+    put old and new runs side by side. A current row is returned as is."""
+    form = {"cloze": "ll_cloze", "letters": "ll_letters"}.get(metrics.get("ll_formulation"))
+    if "ll_acc" not in metrics or form is None:
+        return metrics
+    out = {k: v for k, v in metrics.items() if k != "ll_formulation"}
+    for key in [k for k in metrics if k.startswith("ll_acc")]:
+        out[form + key[2:]] = out.pop(key)
+    if out.get("best_metric") == "ll_acc":
+        out["best_metric"] = f"{form}_acc"
+    return out
 
 
 def item_scores(records: list[dict], metric: str) -> list[float]:
     """Per-item 0/1 vector behind an accuracy metric (for paired bootstrap of rankings)."""
-    key = {"strict_acc": "strict_correct", "lenient_acc": "lenient_correct", "format_rate": "format_ok",
-           "ll_acc": "ll_correct", "ll_acc_norm": "ll_correct_norm"}[metric]
+    key = {"strict_acc": "strict_correct", "lenient_acc": "lenient_correct", "format_rate": "format_ok"}.get(
+        metric, "ll_correct_norm" if metric.endswith("_norm") else "ll_correct")
     return [float(r[key]) for r in sorted(records, key=lambda r: r["doc_id"])]

@@ -1,16 +1,19 @@
 """Benchmark tasks: which lm-eval task configs a benchmark name stands for, and where its data lives.
 
 A benchmark has a generative form (the model writes its answer; scored for format and accuracy)
-and, for multiple choice, a log-likelihood form (choices scored as continuations; format-free
-knowledge). Each form is an ordinary lm-eval task config (a YAML in `task_configs/`), so few-shot
-construction, filters and metrics are lm-eval's own.
+and, for multiple choice, two log-likelihood forms (format-free knowledge), after OLMES's two
+formulations: `ll_letters` (options listed, the letters scored as continuations) and `ll_cloze` (the
+question alone, each choice's text scored as the continuation). Each form is an ordinary lm-eval task
+config (a YAML in `task_configs/`), so few-shot construction, filters and metrics are lm-eval's own; one
+of the two ll forms of a built-in task is lm-eval's own task (`lm_eval_form`).
 
 Data comes from the Hugging Face Hub by default. With `data_dir`, the built-in tasks read local
 files in their original release layouts instead (`datasets` json/csv builders with `data_files`,
 plus a `process_docs` that maps the layout to the Hub one), e.g. /path/arc/ARC-Easy/ARC-Easy-Test.jsonl.
 
 A task can also be given as a path:
-  * an lm-eval task YAML (generate_until → generative form, multiple_choice → log-likelihood form);
+  * an lm-eval task YAML (generate_until → generative form, multiple_choice → the ll form of its
+    formulation, and the letters form derived from a cloze one by the runner);
     `metadata.softeval_answer: letter|number|text` tells the parser what an answer looks like;
   * softeval's short spec for a JSONL/CSV file (see `spec_configs` and docs/bench.md).
 """
@@ -33,7 +36,10 @@ from softeval.errors import ConfigError, DataError, unknown_choice
 logger = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).parent / "task_configs"
-FORMS = ("gen", "ll")
+# gen: generated answer (letters for multiple choice); ll_letters / ll_cloze: the two log-likelihood
+# formulations of a multiple-choice task. "ll" on the command line stands for both.
+FORMS = ("gen", "ll_letters", "ll_cloze")
+LL_FORMS = ("ll_letters", "ll_cloze")
 
 
 @dataclass(frozen=True)
@@ -51,26 +57,32 @@ class BuiltinTask:
     name: str
     answer: str                    # letter | number | text
     gen_yaml: str
-    ll_yaml: str | None
+    ll_yamls: dict[str, str]       # ll form → YAML; {} for a task without choices
     local: LocalLayout
+    lm_eval_form: str | None = None  # the ll form identical to lm-eval's own task of this name
 
 
 def _arc(name: str, folder: str) -> BuiltinTask:
     base = f"arc/{folder}/{folder}"
-    return BuiltinTask(name, "letter", f"{name}_letter.yaml", f"{name}.yaml", LocalLayout(
+    return BuiltinTask(name, "letter", f"{name}_letter.yaml",
+                       {"ll_letters": f"{name}_letters_ll.yaml", "ll_cloze": f"{name}.yaml"}, LocalLayout(
         "json", {"train": f"{base}-Train.jsonl", "validation": f"{base}-Dev.jsonl", "test": f"{base}-Test.jsonl"},
-        layouts.arc_local))
+        layouts.arc_local), lm_eval_form="ll_cloze")
 
 
 BUILTIN_TASKS: dict[str, BuiltinTask] = {t.name: t for t in [
     _arc("arc_easy", "ARC-Easy"),
     _arc("arc_challenge", "ARC-Challenge"),
-    BuiltinTask("mmlu", "letter", "mmlu_letter.yaml", "mmlu.yaml", LocalLayout(
-        "csv", {"test": "mmlu/test/*_test.csv", "validation": "mmlu/val/*_val.csv", "dev": "mmlu/dev/*_dev.csv"},
-        layouts.mmlu_local, {"column_names": ["question", "A", "B", "C", "D", "answer"], "keep_default_na": False})),
-    BuiltinTask("commonsense_qa", "letter", "commonsense_qa_letter.yaml", "commonsense_qa.yaml", LocalLayout(
-        "json", {"train": "commonsenseqa/train.jsonl", "validation": "commonsenseqa/dev.jsonl"}, layouts.csqa_local)),
-    BuiltinTask("gsm8k", "number", "gsm8k.yaml", None, LocalLayout(
+    BuiltinTask("mmlu", "letter", "mmlu_letter.yaml", {"ll_letters": "mmlu.yaml", "ll_cloze": "mmlu_cloze.yaml"},
+                LocalLayout("csv", {"test": "mmlu/test/*_test.csv", "validation": "mmlu/val/*_val.csv",
+                                    "dev": "mmlu/dev/*_dev.csv"}, layouts.mmlu_local,
+                            {"column_names": ["question", "A", "B", "C", "D", "answer"], "keep_default_na": False}),
+                lm_eval_form="ll_letters"),
+    BuiltinTask("commonsense_qa", "letter", "commonsense_qa_letter.yaml",
+                {"ll_letters": "commonsense_qa.yaml", "ll_cloze": "commonsense_qa_cloze.yaml"}, LocalLayout(
+        "json", {"train": "commonsenseqa/train.jsonl", "validation": "commonsenseqa/dev.jsonl"}, layouts.csqa_local),
+                lm_eval_form="ll_letters"),
+    BuiltinTask("gsm8k", "number", "gsm8k.yaml", {}, LocalLayout(
         "json", {"train": "gsm8k/train.jsonl", "test": "gsm8k/test.jsonl"}, layouts.gsm8k_docs)),
 ]}
 ALIASES = {"csqa": "commonsense_qa", "arc-easy": "arc_easy", "arc-challenge": "arc_challenge"}
@@ -82,18 +94,21 @@ class BenchTask:
 
     name: str
     answer: str                    # letter | number | text
-    configs: dict[str, dict]       # form ("gen" / "ll") → lm-eval task config dict
+    configs: dict[str, dict]       # form (FORMS; "ll" for a user's multiple_choice YAML until the runner
+                                   # has read its formulation) → lm-eval task config dict
     source: str                    # hub | local | yaml | spec
     data_files: dict[str, str] = field(default_factory=dict)  # "task:<name>:<relative path>" → file it reads
     # Settings of the task itself that no file carries (a spec's prompts are written by this module): part of
     # every result identity of the task, so a change of prompts is never mixed with results of the old ones.
     identity: dict = field(default_factory=dict)
-    # What the ll form scores, "cloze" (choice texts) or "letters"; set from the rendered choices by the runner.
-    ll_formulation: str | None = None
+    # The ll form that is lm-eval's own task (built-in tasks, a user's YAML); None for a spec file's.
+    lm_eval_form: str | None = None
+    # Why a formulation is missing (a user's YAML it cannot be derived from), for results.json and the log.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def forms(self) -> list[str]:
-        return [f for f in FORMS if f in self.configs]
+        return [f for f in (*FORMS, "ll") if f in self.configs]
 
 
 def known_tasks() -> list[str]:
@@ -136,10 +151,9 @@ def _needed_splits(cfg: dict, soft: bool) -> list[str]:
 def builtin_task(name: str, data_dir: str | Path | None = None, soft: bool = True) -> BenchTask:
     spec = BUILTIN_TASKS[name]
     configs = {"gen": load_task_yaml(CONFIG_DIR / spec.gen_yaml)}
-    if spec.ll_yaml:
-        configs["ll"] = load_task_yaml(CONFIG_DIR / spec.ll_yaml)
+    configs.update({form: load_task_yaml(CONFIG_DIR / y) for form, y in spec.ll_yamls.items()})
     # The shipped YAMLs decide prompts and scoring, so they are part of a result's identity like data.
-    data_files = {f"task:{name}:{y}": str(CONFIG_DIR / y) for y in (spec.gen_yaml, spec.ll_yaml) if y}
+    data_files = {f"task:{name}:{y}": str(CONFIG_DIR / y) for y in (spec.gen_yaml, *spec.ll_yamls.values())}
     if data_dir is not None:
         root = Path(data_dir).expanduser()
         if not root.is_dir():
@@ -151,7 +165,7 @@ def builtin_task(name: str, data_dir: str | Path | None = None, soft: bool = Tru
                 for f in [split_files] if isinstance(split_files, str) else split_files:
                     data_files[f"task:{name}:{_relative(Path(f), root)}"] = f
     return BenchTask(name=name, answer=spec.answer, configs=configs, source="local" if data_dir else "hub",
-                     data_files=data_files)
+                     data_files=data_files, lm_eval_form=spec.lm_eval_form)
 
 
 def resolve_task(ref: str, data_dir: str | Path | None = None, soft: bool = True) -> BenchTask:
@@ -190,13 +204,59 @@ def yaml_task(path: Path) -> BenchTask:
         for one in [f] if isinstance(f, str) else f:
             if Path(one).is_file():
                 data_files[f"task:{name}:{_relative(Path(one), path.parent)}"] = str(one)
-    return BenchTask(name=name, answer=answer, configs={form: cfg}, source="yaml", data_files=data_files)
+    notes = []
+    if form == "gen" and answer == "letter":
+        notes.append(f"{name}: a generate_until YAML gets no log-likelihood forms (its prompt and answer are yours, "
+                     "and which field holds the choice texts cannot be told from it); pass the matching "
+                     "multiple_choice YAML as another task, or use a spec file, to get letters and cloze")
+    # A multiple_choice YAML stays "ll" until the runner has read its formulation from the rendered choices
+    # (and derived the letters form from a cloze one, see letters_from_cloze).
+    return BenchTask(name=name, answer=answer, configs={form: cfg}, source="yaml", data_files=data_files,
+                     notes=notes)
+
+
+# Version of the letters prompt letters_from_cloze writes for a user's cloze YAML (part of its identity).
+DERIVED_LETTERS = 1
+
+
+def letters_from_cloze(cfg: dict, cloze) -> dict:
+    """The ll_letters form of a user's cloze multiple_choice YAML: the YAML's own prompt with its choices
+    listed as "A. text" lines before the final "Answer:" (appended when the prompt has none), and the letters
+    scored as continuations, gold the same choice. `cloze` is the built lm-eval task of `cfg`; everything
+    else (data, splits, few-shot sampling, description, delimiters) stays the YAML's."""
+    import re
+
+    def choices(doc) -> list[str]:
+        return [str(c) for c in cloze.doc_to_choice(doc)]
+
+    def text(doc) -> str:
+        prompt = str(cloze.doc_to_text(doc))
+        listed = "".join(f"{layouts.LETTERS[i]}. {c}\n" for i, c in enumerate(choices(doc)))
+        m = re.search(r"\n?(Answer:\s*)$", prompt)
+        return prompt[:m.start()] + "\n" + listed + m.group(1) if m else prompt.rstrip("\n") + "\n" + listed + "Answer:"
+
+    def target(doc):
+        # lm-eval's reading of a multiple_choice target: an index, or a choice's text (-100 if none matches).
+        texts = choices(doc)
+
+        def index(gold):
+            return gold if isinstance(gold, int) else texts.index(gold) if gold in texts else -100
+
+        gold = cloze.doc_to_target(doc)
+        return [index(g) for g in gold] if isinstance(gold, list) else index(gold)
+
+    out = {k: v for k, v in cfg.items() if k not in ("doc_to_decontamination_query", "should_decontaminate")}
+    out.update({"task": f"{cfg['task']}_letters_ll", "doc_to_text": text, "doc_to_target": target,
+                "doc_to_choice": lambda doc: list(layouts.LETTERS[:len(choices(doc))]),
+                "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}]})
+    return out
 
 
 # --------------------------------------------------------------------------- softeval's short spec
 
 SPEC_KEYS = {"task", "kind", "files", "fields", "fewshot_split", "description"}
 # Version of the prompts spec_task writes. 2: the ll form scores the choice texts (cloze), not the letters.
+# (Adding the ll_letters form changed no prompt: the forms setting in the identity tells the runs apart.)
 SPEC_PROMPTS = 2
 ANSWER_TYPES = ("letter", "index", "text")
 SPEC_FEATURES = {"softeval_question": "string", "softeval_labels": ["string"], "softeval_choices": ["string"],
@@ -299,16 +359,20 @@ def spec_task(path: Path, spec: dict) -> BenchTask:
                {"function": "regex", "regex_pattern": "^\\s*(?:\\(([A-J])\\)|([A-J])[.)]?)\\s*$"},
                {"function": "take_first"}]}],
            "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}]}
-    # The ll form is the cloze formulation (as lm-eval's arc_easy): the question alone, each choice's text
-    # scored as the continuation. Small models answer letters at chance while cloze still separates them
-    # (OLMES scores both and keeps the better; see docs/bench.md).
-    ll = {**copy.deepcopy(base), "task": name, "output_type": "multiple_choice",
-          "doc_to_text": "Question: {{softeval_question}}\nAnswer:", "doc_to_choice": "{{softeval_choices}}",
-          "doc_to_target": "{{softeval_labels.index(softeval_gold)}}",
-          "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
-                          {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}]}
-    return BenchTask(name=name, answer="letter", configs={"gen": gen, "ll": ll}, source="spec", data_files=data_files,
-                     identity={"spec_prompts": SPEC_PROMPTS})
+    # Two ll forms, OLMES's two formulations. Cloze (as lm-eval's arc_easy): the question alone, each choice's
+    # text scored as the continuation. Letters: the generative form's prompt, the letters scored. Small models
+    # answer letters at chance while cloze still separates them (OLMES keeps the better; docs/bench.md).
+    cloze = {**copy.deepcopy(base), "task": name, "output_type": "multiple_choice",
+             "doc_to_text": "Question: {{softeval_question}}\nAnswer:", "doc_to_choice": "{{softeval_choices}}",
+             "doc_to_target": "{{softeval_labels.index(softeval_gold)}}",
+             "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+                             {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}]}
+    letters = {**copy.deepcopy(base), "task": f"{name}_letters_ll", "output_type": "multiple_choice",
+               "doc_to_text": text, "doc_to_choice": "{{softeval_labels}}",
+               "doc_to_target": "{{softeval_labels.index(softeval_gold)}}",
+               "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}]}
+    return BenchTask(name=name, answer="letter", configs={"gen": gen, "ll_letters": letters, "ll_cloze": cloze},
+                     source="spec", data_files=data_files, identity={"spec_prompts": SPEC_PROMPTS})
 
 
 def _has_gold(dataset):

@@ -37,7 +37,7 @@ def cmd_bench(args) -> int:
         from softeval.bench.tasks import BUILTIN_TASKS
 
         for name, t in sorted(BUILTIN_TASKS.items()):
-            forms = "generative + log-likelihood" if t.ll_yaml else "generative"
+            forms = "generative" + (" + log-likelihood letters and cloze" if t.ll_yamls else "")
             print(f"{name:16s} {t.answer:7s} {forms}")
         return 0
     from softeval.bench.report import summary

@@ -122,10 +122,13 @@ def _sweep(path: Path, results: dict, identity: dict | None) -> dict:
 
 
 def _bench(path: Path, results: dict, identity: dict | None) -> dict:
+    from softeval.bench.scoring import named_by_formulation
+
     cfg = results.get("config") or {}
-    keep = ("format_rate", "strict_acc", "lenient_acc", "ll_acc", "ll_formulation", "best_acc", "best_formulation",
-            "steps")
-    table = {model: {task: {mode: {k: m[k] for k in keep if k in m} for mode, m in modes.items()}
+    keep = ("format_rate", "strict_acc", "lenient_acc", "ll_letters_acc", "ll_cloze_acc", "best_acc",
+            "best_formulation", "steps")
+    table = {model: {task: {mode: {k: v for k, v in named_by_formulation(m).items() if k in keep}
+                            for mode, m in modes.items()}
                      for task, modes in tasks.items()} for model, tasks in (results.get("results") or {}).items()}
     # The soft mode's tuned prompt per (model, task), as its unit file recorded it: what to pass to lm-eval.
     prompts = {f"{unit.parent.parent.name}/{unit.parent.name}": _json(unit).get("prompt")
