@@ -61,11 +61,11 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,mem
 
 if [ "$MODE" = gpu ]; then
     DEV=cuda
-    step "train speed (softeval vs PEFT, bf16)" 150 "$PYTHON" -u benchmarks/train_speed.py --device cuda \
+    step "train speed (softeval vs PEFT, bf16)" 140 "$PYTHON" -u benchmarks/train_speed.py --device cuda \
         --models smollm2-135m-instruct,gemma3-270m --precisions bf16 --steps 12 --out "$RESULTS/train_speed_cuda.json"
-    step "sweep speed (lanes vs cell by cell vs PEFT)" 170 "$PYTHON" -u benchmarks/sweep_speed.py --device cuda \
+    step "sweep speed (lanes vs cell by cell vs PEFT)" 160 "$PYTHON" -u benchmarks/sweep_speed.py --device cuda \
         --out "$RESULTS/sweep_speed_cuda.json"
-    step "chunked cross-entropy memory (Gemma-3, 8 x 256 targets)" 60 "$PYTHON" -u benchmarks/ce_memory.py \
+    step "chunked cross-entropy memory (Gemma-3, 8 x 256 targets)" 50 "$PYTHON" -u benchmarks/ce_memory.py \
         --device cuda --out "$RESULTS/ce_memory_cuda.json"
     EVAL_ARGS=(--device cuda --models gemma3-270m smollm2-135m-instruct --tasks arc_easy --limit 500 --precision bf16
                --repeats 1)

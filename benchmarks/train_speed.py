@@ -141,6 +141,8 @@ def run_one(model_name: str, impl: str, precision: str, a: argparse.Namespace) -
         mem_loaded = torch.cuda.max_memory_allocated() / 2**20
     bos = lm.info.bos_token_id
 
+    if impl == "softeval" and a.compile:
+        lm.model.model = torch.compile(lm.model.model)  # the decoder; target_hidden calls it as model.base_model
     if impl == "softeval":
         init = initial_embeddings("vocab", NUM_VIRTUAL_TOKENS, lm.model.get_input_embeddings(), 0, lm.tokenizer)
         prompt = SoftPrompt(init.float())
@@ -196,7 +198,8 @@ def run_one(model_name: str, impl: str, precision: str, a: argparse.Namespace) -
     row = {
         "model": model_name, "impl": impl, "precision": precision, "device": a.device,
         "weights_dtype": str(lm.model.get_input_embeddings().weight.dtype).replace("torch.", ""),
-        "step_precision": step_precision, "attn_implementation": lm.model.config._attn_implementation,
+        "step_precision": step_precision, "compiled": bool(a.compile and impl == "softeval"),
+        "attn_implementation": lm.model.config._attn_implementation,
         "step_seconds": step_s, "step_cpu_seconds": step_cpu_s, "threads": torch.get_num_threads(),
         "tokens_per_second": tokens / step_s, "model_tflops_per_second": flops / step_s / 1e12,
         "mfu": flops / step_s / 1e12 / peak[peak_key],
@@ -245,6 +248,9 @@ def main() -> None:
     parser.add_argument("--target-tokens", type=int, default=TARGET_TOKENS)
     parser.add_argument("--peak-sizes", default=",".join(map(str, PEAK_SIZES)), help="square matmul sizes for the peak")
     parser.add_argument("--peak-repeats", type=int, default=PEAK_REPEATS)
+    parser.add_argument("--compile", action="store_true",
+                        help="softeval only: torch.compile the decoder (opt-in: ~80 CPU-s to compile SmolLM2 on one "
+                             "core for ~10 %% per step; the first, compiling step is a warm-up step)")
     parser.add_argument("--quick", action="store_true", help="SmolLM2 only, 5 steps")
     parser.add_argument("--out", default=None, help="also write the JSON here")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: model,impl,precision
@@ -267,7 +273,7 @@ def main() -> None:
     models = args.models.split(",")
     forwarded = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
                  if k in ("device", "steps", "batch_size", "context_tokens", "target_tokens", "peak_sizes",
-                          "peak_repeats") or (k == "threads" and v)]
+                          "peak_repeats") or (k == "threads" and v)] + (["--compile"] if args.compile else [])
     rows = []
     for model in models:
         for precision in args.precisions.split(","):
