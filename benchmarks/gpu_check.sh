@@ -11,6 +11,7 @@
 #   SOFTEVAL_CACHE  folder holding the fetched models (models/<name>/model/...), i.e. a copy of
 #                   ~/.cache/softeval; exported as SOFTEVAL_HOME, which softeval reads
 #   OUT             if set, the log and every JSON result are also written there
+#   SOFTEVAL_DATA   benchmark data folder for eval_speed.py (default: ./shared/data, else ../shared/data)
 # The repository's src/ goes first on PYTHONPATH, so a carried venv's own softeval install does not matter.
 # Each step runs under `timeout`; a failed or missing step is reported and the next one runs.
 set -u
@@ -68,7 +69,7 @@ if [ "$MODE" = gpu ]; then
     step "chunked cross-entropy memory (Gemma-3, 8 x 256 targets)" 50 "$PYTHON" -u benchmarks/ce_memory.py \
         --device cuda --out "$RESULTS/ce_memory_cuda.json"
     EVAL_ARGS=(--device cuda --models gemma3-270m smollm2-135m-instruct --tasks arc_easy --limit 500 --precision bf16
-               --repeats 1)
+               --repeats 1 --out "$RESULTS/eval_speed_cuda.json")
     EVAL_LIMIT=110
 else
     DEV=cpu
@@ -80,9 +81,17 @@ else
         --out "$RESULTS/sweep_speed_cpu_smoke.json"
     step "chunked cross-entropy memory (tiny Gemma-3, CPU)" 40 "$PYTHON" -u benchmarks/ce_memory.py --device cpu \
         --batch-size 1 --context-tokens 8 --target-tokens 8 --out "$RESULTS/ce_memory_cpu_smoke.json"
-    EVAL_ARGS=(--device cpu --models smollm2-135m-instruct --tasks arc_easy --limit 5 --precision bf16 --repeats 1)
+    EVAL_ARGS=(--device cpu --models smollm2-135m-instruct --tasks arc_easy --limit 5 --precision bf16 --repeats 1
+               --out "$RESULTS/eval_speed_cpu_smoke.json")
     EVAL_LIMIT=40
 fi
+
+# the benchmark data (lm-eval's original file layouts): $SOFTEVAL_DATA, else ./shared/data or ../shared/data
+DATA_DIR="${SOFTEVAL_DATA:-}"
+if [ -z "$DATA_DIR" ]; then
+    for d in ./shared/data ../shared/data; do [ -d "$d" ] && DATA_DIR="$d" && break; done
+fi
+[ -n "$DATA_DIR" ] && EVAL_ARGS+=(--data-dir "$DATA_DIR")
 
 if [ -f benchmarks/eval_speed.py ]; then
     step "eval speed vs lm-eval" "$EVAL_LIMIT" "$PYTHON" -u benchmarks/eval_speed.py "${EVAL_ARGS[@]}"
