@@ -4,11 +4,14 @@
     python benchmarks/sweep_speed.py                      # n ∈ {0,1,4,16,64} × 3 seeds × 50 steps, SmolLM2
     python benchmarks/sweep_speed.py --quick              # a few seconds' worth, to see that it runs
     python benchmarks/sweep_speed.py --tokens 1 16 --seeds 2 --steps 10 --out /tmp/sweep.json
+    python benchmarks/sweep_speed.py --device cuda        # on a GPU: bf16 weights for all three methods
 
 Every method trains the same cells on the same examples in the same order (softeval's StepSampler),
 from the same initial prompt, with AdamW, warmup + cosine schedule and grad clipping alike, and scores
 each cell on the same held-out examples before and after. PEFT runs the way a PEFT user would:
-`PeftModel` with `PromptTuningConfig`, `model(input_ids, attention_mask, labels=...)`, fp32.
+`PeftModel` with `PromptTuningConfig`, `model(input_ids, attention_mask, labels=...)`, fp32 on a CPU
+and bf16 weights on a GPU (`--device cuda`, where PEFT users load bf16; softeval's `dtype auto` does too).
+The run ends with `TARGET sweep_lanes_speedup_vs_peft <x> need >= 4` (wall time of the whole sweep).
 
 Counting conventions (printed with the results):
   * n = 0 cells have nothing to train: each method evaluates them once (the plain model's held-out
@@ -51,6 +54,7 @@ NUM_EVAL = 16
 PRECISION = "auto"                # softeval's autocast for (b) and (c); PEFT (a) runs fp32
 DTYPE = "auto"                    # weights dtype for (b) and (c); PEFT (a) loads fp32
 METHODS = ["peft", "softeval", "lanes"]
+NEED_LANES_SPEEDUP = 4.0          # issue #6/#12: lanes vs PEFT cell by cell, whole-sweep wall time
 QUICK = dict(tokens=[0, 1, 4], seeds=1, steps=2, num_train=8, num_eval=4, context_tokens=16, target_tokens=8,
              peak_size=512)
 
@@ -73,6 +77,7 @@ class Settings:
     methods: list = field(default_factory=lambda: list(METHODS))
     max_batch_tokens: int | None = None
     threads: int | None = None
+    device: str = "cpu"
     peak_size: int = 2048
     out: str = "runs/bench/sweep_speed.json"
     quick: bool = False
@@ -90,28 +95,36 @@ def parse_args() -> Settings:
     p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     p.add_argument("--max-batch-tokens", type=int, default=None, help="lane budget (default: from free memory)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--out", default=Settings.out, help="JSON results file")
     p.add_argument("--quick", action="store_true", help="tiny setting: " + json.dumps(QUICK))
     a = p.parse_args()
     s = Settings(model=a.model, tokens=a.tokens, seeds=a.seeds, steps=a.steps, batch_size=a.batch_size,
                  precision=a.precision, dtype=a.dtype, methods=a.methods, max_batch_tokens=a.max_batch_tokens,
-                 threads=a.threads, out=a.out, quick=a.quick)
+                 threads=a.threads, device=a.device, out=a.out, quick=a.quick)
     return replace(s, **QUICK) if a.quick else s
 
 
 # --- helpers -----------------------------------------------------------------------------------------
 
 
-def matmul_peak_flops(dtype: torch.dtype, size: int, reps: int = 5) -> tuple[float, float]:
+def synchronize() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def matmul_peak_flops(dtype: torch.dtype, size: int, reps: int = 5, device: str = "cpu") -> tuple[float, float]:
     """FLOP/s of a square matmul, best of `reps`: per wall second and per process-CPU second."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a, b = torch.randn(size, size, dtype=dtype, device=device), torch.randn(size, size, dtype=dtype, device=device)
     torch.mm(a, b)
+    synchronize()
     best_wall = best_cpu = math.inf
     for _ in range(reps):
         w, c = time.perf_counter(), time.process_time()
         torch.mm(a, b)
+        synchronize()
         best_wall, best_cpu = min(best_wall, time.perf_counter() - w), min(best_cpu, time.process_time() - c)
-    return 2 * size**3 / best_wall, 2 * size**3 / best_cpu
+    return 2 * size**3 / best_wall, 2 * size**3 / max(best_cpu, 1e-9)
 
 
 class Clock:
@@ -125,6 +138,7 @@ class Clock:
         return self
 
     def __exit__(self, *exc):
+        synchronize()  # GPU work queued inside the block belongs to it
         self.wall += time.perf_counter() - self._w
         self.cpu += time.process_time() - self._c
 
@@ -136,7 +150,7 @@ def row_tokens(ex, n: int, has_bos: bool) -> int:
 # --- (a) PEFT, cell by cell ----------------------------------------------------------------------------
 
 
-def peft_batch(examples, pad_id: int):
+def peft_batch(examples, pad_id: int, device="cpu"):
     """Right-padded input_ids / attention_mask / labels (HF convention: the model shifts labels)."""
     width = max(len(e.input_ids) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
@@ -146,14 +160,14 @@ def peft_batch(examples, pad_id: int):
         ids[r, :len(e.input_ids)] = torch.tensor(e.input_ids)
         mask[r, :len(e.input_ids)] = 1
         labels[r, :len(e.labels)] = torch.tensor(e.labels)
-    return ids, mask, labels
+    return ids.to(device), mask.to(device), labels.to(device)
 
 
 def peft_eval(model, examples, pad_id: int, batch_size: int = 16) -> float:
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(examples), batch_size):
-            ids, mask, labels = peft_batch(examples[i:i + batch_size], pad_id)
+            ids, mask, labels = peft_batch(examples[i:i + batch_size], pad_id, model.device)
             targets = int((labels[:, 1:] != -100).sum())
             total += model(input_ids=ids, attention_mask=mask, labels=labels).loss.item() * targets
             count += targets
@@ -188,7 +202,7 @@ def run_peft(s: Settings, lm, task, inits, train: Clock, evals: Clock) -> dict:
             initial = peft_eval(model, eval_ex, pad)
         with train:
             for step in range(s.steps):
-                ids, mask, labels = peft_batch([train_ex[j] for j in sampler.indices(step)], pad)
+                ids, mask, labels = peft_batch([train_ex[j] for j in sampler.indices(step)], pad, s.device)
                 loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(embedding.parameters(), 1.0)
@@ -234,7 +248,8 @@ def run_softeval(s: Settings, lm, task, inits, groups: list[list[tuple[int, int]
                 continue
             cfg = replace(base, num_virtual_tokens=n, seed=seed).lane_config()
             folder = RunFolder(scratch / f"n{n}-s{seed}-{len(results)}")
-            trained.append(((n, seed), make_lane(f"n{n}-s{seed}", SoftPrompt(inits[(n, seed)]), task, cfg, folder)))
+            trained.append(((n, seed), make_lane(f"n{n}-s{seed}", SoftPrompt(inits[(n, seed)]).to(ctx.device), task, cfg,
+                                                 folder)))
         lanes = [lane for _, lane in trained]
         if not lanes:
             continue
@@ -266,19 +281,23 @@ def main() -> None:
 
     if s.threads:
         torch.set_num_threads(s.threads)
-    peak_fp32, peak_bf16 = matmul_peak_flops(torch.float32, s.peak_size), matmul_peak_flops(torch.bfloat16, s.peak_size)
+    peak_fp32 = matmul_peak_flops(torch.float32, s.peak_size, device=s.device)
+    peak_bf16 = matmul_peak_flops(torch.bfloat16, s.peak_size, device=s.device)
     # wall peaks for MFU by wall time; CPU-second peaks for MFU by CPU time, which a busy shared machine
     # disturbs much less (with one thread, CPU seconds are the seconds the core worked for us)
     peak = {"fp32": peak_fp32[0], "bf16": peak_bf16[0], "fp32_per_cpu_s": peak_fp32[1], "bf16_per_cpu_s": peak_bf16[1]}
-    lm = load_model(s.model, device="cpu", dtype=s.dtype, show_progress=False)
-    lm32 = lm if lm.info.dtype == "float32" else load_model(s.model, device="cpu", dtype="float32", show_progress=False)
+    lm = load_model(s.model, device=s.device, dtype=s.dtype, show_progress=False)
+    # PEFT's model: fp32 on a CPU (as before), on a GPU the same bf16 weights a PEFT user would load
+    peft_dtype = lm.info.dtype if s.device == "cuda" else "float32"
+    lm32 = lm if lm.info.dtype == peft_dtype else load_model(s.model, device=s.device, dtype=peft_dtype,
+                                                             show_progress=False)
     task = build_task(TaskConfig(name="autoregressive", num_train=s.num_train, num_eval=s.num_eval,
                                  context_tokens=s.context_tokens, target_tokens=s.target_tokens), lm.tokenizer)
     has_bos = lm.info.bos_token_id is not None
     cells = [(n, seed) for n in s.tokens for seed in range(s.seeds)]
     # The same initial prompt for every method: softeval's default init (sampled vocabulary embeddings).
-    inits = {(n, seed): initial_embeddings("vocab", n, lm32.model.get_input_embeddings(), seed, tokenizer=lm.tokenizer)
-             for n, seed in cells}
+    inits = {(n, seed): initial_embeddings("vocab", n, lm32.model.get_input_embeddings(), seed,
+                                           tokenizer=lm.tokenizer).float().cpu() for n, seed in cells}
 
     # work counted for tokens/s and MFU (see the module docstring)
     from softeval.engine import StepSampler
@@ -304,8 +323,8 @@ def main() -> None:
     lane_groups = [[cells[i] for i in g] for g in plan_lane_groups(shapes, budget)]
 
     print(f"sweep: n ∈ {s.tokens} × {s.seeds} seeds × {s.steps} steps, batch {s.batch_size}, model {s.model}, "
-          f"threads {torch.get_num_threads()}, softeval precision {loop_context(lm, s.precision, 'after_bos').precision}"
-          f" / weights {lm.info.dtype}; PEFT fp32")
+          f"threads {torch.get_num_threads()}, device {s.device}, softeval precision "
+          f"{loop_context(lm, s.precision, 'after_bos').precision} / weights {lm.info.dtype}; PEFT {lm32.info.dtype}")
     print(f"matmul peak: fp32 {peak['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.1f} GFLOP/s (per CPU second: "
           f"{peak['fp32_per_cpu_s'] / 1e9:.1f} / {peak['bf16_per_cpu_s'] / 1e9:.1f}); "
           f"{tokens} training tokens, {model_flops / 1e12:.2f} model TFLOP; lane groups {[len(g) for g in lane_groups]}"
@@ -372,6 +391,10 @@ def main() -> None:
     Path(s.out).parent.mkdir(parents=True, exist_ok=True)
     Path(s.out).write_text(json.dumps(out, indent=2, default=str))
     print(f"wrote {s.out}")
+    if "peft" in report and "lanes" in report:
+        x = report["peft"]["wall_s"] / report["lanes"]["wall_s"]
+        print(f"TARGET sweep_lanes_speedup_vs_peft {x:.2f} need >= {NEED_LANES_SPEEDUP:g} "
+              f"{'PASS' if x >= NEED_LANES_SPEEDUP else 'FAIL'}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from softeval.batching import Batch
+from softeval.chunked_ce import CHUNK_ELEMENTS, chunked_linear_cross_entropy
 
 
 def insert_soft_prompt(token_embeds: torch.Tensor, soft_slot: torch.Tensor, prompt_rows: torch.Tensor) -> torch.Tensor:
@@ -98,8 +99,8 @@ def activation_checkpointing(model: nn.Module, enabled: bool = True):
             del layer.forward  # back to the class's forward
 
 
-def target_logits(model: nn.Module, batch: Batch, prompt_rows: torch.Tensor, checkpointing: bool = False) -> torch.Tensor:
-    """Logits (N, V) at the scored positions only, in fp32."""
+def target_hidden(model: nn.Module, batch: Batch, prompt_rows: torch.Tensor, checkpointing: bool = False) -> torch.Tensor:
+    """Final hidden states (N, D) at the scored positions only."""
     embed = model.get_input_embeddings()
     token_embeds = embed(batch.input_ids)  # (B,T,D), already scaled for Gemma
     inputs_embeds = insert_soft_prompt(token_embeds, batch.soft_slot, prompt_rows)
@@ -111,7 +112,12 @@ def target_logits(model: nn.Module, batch: Batch, prompt_rows: torch.Tensor, che
             use_cache=False,
         )
     states = out.last_hidden_state  # (B, P+T, D); with --device-map the last layer may sit on another GPU
-    hidden = states[batch.target_rows.to(states.device), batch.target_cols.to(states.device)]  # (N, D)
+    return states[batch.target_rows.to(states.device), batch.target_cols.to(states.device)]  # (N, D)
+
+
+def target_logits(model: nn.Module, batch: Batch, prompt_rows: torch.Tensor, checkpointing: bool = False) -> torch.Tensor:
+    """Logits (N, V) at the scored positions only, in fp32."""
+    hidden = target_hidden(model, batch, prompt_rows, checkpointing)
     # Back to the inputs' device (a no-op on one device), where the targets and the prompt live.
     return output_logits(model, hidden).to(batch.target_ids.device)
 
@@ -126,9 +132,30 @@ def output_logits(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def target_losses(model: nn.Module, batch: Batch, prompt_rows: torch.Tensor,
-                  checkpointing: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-target cross-entropy (N,) and whether the argmax was right (N,)."""
+def _chunkable_head(model: nn.Module) -> nn.Linear | None:
+    """The output layer if chunked cross-entropy can replace it: a frozen, bias-free, materialised Linear."""
+    head = model.get_output_embeddings()
+    if (isinstance(head, nn.Linear) and head.bias is None and not head.weight.requires_grad
+            and head.weight.device.type != "meta"):
+        return head
+    return None
+
+
+def target_losses(model: nn.Module, batch: Batch, prompt_rows: torch.Tensor, checkpointing: bool = False,
+                  chunk_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-target cross-entropy (N,) and whether the argmax was right (N,).
+
+    When the (N, V) logits would exceed `chunked_ce.CHUNK_ELEMENTS` (or `chunk_rows` is given) they are
+    never materialised whole: see softeval.chunked_ce. Both paths agree to fp32 rounding (tested).
+    """
+    head = _chunkable_head(model)
+    num_targets = batch.target_ids.shape[0]
+    if head is not None and (chunk_rows is not None or num_targets * head.weight.shape[0] > CHUNK_ELEMENTS):
+        hidden = target_hidden(model, batch, prompt_rows, checkpointing).to(head.weight.device)
+        cap = getattr(model.config, "final_logit_softcapping", None)
+        losses, correct = chunked_linear_cross_entropy(hidden, head.weight, batch.target_ids.to(hidden.device),
+                                                       softcap=cap, chunk_rows=chunk_rows)
+        return losses.to(batch.target_ids.device), correct.to(batch.target_ids.device)
     logits = target_logits(model, batch, prompt_rows, checkpointing)
     losses = F.cross_entropy(logits, batch.target_ids, reduction="none")
     correct = logits.argmax(dim=-1) == batch.target_ids

@@ -158,6 +158,19 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
+def resolve_attention(device: torch.device, dtype: torch.dtype) -> str | None:
+    """Attention implementation: eager for bf16 weights on a CPU, else transformers' default (SDPA).
+
+    Measured on this CPU (AVX-512 bf16, one thread, process CPU time per training step of batch
+    8 x 113 tokens): with bf16 weights SDPA's CPU kernels take 3.6 s on SmolLM2 and 5.5 s on
+    Gemma-3-270M, eager attention 2.9 s and 4.9 s. In fp32 SDPA is the faster one (by ~8 %), so
+    fp32 models keep it and their results do not change. None = let transformers choose.
+    """
+    if device.type == "cpu" and dtype == torch.bfloat16:
+        return "eager"
+    return None
+
+
 # --------------------------------------------------------------------------- hashing
 
 
@@ -352,6 +365,9 @@ def load_model(ref: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "aut
     source, location = resolve_reference(ref, show_progress)
     t0 = time.time()
     placement = {} if device_map is None else {"device_map": device_map}
+    attention = resolve_attention(torch_device, torch_dtype)
+    if attention is not None:
+        placement["attn_implementation"] = attention
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
         model = AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype, **placement)

@@ -1,0 +1,41 @@
+"""The speed scripts of issue #12 stay runnable: --help, the GPU check's shell syntax, and the TARGET verdicts."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("script", ["train_speed.py", "ce_memory.py", "sweep_speed.py"])
+def test_help(script):
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--help"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "--device" in r.stdout
+
+
+def test_gpu_check_is_valid_bash():
+    r = subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_train_speed_target_lines():
+    spec = importlib.util.spec_from_file_location("train_speed", ROOT / "benchmarks" / "train_speed.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    row = lambda model, impl, tps, mfu: {"model": model, "impl": impl, "precision": "bf16",  # noqa: E731
+                                         "tokens_per_second": tps, "mfu": mfu}
+    rows = [row("gemma3-270m", "peft", 100, 0.2), row("gemma3-270m", "softeval", 190, 0.51),
+            row("smollm2-135m-instruct", "peft", 100, 0.3), row("smollm2-135m-instruct", "softeval", 160, 0.49)]
+    assert mod.target_lines(rows, "cpu") == [
+        "TARGET train_mfu_bf16_gemma3-270m 51.0 need >= 50 PASS",
+        "TARGET train_speedup_vs_peft_bf16_gemma3-270m 1.90 need >= 2 FAIL",
+        "TARGET train_mfu_bf16_smollm2-135m-instruct 49.0 need >= 50 FAIL",
+        "TARGET train_speedup_vs_peft_bf16_smollm2-135m-instruct 1.60 need >= 1.5 PASS",
+    ]
+    assert mod.target_lines(rows[:2], "cuda")[0] == "TARGET train_mfu_gpu_gemma3-270m 51.0 need >= 40 PASS"
