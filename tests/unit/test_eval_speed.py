@@ -118,7 +118,6 @@ def tiny_gemma(tmp_path_factory):
 
 def test_sliding_window_contexts_longer_than_the_window(tiny_gemma):
     lm = tiny_gemma
-    tok = lm.tokenizer
     reqs = _requests(lm)
     assert max(len(r[1]) for r in reqs) > 3 * 6  # most contexts are longer than the window
     got, _ = _score(lm, reqs, max_batch_tokens=500)
