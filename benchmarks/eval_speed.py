@@ -144,7 +144,10 @@ if args.device == "cuda":
 print(f"versions: torch {torch.__version__}, transformers {transformers.__version__}, lm_eval {lm_eval.__version__}")
 print(f"batch size cap {args.batch_size} (both), repeats {args.repeats}, limit {args.limit}, "
       f"MMLU limit {args.mmlu_limit}, device {args.device}")
-configs = {t: resolve_task(t, args.data_dir, soft=False).configs["ll"] for t in args.tasks}
+# Each task's log-likelihood form that is identical to lm-eval's own task (ARC: cloze; MMLU, CommonsenseQA:
+# letters), so both sides score the same requests.
+resolved = {t: resolve_task(t, args.data_dir, soft=False) for t in args.tasks}
+configs = {t: r.configs[r.lm_eval_form] for t, r in resolved.items()}
 precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
 rows = []
 

@@ -68,3 +68,27 @@ def test_prefix_sharing_and_generation_equal_the_plain_path(model_name):
         gen = [Instance("generate_until", {}, (ctx, {"until": ["\n", "."], "max_gen_toks": 12}), i)
                for i, (ctx, _) in enumerate(items)]
         assert shared.generate_until(gen, disable_tqdm=True) == plain.generate_until(gen, disable_tqdm=True)
+
+
+def test_eval_speed_benchmark_runs_every_task(tmp_path):
+    """benchmarks/eval_speed.py end to end on a few items of each task (SmolLM2): both sides score the same
+    requests, so the fp32 accuracies agree and every TARGET line is printed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import SHARED_DATA
+
+    if not SHARED_DATA.is_dir():
+        pytest.skip("needs ../shared/data")
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, str(root / "benchmarks" / "eval_speed.py"), "--models", "smollm2-135m-instruct",
+                        "--tasks", "arc_easy", "commonsense_qa", "mmlu", "--limit", "4", "--mmlu-limit", "4",
+                        "--repeats", "1", "--data-dir", str(SHARED_DATA), "--out", str(tmp_path / "speed.json")],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    targets = [line.split() for line in r.stdout.splitlines() if line.startswith("TARGET ")]
+    for task in ("arc_easy", "commonsense_qa", "mmlu"):
+        delta = [t for t in targets if t[1] == f"eval_acc_delta_pts_{task}_smollm2-135m-instruct"]
+        assert delta and float(delta[0][2]) == 0.0, r.stdout[-2000:]
+        assert any(t[1] == f"eval_speedup_vs_lm_eval_{task}_smollm2-135m-instruct" for t in targets)
