@@ -50,7 +50,9 @@ parser.add_argument("--models", nargs="+", default=list(MODELS), help="embedded 
 parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
 parser.add_argument("--limit", type=int, default=None, help="items per task (default: all; MMLU: --mmlu-limit)")
 parser.add_argument("--mmlu-limit", type=int, default=500, help="MMLU items (first N of the test files in order)")
-parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "both"))
+parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "both", "autocast"),
+                    help="fp32 / bf16: the same weights on both sides; autocast: lm-eval's default fp32 against "
+                         "softeval's fp32 weights under bf16 autocast (counts only where the accuracies agree)")
 parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
 parser.add_argument("--batch-size", type=int, default=8, help="batch size cap for both sides")
 parser.add_argument("--repeats", type=int, default=1, help="timed runs per side, alternating")
@@ -149,14 +151,17 @@ print(f"batch size cap {args.batch_size} (both), repeats {args.repeats}, limit {
 resolved = {t: resolve_task(t, args.data_dir, soft=False) for t in args.tasks}
 configs = {t: r.configs[r.lm_eval_form] for t, r in resolved.items()}
 precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
+# precision name → (weights dtype on both sides, softeval's compute precision)
+SETTINGS = {"fp32": ("float32", "fp32"), "bf16": ("bfloat16", "bf16"), "autocast": ("float32", "bf16")}
 rows = []
 
 # --- run
 for precision in precisions:
-    dtype = {"fp32": "float32", "bf16": "bfloat16"}[precision]
+    dtype, softeval_precision = SETTINGS[precision]
     for model_name in args.models:
         loaded = load_model(model_name, device=args.device, dtype=dtype, show_progress=False)
-        softeval = Timed(SoftevalLM(lm=loaded, batch_size=args.batch_size, precision=precision, show_progress=False))
+        softeval = Timed(SoftevalLM(lm=loaded, batch_size=args.batch_size, precision=softeval_precision,
+                                    show_progress=False))
         hf = Timed(HFLM(pretrained=loaded.info.path, batch_size=args.batch_size, device=args.device, dtype=dtype))
         for side in (hf, softeval):  # warm-up: first calls pay for kernel selection, allocator growth, caches
             evaluate(side, configs[args.tasks[0]], 4)
@@ -198,7 +203,7 @@ head = (f"{'model':<22} {'prec':<4} {'task':<15} {'items':>5} {'lm-eval s':>9} {
         f"{'softeval norm':>13} {'|Δacc| pts':>10} {'max|Δll|':>9}")
 print(head)
 for r in rows:
-    print(f"{r['model']:<22} {r['precision']:<4} {r['task']:<15} {r['items']:>5} {r['lm_eval_s']:>9.2f} "
+    print(f"{r['model']:<22} {r['precision'][:4]:<4} {r['task']:<15} {r['items']:>5} {r['lm_eval_s']:>9.2f} "
           f"{r['softeval_s']:>10.2f} {r['items'] / r['lm_eval_s']:>12.1f} {r['items'] / r['softeval_s']:>13.1f} "
           f"{r['speedup']:>7.2f}× {pct(r['lm_eval_acc']):>11} {pct(r['softeval_acc']):>12} "
           f"{pct(r['lm_eval_acc_norm']):>12} {pct(r['softeval_acc_norm']):>13} {r['acc_delta_pts']:>10.2f} "
