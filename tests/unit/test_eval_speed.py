@@ -188,3 +188,13 @@ def test_generate_until_batched_equals_one_by_one(tiny_lm):
     single = SoftevalLM(lm=tiny_lm, soft_prompt=prompt, batch_size=1, show_progress=False).generate_until(
         gen, disable_tqdm=True)
     assert batched == single
+
+
+@pytest.mark.parametrize("args", [{"max_batch_tokens": "abc"}, {"max_batch_tokens": 0}, {"batch_size": "x"},
+                                  {"prefix_sharing": "maybe"}])
+def test_bad_model_args_are_one_line_errors_before_any_model_loads(args):
+    from softeval.errors import ConfigError
+
+    # A model name that does not exist: the argument check must come first.
+    with pytest.raises(ConfigError, match=next(iter(args))):
+        SoftevalLM(model="no-such-model-anywhere", **args)

@@ -50,9 +50,27 @@ LLRequest = tuple[tuple[str, str], list[int], list[int]]
 DEFAULT_MAX_BATCH_TOKENS = 4096
 
 
-def _flag(value) -> bool:
+def _flag(name: str, value) -> bool:
     """A boolean model_arg: lm-eval passes `key=False` as the string 'False'."""
-    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return text in ("1", "true", "yes", "on")
+
+
+def _positive_int(name: str, value, default: int | None) -> int | None:
+    """An optional integer model_arg >= 1 (None, '' or 'auto*' → default)."""
+    if value in (None, "") or str(value).startswith("auto"):
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    return number
 
 
 @register_model("softeval")
@@ -69,14 +87,13 @@ class SoftevalLM(TemplateLM):
         super().__init__()
         if unused:
             logger.warning("softeval model ignores model_args %s", ", ".join(sorted(unused)))
+        # Checked before the model loads. batch_size caps the rows of a forward (contexts, when shared);
+        # None or "auto": the token budget alone.
+        self.batch_size = _positive_int("batch_size", batch_size, None)
+        self.max_batch_tokens = _positive_int("max_batch_tokens", max_batch_tokens, DEFAULT_MAX_BATCH_TOKENS)
+        self.prefix_sharing = _flag("prefix_sharing", prefix_sharing)
         self.lm = lm or load_model(str(model), device or "auto", dtype, show_progress=show_progress)
         self.tokenizer = self.lm.tokenizer
-        # batch_size caps the rows of a forward (contexts, when shared); None or "auto": the token budget alone.
-        self.batch_size = None if batch_size in (None, "") or str(batch_size).startswith("auto") else int(batch_size)
-        self.max_batch_tokens = int(max_batch_tokens) if max_batch_tokens not in (None, "") else DEFAULT_MAX_BATCH_TOKENS
-        if (self.batch_size is not None and self.batch_size < 1) or self.max_batch_tokens < 1:
-            raise ConfigError(f"batch_size and max_batch_tokens must be >= 1, got {batch_size}, {max_batch_tokens}")
-        self.prefix_sharing = _flag(prefix_sharing)
         self.max_gen_toks = int(max_gen_toks)
         self._max_length = int(max_length) if max_length else None
         self.precision = precision
