@@ -261,6 +261,8 @@ def greedy_samples(task: TaskData, lm: LoadedModel, prompt, cfg: DistanceConfig)
     from softeval.generate import generate_ids
 
     contexts = task.generation_contexts[:cfg.num_samples]
+    if prompt is None and lm.info.bos_token_id is None:  # an empty context (context_tokens 0) gives no input at all
+        contexts = [c for c in contexts if c]
     if not contexts or task.condition_dim or not cfg.sample_tokens:
         return []
     new = generate_ids(lm.model, prompt, contexts, bos_id=lm.info.bos_token_id, pad_id=lm.info.pad_token_id,

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from softeval.batching import Example, collate
+from softeval.errors import ConfigError
 from softeval.forward import assemble_prompt_rows, insert_soft_prompt
 
 
@@ -65,6 +66,9 @@ def generate_ids(model: nn.Module, prompt: nn.Module | None, contexts: list[list
     device = next(model.parameters()).device
     hidden = model.get_input_embeddings().weight.shape[1]
     n = prompt.num_virtual_tokens if prompt is not None else 0
+    if n == 0 and bos_id is None and any(len(c) == 0 for c in contexts):
+        raise ConfigError("nothing to continue from: an empty context, no soft prompt, and a model whose "
+                          "tokenizer adds no BOS token; give some context text")
     examples = [Example(input_ids=list(c), labels=[-100] * len(c),
                         condition=(conditions[i] if conditions else None)) for i, c in enumerate(contexts)]
     batch = collate(examples, n, bos_id, pad_id, placement).to(device)

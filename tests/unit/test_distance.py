@@ -336,13 +336,40 @@ def test_cli_unknown_task_exits_with_one_line(capsys, tmp_path):
 def test_every_shipped_distance_config_loads():
     from softeval.config import build_config
 
-    configs = sorted((Path(__file__).resolve().parents[2] / "configs").glob("distance_*.yaml"))
-    assert configs
+    root = Path(__file__).resolve().parents[2] / "configs"
+    configs = sorted(root.glob("distance_*.yaml")) + sorted((root / "results").glob("*.yaml"))
+    configs = [p for p in configs if p.name != "bench.yaml"]
+    assert len(configs) > 4
     for path in configs:
         cfg = build_config(DistanceConfig, str(path))
         assert cfg.tokens[0] == 0 and cfg.task.name in available_tasks()
         first = path.read_text().splitlines()[0]
         assert first.startswith("#") and "softeval distance" in path.read_text().split("\n\n")[0]
+
+
+def test_scoring_right_after_the_prompt_on_a_model_without_bos(tmp_path, corpus):
+    """context_tokens 0 (scored from the first input token, as the paper's repetition test) on a tokenizer that
+    adds no BOS (SmolLM2's): n = 0 has no input to sample from, so it gets no samples instead of a crash."""
+    from softeval.generate import generate_ids
+    from softeval.models import load_model
+
+    model_dir = tmp_path / "nobos"
+    tok = build_tiny_tokenizer(with_bos=False)
+    build_tiny_model(len(tok)).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    lm = load_model(str(model_dir), device="cpu", dtype="float32", show_progress=False)
+    assert lm.info.bos_token_id is None
+    cfg = sweep_cfg(model_dir, corpus, tmp_path / "out", tokens=(0, 2), seeds=1,
+                    task=TaskConfig(name="repetition", corpus=str(corpus), num_train=6, num_eval=3,
+                                    context_tokens=0, target_tokens=4))
+    res = run(cfg, lm=lm).results
+    assert res["complete"]
+    cells = {c["name"]: json.loads((tmp_path / "out" / "cells" / c["name"] / "cell.json").read_text())
+             for c in res["cells"]}
+    assert cells["n0"]["samples"] == []
+    assert len(cells["n2_s0"]["samples"]) == 1 and cells["n2_s0"]["samples"][0]["context"] == ""
+    with pytest.raises(ConfigError, match="nothing to continue from"):
+        generate_ids(lm.model, None, [[]], bos_id=None, pad_id=lm.info.pad_token_id, max_new_tokens=2)
 
 
 def test_jsonl_behaviour_file_sweep(tiny_model_dir, corpus, tmp_path, tiny_lm):
