@@ -208,6 +208,50 @@ def test_metrics_and_baseline(tiny_lm, pgn_path):
     assert all(len(row["condition"]) == 2 for row in m["by_condition"])
 
 
+def test_elo_condition_check_scores_each_half_under_both_conditions(tiny_lm, pgn_path):
+    """The check's numbers are the held-out loss under the swapped conditions; a condition-blind prompt gives 0."""
+    import torch
+
+    from softeval.evaluate import evaluate_prompt
+    from softeval.prompt import ConditionalPrompt
+
+    task = build_task(TaskConfig(name="chess", data=str(pgn_path), num_train=0, num_eval=3, eval_fraction=0.5,
+                                 options={"missing_elo": "default"}), tiny_lm.tokenizer)
+    averages = sorted(sum(e.meta["elo"]) / 2 for e in task.eval)
+    assert averages[0] < averages[-1]  # the games differ in Elo, so there is a high and a low half
+    d = tiny_lm.model.get_input_embeddings().weight.shape[1]
+    prompt = ConditionalPrompt(torch.randn(2, d, generator=torch.Generator().manual_seed(0)), condition_dim=2)
+
+    blind = task.metrics(tiny_lm, prompt, task.eval)  # map starts at zero: every condition, the same prompt
+    assert blind["elo_effect_high_games"] == pytest.approx(0, abs=1e-9)
+    assert blind["elo_effect_low_games"] == pytest.approx(0, abs=1e-9)
+
+    with torch.no_grad():
+        prompt.map.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(1))
+    m = task.metrics(tiny_lm, prompt, task.eval)
+    median = m["elo_check_median_elo"]
+    high = [e for e in task.eval if sum(e.meta["elo"]) / 2 >= median]
+    low = [e for e in task.eval if sum(e.meta["elo"]) / 2 < median]
+    assert high and low
+
+    def mean_condition(games):
+        return [sum(g.condition[k] for g in games) / len(games) for k in range(2)]
+
+    def loss(games, condition):
+        swapped = [type(g)(g.input_ids, g.labels, list(condition), g.meta) for g in games]
+        return evaluate_prompt(tiny_lm.model, prompt, swapped, bos_id=tiny_lm.info.bos_token_id,
+                               pad_id=tiny_lm.info.pad_token_id).loss
+
+    hi_c, lo_c = mean_condition(high), mean_condition(low)
+    assert m["elo_check_high_games_loss_high_condition"] == pytest.approx(loss(high, hi_c))
+    assert m["elo_check_high_games_loss_low_condition"] == pytest.approx(loss(high, lo_c))
+    assert m["elo_check_low_games_loss_low_condition"] == pytest.approx(loss(low, lo_c))
+    assert m["elo_effect_high_games"] == pytest.approx(loss(high, lo_c) - loss(high, hi_c))
+    assert m["elo_effect_low_games"] == pytest.approx(loss(low, hi_c) - loss(low, lo_c))
+    assert abs(m["elo_effect_high_games"]) > 1e-6  # the condition now moves the prompt
+    assert "elo_effect_high_games" not in task.metrics(tiny_lm, None, task.eval)  # n = 0 has no condition
+
+
 def test_bad_inputs_fail_clearly(tmp_path, pgn_path, tiny_lm, monkeypatch):
     with pytest.raises(DataError, match="does not exist"):
         build_task(TaskConfig(name="chess", data=str(tmp_path / "nope.pgn")), tiny_lm.tokenizer)

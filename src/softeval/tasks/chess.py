@@ -39,6 +39,12 @@ Metrics (see `make_metrics`):
   legal_move_rate / exact_match_rate   of the model's greedy next move at sampled positions of the
                            eval games (a few tokens are generated, the first move is parsed and
                            checked with python-chess; move numbers the model writes are skipped).
+  elo_effect_high_games / elo_effect_low_games   does the condition move predictions the right way?
+                           The held-out games are split at their median average Elo; every game is
+                           scored again under the mean condition of the high half and of the low
+                           half. For high-Elo games the effect is loss(low condition) − loss(high
+                           condition), for low-Elo games the reverse: positive = the matching
+                           condition fits better (0 for the plain model, which ignores conditions).
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ import math
 import random
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -379,10 +385,51 @@ def make_metrics(opts: ChessOptions, tokenizer, stats: Counter):
             out["exact_match_rate"] = sum(exact) / len(exact)
             out["probed_positions"] = len(picks)
         out.update({f"games_{k}": stats.get(k, 0) for k in STAT_KEYS})  # every reason, zeros included
+        if prompt is not None:
+            out.update(elo_condition_check(lm, prompt, examples, placement))
         out["by_condition"] = _by_elo(examples, result, picks, legal, opts)
         return out
 
     return metrics
+
+
+def elo_condition_check(lm, prompt, examples: list[Example], placement: str) -> dict:
+    """Score every held-out game under the high half's and the low half's mean condition (see the module doc).
+
+    The halves split the games at the median of the players' average Elo; the probe condition of a
+    half is the mean of its games' conditions, so it stays inside the range the prompt was trained on.
+    """
+    from softeval.evaluate import evaluate_prompt
+
+    if len(examples) < 2 or examples[0].condition is None:
+        return {}
+    average = [sum(ex.meta["elo"]) / 2 for ex in examples]
+    median = sorted(average)[len(average) // 2]
+    high = [i for i, a in enumerate(average) if a >= median]
+    low = [i for i, a in enumerate(average) if a < median]
+    if not high or not low:  # every game has the same average Elo: nothing to contrast
+        return {}
+    dim = len(examples[0].condition)
+    mean_condition = lambda idx: [sum(examples[i].condition[d] for i in idx) / len(idx)  # noqa: E731
+                                  for d in range(dim)]
+
+    def loss_under(condition: list[float], idx: list[int]) -> float:
+        chunk = [replace(examples[i], condition=list(condition)) for i in idx]
+        return evaluate_prompt(lm.model, prompt, chunk, bos_id=lm.info.bos_token_id, pad_id=lm.info.pad_token_id,
+                               placement=placement).loss
+
+    high_cond, low_cond = mean_condition(high), mean_condition(low)
+    high_games = {"high": loss_under(high_cond, high), "low": loss_under(low_cond, high)}
+    low_games = {"high": loss_under(high_cond, low), "low": loss_under(low_cond, low)}
+    return {
+        "elo_check_median_elo": median,
+        "elo_check_high_games_loss_high_condition": high_games["high"],
+        "elo_check_high_games_loss_low_condition": high_games["low"],
+        "elo_check_low_games_loss_high_condition": low_games["high"],
+        "elo_check_low_games_loss_low_condition": low_games["low"],
+        "elo_effect_high_games": high_games["low"] - high_games["high"],
+        "elo_effect_low_games": low_games["high"] - low_games["low"],
+    }
 
 
 def _by_elo(examples, result, picks, legal, opts: ChessOptions) -> list[dict]:
