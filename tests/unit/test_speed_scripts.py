@@ -39,3 +39,29 @@ def test_train_speed_target_lines():
         "TARGET train_speedup_vs_peft_bf16_smollm2-135m-instruct 1.60 need >= 1.5 PASS",
     ]
     assert mod.target_lines(rows[:2], "cuda")[0] == "TARGET train_mfu_gpu_gemma3-270m 51.0 need >= 40 PASS"
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--data-dir", "/nonexistent/softeval-data"], "/nonexistent/softeval-data"),
+])
+def test_eval_speed_bad_input_is_one_line(tmp_path, extra, says):
+    """A missing data folder ends eval_speed.py with one line and a non-zero exit, not a traceback."""
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_speed.py"), "--tasks", "arc_easy",
+                        "--out", str(tmp_path / "x.json"), *extra], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("eval_speed: ") and says in last, r.stderr[-2000:]
+
+
+def test_eval_speed_unknown_model_is_one_line(tmp_path):
+    from tests.conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "arc").is_dir():
+        pytest.skip("needs ../shared/data")
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_speed.py"), "--tasks", "arc_easy",
+                        "--models", "no-such-model-xyz", "--data-dir", str(SHARED_DATA),
+                        "--out", str(tmp_path / "x.json")], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("eval_speed: ") and "no-such-model-xyz" in last, r.stderr[-2000:]
