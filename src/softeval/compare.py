@@ -251,13 +251,20 @@ def compare_bench(runs: list[dict], labels: list[str], allow_different_eval: boo
                             row[m] = metrics[m]
                             row[f"{m}_stderr"] = metrics.get(f"{m}_stderr")
                             row[f"{m}_n"] = metrics.get(f"{m}_n")
+                            if f"{m}_seed_std" in metrics:  # soft over several tuning seeds: their mean and std
+                                row[f"{m}_seed_std"] = metrics[f"{m}_seed_std"]
+                    if metrics.get("seeds"):
+                        row["tuning_seeds"] = len(metrics["seeds"])
                     row.update({k: metrics[k] for k in BENCH_LABELS if k in metrics})
                     rows.append(row)
         for model, per_task in (d.get("curves") or {}).items():
             for task, points in per_task.items():
                 curves.setdefault(task, []).append({
                     "run": label, "model": model, "steps": [p["step"] for p in points],
-                    **{m: [p.get(m) for p in points] for m in ("format_rate", "strict_acc", "lenient_acc")}})
+                    **{m: [p.get(m) for p in points] for m in ("format_rate", "strict_acc", "lenient_acc")},
+                    **{f"{m}_seed_std": [p.get(f"{m}_seed_std") for p in points]
+                       for m in ("format_rate", "strict_acc", "lenient_acc")
+                       if any(f"{m}_seed_std" in p for p in points)}})
     order = {"zero": 0, "few": 1, "soft": 2}
     rows.sort(key=lambda r: (r["task"], r["model"], order.get(r["mode"], 3), r["run"]))
     return {"schema": SCHEMA, "kind": "bench", "same_eval_set": same_eval,
@@ -378,6 +385,12 @@ def plot_bench_curves(summary: dict, task: str) -> bytes | None:
             pts = [(s, v) for s, v in zip(c["steps"], c[metric]) if v is not None and math.isfinite(v)]
             if pts:
                 ax.plot(*zip(*pts), marker="o", color=f"C{i % 10}", label=f"{c['run']}: {_model_short(c['model'])}")
+            band = [(s, v, e) for s, v, e in zip(c["steps"], c[metric], c.get(f"{metric}_seed_std") or [])
+                    if v is not None and e is not None and math.isfinite(v) and math.isfinite(e)]
+            if band:  # several tuning seeds: mean ± std across them
+                xs, vs, es = zip(*band)
+                ax.fill_between(xs, [v - e for v, e in zip(vs, es)], [v + e for v, e in zip(vs, es)],
+                                color=f"C{i % 10}", alpha=0.15, lw=0)
         ax.set_xlabel("tuning step")
         ax.set_ylabel(metric)
         ax.set_ylim(-0.02, 1.02)
@@ -480,9 +493,12 @@ def render_bench_html(summary: dict, images: dict[str, bytes]) -> str:
             for m in metrics:
                 v, se = r.get(m), r.get(f"{m}_stderr")
                 ok = lambda x: x is not None and math.isfinite(x)  # noqa: E731
+                std = r.get(f"{m}_seed_std")
                 cells.append(None if not ok(v) else f"{100 * v:.1f}" + (f" ± {100 * se:.1f}" if ok(se) else "")
+                             + (f", std {100 * std:.1f}" if ok(std) else "")
                              + (f" ({r[label]})" if (label := _formulation_key(m)) and r.get(label) else ""))
-            rows.append([r["model"], r["mode"], r["run"], *cells])
+            mode = r["mode"] + (f" ({r['tuning_seeds']} seeds)" if r.get("tuning_seeds") else "")
+            rows.append([r["model"], mode, r["run"], *cells])
         parts.append(_table(["model", "mode", "run", *[f"{HEADINGS.get(m, m)} (%)" for m in metrics]], rows, left=3))
         key = f"curves_{task}"
         if key in images:

@@ -510,6 +510,7 @@ class BenchFolder:
       units/<model>/<task>/{identity.json, zero.json, few.json, soft.json, curve_<step>.json}   one per finished unit
       samples/<model>/<task>/<mode>_<form>.jsonl, curve/…                                      per-item records
       train/<model>/<task>/                            the tuning run (RunFolder) and its prompt_step_N snapshots
+      {units,samples,train}/<model>/<task>/seed_<s>/   the same for each further tuning seed of the soft mode
 
     Model and task names come from users (spec files, paths): `safe_name` keeps each one a single harmless
     path component, so "../x" cannot leave the folder."""
@@ -529,6 +530,13 @@ class BenchFolder:
     @staticmethod
     def curve_unit(units: Path, step: int) -> Path:
         return Path(units) / f"curve_{step:06d}.json"
+
+    @staticmethod
+    def seed_dir(path: Path, seed: int, base_seed: int) -> Path:
+        """One tuning seed's part of a unit, samples or train folder. The base seed's (--seed) is the folder
+        itself, the layout of a one-seed run, so folders written before --tuning-seeds stay valid and a run
+        may grow its seeds; each further seed's is seed_<s>/ below it."""
+        return Path(path) if seed == base_seed else Path(path) / f"seed_{seed}"
 
     @staticmethod
     def curve_steps_on_disk(units: Path) -> set[int]:

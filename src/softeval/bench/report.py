@@ -22,14 +22,16 @@ HEADINGS = {"strict_acc": "strict_acc (letters, generated)", "ll_letters_acc": "
 
 def summary(m: dict) -> str:
     """One line of a (model, task, mode)'s metrics for the terminal: generated letters, likelihood letters and
-    cloze side by side, and the best formulation with where it came from."""
+    cloze side by side, and the best formulation with where it came from; over several tuning seeds, their
+    mean ± sample std."""
     parts = []
     for k in SHOWN:
         if m.get(k) is None:
             continue
         name = f"best_acc ({m.get('best_formulation')})" if k == "best_acc" else k
-        parts.append(f"{name} {100 * m[k]:.1f}")
-    return ", ".join(parts)
+        std = m.get(f"{k}_seed_std")
+        parts.append(f"{name} {100 * m[k]:.1f}" + (f" ± {100 * std:.1f}" if std is not None else ""))
+    return ", ".join(parts) + (f" (mean ± std over {len(m['seeds'])} tuning seeds)" if m.get("seeds") else "")
 
 
 
@@ -84,6 +86,9 @@ def _mode_comparison(results: dict, task: str) -> str:
             xs = [i + (j - (len(modes) - 1) / 2) * width for i in range(len(models))]
             ax.bar(xs, [_pct(y) for y in ys], width, yerr=[_pct(e) for e in es],
                    color=MODE_COLORS[mode], label=mode, capsize=2)
+            for x, m in zip(xs, models):  # several tuning seeds: each seed's value on its mean's bar
+                seeds = results[m][task].get(mode, {}).get(f"{metric}_seeds") or []
+                ax.scatter([x] * len(seeds), [_pct(v) for v in seeds], s=6, c="k", zorder=3)
         ax.set_xticks(range(len(models)), [_label(m) for m in models], rotation=20, fontsize=7)
         ax.set_title(HEADINGS.get(metric, metric), fontsize=8)
         ax.set_ylim(0, 100)
@@ -125,6 +130,15 @@ def _curve(curves: dict, task: str) -> str:
         line, = ax.plot(steps, [_pct(p.get("format_rate")) for p in pts], marker="o", label=f"{_label(model)} format")
         ax.plot(steps, [_pct(p.get("strict_acc")) for p in pts], marker="x", ls="--", c=line.get_color(),
                 label=f"{_label(model)} strict acc")
+        for metric in ("format_rate", "strict_acc"):  # several tuning seeds: the mean ± std band
+            if any(p.get(f"{metric}_seed_std") is not None for p in pts):
+                mean = [_pct(p.get(metric)) for p in pts]
+                std = [_pct(p.get(f"{metric}_seed_std")) for p in pts]
+                ax.fill_between(steps, [a - b for a, b in zip(mean, std)], [a + b for a, b in zip(mean, std)],
+                                color=line.get_color(), alpha=0.15, lw=0)
+        seeds = max(len(p.get("seeds") or []) for p in pts)
+        if seeds > 1:
+            ax.plot([], [], c=line.get_color(), lw=6, alpha=0.15, label=f"{_label(model)} ± std, {seeds} seeds")
     ax.set_xlabel("tuning steps")
     ax.set_ylabel("%")
     ax.set_ylim(0, 100)
@@ -163,15 +177,18 @@ def _table(results: dict) -> str:
     came from."""
     rows = ["<tr><th>model</th><th>task</th><th>mode</th>" + "".join(f"<th>{_e(HEADINGS.get(k, k))}</th>"
                                                                      for k in SHOWN)
-            + "<th>best from</th><th>n</th></tr>"]
+            + "<th>best from</th><th>n</th><th>tuning seeds</th></tr>"]
     for model, per_task in results.items():
         for task, per_mode in per_task.items():
             for mode, m in per_mode.items():
                 n = m.get("format_rate_n", m.get("ll_cloze_acc_n", m.get("ll_letters_acc_n", "")))
-                cells = "".join(f"<td>{_fmt(m.get(k))} ± {_fmt(m.get(k + '_stderr'))}</td>" if k in m else "<td>–</td>"
-                                for k in SHOWN)
+                cells = "".join(f"<td>{_fmt(m.get(k))} ± {_fmt(m.get(k + '_stderr'))}"
+                                + (f", std {_fmt(m.get(k + '_seed_std'))}" if k + "_seed_std" in m else "") + "</td>"
+                                if k in m else "<td>–</td>" for k in SHOWN)
                 cells += f"<td>{_e(m.get('best_formulation') or '–')}</td>"
-                rows.append(f"<tr><td>{_e(model)}</td><td>{_e(task)}</td><td>{_e(mode)}</td>{cells}<td>{_e(n)}</td></tr>")
+                seeds = len(m["seeds"]) if m.get("seeds") else 1 if mode == "soft" else "–"
+                rows.append(f"<tr><td>{_e(model)}</td><td>{_e(task)}</td><td>{_e(mode)}</td>{cells}<td>{_e(n)}</td>"
+                            f"<td>{_e(seeds)}</td></tr>")
     return "<table>" + "".join(rows) + "</table>"
 
 
@@ -207,7 +224,8 @@ def write_report(out: Path, doc: dict, reference: dict | None = None) -> Path:
     results, curves, rankings = doc["results"], doc["curves"], doc["rankings"]
     tasks = sorted({t for per in results.values() for t in per})
     parts = ["<h1>softeval bench</h1>", _settings(doc),
-             "<h2>Metrics (%, ± stderr)</h2>", _table(results)]
+             "<h2>Metrics (%, ± stderr; soft over several tuning seeds: their mean ± item stderr, std across "
+             "seeds)</h2>", _table(results)]
     for task in tasks:
         parts += [f"<h2>{_e(task)}</h2>", _mode_comparison(results, task)]
         if any(task in per for per in curves.values()):
@@ -241,7 +259,7 @@ def _settings(doc: dict) -> str:
     """The header: settings, versions and data as tables (every value escaped; no Python reprs)."""
     c = doc["config"]
     keys = ("models", "tasks", "modes", "forms", "shots", "num_virtual_tokens", "max_steps", "batch_size", "lr",
-            "num_train", "curve_steps", "limit", "max_gen_toks", "data_dir", "precision", "seed")
+            "num_train", "curve_steps", "limit", "max_gen_toks", "data_dir", "precision", "seed", "tuning_seeds")
     parts = [_kv_table([(k, c.get(k)) for k in keys if k in c])]
     versions = doc.get("versions") or {}
     if versions:

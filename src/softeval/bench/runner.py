@@ -1,11 +1,11 @@
 """softeval bench: zero-shot, k-shot and soft-prompt-tuned evaluation of models on benchmarks.
 
     setup  resolve tasks (built-in / lm-eval YAML / softeval spec; Hub or --data-dir), check the reference
-    loop   per model: load once; per task: zero and few through lm-eval; soft: tune ONE prompt on the
-           training split with snapshots at the curve steps, evaluate the --steps snapshot (mode "soft")
-           and the generative form at every curve step
-    save   units/ (one JSON per finished (model, task, mode) unit: re-runs skip them), samples/*.jsonl,
-           results.json (lm-eval-shaped), report.html
+    loop   per model: load once; per task: zero and few through lm-eval; soft: per tuning seed, tune ONE
+           prompt on the training split with snapshots at the curve steps, evaluate the --steps snapshot
+           (mode "soft") and the generative form at every curve step
+    save   units/ (one JSON per finished (model, task, mode[, seed]) unit: re-runs skip them), samples/*.jsonl,
+           results.json (lm-eval-shaped; soft over several seeds: their mean and std), report.html
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from softeval.bench import harness, layouts, scoring
 from softeval.bench.tasks import DERIVED_LETTERS, FORMS, LL_FORMS, BenchTask, letters_from_cloze, resolve_task
 from softeval.config import option, to_dict
 from softeval.engine import OptimConfig, Precision, Schedule
-from softeval.errors import ConfigError
+from softeval.errors import ConfigError, DataError
 from softeval.executors import Executor, ExecutorConfig, Unit, cached_model, forget_models, run_units, unit_resources
 from softeval.models import DEVICE_MAPS, DTYPES
 from softeval.prompt import PromptConfig
@@ -34,11 +34,12 @@ MODES = ("zero", "few", "soft")
 
 
 # BenchConfig fields that cannot change a finished unit's numbers: a run may grow (more models, tasks,
-# modes, curve steps) or move (device, out) between invocations into the same OUT. Every other field is
-# part of the result identity, so a field added later is covered by default. data_dir is left out because
-# the content hashes of the files read stand for it (moving the data does not change a result).
-NOT_IDENTITY = ("models", "tasks", "modes", "curve_steps", "reference", "device", "device_map", "out", "show_progress",
-                "data_dir", "execution")
+# modes, curve steps, tuning seeds: seed s's units are the same whatever the count) or move (device, out)
+# between invocations into the same OUT. Every other field is part of the result identity, so a field added
+# later is covered by default. data_dir is left out because the content hashes of the files read stand for
+# it (moving the data does not change a result).
+NOT_IDENTITY = ("models", "tasks", "modes", "curve_steps", "tuning_seeds", "reference", "device", "device_map", "out",
+                "show_progress", "data_dir", "execution")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class BenchConfig:
     precision: Precision = option(Precision.fp32, flag="--precision", help="autocast for tuning and scoring")
     eval_batch_size: int = option(16, flag="--eval-batch-size", help="rows per scoring batch")
     seed: int = option(0, flag="--seed", help="tuning data, prompt init and few-shot sampling")
+    tuning_seeds: int = option(1, flag="--tuning-seeds", help="tune the soft prompt (and its curve) with seeds "
+                                                              "seed … seed+N−1; soft reports their mean and std")
     num_bootstrap: int = option(1000, help="bootstrap resamples for stderr and rank-correlation intervals")
     out: str = option("runs/bench", flag="--out", help="output folder; re-running skips finished units")
     execution: ExecutorConfig = field(default_factory=ExecutorConfig)  # where the (model, task) units run
@@ -90,7 +93,7 @@ class BenchConfig:
         for key in ("shots", "num_bootstrap"):
             if getattr(self, key) < 0:
                 errors.append(f"{key} must be >= 0, got {getattr(self, key)}")
-        for key in ("num_virtual_tokens", "eval_batch_size"):
+        for key in ("num_virtual_tokens", "eval_batch_size", "tuning_seeds"):
             if getattr(self, key) < 1:
                 errors.append(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.optim.schedule != Schedule.constant:
@@ -115,6 +118,11 @@ class BenchConfig:
     @property
     def last_step(self) -> int:
         return max([self.optim.max_steps, *self.curve_steps])
+
+    @property
+    def soft_seeds(self) -> list[int]:
+        """The soft mode's tuning seeds; the first is --seed (zero and few-shot use it alone)."""
+        return [self.seed + i for i in range(self.tuning_seeds)]
 
     @property
     def tuning_size(self) -> int:
@@ -259,20 +267,28 @@ def curve_only_steps(cfg: BenchConfig) -> list[int]:
     return [s for s in steps if s != cfg.optim.max_steps]
 
 
-def model_task_todo(out: Path, cfg: BenchConfig, model_name: str, task: str) -> tuple[list[str], list[int]]:
-    units = BenchFolder(out).unit_dir(model_name, task)
-    return ([m for m in cfg.modes if not (units / f"{m}.json").exists()],
+def seed_todo(units: Path, cfg: BenchConfig, seed: int) -> tuple[bool, list[int]]:
+    """Whether one tuning seed's soft unit is missing, and its missing curve points."""
+    units = BenchFolder.seed_dir(units, seed, cfg.seed)
+    return ("soft" in cfg.modes and not (units / "soft.json").exists(),
             [s for s in curve_only_steps(cfg) if not BenchFolder.curve_unit(units, s).exists()])
 
 
+def model_task_todo(out: Path, cfg: BenchConfig, model_name: str, task: str) -> tuple[list[str], list[int]]:
+    """The modes and curve steps some unit (some tuning seed for soft) still lacks."""
+    units = BenchFolder(out).unit_dir(model_name, task)
+    per_seed = [seed_todo(units, cfg, s) for s in cfg.soft_seeds]
+    return ([m for m in cfg.modes if (any(soft for soft, _ in per_seed) if m == "soft"
+                                      else not (units / f"{m}.json").exists())],
+            sorted({s for _, steps in per_seed for s in steps}))
+
+
 def evaluate_model_task(cfg: BenchConfig, model_name: str, task_name: str, show_progress: bool = False) -> list[str]:
-    """One unit of the grid: a model on a task in every mode. Zero- and few-shot, then ONE soft-prompt tuning
-    run with snapshots at the curve steps, the soft mode at --steps and the curve. Each result is its own atomic
-    file, so a re-run or a retried unit skips finished ones and the tuning resumes from its checkpoint.
-    Returns the modes it evaluated."""
-    from softeval.bench import tuning
+    """One unit of the grid: a model on a task in every mode. Zero- and few-shot, then per tuning seed ONE
+    soft-prompt tuning run with snapshots at the curve steps, the soft mode at --steps and the curve. Each result
+    is its own atomic file, so a re-run or a retried unit skips finished ones and the tuning resumes from its
+    checkpoint. Returns the modes it evaluated."""
     from softeval.bench.lm_adapter import SoftevalLM
-    from softeval.train import TrainConfig
 
     out = Path(cfg.out)
     folder = BenchFolder(out)
@@ -291,22 +307,43 @@ def evaluate_model_task(cfg: BenchConfig, model_name: str, task_name: str, show_
         done.append(mode)
     if "soft" not in todo and not todo_curve:
         return done
-    # --- soft: one tuning run, snapshots at the curve steps and at --steps
     # Tuning renders the generative form; without it, the YAML's own (lm-eval's) ll form, else the first.
     tune_form = next(f for f in ("gen", t.lm_eval_form, *t.forms) if f in t.forms)
-    gen_task = built[t.name][tune_form]
+    for seed in cfg.soft_seeds:
+        done += _tune_and_evaluate(cfg, adapter, t, built[t.name][tune_form], tune_form, model_name, seed,
+                                   show_progress)
+    adapter.set_prompt(None)
+    return done
+
+
+def _tune_and_evaluate(cfg: BenchConfig, adapter, t: BenchTask, gen_task, tune_form: str, model_name: str, seed: int,
+                       show_progress: bool) -> list[str]:
+    """The soft mode of one tuning seed (prompt init and data order): one tuning run, snapshots at the curve
+    steps and at --steps, each evaluated into its own unit in this seed's folders (BenchFolder.seed_dir)."""
+    from softeval.bench import tuning
+    from softeval.train import TrainConfig
+
+    out = Path(cfg.out)
+    folder = BenchFolder(out)
+    soft_todo, todo_curve = seed_todo(folder.unit_dir(model_name, t.name), cfg, seed)
+    if not soft_todo and not todo_curve:
+        return []
+    units = BenchFolder.seed_dir(folder.unit_dir(model_name, t.name), seed, cfg.seed)
+    samples = BenchFolder.seed_dir(folder.samples_dir(model_name, t.name), seed, cfg.seed)
     eval_keys = {harness.doc_key(gen_task, d) for d in harness.eval_docs(gen_task)}
-    data = tuning.tuning_examples(gen_task, adapter, cfg.tuning_size, cfg.seed, eval_keys)
+    data = tuning.tuning_examples(gen_task, adapter, cfg.tuning_size, seed, eval_keys)
     spec = {"task": t.name, "bench": True, "form": "gen", "source": t.source}
     train_cfg = TrainConfig(num_virtual_tokens=cfg.num_virtual_tokens, prompt=cfg.prompt,
-                            optim=replace(cfg.optim, max_steps=cfg.last_step), seed=cfg.seed, eval_every=0,
+                            optim=replace(cfg.optim, max_steps=cfg.last_step), seed=seed, eval_every=0,
                             checkpoint_every=10, keep_checkpoints=2, precision=cfg.precision,
                             eval_batch_size=cfg.eval_batch_size, show_progress=show_progress, out=str(out / "train"))
     paths = tuning.tune_with_snapshots(adapter, data, train_cfg, sorted(set(cfg.curve_steps) | {cfg.optim.max_steps}),
-                                       folder.train_dir(model_name, t.name), spec, show_progress=show_progress)
+                                       BenchFolder.seed_dir(folder.train_dir(model_name, t.name), seed, cfg.seed),
+                                       spec, show_progress=show_progress)
     tuning_info = {"num_train": len(data.train), "overlap_removed": data.overlap_removed,
                    "num_virtual_tokens": cfg.num_virtual_tokens, "batch_size": cfg.optim.batch_size}
-    if "soft" in todo:
+    done = []
+    if soft_todo:
         adapter.set_prompt(*tuning.load_snapshot(adapter, paths[cfg.optim.max_steps]))
         run_unit(adapter, t, "soft", 0, t.forms, cfg, units / "soft.json", samples,
                  {"steps": cfg.optim.max_steps, "prompt": str(paths[cfg.optim.max_steps]), "tuning": tuning_info})
@@ -319,7 +356,6 @@ def evaluate_model_task(cfg: BenchConfig, model_name: str, task_name: str, show_
                  BenchFolder.curve_unit(units, step), samples / "curve",
                  {"steps": step, "prompt": str(paths[step]), "tuning": tuning_info})
         done.append(f"soft@{step}")
-    adapter.set_prompt(None)
     return done
 
 
@@ -419,29 +455,55 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
         for t in tasks:
             units = BenchFolder(out).unit_dir(model_name, t.name)
             for mode in cfg.modes:
-                p = units / f"{mode}.json"
-                if p.exists():
-                    unit = read_json(p, "bench unit")
+                found = _seed_units(units, cfg, mode, lambda d: d / f"{mode}.json")
+                if found:
+                    unit = next(iter(found.values()))
+                    metrics = _seed_metrics(cfg, mode, found)
                     # The OLMES-style best formulation is derived here, not stored in units, so a unit
                     # written by an older softeval gets it too.
                     results.setdefault(model_name, {}).setdefault(t.name, {})[mode] = {
-                        **unit["metrics"], **scoring.best_of(unit["metrics"], t.answer),
+                        **metrics, **scoring.best_of(metrics, t.answer),
                         "num_fewshot": unit["num_fewshot"], "lm_eval": unit["lm_eval"],
                         **({"steps": unit["steps"], "tuning": unit["tuning"]} if mode == "soft" else {})}
             points = []
             # Requested steps plus any evaluated by an earlier run into this OUT (e.g. a longer curve for one model).
             for step in (sorted(set(cfg.curve_steps) | BenchFolder.curve_steps_on_disk(units)) if "soft" in cfg.modes else []):
-                p = units / "soft.json" if step == cfg.optim.max_steps else BenchFolder.curve_unit(units, step)
-                if p.exists():
-                    m = read_json(p, "bench unit")["metrics"]
+                found = _seed_units(units, cfg, "soft", lambda d: d / "soft.json" if step == cfg.optim.max_steps
+                                    else BenchFolder.curve_unit(d, step))
+                if found:
+                    m = _seed_metrics(cfg, "soft", found)
                     points.append({"step": step, **{k: v for k, v in m.items() if not k.startswith("ll_")}})
             if points:
                 curves.setdefault(model_name, {})[t.name] = points
     return results, curves
 
 
-def _records(out: Path, model: str, task: str, mode: str, form: str) -> list[dict]:
-    return list(read_jsonl(BenchFolder(out).samples_dir(model, task) / f"{mode}_{form}.jsonl"))
+def _seed_units(units: Path, cfg: BenchConfig, mode: str, path_in) -> dict[int, dict]:
+    """seed → finished unit of `mode` (`path_in(folder)` names its file): every tuning seed's for soft, the
+    base seed's otherwise."""
+    seeds = cfg.soft_seeds if mode == "soft" else [cfg.seed]
+    paths = {s: path_in(BenchFolder.seed_dir(units, s, cfg.seed)) for s in seeds}
+    return {s: read_json(p, "bench unit") for s, p in paths.items() if p.exists()}
+
+
+def _seed_metrics(cfg: BenchConfig, mode: str, found: dict[int, dict]) -> dict:
+    """A unit's metrics; soft with --tuning-seeds > 1: the mean and spread over the seeds found, and which."""
+    if mode != "soft" or cfg.tuning_seeds == 1:
+        return next(iter(found.values()))["metrics"]
+    return {**scoring.over_seeds([u["metrics"] for u in found.values()]), "seeds": list(found)}
+
+
+def _item_scores(out: Path, cfg: BenchConfig, model: str, task: str, mode: str, metric: str) -> list[float]:
+    """Per-item scores behind a metric, by doc; for soft over several tuning seeds each item's mean over the
+    seeds, so rankings use the seed mean and stay paired by item."""
+    seeds = cfg.soft_seeds if mode == "soft" else [cfg.seed]
+    samples = BenchFolder(out).samples_dir(model, task)
+    form = scoring.FORM_OF.get(metric, "gen")
+    files = [BenchFolder.seed_dir(samples, s, cfg.seed) / f"{mode}_{form}.jsonl" for s in seeds]
+    vectors = [v for v in (scoring.item_scores(list(read_jsonl(f)), metric) for f in files) if v]
+    if len({len(v) for v in vectors}) > 1:  # one identity scores every seed on the same items; never mix others
+        raise DataError(f"{model} {task} {mode}: the tuning seeds' samples hold different numbers of items")
+    return [sum(col) / len(col) for col in zip(*vectors)]
 
 
 def _best_items(per_metric: dict[str, list[float]]) -> tuple[list[float], str | None]:
@@ -472,14 +534,12 @@ def compute_rankings(out: Path, cfg: BenchConfig, tasks: list[BenchTask], refere
                     items[mode] = {}
                     for m in cfg.models:
                         items[mode][m], which = _best_items(
-                            {c: scoring.item_scores(_records(out, m, t.name, mode, scoring.FORM_OF[c]), c)
-                             for c in candidates})
+                            {c: _item_scores(out, cfg, m, t.name, mode, c) for c in candidates})
                         if which:
                             chosen.setdefault(mode, {})[m] = scoring.formulation(which, t.answer)
             else:
-                form = scoring.FORM_OF.get(metric, "gen")
-                items = {mode: {m: scoring.item_scores(_records(out, m, t.name, mode, form), metric)
-                                for m in cfg.models} for mode in cfg.modes}
+                items = {mode: {m: _item_scores(out, cfg, m, t.name, mode, metric) for m in cfg.models}
+                         for mode in cfg.modes}
             items = {mode: {m: v for m, v in per.items() if v} for mode, per in items.items()}
             entry: dict = {"formulation": scoring.formulation(metric, t.answer),
                            "leaderboards": {mode: ranking.leaderboard({m: sum(v) / len(v) for m, v in per.items()})

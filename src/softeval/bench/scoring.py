@@ -15,7 +15,11 @@ succeeded), `strict_correct`, `lenient_correct`. Log-likelihood forms: the chose
   ll_*_acc_norm      the same with each choice's log-likelihood divided by its length in bytes (lm-eval's
                      acc_norm; present when the form lists it)
 
-and, per (model, task, mode) with at least two of them, the OLMES-style best formulation (`best_of`):
+With several tuning seeds (`over_seeds`), the soft mode's row holds each metric's mean over the seeds,
+`<metric>_seed_std` (sample std across seeds; None with one) and `<metric>_seeds` (each seed's value), its
+`_stderr` the item stderr averaged over the seeds (one seed's item-sampling error).
+
+And, per (model, task, mode) with at least two of them, the OLMES-style best formulation (`best_of`):
 
   best_acc           the largest of strict_acc, ll_letters_acc, ll_cloze_acc; ties go to the earlier
   best_formulation   which one it came from: "letters", "letters_ll" or "cloze"
@@ -104,6 +108,25 @@ def aggregate(per_form: dict[str, list[dict]]) -> dict:
     return out
 
 
+def over_seeds(per_seed: list[dict]) -> dict:
+    """One row from several tuning seeds' `aggregate` rows (same keys): each metric's mean over the seeds that
+    have a value, `_seed_std` and `_seeds`, `_stderr` averaged, `_n` kept where every seed has the same (the
+    items) and averaged where not (acc_given_format counts each seed's format-following outputs)."""
+    out: dict = {}
+    for name in [k for k in per_seed[0] if f"{k}_stderr" in per_seed[0]]:
+        values = [m.get(name) for m in per_seed]
+        present = [float(v) for v in values if v is not None]
+        mean, se = mean_stderr(present)
+        errors = [float(m[f"{name}_stderr"]) for m in per_seed if m.get(f"{name}_stderr") is not None]
+        ns = [m.get(f"{name}_n") for m in per_seed]
+        out[name] = mean
+        out[f"{name}_stderr"] = sum(errors) / len(errors) if errors else None
+        out[f"{name}_n"] = ns[0] if len(set(ns)) == 1 else sum(ns) / len(ns)
+        out[f"{name}_seed_std"] = None if se is None else se * math.sqrt(len(present))  # sample std, n − 1
+        out[f"{name}_seeds"] = values
+    return out
+
+
 def formulation(metric: str, answer: str) -> str:
     """What a metric scores, in words a table can show: generated letters, cloze or likelihood letters."""
     if metric in FORM_OF and FORM_OF[metric] != "gen":
@@ -131,9 +154,12 @@ def best_of(metrics: dict, answer: str) -> dict:
     metric = best_metric(metrics)
     if metric is None:
         return {}
+    # Over several tuning seeds the chosen metric is the best mean; its spread across seeds comes along.
+    spread = {f"{BEST_METRIC}{k}": metrics[f"{metric}{k}"] for k in ("_seed_std", "_seeds")
+              if f"{metric}{k}" in metrics}
     return {BEST_METRIC: metrics[metric], f"{BEST_METRIC}_stderr": metrics.get(f"{metric}_stderr"),
             f"{BEST_METRIC}_n": metrics.get(f"{metric}_n"), "best_metric": metric,
-            "best_formulation": formulation(metric, answer)}
+            "best_formulation": formulation(metric, answer), **spread}
 
 
 def named_by_formulation(metrics: dict) -> dict:

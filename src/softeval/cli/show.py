@@ -127,7 +127,10 @@ def _bench(path: Path, results: dict, identity: dict | None) -> dict:
     cfg = results.get("config") or {}
     keep = ("format_rate", "strict_acc", "lenient_acc", "ll_letters_acc", "ll_cloze_acc", "best_acc",
             "best_formulation", "steps")
+    # Soft over several tuning seeds: each metric's std across them and how many (the mean is the metric).
+    keep += tuple(f"{k}_seed_std" for k in keep)
     table = {model: {task: {mode: {k: v for k, v in named_by_formulation(m).items() if k in keep}
+                            | ({"tuning_seeds": len(m["seeds"])} if m.get("seeds") else {})
                             for mode, m in modes.items()}
                      for task, modes in tasks.items()} for model, tasks in (results.get("results") or {}).items()}
     # The soft mode's tuned prompt per (model, task), as its unit file recorded it: what to pass to lm-eval.
