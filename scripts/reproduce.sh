@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The experiments behind docs/results.md, one after another, at the scale a 2-core CPU allows.
+#
+#   bash scripts/reproduce.sh --list                 # the experiments, in run order
+#   bash scripts/reproduce.sh                        # all of them (days on a 2-core CPU; resumable)
+#   bash scripts/reproduce.sh rep_pee_smollm2 skip   # some, by name or name prefix
+#
+# Every experiment writes one folder under results/ and is resumable: killing this script and running it
+# again continues each sweep from its last checkpoint and skips finished cells. Checkpoints and prompt
+# tensors stay out of git (.gitignore); results.json, cell.json, metrics.jsonl and the reports are committed.
+# Needs ../shared/data (or SOFTEVAL_SHARED_DATA) for the chess games and the benchmarks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${SOFTEVAL_SHARED_DATA:-../shared/data}"
+SOFTEVAL="${SOFTEVAL:-softeval}"
+MODELS=(smollm2-135m-instruct gemma3-270m)
+
+experiments() {
+  for m in "${MODELS[@]}"; do echo "rep_pee_${m%%-*}"; echo "rep_meowster_${m%%-*}"; done
+  for k in 1 2 4 8; do echo "skip_k${k}_smollm2"; done
+  echo chess_smollm2; echo pathfinding_smollm2
+  echo stability_rep_meowster_smollm2
+  for t in arc_easy arc_challenge commonsense_qa mmlu gsm8k; do echo "bench_$t"; done
+  echo chess_gemma3; echo pathfinding_gemma3
+  for k in 1 2 4 8; do echo "skip_k${k}_gemma3"; done
+}
+
+model_of() {  # the embedded model a name ends with
+  case "$1" in *_smollm2) echo smollm2-135m-instruct ;; *_gemma3) echo gemma3-270m ;; esac
+}
+
+run() {
+  local name=$1 model
+  model=$(model_of "$name")
+  echo "== $name ($(date -u +%H:%M:%S))"
+  case "$name" in
+    rep_pee_*)      "$SOFTEVAL" distance --config configs/results/repetition.yaml --model "$model" \
+                        --repeat-text " pee" --out "results/repetition/pee_$model" ;;
+    rep_meowster_*) "$SOFTEVAL" distance --config configs/results/repetition.yaml --model "$model" \
+                        --repeat-text " meowster jones" --out "results/repetition/meowster_jones_$model" ;;
+    skip_k*)        local k=${name#skip_k}; k=${k%%_*}
+                    "$SOFTEVAL" distance --config configs/results/skip.yaml --model "$model" --skip "$k" \
+                        --out "results/skip/k${k}_$model" ;;
+    chess_*)        "$SOFTEVAL" distance --config configs/results/chess.yaml --model "$model" \
+                        --data "$DATA/chess/lichess_magnus" --out "results/chess/$model" ;;
+    pathfinding_*)  "$SOFTEVAL" distance --config configs/results/pathfinding.yaml --model "$model" \
+                        --out "results/pathfinding/$model" ;;
+    stability_*)    "$SOFTEVAL" stability --config configs/results/repetition.yaml --model "$model" \
+                        --repeat-text " meowster jones" --tokens 1,4,16 --seeds 2 --steps 100 \
+                        --lrs 0.01,0.1,1.0 --batch-sizes 4,8 --out "results/stability/meowster_jones_$model" ;;
+    bench_*)        "$SOFTEVAL" bench --config configs/results/bench.yaml --task "${name#bench_}" --data-dir "$DATA" \
+                        --out "results/bench/${name#bench_}" ;;
+    *) echo "unknown experiment '$name' (bash scripts/reproduce.sh --list)" >&2; return 2 ;;
+  esac
+}
+
+if [[ "${1:-}" == "--list" ]]; then experiments; exit 0; fi
+selected=()
+for name in $(experiments); do
+  if [[ $# -eq 0 ]]; then selected+=("$name"); continue; fi
+  for want in "$@"; do [[ "$name" == "$want"* ]] && { selected+=("$name"); break; }; done
+done
+if [[ ${#selected[@]} -eq 0 ]]; then echo "no experiment matches: $* (bash scripts/reproduce.sh --list)" >&2; exit 2; fi
+for name in "${selected[@]}"; do run "$name"; done

@@ -1,0 +1,157 @@
+"""Markdown tables for docs/results.md, read from the sweep folders scripts/reproduce.sh writes under results/.
+
+    python scripts/results_tables.py                  # every finished or partial sweep under results/
+    python scripts/results_tables.py results/skip     # one group
+
+The tables are pasted into docs/results.md as they are printed, so no number there is typed by hand.
+A partial sweep is shown with its missing cells named.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(folder: Path) -> dict | None:
+    """A sweep's results.json, recomputed from its cells (so a partial or running sweep shows what it has)."""
+    from softeval.distance import summarize_sweep
+
+    if not (folder / "eval_set.json").is_file():
+        return None
+    return summarize_sweep(folder)
+
+
+def shown_path(folder: Path) -> str:
+    return str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else str(folder)
+
+
+def fmt(x, digits=3) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def mean_std(row: dict, key: str = "loss", digits: int = 3) -> str:
+    m, s = row.get(f"{key}_mean"), row.get(f"{key}_std")
+    if m is None:
+        return "—"
+    # n = 0 is deterministic (std 0 by construction) and one seed has no std: show the value alone
+    return fmt(m, digits) + ("" if s is None or row.get("deterministic") else f" ± {fmt(s, digits)}")
+
+
+def metric(row: dict, name: str, digits: int = 2) -> str:
+    v = row.get("task_metrics", {}).get(name)
+    if v is None:
+        return "—"
+    return fmt(v["mean"], digits) + ("" if v.get("std") is None else f" ± {fmt(v['std'], digits)}")
+
+
+def saturation(res: dict) -> str:
+    sat = res.get("saturation")
+    if not sat:
+        return "S(ε): fewer than two n finished"
+    parts = []
+    for key in ("absolute", "relative"):
+        s = sat[key]
+        eps = f"{s['epsilon']:g}" + (" nats" if key == "absolute" else " of the gain")
+        boot = s.get("bootstrap") or {}
+        interval = boot.get("interval90")
+        shown = interval and None not in interval and interval[0] != interval[1]
+        parts.append(f"S(ε = {eps}) = {s['label']}" + (f" (90 % bootstrap {interval[0]}–{interval[1]})" if shown else ""))
+    return "; ".join(parts)
+
+
+def header(res: dict, folder: Path) -> str:
+    cfg = res["config"]
+    optim = cfg.get("optim", {})
+    state = "complete" if res["complete"] else f"partial, missing {', '.join(res['missing'])}"
+    return (f"`{shown_path(folder)}`: {res['model']['name']}, {optim.get('max_steps')} steps × batch "
+            f"{optim.get('batch_size')}, lr {optim.get('lr')}, seeds {len(res['seeds'])}, "
+            f"{res['task']['num_eval']} held-out examples ({res['task']['num_eval_targets']} targets); {state}")
+
+
+def loss_table(res: dict, folder: Path, extra: list[tuple[str, str, int]] = ()) -> str:
+    cols = ["n", "seeds", "held-out loss (nats/token)", "min over seeds", "token accuracy"] + [c for c, _, _ in extra]
+    lines = [header(res, folder), "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in res["per_n"]:
+        cells = [str(row["n"]), str(row["num_seeds"]), mean_std(row), fmt(row.get("loss_min")),
+                 mean_std(row, "token_accuracy")] + [metric(row, name, d) for _, name, d in extra]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", saturation(res)]
+    return "\n".join(lines)
+
+
+CHESS = [("loss / move", "loss_per_move", 2), ("random-legal / token", "random_legal_baseline_loss", 3),
+         ("legal-move rate", "legal_move_rate", 2), ("exact match", "exact_match_rate", 2),
+         ("Elo effect, high games", "elo_effect_high_games", 3), ("Elo effect, low games", "elo_effect_low_games", 3)]
+PATHS = [("valid-move rate", "valid_move_rate", 2), ("goal reached", "goal_reached_rate", 2),
+         ("optimal path", "optimal_path_rate", 2), ("condition error (moves)", "condition_error", 2)]
+
+
+def condition_table(res: dict) -> str:
+    """Requested vs measured extra moves (pathfinding probes), per n, mean over seeds."""
+    rows = []
+    for row in res["per_n"]:
+        cells = [c for c in res["cells"] if c["n"] == row["n"] and c.get("status") == "done"]
+        probes: dict = {}
+        for c in cells:
+            for probe in c.get("condition_metrics") or []:
+                key = probe["condition"][0]
+                probes.setdefault(key, []).append(probe)
+        if not probes:
+            continue
+        parts = []
+        for key in sorted(probes):
+            ps = probes[key]
+            measured = [p.get("measured_extra") for p in ps if p.get("measured_extra") is not None]
+            valid = [p.get("valid_move_rate") for p in ps if p.get("valid_move_rate") is not None]
+            parts.append(f"{key:g} → {fmt(sum(measured) / len(measured), 1) if measured else '—'}"
+                         f" (valid {fmt(sum(valid) / len(valid), 2) if valid else '—'})")
+        rows.append(f"| {row['n']} | " + "; ".join(parts) + " |")
+    if not rows:
+        return ""
+    return "\n".join(["| n | requested extra → measured extra (valid-move rate) |", "|---|---|", *rows])
+
+
+def skip_table(sweeps: dict[int, dict]) -> str:
+    """Loss per n (rows) and k (columns), and whether it rises with k at every n."""
+    ks = sorted(sweeps)
+    ns = sorted({row["n"] for res in sweeps.values() for row in res["per_n"]})
+    lines = ["| n | " + " | ".join(f"k = {k}" for k in ks) + " | rises with k |", "|" + "---|" * (len(ks) + 2)]
+    for n in ns:
+        rows = [next((r for r in sweeps[k]["per_n"] if r["n"] == n), None) for k in ks]
+        means = [r["loss_mean"] if r else None for r in rows]
+        known = [m for m in means if m is not None]
+        rises = "—" if len(known) < 2 else ("yes" if all(a < b for a, b in zip(known, known[1:])) else "no")
+        lines.append(f"| {n} | " + " | ".join(mean_std(r) if r else "—" for r in rows) + f" | {rises} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    sys.path.insert(0, str(ROOT / "src"))
+    base = [Path(a).resolve() for a in argv] or [ROOT / "results"]
+    folders = sorted({p.parent for b in base for p in b.rglob("eval_set.json")} |
+                     {b for b in base if (b / "eval_set.json").is_file()})
+    skips: dict[str, dict[int, dict]] = {}
+    for folder in folders:
+        res = load(folder)
+        if res is None:
+            continue
+        task = res["task"]["spec"].get("task")
+        if task == "skip-k":
+            skips.setdefault(res["model"]["name"], {})[res["task"]["spec"]["skip"]] = res
+        extra = CHESS if task == "chess" else PATHS if task == "pathfinding" else []
+        print(f"### {shown_path(folder)}\n")
+        print(loss_table(res, folder, extra))
+        if task == "pathfinding":
+            print("\n" + condition_table(res))
+        print()
+    for model, sweeps in skips.items():
+        print(f"### skip-k, {model}: loss by n and k\n")
+        print(skip_table(sweeps) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

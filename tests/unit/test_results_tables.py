@@ -1,0 +1,58 @@
+"""scripts/results_tables.py (docs/results.md's tables) reads real sweep folders, partial ones included."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from softeval.distance import DistanceConfig, run
+from softeval.config import build_config
+from softeval.tasks import TaskConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tables():
+    spec = importlib.util.spec_from_file_location("results_tables", ROOT / "scripts" / "results_tables.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _sweep(model_dir, corpus, out, task: TaskConfig, tokens=(0, 1, 2)):
+    cfg = build_config(DistanceConfig, flags=dict(
+        model=str(model_dir), device="cpu", precision="fp32", tokens=tokens, seeds=2, max_steps=3, batch_size=2,
+        lr=0.1, warmup_steps=0, num_samples=0, bootstrap_samples=20, report=False, show_progress=False,
+        out=str(out), task=task))
+    return run(cfg).results
+
+
+def test_tables_print_each_n_with_the_sweeps_numbers(tiny_model_dir, tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 60)
+    base = dict(name="skip-k", corpus=str(corpus), num_train=4, num_eval=2, context_tokens=4, target_tokens=3)
+    sweeps = {k: _sweep(tiny_model_dir, corpus, tmp_path / "skip" / f"k{k}",
+                        TaskConfig(**base, options={"skip": k})) for k in (1, 2)}
+    # a partial sweep: one cell's marker removed, as if the run had been killed before it finished
+    (tmp_path / "skip" / "k2" / "cells" / "n2_s1" / "cell.json").unlink()
+    (tmp_path / "skip" / "k2" / "results.json").unlink()
+
+    _tables().main([str(tmp_path / "skip")])
+    out = capsys.readouterr().out
+    assert "partial, missing n2_s1" in out and out.count("| 0 | 1 |") == 2
+    for row in sweeps[1]["per_n"]:
+        loss = f"{row['loss_mean']:.3f}"
+        assert f"| {row['n']} | {row['num_seeds']} | {loss}" in out
+    assert "skip-k" in out and "| k = 1 | k = 2 | rises with k |" in out
+
+
+def test_reproduce_script_lists_and_refuses_unknown_names():
+    import subprocess
+
+    script = str(ROOT / "scripts" / "reproduce.sh")
+    listed = subprocess.run(["bash", script, "--list"], capture_output=True, text=True)
+    assert listed.returncode == 0
+    names = listed.stdout.split()
+    assert {"rep_pee_smollm2", "rep_meowster_gemma3", "skip_k8_smollm2", "chess_smollm2", "bench_gsm8k"} <= set(names)
+    bad = subprocess.run(["bash", script, "no_such_experiment"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "no experiment matches" in bad.stderr
