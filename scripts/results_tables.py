@@ -9,7 +9,6 @@ A partial sweep is shown with its missing cells named.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 

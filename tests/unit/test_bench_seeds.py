@@ -83,7 +83,6 @@ def test_each_seed_is_a_solo_run_and_soft_reports_their_mean_and_std(two_seeds, 
 
 def test_an_interrupted_run_resumes_only_the_missing_seed(two_seeds, tiny_model_dir, monkeypatch):
     cfg, both, _, root = two_seeds
-    model = str(tiny_model_dir)
     cfg = replace(cfg, out=str(root / "resumed"))
     real = tuning.tune_with_snapshots
     trained = []
