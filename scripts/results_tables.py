@@ -29,7 +29,11 @@ def shown_path(folder: Path) -> str:
 
 
 def fmt(x, digits=3) -> str:
-    return "—" if x is None else f"{x:.{digits}f}"
+    if x is None:
+        return "—"
+    if 0 < abs(x) < 10 ** -digits:  # repetition losses reach 1e-5: keep them apart from a true 0
+        return f"{x:.1e}"
+    return f"{x:.{digits}f}"
 
 
 def mean_std(row: dict, key: str = "loss", digits: int = 3) -> str:
