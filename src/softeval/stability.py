@@ -20,7 +20,8 @@ seed there is no noise estimate and only the floor `min_excess` (nats/token) app
 Training-curve spikes (metrics.jsonl). Train loss is noisy batch to batch, so a step is compared with the
 medians of the `window` steps before and after it (a Hampel-style filter): residual r_t = loss_t − the higher
 of the two medians, flagged when r_t > k·σ_r (σ_r = 1.4826 × MAD of the curve's residuals) and r_t >
-`min_jump` × that median. Consecutive flagged steps are one spike.
+`min_jump` × that median and r_t > `min_excess` (the same absolute floor as above: a converged curve at
+1e-5 nats/token wobbling to 4e-5 is relatively large but means nothing). Consecutive flagged steps are one spike.
 
 The grid driver trains the same sweep at every (lr, batch size) into OUT/lr{lr}_bs{bs}/ (each a normal
 distance sweep folder: resumable, refused if its settings change) and `analyze_grid` summarises how S(ε) moves
@@ -103,7 +104,7 @@ def _side_medians(x: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def training_spikes(steps, losses, window: int = SPIKE_WINDOW, sigmas: float = SPIKE_SIGMAS,
-                    min_jump: float = SPIKE_MIN_JUMP) -> list[dict]:
+                    min_jump: float = SPIKE_MIN_JUMP, min_excess: float = MIN_EXCESS) -> list[dict]:
     """Spikes in one training curve: [{step, loss, baseline, excess, threshold}], one per run of flagged steps.
 
     Non-finite losses are spikes by definition (the optimiser blew up there)."""
@@ -123,7 +124,7 @@ def training_spikes(steps, losses, window: int = SPIKE_WINDOW, sigmas: float = S
         resid = x - base
         scale = robust_scale(resid[1:])
         for i in range(1, len(x)):
-            threshold = max(sigmas * scale, min_jump * abs(base[i]))
+            threshold = max(sigmas * scale, min_jump * abs(base[i]), min_excess)
             if resid[i] > threshold:
                 flagged.append({"step": int(st[i]), "loss": float(x[i]), "baseline": float(base[i]),
                                 "excess": float(resid[i]), "threshold": float(threshold)})
@@ -199,7 +200,7 @@ def flag_cells(results: dict, curves: dict | None = None, sigmas: float = SIGMAS
         if not train:
             continue
         steps, losses = zip(*train)
-        for spike in training_spikes(steps, losses):
+        for spike in training_spikes(steps, losses, min_excess=min_excess):
             what = ("a non-finite training loss" if spike["loss"] is None else
                     f"training loss {spike['loss']:.4f} vs nearby median {spike['baseline']:.4f}")
             name = "n0" if n == 0 else f"n{n}_s{seed}"

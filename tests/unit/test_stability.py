@@ -86,6 +86,22 @@ def test_a_fast_early_drop_is_descent_not_a_spike():
     assert training_spikes(t, curve) == []
 
 
+def test_wobbles_of_a_converged_curve_are_not_spikes_but_a_real_jump_is():
+    # What the ' pee' repetition sweep on SmolLM2 logged: the curve sits at 1e-5..1e-4 nats/token and single steps
+    # jump 3-10x *relatively* (4e-5 -> 4e-4). Relative to the curve that is huge, in nats it is nothing; flagging
+    # it buried the two real spikes of that sweep under 40 false ones. A jump of 0.3 nats on the same curve is real.
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    t = np.arange(200)
+    curve = list((2e-5 + 5 * np.exp(-t / 3)) * np.exp(rng.normal(0, 0.3, t.size)))
+    for step in (60, 90, 130, 170):
+        curve[step] *= 10                  # relative wobbles, each < 1e-3 nats
+    assert training_spikes(t, curve) == []
+    curve[100] = 0.3
+    assert [s["step"] for s in training_spikes(t, curve)] == [100]
+
+
 def test_a_planted_training_spike_is_flagged_once_at_its_step():
     curve = smooth_curve()
     curve[59] += 1.5
