@@ -190,7 +190,8 @@ def compare_sweeps(runs: list[dict], labels: list[str], allow_different_eval: bo
                                        "relative": (r.get("config") or {}).get("epsilon_relative")}})
         rows = [row for row in r.get("per_n") or [] if row.get("loss_mean") is not None]
         curves.append({"label": label, "n": [row["n"] for row in rows], "loss_mean": [row["loss_mean"] for row in rows],
-                       "loss_std": [row["loss_std"] for row in rows], "num_seeds": [row["num_seeds"] for row in rows]})
+                       "loss_std": [row["loss_std"] for row in rows], "loss_min": [row.get("loss_min") for row in rows],
+                       "num_seeds": [row["num_seeds"] for row in rows]})
         saturation.append({"label": label, "absolute": _saturation(r, eps, "absolute", bootstrap_samples),
                            "relative": _saturation(r, eps_rel, "relative", bootstrap_samples)})
         ref = r.get("reference")
@@ -288,7 +289,7 @@ def _model_short(name) -> str:
 
 
 def plot_loss_vs_n(summary: dict) -> bytes | None:
-    from softeval.report import _figure, _maybe_log_y, _n_axis, _png
+    from softeval.report import _figure, _loss_error_arms, _maybe_log_y, _n_axis, _png
 
     curves = [c for c in summary["loss_vs_n"] if c["n"]]
     if not curves:
@@ -299,13 +300,15 @@ def plot_loss_vs_n(summary: dict) -> bytes | None:
         # A small multiplicative shift per sweep keeps overlapping error bars apart on the log-n axis.
         shift = 1 + 0.04 * (i - (len(curves) - 1) / 2)
         xs = [n * shift for n in c["n"]]
-        ax.errorbar(xs, c["loss_mean"], yerr=[s or 0.0 for s in c["loss_std"]], marker="o", capsize=3,
+        arms = _loss_error_arms(c["loss_mean"], c["loss_std"], c.get("loss_min"))
+        ax.errorbar(xs, c["loss_mean"], yerr=arms, marker="o", capsize=3,
                     color=f"C{i % 10}", label=c["label"])
         values += c["loss_mean"]
     _n_axis(ax, sorted({n for c in curves for n in c["n"]}))
     _maybe_log_y(ax, values)
     ax.set_ylabel("held-out loss (nats/token)")
-    ax.set_title("Loss vs prompt length (mean ± std over seeds)")
+    ax.set_title("Loss vs prompt length (mean ± std over seeds; a bar reaching below 0 stops at the lowest seed)",
+                 fontsize=9)
     ax.legend(fontsize=7)
     return _png(fig)
 

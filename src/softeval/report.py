@@ -88,6 +88,18 @@ def _maybe_log_y(ax, values: list[float]) -> None:
         ax.set_yscale("log")
 
 
+def _loss_error_arms(means: list, stds: list, lows: list | None = None) -> list[list[float]]:
+    """[lower, upper] arms of mean ± std error bars for a loss. A loss is never negative, and with three seeds of
+    which one lags (0.002, 0.003, 0.108) mean − std is below zero: on a log axis that arm would run off the plot.
+    Such a lower arm stops at the lowest seed instead (or at the mean when the lowest is unknown)."""
+    lows = lows or [None] * len(means)
+    lower = []
+    for m, s, lo in zip(means, stds, lows):
+        s = s or 0.0
+        lower.append(s if m - s > 0 else (m - lo if lo is not None and lo <= m else 0.0))
+    return [lower, [s or 0.0 for s in stds]]
+
+
 def _rows(results: dict, key: str) -> tuple[list[int], list[float], list[float]]:
     ns, means, stds = [], [], []
     for row in results["per_n"]:
@@ -107,7 +119,9 @@ def plot_loss(results: dict) -> bytes | None:
     if cells:
         ax.scatter([c["n"] for c in cells], [c["loss"] for c in cells], s=12, color="0.6", zorder=2,
                    label="single seeds")
-    ax.errorbar(ns, means, yerr=stds, marker="o", color="C0", capsize=4, zorder=3, label="mean ± std over seeds")
+    lows = {row["n"]: row.get("loss_min") for row in results["per_n"]}
+    ax.errorbar(ns, means, yerr=_loss_error_arms(means, stds, [lows.get(n) for n in ns]), marker="o", color="C0",
+                capsize=4, zorder=3, label="mean ± std over seeds (≥ lowest seed)")
     sat = results.get("saturation")
     if sat:
         floor = min(means)
