@@ -9,6 +9,7 @@ A partial sweep is shown with its missing cells named.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -132,11 +133,50 @@ def skip_table(sweeps: dict[int, dict]) -> str:
     return "\n".join(lines)
 
 
+def stability_table(summary: dict, folder: Path) -> str:
+    """A stability grid (stability.json of `softeval stability`): loss per n, S(ε) and flags per (lr, batch)."""
+    tokens = summary["tokens"]
+    cols = ["lr", "batch"] + [f"loss n = {n}" for n in tokens] + ["S abs [90 %]", "S rel [90 %]", "flags"]
+    lines = [f"`{shown_path(folder)}`: {summary['model']}, {len(summary['points'])} grid points "
+             f"(lr {', '.join(f'{v:g}' for v in summary['lrs'])} × batch {', '.join(map(str, summary['batch_sizes']))})",
+             "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+
+    def s_cell(e: dict) -> str:
+        lo, hi = e.get("interval90") or [None, None]
+        return e["label"] + (f" [{lo}–{hi}]" if lo is not None and hi is not None and lo != hi else "")
+
+    lr_flags = {}
+    for f in summary.get("lr_flags") or []:
+        lr_flags.setdefault(f["folder"], []).append(f"lr outlier at n = {f['n']}")
+    for pt in sorted(summary["points"], key=lambda q: (q["batch_size"], q["lr"])):
+        losses = [fmt(pt["loss_mean"].get(str(n))) for n in tokens]
+        kinds: dict[str, int] = {}
+        for f in pt["flags"]:
+            kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
+        flags = [f"{v} {k.replace('_', ' ')}" for k, v in sorted(kinds.items())] + lr_flags.get(pt["folder"], [])
+        state = "" if pt["complete"] else " (partial)"
+        lines.append(f"| {pt['lr']:g} | {pt['batch_size']}{state} | " + " | ".join(losses)
+                     + f" | {s_cell(pt['absolute'])} | {s_cell(pt['relative'])} | {'; '.join(flags) or '—'} |")
+    lines.append("")
+    for mode in ("absolute", "relative"):
+        m = summary["movement"][mode]
+        lines.append(f"S({mode} ε) over the grid: {', '.join(m['all']['distinct'])} (spread {m['all']['spread_grid_steps']} "
+                     f"grid steps); over the stable points only: {', '.join(m['stable_points']['distinct']) or '—'}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> None:
     sys.path.insert(0, str(ROOT / "src"))
     base = [Path(a).resolve() for a in argv] or [ROOT / "results"]
-    folders = sorted({p.parent for b in base for p in b.rglob("eval_set.json")} |
-                     {b for b in base if (b / "eval_set.json").is_file()})
+    grids = sorted({p.parent for b in base for p in b.rglob("stability.json")} |
+                   {b for b in base if (b / "stability.json").is_file()})
+    for grid in grids:
+        print(f"### {shown_path(grid)} (stability grid)\n")
+        print(stability_table(json.loads((grid / "stability.json").read_text()), grid) + "\n")
+    # a grid's sweeps are summarised by its table above, not one by one
+    folders = sorted(f for f in ({p.parent for b in base for p in b.rglob("eval_set.json")} |
+                                 {b for b in base if (b / "eval_set.json").is_file()})
+                     if not any(f.is_relative_to(g) for g in grids))
     skips: dict[str, dict[int, dict]] = {}
     for folder in folders:
         res = load(folder)

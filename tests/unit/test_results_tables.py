@@ -56,3 +56,26 @@ def test_reproduce_script_lists_and_refuses_unknown_names():
     assert {"rep_pee_smollm2", "rep_meowster_gemma3", "skip_k8_smollm2", "chess_smollm2", "bench_gsm8k"} <= set(names)
     bad = subprocess.run(["bash", script, "no_such_experiment"], capture_output=True, text=True)
     assert bad.returncode == 2 and "no experiment matches" in bad.stderr
+
+
+def test_a_stability_grid_prints_one_table_not_a_table_per_point(tiny_model_dir, tmp_path, capsys):
+    from softeval.stability_grid import run_grid
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 60)
+    base = build_config(DistanceConfig, flags=dict(
+        model=str(tiny_model_dir), device="cpu", precision="fp32", tokens=(0, 1, 2), seeds=2, max_steps=3,
+        batch_size=2, lr=0.1, warmup_steps=0, num_samples=0, bootstrap_samples=20, report=False,
+        show_progress=False, out=str(tmp_path / "unused"),
+        task=TaskConfig(name="repetition", corpus=str(corpus), num_train=4, num_eval=2, context_tokens=4,
+                        target_tokens=3, options={"text": " fox"})))
+    grid = run_grid(base, [0.01, 0.1], [2], tmp_path / "results" / "stability" / "fox", report=False)
+
+    _tables().main([str(tmp_path / "results")])
+    out = capsys.readouterr().out
+    assert "(stability grid)" in out and "2 grid points (lr 0.01, 0.1 × batch 2)" in out
+    assert "| lr | batch | loss n = 0 | loss n = 1 | loss n = 2 | S abs [90 %] | S rel [90 %] | flags |" in out
+    for pt in grid.summary["points"]:
+        assert f"| {pt['lr']:g} | 2 | {pt['loss_mean']['0']:.3f} | {pt['loss_mean']['1']:.3f}" in out
+    assert "held-out loss (nats/token)" not in out      # the grid's own sweeps are not printed one by one
+    assert "S(absolute ε) over the grid:" in out
