@@ -324,7 +324,13 @@ def _s_position(entry: dict | None, tokens: list[int]) -> tuple[float | None, fl
     return s, max(0.0, s - lo), max(0.0, hi - s)
 
 
+def _param_label(count: int) -> str:
+    return f"{count / 1e9:.3g}B" if count >= 1e9 else f"{count / 1e6:.3g}M"
+
+
 def plot_s_vs_size(summary: dict) -> bytes | None:
+    from matplotlib.ticker import NullLocator
+
     from softeval.report import _figure, _png
 
     rows = [r for r in summary["by_model_size"] or [] if r["num_parameters"]]
@@ -345,6 +351,11 @@ def plot_s_vs_size(summary: dict) -> bytes | None:
                         linestyle="-" if mode == "absolute" else ":", color=f"C{t % 10}",
                         label=f"{task}: S(ε = {what})")
     ax.set_xscale("log")
+    # Ticks at the models' own sizes, in millions: matplotlib's default 2×10^8-style minor labels overlap.
+    sizes = sorted({r["num_parameters"] for r in rows})
+    ax.set_xticks(sizes, [_param_label(v) for v in sizes])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(sizes[0] / 1.25, sizes[-1] * 1.25)
     ax.set_yscale("symlog", linthresh=1, linscale=0.6)
     ax.set_yticks(tokens)
     ax.set_yticklabels([str(n) for n in tokens])
