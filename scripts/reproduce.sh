@@ -46,7 +46,7 @@ run() {
     pathfinding_*)  "$SOFTEVAL" distance --config configs/results/pathfinding.yaml --model "$model" \
                         --out "results/pathfinding/$model" ;;
     stability_*)    "$SOFTEVAL" stability --config configs/results/repetition.yaml --model "$model" \
-                        --repeat-text " meowster jones" --tokens 1,4,16 --seeds 2 --steps 100 \
+                        --repeat-text " meowster jones" --tokens 0,1,4,16 --seeds 2 --steps 100 \
                         --lrs 0.01,0.1,1.0 --batch-sizes 4,8 --out "results/stability/meowster_jones_$model" ;;
     bench_*)        "$SOFTEVAL" bench --config configs/results/bench.yaml --task "${name#bench_}" --data-dir "$DATA" \
                         --out "results/bench/${name#bench_}" ;;
