@@ -168,15 +168,25 @@ def stability_table(summary: dict, folder: Path) -> str:
 def main(argv: list[str]) -> None:
     sys.path.insert(0, str(ROOT / "src"))
     base = [Path(a).resolve() for a in argv] or [ROOT / "results"]
-    grids = sorted({p.parent for b in base for p in b.rglob("stability.json")} |
-                   {b for b in base if (b / "stability.json").is_file()})
+    missing = [b for b in base if not b.is_dir()]
+    if missing:
+        raise SystemExit(f"results_tables: no such folder: {', '.join(map(str, missing))}")
+
+    def holding(marker: str) -> list[Path]:  # the folders under base (base included) that hold `marker`
+        return sorted({p.parent for b in base for p in b.rglob(marker)})
+
+    grids = holding("stability.json")
+    # a grid's sweeps are summarised by its table, not one by one
+    folders = [f for f in holding("eval_set.json") if not any(f.is_relative_to(g) for g in grids)]
+    if not grids and not folders:
+        raise SystemExit(f"results_tables: no distance sweep or stability grid under {', '.join(map(str, base))}")
     for grid in grids:
+        try:
+            summary = json.loads((grid / "stability.json").read_text())
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"results_tables: {grid / 'stability.json'} is not valid JSON ({e})") from None
         print(f"### {shown_path(grid)} (stability grid)\n")
-        print(stability_table(json.loads((grid / "stability.json").read_text()), grid) + "\n")
-    # a grid's sweeps are summarised by its table above, not one by one
-    folders = sorted(f for f in ({p.parent for b in base for p in b.rglob("eval_set.json")} |
-                                 {b for b in base if (b / "eval_set.json").is_file()})
-                     if not any(f.is_relative_to(g) for g in grids))
+        print(stability_table(summary, grid) + "\n")
     skips: dict[str, dict[int, dict]] = {}
     for folder in folders:
         res = load(folder)
@@ -197,4 +207,10 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.path.insert(0, str(ROOT / "src"))
+    from softeval.errors import SoftevalError
+
+    try:
+        main(sys.argv[1:])
+    except SoftevalError as e:  # a broken sweep folder: one line, not a traceback
+        sys.exit(f"results_tables: {e}")

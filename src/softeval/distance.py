@@ -258,11 +258,9 @@ def task_metrics(task: TaskData, lm: LoadedModel, prompt, placement: str) -> tup
 
 def greedy_samples(task: TaskData, lm: LoadedModel, prompt, cfg: DistanceConfig) -> list[dict]:
     """Greedy continuations of the task's generation contexts (text tasks; none for conditional tasks)."""
-    from softeval.generate import generate_ids
+    from softeval.generate import generate_ids, has_input
 
-    contexts = task.generation_contexts[:cfg.num_samples]
-    if prompt is None and lm.info.bos_token_id is None:  # an empty context (context_tokens 0) gives no input at all
-        contexts = [c for c in contexts if c]
+    contexts = [c for c in task.generation_contexts[:cfg.num_samples] if has_input(c, prompt, lm.info.bos_token_id)]
     if not contexts or task.condition_dim or not cfg.sample_tokens:
         return []
     new = generate_ids(lm.model, prompt, contexts, bos_id=lm.info.bos_token_id, pad_id=lm.info.pad_token_id,

@@ -51,6 +51,12 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator: tor
 
 
 @torch.no_grad()
+def has_input(context: list[int], prompt: nn.Module | None, bos_id: int | None) -> bool:
+    """Whether a row gives the model anything to continue from: context tokens, soft tokens or a BOS.
+    (An empty context, context_tokens 0, on a BOS-less tokenizer such as SmolLM2's, has none at n = 0.)"""
+    return bool(context) or (prompt is not None and prompt.num_virtual_tokens > 0) or bos_id is not None
+
+
 def generate_ids(model: nn.Module, prompt: nn.Module | None, contexts: list[list[int]], *, bos_id: int | None,
                  pad_id: int, eos_id: int | None = None, placement: str = "after_bos", max_new_tokens: int = 32,
                  temperature: float = 0.0, top_p: float = 1.0, seed: int = 0, use_cache: bool = True,
@@ -66,7 +72,7 @@ def generate_ids(model: nn.Module, prompt: nn.Module | None, contexts: list[list
     device = next(model.parameters()).device
     hidden = model.get_input_embeddings().weight.shape[1]
     n = prompt.num_virtual_tokens if prompt is not None else 0
-    if n == 0 and bos_id is None and any(len(c) == 0 for c in contexts):
+    if not all(has_input(c, prompt, bos_id) for c in contexts):
         raise ConfigError("nothing to continue from: an empty context, no soft prompt, and a model whose "
                           "tokenizer adds no BOS token; give some context text")
     examples = [Example(input_ids=list(c), labels=[-100] * len(c),

@@ -79,3 +79,18 @@ def test_a_stability_grid_prints_one_table_not_a_table_per_point(tiny_model_dir,
         assert f"| {pt['lr']:g} | 2 | {pt['loss_mean']['0']:.3f} | {pt['loss_mean']['1']:.3f}" in out
     assert "held-out loss (nats/token)" not in out      # the grid's own sweeps are not printed one by one
     assert "S(absolute ε) over the grid:" in out
+
+
+def test_a_wrong_folder_is_one_line_and_exit_1(tmp_path):
+    import subprocess
+    import sys
+
+    script = str(ROOT / "scripts" / "results_tables.py")
+    for arg, says in ((tmp_path / "nope", "no such folder"), (tmp_path, "no distance sweep or stability grid")):
+        r = subprocess.run([sys.executable, script, str(arg)], capture_output=True, text=True)
+        assert r.returncode == 1 and r.stderr.strip().startswith(f"results_tables: {says}"), r.stderr
+        assert "Traceback" not in r.stderr
+    (tmp_path / "grid").mkdir()
+    (tmp_path / "grid" / "stability.json").write_text("{not json")
+    r = subprocess.run([sys.executable, script, str(tmp_path / "grid")], capture_output=True, text=True)
+    assert r.returncode == 1 and "is not valid JSON" in r.stderr and "Traceback" not in r.stderr
