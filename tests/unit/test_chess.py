@@ -225,6 +225,8 @@ def test_elo_condition_check_scores_each_half_under_both_conditions(tiny_lm, pgn
     blind = task.metrics(tiny_lm, prompt, task.eval)  # map starts at zero: every condition, the same prompt
     assert blind["elo_effect_high_games"] == pytest.approx(0, abs=1e-9)
     assert blind["elo_effect_low_games"] == pytest.approx(0, abs=1e-9)
+    assert blind["elo_effect_high_games_lo90"] == pytest.approx(0, abs=1e-9)  # no effect in any resample
+    assert blind["elo_effect_high_games_hi90"] == pytest.approx(0, abs=1e-9)
 
     with torch.no_grad():
         prompt.map.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(1))
@@ -249,6 +251,12 @@ def test_elo_condition_check_scores_each_half_under_both_conditions(tiny_lm, pgn
     assert m["elo_effect_high_games"] == pytest.approx(loss(high, lo_c) - loss(high, hi_c))
     assert m["elo_effect_low_games"] == pytest.approx(loss(low, hi_c) - loss(low, lo_c))
     assert abs(m["elo_effect_high_games"]) > 1e-6  # the condition now moves the prompt
+    for half in ("high", "low"):  # the interval is over the half's games and holds the point estimate
+        lo, hi = m[f"elo_effect_{half}_games_lo90"], m[f"elo_effect_{half}_games_hi90"]
+        assert lo - 1e-9 <= m[f"elo_effect_{half}_games"] <= hi + 1e-9
+    if len(low) == 1:  # one game: every resample is that game
+        assert m["elo_effect_low_games_lo90"] == pytest.approx(m["elo_effect_low_games_hi90"])
+    assert m["elo_check_high_half_mean_elo"] > m["elo_check_low_half_mean_elo"]
     assert "elo_effect_high_games" not in task.metrics(tiny_lm, None, task.eval)  # n = 0 has no condition
 
 
@@ -272,3 +280,25 @@ def test_real_lichess_and_otb_games_parse():
     assert len(lichess) == 60 and stats["skipped_broken"] == 0
     otb, stats = read(SHARED_DATA / "chess" / "otb_pgnmentor_style" / "Carlsen.pgn", max_games_scanned=60)
     assert stats["skipped_broken"] == 0 and stats["skipped_no_elo"] + len(otb) + stats["skipped_short"] == 60
+
+
+def test_eval_cli_prints_task_metrics_on_request(tiny_model_dir, pgn_path, capsys):
+    """`softeval eval --task-metrics` gives a finished prompt's chess metrics without retraining; on a task
+    without metrics it is one line and exit 2."""
+    import json
+
+    from softeval.cli import main
+
+    base = ["-q", "eval", "--prompt", "none", "--model", str(tiny_model_dir), "--device", "cpu"]
+    chess_task = ["--task", "chess", "--data", str(pgn_path), "task.num_train=0", "task.num_eval=3",
+                  "task.eval_fraction=0.5", "task.options.missing_elo=default"]
+    capsys.readouterr()
+    assert main([*base, *chess_task, "--task-metrics", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["task_metrics"]["loss_per_move_token"] == pytest.approx(out["loss"])
+    assert 0 <= out["task_metrics"]["legal_move_rate"] <= 1 and out["condition_metrics"]
+    assert main([*base, *chess_task]) == 0 and "legal_move_rate" not in capsys.readouterr().out  # opt-in
+    assert main([*base, "--task", "repetition", "--repeat-text", " fox", "task.num_eval=2",
+                 "task.context_tokens=4", "task.target_tokens=4", "--task-metrics"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no task metrics" in err[0]

@@ -25,6 +25,8 @@ EVAL_EXAMPLES = """examples:
   softeval eval --prompt runs/mine task.num_eval=64                 # KEY=VALUE overrides, as in train
   softeval eval --prompt imported.safetensors --config runs/mine/config.json   # a task from a config file
   softeval eval --prompt none --task repetition --repeat-text " hello"          # the plain model (n = 0)
+  softeval eval --prompt sweep/cells/n16_s0 --config sweep/cells/n16_s0/config.json --task-metrics
+                                                          # chess / pathfinding: legal moves, Elo check, validity
 """
 GENERATE_EXAMPLES = """examples:
   softeval generate --prompt runs/mine --text "Country: Italy\\nCapital:"
@@ -55,6 +57,9 @@ def register(sub) -> None:
     e.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     e.add_argument("--allow-mismatch", action="store_true", help="use the prompt even if model/task differ")
     e.add_argument("--json", action="store_true", help="print JSON")
+    e.add_argument("--task-metrics", dest="task_metrics", action="store_true",
+                   help="also compute the task's own metrics on the held-out split (chess: legal moves and the "
+                        "Elo check; pathfinding: validity and extra moves); slower, as it generates")
     add_config_flags(e)
     e.set_defaults(handler=cmd_eval)
 
@@ -208,6 +213,7 @@ def eval_task_config(args: argparse.Namespace, meta) -> tuple[object, bool, str 
 
 
 def cmd_eval(args) -> int:
+    from softeval.distance import task_metrics
     from softeval.evaluate import evaluate_prompt
     from softeval.prompt import load_prompt
     from softeval.tasks import build_task
@@ -227,12 +233,21 @@ def cmd_eval(args) -> int:
     examples = task.train + task.eval if whole_file else task.eval
     result = evaluate_prompt(lm.model, prompt, examples, bos_id=lm.info.bos_token_id, pad_id=lm.info.pad_token_id,
                              placement=placement, batch_size=args.batch_size, precision=args.precision)
+    metrics, by_condition = {}, []
+    if args.task_metrics:
+        if task.metrics is None:
+            raise ConfigError(f"task {task.spec.get('task')!r} has no task metrics beyond loss and token accuracy; "
+                              "drop --task-metrics")
+        metrics, by_condition = task_metrics(task, lm, prompt, placement)
     if args.json:
         print(json.dumps({**result.to_dict(), "num_examples": len(examples), "task": task.spec,
-                          "prompt_task": meta.task_spec.get("task") if meta else None}))
+                          "prompt_task": meta.task_spec.get("task") if meta else None,
+                          **({"task_metrics": metrics, "condition_metrics": by_condition} if args.task_metrics else {})}))
     else:
         print(f"loss {result.loss:.4f} nats/token, token accuracy {result.token_accuracy:.3f} "
               f"over {result.num_targets} target tokens ({len(examples)} examples)")
+        for name, value in metrics.items():
+            print(f"  {name:<48} {value:.6g}")
     return 0
 
 

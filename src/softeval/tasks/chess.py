@@ -45,6 +45,7 @@ Metrics (see `make_metrics`):
                            half. For high-Elo games the effect is loss(low condition) − loss(high
                            condition), for low-Elo games the reverse: positive = the matching
                            condition fits better (0 for the plain model, which ignores conditions).
+                           `_lo90` / `_hi90`: a 90 % paired bootstrap interval over the half's games.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
+
+import numpy as np
 
 from softeval.batching import IGNORE, Example
 from softeval.errors import ConfigError, DataError
@@ -393,11 +396,14 @@ def make_metrics(opts: ChessOptions, tokenizer, stats: Counter):
     return metrics
 
 
-def elo_condition_check(lm, prompt, examples: list[Example], placement: str) -> dict:
+def elo_condition_check(lm, prompt, examples: list[Example], placement: str, *, bootstrap_samples: int = 1000,
+                        seed: int = 0) -> dict:
     """Score every held-out game under the high half's and the low half's mean condition (see the module doc).
 
     The halves split the games at the median of the players' average Elo; the probe condition of a
     half is the mean of its games' conditions, so it stays inside the range the prompt was trained on.
+    Each effect comes with a 90 % paired bootstrap interval over the half's games: on a few dozen
+    games an effect of a few thousandths of a nat can be noise, and the interval says whether it is.
     """
     from softeval.evaluate import evaluate_prompt
 
@@ -413,23 +419,32 @@ def elo_condition_check(lm, prompt, examples: list[Example], placement: str) -> 
     mean_condition = lambda idx: [sum(examples[i].condition[d] for i in idx) / len(idx)  # noqa: E731
                                   for d in range(dim)]
 
-    def loss_under(condition: list[float], idx: list[int]) -> float:
+    def game_nats(condition: list[float], idx: list[int]) -> np.ndarray:
+        """Summed nats of each game in `idx` when scored under `condition`."""
         chunk = [replace(examples[i], condition=list(condition)) for i in idx]
-        return evaluate_prompt(lm.model, prompt, chunk, bos_id=lm.info.bos_token_id, pad_id=lm.info.pad_token_id,
-                               placement=placement).loss
+        result = evaluate_prompt(lm.model, prompt, chunk, bos_id=lm.info.bos_token_id,
+                                 pad_id=lm.info.pad_token_id, placement=placement)
+        return np.array(result.example_losses) * np.array([ex.num_targets for ex in chunk])
 
+    rng = np.random.default_rng(seed)
+    out = {"elo_check_median_elo": median,
+           "elo_check_high_half_mean_elo": sum(average[i] for i in high) / len(high),
+           "elo_check_low_half_mean_elo": sum(average[i] for i in low) / len(low)}
     high_cond, low_cond = mean_condition(high), mean_condition(low)
-    high_games = {"high": loss_under(high_cond, high), "low": loss_under(low_cond, high)}
-    low_games = {"high": loss_under(high_cond, low), "low": loss_under(low_cond, low)}
-    return {
-        "elo_check_median_elo": median,
-        "elo_check_high_games_loss_high_condition": high_games["high"],
-        "elo_check_high_games_loss_low_condition": high_games["low"],
-        "elo_check_low_games_loss_high_condition": low_games["high"],
-        "elo_check_low_games_loss_low_condition": low_games["low"],
-        "elo_effect_high_games": high_games["low"] - high_games["high"],
-        "elo_effect_low_games": low_games["high"] - low_games["low"],
-    }
+    for half, idx, matching, other in (("high", high, high_cond, low_cond), ("low", low, low_cond, high_cond)):
+        tokens = np.array([examples[i].num_targets for i in idx], dtype=float)
+        nats_matching, nats_other = game_nats(matching, idx), game_nats(other, idx)
+        out[f"elo_check_{half}_games_loss_high_condition"] = float(
+            (nats_matching if half == "high" else nats_other).sum() / tokens.sum())
+        out[f"elo_check_{half}_games_loss_low_condition"] = float(
+            (nats_other if half == "high" else nats_matching).sum() / tokens.sum())
+        gain = nats_other - nats_matching  # per game: how much the matching condition saves
+        out[f"elo_effect_{half}_games"] = float(gain.sum() / tokens.sum())
+        draws = rng.integers(0, len(idx), size=(bootstrap_samples, len(idx)))
+        effects = gain[draws].sum(axis=1) / tokens[draws].sum(axis=1)
+        lo, hi = np.percentile(effects, [5, 95])
+        out[f"elo_effect_{half}_games_lo90"], out[f"elo_effect_{half}_games_hi90"] = float(lo), float(hi)
+    return out
 
 
 def _by_elo(examples, result, picks, legal, opts: ChessOptions) -> list[dict]:
