@@ -18,10 +18,10 @@ MODELS=(smollm2-135m-instruct gemma3-270m)
 experiments() {
   for m in "${MODELS[@]}"; do echo "rep_pee_${m%%-*}"; echo "rep_meowster_${m%%-*}"; done
   for k in 1 2 4 8; do echo "skip_k${k}_smollm2"; done
-  echo chess_smollm2; echo pathfinding_smollm2
+  echo chess_smollm2; echo chess_elo_check_smollm2; echo pathfinding_smollm2
   echo stability_rep_meowster_smollm2
   for t in arc_easy arc_challenge commonsense_qa mmlu gsm8k; do echo "bench_$t"; done
-  echo chess_gemma3; echo pathfinding_gemma3
+  echo chess_gemma3; echo chess_elo_check_gemma3; echo pathfinding_gemma3
   for k in 1 2 4 8; do echo "skip_k${k}_gemma3"; done
 }
 
@@ -41,6 +41,7 @@ run() {
     skip_k*)        local k=${name#skip_k}; k=${k%%_*}
                     "$SOFTEVAL" distance --config configs/results/skip.yaml --model "$model" --skip "$k" \
                         --out "results/skip/k${k}_$model" ;;
+    chess_elo_check_*) elo_check "results/chess/$model" ;;
     chess_*)        "$SOFTEVAL" distance --config configs/results/chess.yaml --model "$model" \
                         --data "$DATA/chess/lichess_magnus" --out "results/chess/$model" ;;
     pathfinding_*)  "$SOFTEVAL" distance --config configs/results/pathfinding.yaml --model "$model" \
@@ -52,6 +53,18 @@ run() {
                         --out "results/bench/${name#bench_}" ;;
     *) echo "unknown experiment '$name' (bash scripts/reproduce.sh --list)" >&2; return 2 ;;
   esac
+}
+
+elo_check() {  # the Elo check with its bootstrap interval, for cells trained before the sweep recorded one
+  local sweep=$1 cell name
+  mkdir -p "$sweep/elo_check"
+  for cell in "$sweep"/cells/*/; do
+    name=$(basename "$cell")
+    [[ -f "$cell/prompt.safetensors" && ! -f "$sweep/elo_check/$name.json" ]] || continue
+    grep -q elo_effect_high_games_lo90 "$cell/cell.json" 2>/dev/null && continue  # the sweep recorded it
+    "$SOFTEVAL" -q eval --prompt "$cell" --config "$cell/config.json" --data "$DATA/chess/lichess_magnus" \
+        --task-metrics --json > "$sweep/elo_check/$name.json.tmp" && mv "$sweep/elo_check/$name.json.tmp" "$sweep/elo_check/$name.json"
+  done
 }
 
 if [[ "${1:-}" == "--list" ]]; then experiments; exit 0; fi

@@ -119,6 +119,40 @@ def condition_table(res: dict) -> str:
     return "\n".join(["| n | requested extra → measured extra (valid-move rate) |", "|---|---|", *rows])
 
 
+def elo_table(res: dict, folder: Path) -> str:
+    """The Elo check per trained cell, with its 90 % bootstrap interval over games.
+
+    Cells trained before the interval existed carry the effect alone; their check is recomputed with
+    `softeval eval --task-metrics --json` into FOLDER/elo_check/<cell>.json (scripts/reproduce.sh
+    chess_elo_check_*), and read from there.
+    """
+    rows = []
+    for cell in sorted(res["cells"], key=lambda c: (c["n"], c.get("seed", 0))):
+        m = cell.get("task_metrics") or {}
+        recomputed = folder / "elo_check" / f"{cell['name']}.json"
+        if "elo_effect_high_games_lo90" not in m and recomputed.is_file():
+            m = json.loads(recomputed.read_text()).get("task_metrics") or {}
+        if "elo_effect_high_games" not in m:
+            continue
+
+        def effect(half: str) -> str:
+            lo, hi = m.get(f"elo_effect_{half}_games_lo90"), m.get(f"elo_effect_{half}_games_hi90")
+            shown = f"{m[f'elo_effect_{half}_games']:+.4f}"
+            if lo is None:
+                return shown
+            verdict = "right way" if lo > 0 else "wrong way" if hi < 0 else "spans 0"
+            return f"{shown} [{lo:+.4f}, {hi:+.4f}] {verdict}"
+
+        halves = (f"{m['elo_check_low_half_mean_elo']:.0f} / {m['elo_check_high_half_mean_elo']:.0f}"
+                  if "elo_check_high_half_mean_elo" in m else "—")
+        rows.append(f"| {cell['name']} | {m['elo_check_median_elo']:.0f} | {halves} | {effect('high')} | "
+                    f"{effect('low')} |")
+    if not rows:
+        return ""
+    return "\n".join(["| cell | median Elo | probe Elo, low / high half | effect on high-Elo games [90 % CI] | "
+                      "effect on low-Elo games [90 % CI] |", "|---|---|---|---|---|", *rows])
+
+
 def skip_table(sweeps: dict[int, dict]) -> str:
     """Loss per n (rows) and k (columns), and whether it rises with k at every n."""
     ks = sorted(sweeps)
@@ -131,6 +165,88 @@ def skip_table(sweeps: dict[int, dict]) -> str:
         rises = "—" if len(known) < 2 else ("yes" if all(a < b for a, b in zip(known, known[1:])) else "no")
         lines.append(f"| {n} | " + " | ".join(mean_std(r) if r else "—" for r in rows) + f" | {rises} |")
     return "\n".join(lines)
+
+
+BENCH_COLUMNS = [("format", "format_rate"), ("strict acc", "strict_acc"), ("lenient acc", "lenient_acc"),
+                 ("letters, ll", "ll_letters_acc"), ("cloze, ll", "ll_cloze_acc")]
+
+
+def pct(m: dict, key: str) -> str:
+    """A bench metric in %, ± the spread over tuning seeds (soft) or one run's standard error (zero, few)."""
+    v = m.get(key)
+    if v is None:
+        return "—"
+    spread = m.get(f"{key}_seed_std", m.get(f"{key}_stderr"))
+    return f"{100 * v:.1f}" + ("" if spread is None else f" ± {100 * spread:.1f}")
+
+
+def leaderboard(rows: list[dict]) -> str:
+    """'a 41.0 > b 30.5', with '=' between models that share a rank."""
+    text = ""
+    for i, r in enumerate(rows):
+        if i:
+            text += " = " if r["rank"] == rows[i - 1]["rank"] else " > "
+        text += r["model"] + ("" if r.get("score") is None else f" {100 * r['score']:.1f}")
+    return text or "—"
+
+
+def bench_tables(doc: dict) -> str:
+    """Per task: every model × mode with each formulation, the format ordering, the curve and the rankings."""
+    from softeval.bench.scoring import named_by_formulation
+
+    out = []
+    results, curves, rankings = doc.get("results") or {}, doc.get("curves") or {}, doc.get("rankings") or {}
+    tasks = sorted({t for per_model in results.values() for t in per_model})
+    for task in tasks:
+        models = sorted(m for m in results if task in results[m])
+        modes = [mode for mode in ("zero", "few", "soft") if any(mode in results[m][task] for m in models)]
+        some = named_by_formulation(results[models[0]][task][modes[0]])
+        lines = [f"#### {task}: {some.get('format_rate_n', '?')} items", "",
+                 "| model | mode | " + " | ".join(c for c, _ in BENCH_COLUMNS) + " | best (formulation) |",
+                 "|" + "---|" * (len(BENCH_COLUMNS) + 3)]
+        for model in models:
+            for mode in modes:
+                m = results[model][task].get(mode)
+                if m is None:
+                    continue
+                m = named_by_formulation(m)
+                seeds = f" ({len(m['seeds'])} seeds)" if m.get("seeds") else ""
+                best = pct(m, "best_acc") + (f" ({m['best_formulation']})" if m.get("best_formulation") else "")
+                lines.append(f"| {model} | {mode}{seeds} | " + " | ".join(pct(m, k) for _, k in BENCH_COLUMNS)
+                             + f" | {best} |")
+        lines += ["", "± : standard error of one run (zero, few) or the spread over tuning seeds (soft)."]
+        # The benchmark paper's claim: format-following soft ≥ few ≥ zero.
+        for model in models:
+            rates = {mode: (results[model][task].get(mode) or {}).get("format_rate") for mode in modes}
+            if None in rates.values() or set(rates) != {"zero", "few", "soft"}:
+                continue
+            holds = rates["soft"] >= rates["few"] >= rates["zero"]
+            lines.append(f"- {model}: format-following zero {100 * rates['zero']:.1f} %, few "
+                         f"{100 * rates['few']:.1f} %, soft {100 * rates['soft']:.1f} %: soft ≥ few ≥ zero "
+                         f"{'holds' if holds else 'does not hold'}")
+        steps = sorted({p["step"] for m in models for p in (curves.get(m) or {}).get(task, [])})
+        if steps:
+            lines += ["", "Format-saturation curve: format-following (strict accuracy) in % after each tuning step",
+                      "", "| model | " + " | ".join(f"step {s}" for s in steps) + " |", "|" + "---|" * (len(steps) + 1)]
+            for model in models:
+                by_step = {p["step"]: p for p in (curves.get(model) or {}).get(task, [])}
+                lines.append(f"| {model} | " + " | ".join(
+                    f"{100 * by_step[s]['format_rate']:.1f} ({100 * by_step[s]['strict_acc']:.1f})"
+                    if s in by_step else "—" for s in steps) + " |")
+        ranked = rankings.get(task) or {}
+        if ranked:
+            lines += ["", "Knowledge rankings (best first) per mode, and whether the modes agree", "",
+                      "| metric (formulation) | " + " | ".join(modes) + " | same order in every mode |",
+                      "|" + "---|" * (len(modes) + 2)]
+            for metric_name, entry in ranked.items():
+                boards = entry.get("leaderboards") or {}
+                orders = {mode: [r["model"] for r in boards.get(mode, [])] for mode in modes}
+                cells = [leaderboard(boards.get(mode, [])) for mode in modes]
+                agree = "yes" if len({tuple(o) for o in orders.values() if o}) == 1 else "no"
+                lines.append(f"| {metric_name} ({entry.get('formulation', '?')}) | " + " | ".join(cells)
+                             + f" | {agree} |")
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
 
 
 def stability_table(summary: dict, folder: Path) -> str:
@@ -175,11 +291,12 @@ def main(argv: list[str]) -> None:
     def holding(marker: str) -> list[Path]:  # the folders under base (base included) that hold `marker`
         return sorted({p.parent for b in base for p in b.rglob(marker)})
 
+    benches = [f for f in holding("results.json") if (f / "units").is_dir()]
     grids = holding("stability.json")
     # a grid's sweeps are summarised by its table, not one by one
     folders = [f for f in holding("eval_set.json") if not any(f.is_relative_to(g) for g in grids)]
-    if not grids and not folders:
-        raise SystemExit(f"results_tables: no distance sweep or stability grid under {', '.join(map(str, base))}")
+    if not grids and not folders and not benches:
+        raise SystemExit(f"results_tables: no distance sweep, stability grid or bench run under {', '.join(map(str, base))}")
     for grid in grids:
         try:
             summary = json.loads((grid / "stability.json").read_text())
@@ -200,7 +317,17 @@ def main(argv: list[str]) -> None:
         print(loss_table(res, folder, extra))
         if task == "pathfinding":
             print("\n" + condition_table(res))
+        if task == "chess" and (table := elo_table(res, folder)):
+            print("\nElo check (effect in nats per move token; positive = the matching condition fits better)\n")
+            print(table)
         print()
+    for bench in benches:
+        from softeval.compare import load_run
+
+        run = load_run(bench)
+        if run["kind"] == "bench":
+            print(f"### {shown_path(bench)} (bench)\n")
+            print(bench_tables(run["results"]) + "\n")
     for model, sweeps in skips.items():
         print(f"### skip-k, {model}: loss by n and k\n")
         print(skip_table(sweeps) + "\n")

@@ -86,7 +86,7 @@ def test_a_wrong_folder_is_one_line_and_exit_1(tmp_path):
     import sys
 
     script = str(ROOT / "scripts" / "results_tables.py")
-    for arg, says in ((tmp_path / "nope", "no such folder"), (tmp_path, "no distance sweep or stability grid")):
+    for arg, says in ((tmp_path / "nope", "no such folder"), (tmp_path, "no distance sweep, stability grid or bench run")):
         r = subprocess.run([sys.executable, script, str(arg)], capture_output=True, text=True)
         assert r.returncode == 1 and r.stderr.strip().startswith(f"results_tables: {says}"), r.stderr
         assert "Traceback" not in r.stderr
@@ -94,3 +94,70 @@ def test_a_wrong_folder_is_one_line_and_exit_1(tmp_path):
     (tmp_path / "grid" / "stability.json").write_text("{not json")
     r = subprocess.run([sys.executable, script, str(tmp_path / "grid")], capture_output=True, text=True)
     assert r.returncode == 1 and "is not valid JSON" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "bench" / "units").mkdir(parents=True)
+    (tmp_path / "bench" / "results.json").write_text("{not json")
+    r = subprocess.run([sys.executable, script, str(tmp_path / "bench")], capture_output=True, text=True)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+def _bench_row(fmt, acc, cloze, seeds=None):
+    row = {"format_rate": fmt, "format_rate_stderr": 0.01, "format_rate_n": 200, "strict_acc": acc,
+           "strict_acc_stderr": 0.02, "ll_cloze_acc": cloze, "ll_cloze_acc_stderr": 0.03,
+           "best_acc": max(acc, cloze), "best_acc_stderr": 0.03, "best_formulation": "cloze" if cloze > acc else "letters"}
+    if seeds:
+        row |= {"seeds": seeds, "format_rate_seed_std": 0.05}
+    return row
+
+
+def test_bench_tables_say_where_the_format_ordering_holds_and_whether_rankings_agree(tmp_path, capsys):
+    import json
+
+    board = lambda *ranked: [{"rank": r, "model": m, "score": s} for r, m, s in ranked]  # noqa: E731
+    doc = {"config": {"models": ["a", "b"]},
+           "results": {"a": {"quiz": {"zero": _bench_row(0.10, 0.05, 0.50), "few": _bench_row(0.90, 0.30, 0.52),
+                                      "soft": _bench_row(0.99, 0.35, 0.51, seeds=[0, 1, 2])}},
+                       "b": {"quiz": {"zero": _bench_row(0.60, 0.25, 0.40), "few": _bench_row(0.95, 0.30, 0.41),
+                                      "soft": _bench_row(0.80, 0.28, 0.42, seeds=[0, 1, 2])}}},
+           "curves": {"a": {"quiz": [{"step": 0, "format_rate": 0.1, "strict_acc": 0.05},
+                                     {"step": 10, "format_rate": 0.97, "strict_acc": 0.3}]}},
+           "rankings": {"quiz": {
+               "strict_acc": {"formulation": "letters", "leaderboards": {
+                   "zero": board((1, "b", 0.25), (2, "a", 0.05)), "few": board((1, "a", 0.30), (1, "b", 0.30)),
+                   "soft": board((1, "a", 0.35), (2, "b", 0.28))}},
+               "ll_cloze_acc": {"formulation": "cloze", "leaderboards": {
+                   m: board((1, "a", 0.5), (2, "b", 0.4)) for m in ("zero", "few", "soft")}}}}}
+    folder = tmp_path / "bench" / "quiz"
+    (folder / "units").mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps(doc))
+
+    _tables().main([str(tmp_path / "bench")])
+    out = capsys.readouterr().out
+    assert "| a | soft (3 seeds) | 99.0 ± 5.0 | 35.0 ± 2.0 |" in out  # soft: ± the spread over seeds
+    assert "| a | zero | 10.0 ± 1.0 | 5.0 ± 2.0 |" in out and "50.0 ± 3.0 (cloze)" in out
+    assert "- a: format-following zero 10.0 %, few 90.0 %, soft 99.0 %: soft ≥ few ≥ zero holds" in out
+    assert "- b: format-following zero 60.0 %, few 95.0 %, soft 80.0 %: soft ≥ few ≥ zero does not hold" in out
+    assert "| a | 10.0 (5.0) | 97.0 (30.0) |" in out and "| b | — | — |" in out
+    assert "| strict_acc (letters) | b 25.0 > a 5.0 | a 30.0 = b 30.0 | a 35.0 > b 28.0 | no |" in out
+    assert "| ll_cloze_acc (cloze) | a 50.0 > b 40.0 | a 50.0 > b 40.0 | a 50.0 > b 40.0 | yes |" in out
+
+
+def test_elo_table_reads_the_interval_from_the_cell_or_its_recomputed_check(tmp_path):
+    import json
+
+    base = {"elo_check_median_elo": 2780.0, "elo_effect_high_games": 0.004, "elo_effect_low_games": -0.001}
+    interval = {"elo_effect_high_games_lo90": 0.0001, "elo_effect_high_games_hi90": 0.008,
+                "elo_effect_low_games_lo90": -0.005, "elo_effect_low_games_hi90": 0.004,
+                "elo_check_low_half_mean_elo": 2735.0, "elo_check_high_half_mean_elo": 2846.0}
+    res = {"cells": [{"name": "n0", "n": 0, "seed": 0, "task_metrics": {"loss_per_move_token": 3.0}},
+                     {"name": "n4_s0", "n": 4, "seed": 0, "task_metrics": base | interval},
+                     {"name": "n16_s0", "n": 16, "seed": 0, "task_metrics": dict(base)},
+                     {"name": "n64_s0", "n": 64, "seed": 0, "task_metrics": dict(base)}]}
+    (tmp_path / "elo_check").mkdir()
+    (tmp_path / "elo_check" / "n16_s0.json").write_text(json.dumps({"task_metrics": base | interval | {
+        "elo_effect_low_games_lo90": -0.009, "elo_effect_low_games_hi90": -0.002}}))
+    table = _tables().elo_table(res, tmp_path).splitlines()
+    assert len(table) == 5  # header, rule, three trained cells; n = 0 has no check
+    assert table[2] == ("| n4_s0 | 2780 | 2735 / 2846 | +0.0040 [+0.0001, +0.0080] right way | "
+                        "-0.0010 [-0.0050, +0.0040] spans 0 |")
+    assert table[3].startswith("| n16_s0 |") and table[3].endswith("[-0.0090, -0.0020] wrong way |")
+    assert table[4] == "| n64_s0 | 2780 | — | +0.0040 | -0.0010 |"  # no interval anywhere: the effect alone
