@@ -122,15 +122,15 @@ def condition_table(res: dict) -> str:
 def elo_table(res: dict, folder: Path) -> str:
     """The Elo check per trained cell, with its 90 % bootstrap interval over games.
 
-    Cells trained before the interval existed carry the effect alone; their check is recomputed with
-    `softeval eval --task-metrics --json` into FOLDER/elo_check/<cell>.json (scripts/reproduce.sh
-    chess_elo_check_*), and read from there.
+    Read from FOLDER/elo_check/<cell>.json where scripts/reproduce.sh chess_elo_check_* wrote it
+    (`softeval eval --task-metrics --json` on fp32 weights, so bf16 rounding does not blur effects of a
+    few thousandths of a nat), else from the cell itself (older cells carry the effect alone).
     """
     rows = []
     for cell in sorted(res["cells"], key=lambda c: (c["n"], c.get("seed", 0))):
         m = cell.get("task_metrics") or {}
         recomputed = folder / "elo_check" / f"{cell['name']}.json"
-        if "elo_effect_high_games_lo90" not in m and recomputed.is_file():
+        if recomputed.is_file():
             m = json.loads(recomputed.read_text()).get("task_metrics") or {}
         if "elo_effect_high_games" not in m:
             continue
