@@ -167,6 +167,10 @@ def plot_task_metric(results: dict, name: str) -> bytes | None:
             ns.append(row["n"])
             means.append(m["mean"])
             stds.append(m["std"] or 0.0)
+    # A value that does not move with n (games read, a baseline, a median of the data) is a fact about the
+    # data, shown in the tables; a plot of it, or of one point, only buries the plots that say something.
+    if len(ns) < 2 or max(means) - min(means) <= 1e-12 * max(1.0, abs(means[0])):
+        return None
     return _plot_vs_n(results, ns, means, stds, name, f"{name} vs prompt length")
 
 
@@ -427,6 +431,9 @@ def write_report(sweep_dir: Path, out_dir: Path | None = None) -> Path:
     images = build_images(sweep)
     for name, png in images.items():
         atomic_write_bytes(out_dir / f"{name}.png", png)
+    for stale in [*out_dir.glob("metric_*.png"), *out_dir.glob("condition_*.png")]:
+        if stale.stem not in images:  # a plot an earlier report drew and this one does not: not this sweep's now
+            stale.unlink()
     path = out_dir / "index.html"
     atomic_write_text(path, render_html(sweep, images))
     logger.info("wrote %s", path)

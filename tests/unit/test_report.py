@@ -82,7 +82,20 @@ def test_task_and_condition_metrics_get_plots(sweep_dir, tmp_path):
     for cell in sweep["results"]["cells"]:
         cell["condition_metrics"] = [{"condition": [c, 2 * c], "legal_rate": c + cell["n"]} for c in (0.0, 0.5)]
     for row in sweep["results"]["per_n"]:
-        row["task_metrics"] = {"legal_rate": {"mean": 0.5 + row["n"], "std": 0.1}}
+        row["task_metrics"] = {"legal_rate": {"mean": 0.5 + row["n"], "std": 0.1},
+                               "games_read": {"mean": 560.0, "std": 0.0},  # the same at every n: the data's
+                               "elo_effect": {"mean": 0.1, "std": None} if row["n"] == 1 else {"mean": None}}
     images = build_images(sweep)
     assert images["metric_legal_rate"].startswith(PNG_MAGIC)
+    assert "metric_games_read" not in images and "metric_elo_effect" not in images  # flat, or a single point
     assert images["condition_legal_rate"].startswith(PNG_MAGIC)
+
+
+def test_a_new_report_removes_the_plots_it_no_longer_draws(sweep_dir, tmp_path):
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "metric_gone.png").write_bytes(PNG_MAGIC)  # drawn by an earlier report of this folder
+    (out / "notes.png").write_bytes(PNG_MAGIC)  # not a name the report owns: left alone
+    write_report(sweep_dir, out)
+    assert not (out / "metric_gone.png").exists() and (out / "notes.png").exists()
+    assert (out / "loss_vs_n.png").exists()
