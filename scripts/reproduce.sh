@@ -56,7 +56,7 @@ run() {
 }
 
 # The Elo check of every trained cell, with its bootstrap interval, scored on fp32 weights: the effects are a
-# few thousandths of a nat, and two bf16 evaluations of one prompt in different batch shapes differ by ~0.001.
+# few thousandths of a nat, and scoring one prompt on bf16 rather than fp32 weights moves them by as much.
 elo_check() {
   local sweep=$1 cell name
   mkdir -p "$sweep/elo_check"
