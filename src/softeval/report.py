@@ -135,12 +135,27 @@ def plot_loss(results: dict) -> bytes | None:
     ref = results.get("reference")
     if ref:
         ax.axhline(ref["loss"], color="C1", linestyle="-.", label=f"reference {ref['model']}")
+    baselines = task_baselines(results)
+    for i, (name, value) in enumerate(sorted(baselines.items())):
+        ax.axhline(value, color=f"{0.35 + 0.2 * i:g}", linestyle=(0, (4, 2)), label=f"{name} (task baseline)")
     _n_axis(ax, results["tokens"])
-    _maybe_log_y(ax, means + [c["loss"] for c in cells] + ([ref["loss"]] if ref else []))
+    _maybe_log_y(ax, means + [c["loss"] for c in cells] + ([ref["loss"]] if ref else []) + list(baselines.values()))
     ax.set_ylabel("held-out loss (nats/token)")
     ax.set_title("Loss vs prompt length")
     ax.legend(fontsize=7)
     return _png(fig)
+
+
+def task_baselines(results: dict) -> dict[str, float]:
+    """A task's own loss baselines (metrics named *baseline_loss, e.g. chess's random legal move): fixed by the
+    data, the same at every n, and in the held-out loss's unit, so they belong on the loss plot."""
+    out = {}
+    for name in {k for row in results["per_n"] for k in row["task_metrics"] if k.endswith("baseline_loss")}:
+        values = {row["task_metrics"][name]["mean"] for row in results["per_n"]
+                  if row["task_metrics"].get(name, {}).get("mean") is not None}
+        if len(values) == 1:
+            out[name] = values.pop()
+    return out
 
 
 def _plot_vs_n(results: dict, ns: list, means: list, stds: list, ylabel: str, title: str) -> bytes | None:

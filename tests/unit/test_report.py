@@ -91,6 +91,17 @@ def test_task_and_condition_metrics_get_plots(sweep_dir, tmp_path):
     assert images["condition_legal_rate"].startswith(PNG_MAGIC)
 
 
+def test_a_task_baseline_loss_is_drawn_when_it_is_the_same_at_every_n(sweep_dir):
+    from softeval.report import load_sweep, task_baselines
+
+    res = load_sweep(sweep_dir)["results"]
+    for row in res["per_n"]:
+        row["task_metrics"] = {"random_legal_baseline_loss": {"mean": 1.3, "std": 0.0},
+                               "other_baseline_loss": {"mean": 1.0 + row["n"], "std": 0.0},  # moves with n
+                               "legal_rate": {"mean": 0.5, "std": 0.0}}
+    assert task_baselines(res) == {"random_legal_baseline_loss": 1.3}
+
+
 def test_a_new_report_removes_the_plots_it_no_longer_draws(sweep_dir, tmp_path):
     out = tmp_path / "report"
     out.mkdir()
