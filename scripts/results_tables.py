@@ -241,7 +241,10 @@ def bench_tables(doc: dict) -> str:
                 boards = entry.get("leaderboards") or {}
                 orders = {mode: [r["model"] for r in boards.get(mode, [])] for mode in modes}
                 cells = [leaderboard(boards.get(mode, [])) for mode in modes]
-                agree = "yes" if len({tuple(o) for o in orders.values() if o}) == 1 else "no"
+                if max((len(o) for o in orders.values()), default=0) < 2:
+                    agree = "— (one model)"  # nothing to order
+                else:
+                    agree = "yes" if len({tuple(o) for o in orders.values() if o}) == 1 else "no"
                 lines.append(f"| {metric_name} ({entry.get('formulation', '?')}) | " + " | ".join(cells)
                              + f" | {agree} |")
         out.append("\n".join(lines))

@@ -139,6 +139,10 @@ def test_bench_tables_say_where_the_format_ordering_holds_and_whether_rankings_a
     assert "| a | 10.0 (5.0) | 97.0 (30.0) |" in out and "| b | — | — |" in out
     assert "| strict_acc (letters) | b 25.0 > a 5.0 | a 30.0 = b 30.0 | a 35.0 > b 28.0 | no |" in out
     assert "| ll_cloze_acc (cloze) | a 50.0 > b 40.0 | a 50.0 > b 40.0 | a 50.0 > b 40.0 | yes |" in out
+    tables = _tables()
+    only_a = {**doc, "rankings": {"quiz": {"strict_acc": {"formulation": "letters", "leaderboards": {
+        m: board((1, "a", 0.3)) for m in ("zero", "few", "soft")}}}}}
+    assert "| a 30.0 | a 30.0 | a 30.0 | — (one model) |" in tables.bench_tables(only_a)  # not a vacuous "yes"
 
 
 def test_elo_table_reads_the_interval_from_the_cell_or_its_recomputed_check(tmp_path):
