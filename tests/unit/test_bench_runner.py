@@ -159,3 +159,29 @@ def test_undefined_metrics_are_none_not_nan():
     assert (m["lenient_acc"], m["lenient_acc_stderr"]) == (0.5, 0.5)
     assert (m["ll_cloze_acc"], m["ll_cloze_acc_stderr"]) == (1.0, None)  # one item: no spread to estimate
     _strict_load(json.dumps(m))
+
+
+def test_a_summary_written_while_a_run_is_going_does_not_leave_config_and_results_disagreeing(
+        tiny_model_dir, tmp_path, monkeypatch):
+    """`softeval bench --model A` over the finished model rewrites config.json while the two-model run is still
+    going; that run's save writes config.json again, so it and results.json describe the same run."""
+    import shutil
+
+    from softeval.bench import runner
+
+    other = tmp_path / "other-model"
+    shutil.copytree(tiny_model_dir, other)
+    spec = _quiz(tmp_path / "quiz")
+    both = _cfg(tiny_model_dir, spec, tmp_path / "out", models=[str(tiny_model_dir), str(other)])
+    collect = runner.collect_results
+
+    def summary_meanwhile(out, cfg, tasks):  # the one-model summary lands between the run's start and its save
+        monkeypatch.setattr(runner, "collect_results", collect)
+        run(replace(both, models=[str(tiny_model_dir)]))
+        return collect(out, cfg, tasks)
+
+    monkeypatch.setattr(runner, "collect_results", summary_meanwhile)
+    run(both)
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["models"] == [str(tiny_model_dir), str(other)]
+    assert config == json.loads((tmp_path / "out" / "results.json").read_text())["config"]

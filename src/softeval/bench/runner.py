@@ -440,6 +440,9 @@ def run(cfg: BenchConfig) -> BenchResult:
     doc = {"results": results, "curves": curves, "rankings": rankings, "data": data_info, "config": to_dict(cfg),
            "versions": {"softeval": __version__, "lm_eval": lm_eval.__version__, "torch": torch.__version__,
                         "transformers": transformers.__version__}}
+    # config.json again beside results.json: a run over part of the models (a summary of the finished ones)
+    # may have rewritten it meanwhile, and the two files must describe the same run.
+    atomic_write_json(out / "config.json", doc["config"])
     atomic_write_json(out / "results.json", doc)
     from softeval.bench.report import write_report
 
