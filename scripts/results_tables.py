@@ -323,9 +323,9 @@ def main(argv: list[str]) -> None:
             print("\nElo check (effect in nats per move token; positive = the matching condition fits better)\n")
             print(table)
         print()
-    for bench in benches:
-        from softeval.compare import load_run
+    from softeval.compare import load_run
 
+    for bench in benches:
         run = load_run(bench)
         if run["kind"] == "bench":
             print(f"### {shown_path(bench)} (bench)\n")

@@ -50,13 +50,13 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator: tor
     return torch.multinomial(probs / probs.sum(-1, keepdim=True), 1, generator=generator).squeeze(-1)
 
 
-@torch.no_grad()
 def has_input(context: list[int], prompt: nn.Module | None, bos_id: int | None) -> bool:
     """Whether a row gives the model anything to continue from: context tokens, soft tokens or a BOS.
     (An empty context, context_tokens 0, on a BOS-less tokenizer such as SmolLM2's, has none at n = 0.)"""
     return bool(context) or (prompt is not None and prompt.num_virtual_tokens > 0) or bos_id is not None
 
 
+@torch.no_grad()
 def generate_ids(model: nn.Module, prompt: nn.Module | None, contexts: list[list[int]], *, bos_id: int | None,
                  pad_id: int, eos_id: int | None = None, placement: str = "after_bos", max_new_tokens: int = 32,
                  temperature: float = 0.0, top_p: float = 1.0, seed: int = 0, use_cache: bool = True,

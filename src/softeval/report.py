@@ -151,11 +151,27 @@ def task_baselines(results: dict) -> dict[str, float]:
     data, the same at every n, and in the held-out loss's unit, so they belong on the loss plot."""
     out = {}
     for name in {k for row in results["per_n"] for k in row["task_metrics"] if k.endswith("baseline_loss")}:
-        values = {row["task_metrics"][name]["mean"] for row in results["per_n"]
-                  if row["task_metrics"].get(name, {}).get("mean") is not None}
-        if len(values) == 1:
-            out[name] = values.pop()
+        _, means, _ = _task_metric_rows(results, name)
+        if means and _flat(means):
+            out[name] = means[0]
     return out
+
+
+def _task_metric_rows(results: dict, name: str) -> tuple[list, list, list]:
+    """(n, mean, std) of one task metric, for the n that measured it."""
+    ns, means, stds = [], [], []
+    for row in results["per_n"]:
+        m = row["task_metrics"].get(name)
+        if m and m["mean"] is not None:
+            ns.append(row["n"])
+            means.append(m["mean"])
+            stds.append(m["std"] or 0.0)
+    return ns, means, stds
+
+
+def _flat(values: list[float]) -> bool:
+    """The same value at every n: a fact about the data, not something the prompt changes."""
+    return max(values) - min(values) <= 1e-12 * max(1.0, abs(values[0]))
 
 
 def _plot_vs_n(results: dict, ns: list, means: list, stds: list, ylabel: str, title: str) -> bytes | None:
@@ -175,16 +191,10 @@ def plot_series(results: dict, key: str, ylabel: str, title: str) -> bytes | Non
 
 
 def plot_task_metric(results: dict, name: str) -> bytes | None:
-    ns, means, stds = [], [], []
-    for row in results["per_n"]:
-        m = row["task_metrics"].get(name)
-        if m and m["mean"] is not None:
-            ns.append(row["n"])
-            means.append(m["mean"])
-            stds.append(m["std"] or 0.0)
+    ns, means, stds = _task_metric_rows(results, name)
     # A value that does not move with n (games read, a baseline, a median of the data) is a fact about the
     # data, shown in the tables; a plot of it, or of one point, only buries the plots that say something.
-    if len(ns) < 2 or max(means) - min(means) <= 1e-12 * max(1.0, abs(means[0])):
+    if len(ns) < 2 or _flat(means):
         return None
     return _plot_vs_n(results, ns, means, stds, name, f"{name} vs prompt length")
 
