@@ -425,8 +425,12 @@ def summarize_sweep(out_dir: Path, cfg: DistanceConfig | None = None) -> dict:
         names = sorted({k for c in ok for k in c.get("task_metrics", {})})
         metrics = {}
         for name in names:
-            m, s = _mean_std([c["task_metrics"][name] for c in ok if name in c.get("task_metrics", {})])
-            metrics[name] = {"mean": m, "std": s}
+            # A metric a cell could not measure is stored as null (pathfinding's measured detour when no walk
+            # reached the goal): it is left out of the mean, and num_seeds says how many cells were averaged.
+            values = [c["task_metrics"].get(name) for c in ok]
+            values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+            m, s = _mean_std(values)
+            metrics[name] = {"mean": m, "std": s, "num_seeds": len(values)}
         closed = [g for g in (gap_closed(c["loss"]) for c in ok) if g is not None]
         closed_mean, closed_std = _mean_std(closed)
         per_n.append({

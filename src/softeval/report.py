@@ -200,13 +200,14 @@ def plot_task_metric(results: dict, name: str) -> bytes | None:
 
 
 def condition_table(results: dict) -> dict[str, dict[int, dict[tuple, list[float]]]]:
-    """metric → n → condition tuple → values over seeds."""
+    """metric → n → condition tuple → values over seeds. A value a cell could not measure (null: pathfinding's
+    detour when no walk reached the goal) is left out, so a point is the mean of the cells that measured it."""
     table: dict = {}
     for cell in results["cells"]:
         for row in cell.get("condition_metrics") or []:
             cond = tuple(row["condition"])
             for name, value in row.items():
-                if name != "condition":
+                if name != "condition" and isinstance(value, (int, float)) and math.isfinite(value):
                     table.setdefault(name, {}).setdefault(cell["n"], {}).setdefault(cond, []).append(value)
     return table
 

@@ -386,3 +386,31 @@ def test_jsonl_behaviour_file_sweep(tiny_model_dir, corpus, tmp_path, tiny_lm):
 def test_jsonl_without_data_is_refused_before_loading(tmp_path):
     with pytest.raises(ConfigError, match="needs a behaviour file: --data"):
         run(DistanceConfig(model="no-such-model", out=str(tmp_path / "o")))
+
+
+def test_a_metric_a_cell_could_not_measure_is_left_out_of_the_mean(tmp_path):
+    # Pathfinding's measured detour is null in a cell whose walks never reached the goal; the summary once
+    # crashed on it after a 55-minute sweep. It must average the cells that measured it, and say how many.
+    from softeval.distance import summarize_sweep
+    from sweep_fixtures import make_sweep
+
+    folder = tmp_path / "sweep"
+    make_sweep(folder, {(0, 0): 4.0, (4, 0): 1.0, (4, 1): 1.2, (4, 2): 1.1})
+    for seed, extra in ((0, 2.0), (1, None), (2, 4.0)):
+        path = folder / "cells" / f"n4_s{seed}" / "cell.json"
+        record = json.loads(path.read_text())
+        record["task_metrics"] = {"measured_extra": extra, "valid_move_rate": 0.5}
+        record["condition_metrics"] = [{"condition": [0.0], "measured_extra": None if seed else 1.0},
+                                       {"condition": [8.0], "measured_extra": extra}]
+        path.write_text(json.dumps(record))
+    results = summarize_sweep(folder)
+    row = next(r for r in results["per_n"] if r["n"] == 4)
+    assert row["task_metrics"]["measured_extra"] == {"mean": 3.0, "std": pytest.approx(2 ** 0.5), "num_seeds": 2}
+    assert row["task_metrics"]["valid_move_rate"]["num_seeds"] == 3
+
+    # the report's requested-vs-measured plot averages the cells that measured each condition
+    from softeval.report import condition_table, write_report
+
+    assert condition_table(results)["measured_extra"][4] == {(0.0,): [1.0], (8.0,): [2.0, 4.0]}
+    (folder / "results.json").write_text(json.dumps(results))
+    assert (write_report(folder)).exists()
