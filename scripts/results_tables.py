@@ -89,7 +89,7 @@ def loss_table(res: dict, folder: Path, extra: list[tuple[str, str, int]] = ()) 
 
 CHESS = [("loss / move", "loss_per_move", 2), ("random-legal / token", "random_legal_baseline_loss", 3),
          ("legal-move rate", "legal_move_rate", 2), ("exact match", "exact_match_rate", 2)]  # Elo: elo_table
-PATHS = [("valid-move rate", "valid_move_rate", 2), ("goal reached", "goal_reached_rate", 2),
+PATHS = [("board-blind / token", "blind_baseline_loss", 3), ("valid-move rate", "valid_move_rate", 2), ("goal reached", "goal_reached_rate", 2),
          ("optimal path", "optimal_path_rate", 2), ("condition error (moves)", "condition_error", 2)]
 
 
@@ -110,12 +110,16 @@ def condition_table(res: dict) -> str:
             ps = probes[key]
             measured = [p.get("measured_extra") for p in ps if p.get("measured_extra") is not None]
             valid = [p.get("valid_move_rate") for p in ps if p.get("valid_move_rate") is not None]
+            # The measured detour exists only for walks that reached the goal: show how many did.
+            reached = [p.get("goal_reached_rate") for p in ps if p.get("goal_reached_rate") is not None]
             parts.append(f"{key:g} → {fmt(sum(measured) / len(measured), 1) if measured else '—'}"
-                         f" (valid {fmt(sum(valid) / len(valid), 2) if valid else '—'})")
+                         f" (reached {fmt(sum(reached) / len(reached), 2) if reached else '—'},"
+                         f" valid {fmt(sum(valid) / len(valid), 2) if valid else '—'})")
         rows.append(f"| {row['n']} | " + "; ".join(parts) + " |")
     if not rows:
         return ""
-    return "\n".join(["| n | requested extra → measured extra (valid-move rate) |", "|---|---|", *rows])
+    return "\n".join(["| n | requested extra → measured extra (goal-reached rate, valid-move rate; mean over seeds) |",
+                      "|---|---|", *rows])
 
 
 def elo_table(res: dict, folder: Path) -> str:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 
-from softeval.batching import IGNORE, collate
+from softeval.batching import IGNORE, Example, collate
 from softeval.errors import ConfigError
 from softeval.tasks import TaskConfig, build_task
-from softeval.tasks.pathfinding import (MOVES, Grid, PathfindingOptions, distances_to, generate_examples, make_grid,
-                                        parse_moves, simulate, walk)
+from softeval.tasks.pathfinding import (MOVES, Grid, PathfindingOptions, blind_baseline_loss, distances_to,
+                                        generate_examples, make_grid, parse_moves, simulate, walk)
 
 
 def reference_distances(grid: Grid) -> dict:
@@ -128,3 +129,18 @@ def test_metrics_on_generated_walks(tiny_lm):
         assert 0.0 <= m[key] <= 1.0
     assert [c["condition"] for c in m["by_condition"]] == [[0.0, 0.0], [4.0, 0.0]]
     assert m["data_extra"] >= 0
+    assert m["blind_baseline_loss"] == blind_baseline_loss(task.train, task.eval)
+
+
+def _scored(tokens: list[int]) -> Example:
+    return Example(input_ids=[9] + tokens, labels=[IGNORE] + tokens)
+
+
+def test_blind_baseline_is_the_training_frequency_cross_entropy():
+    # four moves equally often in training: ln 4 per token, up to the add-one smoothing
+    uniform = [_scored([1, 2, 3, 4] * 50)]
+    assert blind_baseline_loss(uniform, [_scored([1, 2, 3, 4])]) == pytest.approx(math.log(4), abs=0.01)
+    # a held-out walk of the common move costs less than one of a rare move, and an unseen token is finite
+    skewed = [_scored([1] * 90 + [2] * 10)]
+    assert blind_baseline_loss(skewed, [_scored([1])]) < blind_baseline_loss(skewed, [_scored([2])])
+    assert math.isfinite(blind_baseline_loss(skewed, [_scored([7])]))

@@ -31,7 +31,7 @@ import logging
 import math
 import random
 import statistics
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from softeval.batching import IGNORE, Example
@@ -280,12 +280,24 @@ def _summary(stats: list[dict], requested_extra: list[float] | None = None) -> d
     return out
 
 
-def make_metrics(opts: PathfindingOptions, tokenizer):
+def blind_baseline_loss(train: list[Example], held_out: list[Example]) -> float:
+    """Per-token loss of a predictor that never reads the board: each scored token's frequency in the training
+    walks (add-one smoothed), scored on the held-out walks. Same tokens and nats as the held-out loss, so a
+    prompt whose loss is not well below it writes plausible moves without using the grid."""
+    counts = Counter(t for e in train for t in e.labels if t != IGNORE)
+    targets = [t for e in held_out for t in e.labels if t != IGNORE]
+    vocab = set(counts) | set(targets)
+    total = sum(counts.values()) + len(vocab)
+    return statistics.fmean(-math.log((counts[t] + 1) / total) for t in targets)
+
+
+def make_metrics(opts: PathfindingOptions, tokenizer, train: list[Example]):
     """Task metrics on the model's own greedy walks of the eval boards (see module docstring)."""
 
     def metrics(lm, prompt, examples: list[Example], placement: str = "after_bos") -> dict:
         from softeval.generate import generate_ids
 
+        baseline = blind_baseline_loss(train, examples)  # on every held-out walk, as the held-out loss is
         examples = examples[:opts.max_metric_boards]
         grids = [e.meta["grid"] for e in examples]
         contexts = [e.input_ids[:e.meta["context_len"]] for e in examples]
@@ -306,6 +318,7 @@ def make_metrics(opts: PathfindingOptions, tokenizer):
         out = _summary(run([e.condition for e in examples]), [w.extra for w in own])
         out["data_extra"] = statistics.fmean(w.extra for w in own)
         out["data_invalid"] = statistics.fmean(w.invalid for w in own)
+        out["blind_baseline_loss"] = baseline
         by_condition = []
         for want in opts.probe_extras:
             probe = _summary(run([normalise(want, 0, opts)] * len(examples)), [want] * len(examples))
@@ -337,5 +350,5 @@ def pathfinding(cfg: TaskConfig, tokenizer) -> TaskData:
                 statistics.fmean(e.meta["walk"].optimal for e in held_out),
                 statistics.fmean(e.meta["walk"].extra for e in held_out))
     return TaskData(train=train, eval=held_out, spec=spec, condition_dim=2,
-                    metrics=make_metrics(opts, tokenizer),
+                    metrics=make_metrics(opts, tokenizer, train),
                     generation_contexts=[e.input_ids[:e.meta["context_len"]] for e in held_out[:4]])
