@@ -165,3 +165,16 @@ def test_elo_table_reads_the_interval_from_the_cell_or_its_recomputed_check(tmp_
                         "-0.0010 [-0.0050, +0.0040] spans 0 |")
     assert table[3].startswith("| n16_s0 |") and table[3].endswith("[-0.0090, -0.0020] wrong way |")
     assert table[4] == "| n64_s0 | 2780 | — | +0.0040 | -0.0010 |"  # no interval anywhere: the effect alone
+
+
+def test_condition_table_averages_the_seeds_that_measured_a_detour_and_shows_how_many_reached():
+    probe = lambda want, extra, reached: {"condition": [want, 0.0], "measured_extra": extra,  # noqa: E731
+                                          "goal_reached_rate": reached, "valid_move_rate": 0.5}
+    res = {"per_n": [{"n": 0}, {"n": 4}],
+           "cells": [{"n": 0, "status": "done", "condition_metrics": [probe(8.0, None, 0.0)]},
+                     {"n": 4, "status": "done", "condition_metrics": [probe(8.0, 6.0, 0.25)]},
+                     {"n": 4, "status": "done", "condition_metrics": [probe(8.0, None, 0.0)]},
+                     {"n": 4, "status": "done", "condition_metrics": [probe(8.0, 8.0, 0.5)]}]}
+    table = _tables().condition_table(res)
+    assert "| 0 | 8 → — (reached 0.00, valid 0.50) |" in table
+    assert "| 4 | 8 → 7.0 (reached 0.25, valid 0.50) |" in table
