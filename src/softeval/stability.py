@@ -17,6 +17,11 @@ noise scale: 1.4826 × the median absolute deviation (MAD) of how far each seed'
 its n (MAD, not the standard deviation, so the outliers being hunted do not inflate the yardstick). With one
 seed there is no noise estimate and only the floor `min_excess` (nats/token) applies.
 
+Seed outliers. A seed stuck on a plateau can sit far above the other seeds of its n while still below the n
+before it (n = 1 against the plain model), where no neighbour test sees it. With ≥ 3 finished seeds at an n, a
+cell is flagged when its loss exceeds their median by more than max(k·σ, min_excess, 10 % of the median); the
+relative floor is there because σ is pooled over n and converged lengths pull it towards 0.
+
 Training-curve spikes (metrics.jsonl). Train loss is noisy batch to batch, so a step is compared with the
 medians of the `window` steps before and after it (a Hampel-style filter): residual r_t = loss_t − the higher
 of the two medians, flagged when r_t > k·σ_r (σ_r = 1.4826 × MAD of the curve's residuals) and r_t >
@@ -47,6 +52,7 @@ MIN_EXCESS = 0.05            # nats/token: below this no point is called a disco
 SPIKE_WINDOW = 10            # steps on each side of a training-curve point for its baseline medians
 SPIKE_SIGMAS = 6.0
 SPIKE_MIN_JUMP = 0.25        # a spike is also ≥ 25% above its baseline median (batch noise rarely is)
+SEED_MIN_RATIO = 0.10        # a seed outlier is also ≥ 10% above the median of its n's seeds
 
 
 # --------------------------------------------------------------------------- pure detectors
@@ -171,7 +177,7 @@ def flag_cells(results: dict, curves: dict | None = None, sigmas: float = SIGMAS
     """Unstable cells of one distance sweep (its results.json content), as JSON-able records.
 
     kinds: `failed` (non-finite loss), `n_neighbour` (held-out loss far above the neighbouring prompt lengths'
-    median losses), `training_spike` (a jump in the cell's training curve; needs `curves`, as
+    median losses), `seed_outlier` (far above the median of the other seeds at its n), `training_spike` (a jump in the cell's training curve; needs `curves`, as
     {(n, seed): {"train": [(step, loss), …]}} from `read_curves` or `report.load_sweep`)."""
     cells = results.get("cells") or []
     tokens = list(results.get("tokens") or sorted({c["n"] for c in cells}))
@@ -195,6 +201,27 @@ def flag_cells(results: dict, curves: dict | None = None, sigmas: float = SIGMAS
                               "threshold": hit["threshold"],
                               "message": f"held-out loss {hit['value']:.4f} is {hit['excess']:.4f} nats/token above "
                                          f"its neighbouring prompt lengths (threshold {hit['threshold']:.4f})"})
+    # A seed stuck on a plateau sits far above the other seeds of its n even when it is below the n before it
+    # (n = 1 against the plain model), which the neighbour test cannot see. Needs three seeds: of two, the
+    # median cannot say which one is off.
+    by_n: dict[int, list[dict]] = {}
+    for c in cells:
+        if _done(c):
+            by_n.setdefault(c["n"], []).append(c)
+    for n, group in sorted(by_n.items()):
+        if len(group) < 3:
+            continue
+        median = float(np.median([c["loss"] for c in group]))
+        # σ is pooled over n, and converged prompt lengths pull it towards 0, while seeds at a high loss differ
+        # by more: the relative floor keeps ordinary seed spread there from being called a plateau.
+        threshold = max(sigmas * scale, min_excess, SEED_MIN_RATIO * abs(median))
+        for c in group:
+            excess = float(c["loss"]) - median
+            if excess > threshold:
+                flags.append({"cell": c["name"], "n": n, "seed": c["seed"], "kind": "seed_outlier",
+                              "loss": float(c["loss"]), "baseline": median, "excess": excess, "threshold": threshold,
+                              "message": f"held-out loss {c['loss']:.4f} is {excess:.4f} nats/token above the median "
+                                         f"of the {len(group)} seeds at n = {n} (threshold {threshold:.4f})"})
     for (n, seed), curve in sorted((curves or {}).items()):
         train = curve.get("train") or []
         if not train:

@@ -127,8 +127,22 @@ def test_flag_cells_finds_the_planted_cell_and_nothing_in_a_smooth_sweep(tmp_pat
     planted = dict(SMOOTH)
     planted[(16, 1)] = 2.6               # neighbours' medians: n=4 → 2.01, n=64 → 1.48
     flags = flag_cells(make_sweep(tmp_path / "planted", planted))
-    assert [(f["cell"], f["kind"]) for f in flags] == [("n16_s1", "n_neighbour")]
+    assert [(f["cell"], f["kind"]) for f in flags] == [("n16_s1", "n_neighbour"), ("n16_s1", "seed_outlier")]
     assert flags[0]["excess"] == pytest.approx(2.6 - 2.01)
+    assert flags[1]["excess"] == pytest.approx(2.6 - 1.50)
+
+
+def test_a_seed_stuck_on_a_plateau_is_flagged_though_it_is_below_the_plain_model(tmp_path):
+    # The real skip-8 sweep: seed 1 at n = 1 stayed at 10.5 while the other seeds reached 7.3. It is below
+    # n = 0 (11.7), so no neighbour test sees it; against the other seeds of its n it stands out.
+    stuck = dict(SMOOTH)
+    stuck[(1, 1)] = 4.6
+    flags = flag_cells(make_sweep(tmp_path / "stuck", stuck))
+    assert [(f["cell"], f["kind"]) for f in flags] == [("n1_s1", "seed_outlier")]
+    assert flags[0]["baseline"] == pytest.approx(3.0) and "median of the 3 seeds at n = 1" in flags[0]["message"]
+    # of two seeds the median cannot say which one is off: nothing is flagged
+    two = {k: v for k, v in stuck.items() if k[1] < 2}
+    assert [f for f in flag_cells(make_sweep(tmp_path / "two", two)) if f["kind"] == "seed_outlier"] == []
 
 
 def test_a_failed_cell_is_flagged(tmp_path):
