@@ -43,7 +43,7 @@ def test_tables_print_each_n_with_the_sweeps_numbers(tiny_model_dir, tmp_path, c
     for row in sweeps[1]["per_n"]:
         loss = f"{row['loss_mean']:.3f}"
         assert f"| {row['n']} | {row['num_seeds']} | {loss}" in out
-    assert "skip-k" in out and "| k = 1 | k = 2 | rises with k |" in out
+    assert "skip-k" in out and "| k = 1 | k = 2 | rises with k (mean; best seed) |" in out
 
 
 def test_reproduce_script_lists_and_refuses_unknown_names():
@@ -178,3 +178,13 @@ def test_condition_table_averages_the_seeds_that_measured_a_detour_and_shows_how
     table = _tables().condition_table(res)
     assert "| 0 | 8 → — (reached 0.00, valid 0.50) |" in table
     assert "| 4 | 8 → 7.0 (reached 0.25, valid 0.50) |" in table
+
+
+def test_skip_table_judges_the_rise_with_k_on_the_mean_and_on_the_best_seed():
+    row = lambda n, mean, best: {"n": n, "num_seeds": 3, "loss_mean": mean, "loss_std": 0.1,  # noqa: E731
+                                 "loss_min": best}
+    # k = 8's mean is above k = 1's only because one seed is stuck: its best seed is below
+    sweeps = {1: {"per_n": [row(0, 9.6, 9.6), row(1, 6.8, 6.7)]}, 8: {"per_n": [row(0, 11.7, 11.7), row(1, 8.4, 6.5)]}}
+    table = _tables().skip_table(sweeps)
+    assert "| 0 | 9.600 ± 0.100 | 11.700 ± 0.100 | yes; yes |" in table
+    assert "| 1 | 6.800 ± 0.100 | 8.400 ± 0.100 | yes; no |" in table
