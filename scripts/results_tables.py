@@ -89,8 +89,9 @@ def loss_table(res: dict, folder: Path, extra: list[tuple[str, str, int]] = ()) 
 
 CHESS = [("loss / move", "loss_per_move", 2), ("random-legal / token", "random_legal_baseline_loss", 3),
          ("legal-move rate", "legal_move_rate", 2), ("exact match", "exact_match_rate", 2)]  # Elo: elo_table
-PATHS = [("board-blind / token", "blind_baseline_loss", 3), ("valid-move rate", "valid_move_rate", 2), ("goal reached", "goal_reached_rate", 2),
-         ("optimal path", "optimal_path_rate", 2), ("condition error (moves)", "condition_error", 2)]
+PATHS = [("board-blind / token", "blind_baseline_loss", 3), ("valid-move rate", "valid_move_rate", 2),
+         ("goal reached", "goal_reached_rate", 2), ("optimal path", "optimal_path_rate", 2),
+         ("condition error (moves)", "condition_error", 2)]
 
 
 def condition_table(res: dict) -> str:

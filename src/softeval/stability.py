@@ -154,22 +154,25 @@ def _done(cell: dict) -> bool:
     return cell.get("status") == "done" and cell.get("loss") is not None and math.isfinite(cell["loss"])
 
 
-def seed_noise(cells: list[dict]) -> float:
-    """Robust σ of a cell's loss around the median of its n (pooled over n with ≥ 2 finished seeds)."""
-    by_n: dict[int, list[float]] = {}
+def _losses_by_n(cells: list[dict]) -> dict[int, list[tuple[dict, float]]]:
+    """The finished cells of each n, with their held-out losses."""
+    by_n: dict[int, list[tuple[dict, float]]] = {}
     for c in cells:
         if _done(c):
-            by_n.setdefault(c["n"], []).append(float(c["loss"]))
-    resid = [v - float(np.median(vs)) for vs in by_n.values() if len(vs) >= 2 for v in vs]
+            by_n.setdefault(c["n"], []).append((c, float(c["loss"])))
+    return by_n
+
+
+def seed_noise(cells: list[dict]) -> float:
+    """Robust σ of a cell's loss around the median of its n (pooled over n with ≥ 2 finished seeds)."""
+    resid = [v - float(np.median([w for _, w in group])) for group in _losses_by_n(cells).values()
+             if len(group) >= 2 for _, v in group]
     return robust_scale(resid)
 
 
 def _medians_by_n(cells: list[dict], tokens: list[int]) -> list[float | None]:
-    by_n: dict[int, list[float]] = {}
-    for c in cells:
-        if _done(c):
-            by_n.setdefault(c["n"], []).append(float(c["loss"]))
-    return [float(np.median(by_n[n])) if n in by_n else None for n in tokens]
+    by_n = _losses_by_n(cells)
+    return [float(np.median([v for _, v in by_n[n]])) if n in by_n else None for n in tokens]
 
 
 def flag_cells(results: dict, curves: dict | None = None, sigmas: float = SIGMAS,
@@ -177,7 +180,8 @@ def flag_cells(results: dict, curves: dict | None = None, sigmas: float = SIGMAS
     """Unstable cells of one distance sweep (its results.json content), as JSON-able records.
 
     kinds: `failed` (non-finite loss), `n_neighbour` (held-out loss far above the neighbouring prompt lengths'
-    median losses), `seed_outlier` (far above the median of the other seeds at its n), `training_spike` (a jump in the cell's training curve; needs `curves`, as
+    median losses), `seed_outlier` (far above the median of the other seeds at its n), `training_spike` (a jump
+    in the cell's training curve; needs `curves`, as
     {(n, seed): {"train": [(step, loss), …]}} from `read_curves` or `report.load_sweep`)."""
     cells = results.get("cells") or []
     tokens = list(results.get("tokens") or sorted({c["n"] for c in cells}))
@@ -204,23 +208,19 @@ def flag_cells(results: dict, curves: dict | None = None, sigmas: float = SIGMAS
     # A seed stuck on a plateau sits far above the other seeds of its n even when it is below the n before it
     # (n = 1 against the plain model), which the neighbour test cannot see. Needs three seeds: of two, the
     # median cannot say which one is off.
-    by_n: dict[int, list[dict]] = {}
-    for c in cells:
-        if _done(c):
-            by_n.setdefault(c["n"], []).append(c)
-    for n, group in sorted(by_n.items()):
+    for n, group in sorted(_losses_by_n(cells).items()):
         if len(group) < 3:
             continue
-        median = float(np.median([c["loss"] for c in group]))
+        median = float(np.median([v for _, v in group]))
         # σ is pooled over n, and converged prompt lengths pull it towards 0, while seeds at a high loss differ
         # by more: the relative floor keeps ordinary seed spread there from being called a plateau.
         threshold = max(sigmas * scale, min_excess, SEED_MIN_RATIO * abs(median))
-        for c in group:
-            excess = float(c["loss"]) - median
+        for c, loss in group:
+            excess = loss - median
             if excess > threshold:
                 flags.append({"cell": c["name"], "n": n, "seed": c["seed"], "kind": "seed_outlier",
-                              "loss": float(c["loss"]), "baseline": median, "excess": excess, "threshold": threshold,
-                              "message": f"held-out loss {c['loss']:.4f} is {excess:.4f} nats/token above the median "
+                              "loss": loss, "baseline": median, "excess": excess, "threshold": threshold,
+                              "message": f"held-out loss {loss:.4f} is {excess:.4f} nats/token above the median "
                                          f"of the {len(group)} seeds at n = {n} (threshold {threshold:.4f})"})
     for (n, seed), curve in sorted((curves or {}).items()):
         train = curve.get("train") or []
