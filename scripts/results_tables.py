@@ -190,19 +190,10 @@ def pct(m: dict, key: str) -> str:
     return f"{100 * v:.1f}" + ("" if spread is None else f" ± {100 * spread:.1f}")
 
 
-def leaderboard(rows: list[dict]) -> str:
-    """'a 41.0 > b 30.5', with '=' between models that share a rank."""
-    text = ""
-    for i, r in enumerate(rows):
-        if i:
-            text += " = " if r["rank"] == rows[i - 1]["rank"] else " > "
-        text += r["model"] + ("" if r.get("score") is None else f" {100 * r['score']:.1f}")
-    return text or "—"
-
-
 def bench_tables(doc: dict) -> str:
     """Per task: every model × mode with each formulation, the format ordering, the curve and the rankings."""
     from softeval.bench.scoring import named_by_formulation
+    from softeval.compare import leaderboard_text
 
     out = []
     results, curves, rankings = doc.get("results") or {}, doc.get("curves") or {}, doc.get("rankings") or {}
@@ -251,7 +242,7 @@ def bench_tables(doc: dict) -> str:
             for metric_name, entry in ranked.items():
                 boards = entry.get("leaderboards") or {}
                 orders = {mode: [r["model"] for r in boards.get(mode, [])] for mode in modes}
-                cells = [leaderboard(boards.get(mode, [])) for mode in modes]
+                cells = [leaderboard_text(boards.get(mode, [])) for mode in modes]
                 if max((len(o) for o in orders.values()), default=0) < 2:
                     agree = "— (one model)"  # nothing to order
                 else:
@@ -260,6 +251,25 @@ def bench_tables(doc: dict) -> str:
                              + f" | {agree} |")
         out.append("\n".join(lines))
     return "\n\n".join(out)
+
+
+def bench_overview(runs: list[dict]) -> str:
+    """Every task's answer to the benchmark paper's two questions, from `softeval compare`'s findings: does
+    format-following go soft ≥ few ≥ zero, and do the models rank the same in every mode?"""
+    from softeval.compare import compare_bench, leaderboard_text
+
+    findings = compare_bench(runs, [shown_path(r["path"]) for r in runs])["findings"]
+    lines = ["| task | model | zero | few | soft | soft ≥ few ≥ zero |", "|---|---|---|---|---|---|"]
+    lines += [f"| {f['task']} | {f['model']} | {100 * f['zero']:.1f} | {100 * f['few']:.1f} | {100 * f['soft']:.1f} | "
+              f"{'holds' if f['holds'] else 'does not hold'} |" for f in findings["format_order"]]
+    lines += ["", "| task | ranked by | zero | few | soft | same order in every mode |", "|---|---|---|---|---|---|"]
+    for task, entry in findings["rankings"].items():
+        boards, noisy = entry["leaderboards"], entry["tied_within_se"]
+        cells = [leaderboard_text(boards[m]) + (" (≈, within one SE)" if noisy[m] else "") if m in boards else "—"
+                 for m in ("zero", "few", "soft")]
+        lines.append(f"| {task} | {entry['metric']} | " + " | ".join(cells)
+                     + f" | {'yes' if entry['same_order'] else 'no'} |")
+    return "\n".join(lines)
 
 
 def stability_table(summary: dict, folder: Path) -> str:
@@ -336,11 +346,13 @@ def main(argv: list[str]) -> None:
         print()
     from softeval.compare import load_run
 
-    for bench in benches:
-        run = load_run(bench)
-        if run["kind"] == "bench":
-            print(f"### {shown_path(bench)} (bench)\n")
-            print(bench_tables(run["results"]) + "\n")
+    bench_runs = [run for run in map(load_run, benches) if run["kind"] == "bench"]
+    for run in bench_runs:
+        print(f"### {shown_path(run['path'])} (bench)\n")
+        print(bench_tables(run["results"]) + "\n")
+    if len(bench_runs) >= 2:
+        print("### benchmarks across tasks\n")
+        print(bench_overview(bench_runs) + "\n")
     for model, sweeps in skips.items():
         print(f"### skip-k, {model}: loss by n and k\n")
         print(skip_table(sweeps) + "\n")

@@ -273,7 +273,59 @@ def compare_bench(runs: list[dict], labels: list[str], allow_different_eval: boo
             "runs": [{"label": label, "path": str(r["path"]), "models": d["config"].get("models"),
                       "tasks": d["config"].get("tasks"), "modes": d["config"].get("modes")}
                      for label, r, d in zip(labels, runs, docs)],
-            "differences": differences([d.get("config") or {} for d in docs]), "table": rows, "curves": curves}
+            "differences": differences([d.get("config") or {} for d in docs]), "table": rows, "curves": curves,
+            "findings": bench_findings(rows)}
+
+
+def bench_findings(table: list[dict]) -> dict:
+    """The benchmark paper's two questions over every compared task: does format-following go soft ≥ few ≥
+    zero for each (task, model, run), and do the models rank the same in every mode? A ranking uses best_acc
+    (the best formulation per model and mode, as OLMES) when the runs scored it, else strict_acc; two
+    neighbours closer than their combined standard error are marked as tied, so "same order" is not read
+    into noise."""
+    from softeval.bench import ranking
+
+    order: list[dict] = []
+    keys = sorted({(r["task"], r["model"], r["run"]) for r in table})
+    for task, model, run in keys:
+        rates = {r["mode"]: r.get("format_rate") for r in table
+                 if (r["task"], r["model"], r["run"]) == (task, model, run)}
+        if all(rates.get(m) is not None for m in ("zero", "few", "soft")):
+            order.append({"task": task, "model": model, "run": run, **{m: rates[m] for m in ("zero", "few", "soft")},
+                          "holds": rates["soft"] >= rates["few"] >= rates["zero"]})
+    rankings: dict = {}
+    for task in sorted({r["task"] for r in table}):
+        rows = [r for r in table if r["task"] == task]
+        metric = "best_acc" if any(r.get("best_acc") is not None for r in rows) else "strict_acc"
+        runs_of = {}
+        for r in rows:
+            runs_of.setdefault(r["model"], set()).add(r["run"])
+        name = lambda r: r["model"] if len(runs_of[r["model"]]) == 1 else f"{r['model']} @ {r['run']}"  # noqa: E731
+        boards, tied = {}, {}
+        for mode in ("zero", "few", "soft"):
+            scored = {name(r): r for r in rows if r["mode"] == mode and r.get(metric) is not None}
+            if len(scored) < 2:
+                continue
+            board = ranking.leaderboard({k: r[metric] for k, r in scored.items()})
+            for row in board:
+                row["formulation"] = scored[row["model"]].get("best_formulation") if metric == "best_acc" else None
+            boards[mode] = board
+            tied[mode] = any(_within_one_se(scored[a["model"]], scored[b["model"]], metric)
+                             for a, b in zip(board, board[1:]))
+        if boards:
+            orders = {tuple(row["model"] for row in board) for board in boards.values()}
+            rankings[task] = {"metric": metric, "leaderboards": boards, "same_order": len(orders) == 1,
+                              "tied_within_se": tied}
+    return {"format_order": order, "rankings": rankings}
+
+
+def _within_one_se(a: dict, b: dict, metric: str) -> bool:
+    """Two scores closer than their combined uncertainty: per row the larger of its item standard error and,
+    for a soft prompt, its tuning seeds' spread."""
+    def se(r):
+        spreads = [r.get(f"{metric}_stderr"), r.get(f"{metric}_seed_std")]
+        return max([v for v in spreads if v is not None and math.isfinite(v)], default=0.0)
+    return abs(a[metric] - b[metric]) < math.hypot(se(a), se(b))
 
 
 # --------------------------------------------------------------------------- figures
@@ -487,6 +539,42 @@ def render_distance_html(summary: dict, images: dict[str, bytes]) -> str:
     return "\n".join(parts)
 
 
+def leaderboard_text(board: list[dict]) -> str:
+    """'a 41.0 (cloze) > b 30.5', '=' between models that share a rank; '—' for an empty board."""
+    text = ""
+    for i, row in enumerate(board):
+        if i:
+            text += " = " if row["rank"] == board[i - 1]["rank"] else " > "
+        text += _model_short(row["model"]) + ("" if row.get("score") is None else f" {100 * row['score']:.1f}")
+        text += f" ({row['formulation']})" if row.get("formulation") else ""
+    return text or "—"
+
+
+def _findings_html(findings: dict) -> str:
+    from softeval.report import _table
+
+    parts = []
+    if findings.get("format_order"):
+        rows = [[f["task"], f["model"], f["run"], 100 * f["zero"], 100 * f["few"], 100 * f["soft"],
+                 "holds" if f["holds"] else "does not hold"] for f in findings["format_order"]]
+        parts += ["<h2>Format-following: soft ≥ few ≥ zero?</h2>",
+                  _table(["task", "model", "run", "zero (%)", "few (%)", "soft (%)", "soft ≥ few ≥ zero"], rows,
+                         left=3)]
+    if findings.get("rankings"):
+        rows = []
+        for task, entry in findings["rankings"].items():
+            cells = [(leaderboard_text(entry["leaderboards"][m]) + (" (within one SE)" if entry["tied_within_se"][m]
+                                                               else "")) if m in entry["leaderboards"] else "—"
+                     for m in ("zero", "few", "soft")]
+            rows.append([task, entry["metric"], *cells, "yes" if entry["same_order"] else "no"])
+        parts += ["<h2>Knowledge rankings per mode</h2>",
+                  "<p>Best first. best_acc is each model's best formulation in that mode (the one in brackets); "
+                  "“within one SE” marks a mode where two neighbours are closer than their combined standard "
+                  "error (or, for a soft prompt, its tuning seeds' spread), so their order there is noise.</p>",
+                  _table(["task", "metric", "zero", "few", "soft", "same order in every mode"], rows, left=5)]
+    return "\n".join(parts)
+
+
 def render_bench_html(summary: dict, images: dict[str, bytes]) -> str:
     from softeval.bench.report import HEADINGS
     from softeval.report import CSS, _img, _table
@@ -498,6 +586,7 @@ def render_bench_html(summary: dict, images: dict[str, bytes]) -> str:
     if not summary["same_eval_set"]:
         parts.append("<p><b>Different evaluation items</b> for some task (compared with --allow-different-eval).</p>")
     parts.append("<h2>Settings that differ</h2>" + _differences_html(summary["differences"], labels))
+    parts.append(_findings_html(summary.get("findings") or {}))
     metrics = [m for m in BENCH_METRICS if any(m in r for r in summary["table"])]
     for task in sorted({r["task"] for r in summary["table"]}):
         parts.append(f"<h2>{html.escape(task)}</h2>")
@@ -566,7 +655,17 @@ def compare(paths: list[str | Path], out: str | Path, labels: list[str] | None =
 def format_summary(summary: dict) -> str:
     """The few lines the CLI prints."""
     if summary["kind"] == "bench":
-        return f"{len(summary['table'])} rows over {len(summary['runs'])} bench runs"
+        lines = [f"{len(summary['table'])} rows over {len(summary['runs'])} bench runs"]
+        findings = summary.get("findings") or {}
+        for f in findings.get("format_order", []):
+            lines.append(f"{f['task']} {f['model']} ({f['run']}): format zero {100 * f['zero']:.1f} %, few "
+                         f"{100 * f['few']:.1f} %, soft {100 * f['soft']:.1f} %: soft ≥ few ≥ zero "
+                         f"{'holds' if f['holds'] else 'does not hold'}")
+        for task, entry in (findings.get("rankings") or {}).items():
+            noisy = [m for m, t in entry["tied_within_se"].items() if t]
+            lines.append(f"{task} ranking by {entry['metric']}: {'same' if entry['same_order'] else 'different'} "
+                         "order across modes" + (f"; within one SE in {', '.join(noisy)}" if noisy else ""))
+        return "\n".join(lines)
     eps = summary["epsilon"]
     lines = [f"{'sweep':<30} {'S abs (' + format(eps['absolute'], 'g') + ') [90%]':>30} "
              f"{'S rel (' + format(eps['relative'], '.0%') + ') [90%]':>30}  flags"]

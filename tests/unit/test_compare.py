@@ -230,6 +230,52 @@ def test_bench_runs_on_different_items_are_refused_unless_allowed(tmp_path):
     assert summary["same_eval_set"] is False
 
 
+def test_bench_findings_answer_format_order_and_ranking_agreement_across_tasks(tmp_path):
+    """Over two task folders: soft ≥ few ≥ zero is judged per (task, model); the models are ranked per mode by
+    best_acc with its formulation, and an order resting on a gap inside one standard error is marked."""
+    def m(fmt, best, se=0.01, seed_std=None, formulation="cloze"):
+        row = {"format_rate": fmt, "best_acc": best, "best_acc_stderr": se, "best_formulation": formulation}
+        return row | ({"best_acc_seed_std": seed_std, "seeds": [0, 1, 2]} if seed_std is not None else {})
+
+    arc = {"a": {"arc": {"zero": m(0.1, 0.50), "few": m(1.0, 0.60), "soft": m(1.0, 0.62, seed_std=0.01)}},
+           "b": {"arc": {"zero": m(0.9, 0.30), "few": m(0.8, 0.40), "soft": m(1.0, 0.41, seed_std=0.01)}}}
+    qa = {"a": {"qa": {"zero": m(0.5, 0.30), "few": m(0.6, 0.50), "soft": m(0.7, 0.40, seed_std=0.2)}},
+          "b": {"qa": {"zero": m(0.5, 0.40), "few": m(0.6, 0.45), "soft": m(0.7, 0.45, seed_std=0.01)}}}
+    make_bench(tmp_path / "arc", arc)
+    make_bench(tmp_path / "qa", qa)
+    result = compare([tmp_path / "arc", tmp_path / "qa"], tmp_path / "out")
+    findings = result.summary["findings"]
+    holds = {(f["task"], f["model"]): f["holds"] for f in findings["format_order"]}
+    assert holds == {("arc", "a"): True, ("arc", "b"): False, ("qa", "a"): True, ("qa", "b"): True}
+    arc_rank, qa_rank = findings["rankings"]["arc"], findings["rankings"]["qa"]
+    assert arc_rank["metric"] == "best_acc" and arc_rank["same_order"] is True
+    assert [r["model"] for r in arc_rank["leaderboards"]["soft"]] == ["a", "b"]
+    assert arc_rank["leaderboards"]["soft"][0]["formulation"] == "cloze"
+    assert arc_rank["tied_within_se"] == {"zero": False, "few": False, "soft": False}
+    # qa: b leads zero-shot, a leads few-shot by 0.05 (> 0.014 combined SE), and the soft gap (0.05) sits inside
+    # a's tuning-seed spread (0.2)
+    assert qa_rank["same_order"] is False
+    assert qa_rank["tied_within_se"] == {"zero": False, "few": False, "soft": True}
+    assert strict_load(tmp_path / "out" / "compare.json")["findings"]["rankings"]["qa"]["same_order"] is False
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "soft ≥ few ≥ zero" in page and "does not hold" in page and "a 62.0 (cloze) &gt; b 41.0 (cloze)" in page
+    from softeval.compare import format_summary
+
+    text = format_summary(result.summary)
+    assert "arc b (arc): format zero 90.0 %, few 80.0 %, soft 100.0 %: soft ≥ few ≥ zero does not hold" in text
+    assert "qa ranking by best_acc: different order across modes; within one SE in soft" in text
+
+
+def test_bench_findings_rank_the_same_model_from_two_runs_apart(tmp_path):
+    make_bench(tmp_path / "lr_low", _bench_results(0.2))
+    make_bench(tmp_path / "lr_high", _bench_results(0.4))
+    findings = compare([tmp_path / "lr_low", tmp_path / "lr_high"], tmp_path / "out").summary["findings"]
+    board = findings["rankings"]["arc_easy"]["leaderboards"]["zero"]
+    assert [r["model"] for r in board] == ["EleutherAI/pythia-70m @ lr_high", "EleutherAI/pythia-70m @ lr_low"]
+    assert findings["rankings"]["arc_easy"]["metric"] == "strict_acc"   # no best_acc in these runs
+    assert all(f["holds"] for f in findings["format_order"])
+
+
 # --- end to end on the tiny model --------------------------------------------------------------------------
 
 

@@ -145,6 +145,24 @@ def test_bench_tables_say_where_the_format_ordering_holds_and_whether_rankings_a
     assert "| a 30.0 | a 30.0 | a 30.0 | — (one model) |" in tables.bench_tables(only_a)  # not a vacuous "yes"
 
 
+def test_several_bench_folders_get_one_overview_across_tasks(tmp_path, capsys):
+    import json
+
+    for task, b_zero in (("quiz", 0.60), ("trivia", 0.98)):
+        doc = {"config": {"models": ["a", "b"]}, "data": {task: {"eval_items": 200}},
+               "results": {"a": {task: {"zero": _bench_row(0.10, 0.05, 0.50), "few": _bench_row(0.90, 0.30, 0.52),
+                                        "soft": _bench_row(0.99, 0.35, 0.51, seeds=[0, 1, 2])}},
+                           "b": {task: {"zero": _bench_row(b_zero, 0.25, 0.40), "few": _bench_row(0.95, 0.30, 0.41),
+                                        "soft": _bench_row(0.96, 0.28, 0.42, seeds=[0, 1, 2])}}}}
+        (tmp_path / task / "units").mkdir(parents=True)
+        (tmp_path / task / "results.json").write_text(json.dumps(doc))
+    _tables().main([str(tmp_path)])
+    out = capsys.readouterr().out.split("### benchmarks across tasks")[1]
+    assert "| quiz | b | 60.0 | 95.0 | 96.0 | holds |" in out and "| trivia | a | 10.0 | 90.0 | 99.0 | holds |" in out
+    assert "| trivia | b | 98.0 | 95.0 | 96.0 | does not hold |" in out
+    assert "| quiz | best_acc | a 50.0 (cloze) > b 40.0 (cloze) | a 52.0 (cloze) > b 41.0 (cloze) |" in out
+
+
 def test_elo_table_reads_the_interval_from_the_cell_or_its_recomputed_check(tmp_path):
     import json
 
