@@ -55,3 +55,32 @@ def test_one_record_per_item_when_a_task_has_several_filters(tiny_lm, tmp_path):
     records, native = evaluate_form(adapter, task, "gen", 0, BenchConfig(limit=3, max_gen_toks=3, num_bootstrap=0))
     assert [r["doc_id"] for r in records] == [0, 1, 2]
     assert {"exact_match,strict-match", "exact_match,flexible-extract"} <= set(native)
+
+
+def test_a_generation_cap_shorter_than_the_gold_answers_is_measured_and_warned(tiny_lm, tmp_path, caplog):
+    """GSM8K's worked answers end in '#### N': a cap that cuts them fails the format whatever the model knows."""
+    import json
+    import logging
+
+    from softeval.bench.harness import build_lm_eval_task
+    from softeval.bench.runner import BenchConfig, _task_config, gold_over_gen_cap
+    from softeval.bench.tasks import resolve_task
+
+    (tmp_path / "gsm8k").mkdir()
+    short = [{"question": f"{i}+{i}?", "answer": f"#### {2 * i}"} for i in range(3)]
+    long = [{"question": f"{i}*3?", "answer": " ".join(["then we add the three parts once more"] * 4) + f"\n#### {3 * i}"}
+            for i in range(1)]
+    for split in ("train", "test"):
+        (tmp_path / "gsm8k" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in short + long))
+    adapter = SoftevalLM(lm=tiny_lm, batch_size=2, show_progress=False)
+    task = resolve_task("gsm8k", str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="softeval.bench.runner"):
+        capped = build_lm_eval_task(_task_config(task, "gen", BenchConfig(max_gen_toks=12, num_bootstrap=0)))
+        assert gold_over_gen_cap(adapter, capped) == 0.25
+    assert "25 % of its gold answers are longer than the 12 generated tokens" in caplog.text
+    caplog.clear()
+    roomy = build_lm_eval_task(_task_config(task, "gen", BenchConfig(num_bootstrap=0)))   # the YAML's 256
+    with caplog.at_level(logging.WARNING, logger="softeval.bench.runner"):
+        assert gold_over_gen_cap(adapter, roomy) == 0.0
+    assert "longer than" not in caplog.text
+    assert gold_over_gen_cap(adapter, None) is None

@@ -62,8 +62,8 @@ class BenchConfig:
                                     help="format-saturation curve: tuning steps to evaluate ('' for none)")
     num_train: int | None = option(None, flag="--num-train", help="tuning examples (default steps × batch size)")
     limit: int | None = option(None, flag="--limit", help="first N evaluation items per task (default all)")
-    max_gen_toks: int | None = option(None, flag="--max-gen-toks", help="cap on generated tokens (GSM8K on CPU: "
-                                                                        "64-128)")
+    max_gen_toks: int | None = option(None, flag="--max-gen-toks", help="cap on generated tokens (a task's own "
+                                      "cap when lower); the run warns when it would cut many gold answers")
     data_dir: str | None = option(None, flag="--data-dir", help="local data in original layouts (else the Hub)")
     reference: str | None = option(None, flag="--reference", help="CSV/JSON reference ranking (model, score)")
     device: str = option("auto", flag="--device", help="auto, cpu, cuda, cuda:N or mps")
@@ -283,6 +283,26 @@ def model_task_todo(out: Path, cfg: BenchConfig, model_name: str, task: str) -> 
             sorted({s for _, steps in per_seed for s in steps}))
 
 
+def gold_over_gen_cap(adapter, gen_task, sample: int = 200, warn_above: float = 0.05) -> float | None:
+    """The share of the task's gold answers (its first `sample` training answers, else evaluation answers) longer
+    in tokens than the generation cap. A worked answer cut before its final line ("#### 42") fails the format
+    however good the model is, so above `warn_above` the run says so: raise --max-gen-toks, or read
+    format-following as a lower bound. None when the task has no generative form."""
+    if gen_task is None:
+        return None
+    cap = int((gen_task.config.generation_kwargs or {}).get("max_gen_toks") or 256)  # lm-eval's own default
+    docs = (gen_task.training_docs() if gen_task.has_training_docs() else harness.eval_docs(gen_task)) or []
+    targets = [harness.render_target(gen_task, doc) for doc, _ in zip(docs, range(sample))]
+    if not targets:
+        return None
+    share = sum(len(adapter.tok_encode(t)) > cap for t in targets) / len(targets)
+    if share > warn_above:
+        logger.warning("%s: %.0f %% of its gold answers are longer than the %d generated tokens allowed; such "
+                       "answers are cut before they end, so format-following and accuracy are undercounted "
+                       "(raise --max-gen-toks)", gen_task.config.task, 100 * share, cap)
+    return round(share, 4)
+
+
 def evaluate_model_task(cfg: BenchConfig, model_name: str, task_name: str, show_progress: bool = False) -> list[str]:
     """One unit of the grid: a model on a task in every mode. Zero- and few-shot, then per tuning seed ONE
     soft-prompt tuning run with snapshots at the curve steps, the soft mode at --steps and the curve. Each result
@@ -299,11 +319,12 @@ def evaluate_model_task(cfg: BenchConfig, model_name: str, task_name: str, show_
     units, samples = folder.unit_dir(model_name, t.name), folder.samples_dir(model_name, t.name)
     lm = cached_model(model_name, cfg.device, cfg.dtype, cfg.device_map)
     adapter = SoftevalLM(lm=lm, batch_size=cfg.eval_batch_size, precision=cfg.precision, show_progress=False)
+    cut = {"gold_over_gen_cap": share} if (share := gold_over_gen_cap(adapter, built[t.name].get("gen"))) else {}
     done = []
     for mode in [m for m in ("zero", "few") if m in todo]:
         adapter.set_prompt(None)
         run_unit(adapter, t, mode, 0 if mode == "zero" else cfg.shots, t.forms, cfg, units / f"{mode}.json", samples,
-                 {})
+                 cut)
         done.append(mode)
     if "soft" not in todo and not todo_curve:
         return done
