@@ -555,7 +555,7 @@ def _findings_html(findings: dict) -> str:
 
     parts = []
     if findings.get("format_order"):
-        rows = [[f["task"], f["model"], f["run"], 100 * f["zero"], 100 * f["few"], 100 * f["soft"],
+        rows = [[f["task"], f["model"], f["run"], *(f"{100 * f[m]:.1f}" for m in ("zero", "few", "soft")),
                  "holds" if f["holds"] else "does not hold"] for f in findings["format_order"]]
         parts += ["<h2>Format-following: soft ≥ few ≥ zero?</h2>",
                   _table(["task", "model", "run", "zero (%)", "few (%)", "soft (%)", "soft ≥ few ≥ zero"], rows,

@@ -259,6 +259,7 @@ def test_bench_findings_answer_format_order_and_ranking_agreement_across_tasks(t
     assert strict_load(tmp_path / "out" / "compare.json")["findings"]["rankings"]["qa"]["same_order"] is False
     page = (tmp_path / "out" / "index.html").read_text()
     assert "soft ≥ few ≥ zero" in page and "does not hold" in page and "a 62.0 (cloze) &gt; b 41.0 (cloze)" in page
+    assert ">90.0<" in page and "90.0000" not in page   # rates in percent, one decimal
     from softeval.compare import format_summary
 
     text = format_summary(result.summary)
