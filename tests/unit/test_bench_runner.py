@@ -185,3 +185,20 @@ def test_a_summary_written_while_a_run_is_going_does_not_leave_config_and_result
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["models"] == [str(tiny_model_dir), str(other)]
     assert config == json.loads((tmp_path / "out" / "results.json").read_text())["config"]
+
+
+def test_a_cap_that_cuts_the_gold_answers_is_stored_and_shown_in_the_report(tiny_model_dir, tmp_path):
+    """GSM8K-style worked answers against a 3-token cap: the share of cut gold answers lands in results.json
+    and the report warns; the ARC-style quiz (one-letter answers) under the same cap gets no warning."""
+    (tmp_path / "data" / "gsm8k").mkdir(parents=True)
+    rows = [{"question": f"What is {i} plus {i}?", "answer": f"{i} plus {i} makes {2 * i} in all\n#### {2 * i}"}
+            for i in range(8)]
+    for split in ("train", "test"):
+        write_jsonl(tmp_path / "data" / "gsm8k" / f"{split}.jsonl", rows)
+    out = tmp_path / "out"
+    result = run(_cfg(tiny_model_dir, "gsm8k", out, data_dir=str(tmp_path / "data"), max_gen_toks=3, modes=["zero"]))
+    assert result.results[str(tiny_model_dir)]["gsm8k"]["zero"]["gold_over_gen_cap"] == 1.0
+    assert "Generation cap too short" in (out / "report.html").read_text()
+    quiz = run(_cfg(tiny_model_dir, _quiz(tmp_path / "quiz"), tmp_path / "quiz_out", max_gen_toks=3))
+    assert quiz.results[str(tiny_model_dir)]["quiz"]["zero"].get("gold_over_gen_cap", 0.0) <= 0.05
+    assert "Generation cap too short" not in (tmp_path / "quiz_out" / "report.html").read_text()

@@ -217,6 +217,18 @@ def _ranked_by(entry: dict, modes: list[str]) -> str:
                      for mode in modes if mode in chosen)
 
 
+def _cap_warning(results: dict, task: str, above: float = 0.05) -> str:
+    """A warning when the generation cap cut many of the task's gold answers (runner.gold_over_gen_cap)."""
+    shares = {m: r["gold_over_gen_cap"] for m, per in results.items() for r in per.get(task, {}).values()
+              if (r.get("gold_over_gen_cap") or 0) > above}
+    if not shares:
+        return ""
+    worst = max(shares.values())
+    return (f"<p><b>Generation cap too short:</b> {100 * worst:.0f} % of {_e(task)}'s gold answers are longer than "
+            "the tokens a model may generate, so format-following and accuracy are undercounted for "
+            f"{_e(', '.join(sorted(shares)))} (raise --max-gen-toks).</p>")
+
+
 def write_report(out: Path, doc: dict, reference: dict | None = None) -> Path:
     import matplotlib
 
@@ -227,7 +239,7 @@ def write_report(out: Path, doc: dict, reference: dict | None = None) -> Path:
              "<h2>Metrics (%, ± stderr; soft over several tuning seeds: their mean ± item stderr, std across "
              "seeds)</h2>", _table(results)]
     for task in tasks:
-        parts += [f"<h2>{_e(task)}</h2>", _mode_comparison(results, task)]
+        parts += [f"<h2>{_e(task)}</h2>", _cap_warning(results, task), _mode_comparison(results, task)]
         if any(task in per for per in curves.values()):
             parts.append(_curve(curves, task))
         present = {k for per in results.values() for r in per.get(task, {}).values() for k in r}

@@ -488,6 +488,7 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
                     results.setdefault(model_name, {}).setdefault(t.name, {})[mode] = {
                         **metrics, **scoring.best_of(metrics, t.answer),
                         "num_fewshot": unit["num_fewshot"], "lm_eval": unit["lm_eval"],
+                        **({"gold_over_gen_cap": unit["gold_over_gen_cap"]} if "gold_over_gen_cap" in unit else {}),
                         **({"steps": unit["steps"], "tuning": unit["tuning"]} if mode == "soft" else {})}
             points = []
             # Requested steps plus any evaluated by an earlier run into this OUT (e.g. a longer curve for one model).
