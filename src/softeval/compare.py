@@ -563,8 +563,8 @@ def _findings_html(findings: dict) -> str:
     if findings.get("rankings"):
         rows = []
         for task, entry in findings["rankings"].items():
-            cells = [(leaderboard_text(entry["leaderboards"][m]) + (" (within one SE)" if entry["tied_within_se"][m]
-                                                               else "")) if m in entry["leaderboards"] else "—"
+            boards, noisy = entry["leaderboards"], entry["tied_within_se"]
+            cells = [leaderboard_text(boards[m]) + (" (within one SE)" if noisy[m] else "") if m in boards else "—"
                      for m in ("zero", "few", "soft")]
             rows.append([task, entry["metric"], *cells, "yes" if entry["same_order"] else "no"])
         parts += ["<h2>Knowledge rankings per mode</h2>",

@@ -200,5 +200,5 @@ def test_a_cap_that_cuts_the_gold_answers_is_stored_and_shown_in_the_report(tiny
     assert result.results[str(tiny_model_dir)]["gsm8k"]["zero"]["gold_over_gen_cap"] == 1.0
     assert "Generation cap too short" in (out / "report.html").read_text()
     quiz = run(_cfg(tiny_model_dir, _quiz(tmp_path / "quiz"), tmp_path / "quiz_out", max_gen_toks=3))
-    assert quiz.results[str(tiny_model_dir)]["quiz"]["zero"].get("gold_over_gen_cap", 0.0) <= 0.05
+    assert quiz.results[str(tiny_model_dir)]["quiz"]["zero"]["gold_over_gen_cap"] <= 0.05   # measured, and small
     assert "Generation cap too short" not in (tmp_path / "quiz_out" / "report.html").read_text()

@@ -319,7 +319,8 @@ def evaluate_model_task(cfg: BenchConfig, model_name: str, task_name: str, show_
     units, samples = folder.unit_dir(model_name, t.name), folder.samples_dir(model_name, t.name)
     lm = cached_model(model_name, cfg.device, cfg.dtype, cfg.device_map)
     adapter = SoftevalLM(lm=lm, batch_size=cfg.eval_batch_size, precision=cfg.precision, show_progress=False)
-    cut = {"gold_over_gen_cap": share} if (share := gold_over_gen_cap(adapter, built[t.name].get("gen"))) else {}
+    share = gold_over_gen_cap(adapter, built[t.name].get("gen"))
+    cut = {} if share is None else {"gold_over_gen_cap": share}
     done = []
     for mode in [m for m in ("zero", "few") if m in todo]:
         adapter.set_prompt(None)
