@@ -151,3 +151,25 @@ def test_shipped_bench_configs_validate():
         text = path.read_text()
         assert text.startswith("#") and "softeval bench --config" in text, path
         build_config(BenchConfig, str(path))
+
+
+@needs_data
+def test_real_gsm8k_answers_are_cut_by_a_64_token_cap_and_fit_in_256(caplog):
+    """GSM8K's worked answers on SmolLM2's tokenizer: most are longer than 64 tokens (the run warns), nearly
+    all fit in the task's own 256."""
+    import logging
+
+    from softeval.bench import harness
+    from softeval.bench.lm_adapter import SoftevalLM
+    from softeval.bench.runner import BenchConfig, _task_config, gold_over_gen_cap
+    from softeval.bench.tasks import resolve_task
+    from softeval.models import load_model
+
+    adapter = SoftevalLM(lm=load_model(MODEL, device="cpu", show_progress=False), show_progress=False)
+    task = resolve_task("gsm8k", DATA)
+    with caplog.at_level(logging.WARNING, logger="softeval.bench.runner"):
+        short = gold_over_gen_cap(adapter, harness.build_lm_eval_task(
+            _task_config(task, "gen", BenchConfig(max_gen_toks=64, num_bootstrap=0))))
+    assert short > 0.5 and "longer than the 64 generated tokens" in caplog.text
+    roomy = gold_over_gen_cap(adapter, harness.build_lm_eval_task(_task_config(task, "gen", BenchConfig(num_bootstrap=0))))
+    assert roomy < 0.05
