@@ -193,7 +193,7 @@ def pct(m: dict, key: str) -> str:
 def bench_tables(doc: dict) -> str:
     """Per task: every model × mode with each formulation, the format ordering, the curve and the rankings."""
     from softeval.bench.scoring import named_by_formulation
-    from softeval.compare import leaderboard_text
+    from softeval.compare import format_order_holds, leaderboard_text
 
     out = []
     results, curves, rankings = doc.get("results") or {}, doc.get("curves") or {}, doc.get("rankings") or {}
@@ -219,9 +219,8 @@ def bench_tables(doc: dict) -> str:
         # The benchmark paper's claim: format-following soft ≥ few ≥ zero.
         for model in models:
             rates = {mode: (results[model][task].get(mode) or {}).get("format_rate") for mode in modes}
-            if None in rates.values() or set(rates) != {"zero", "few", "soft"}:
+            if (holds := format_order_holds(rates)) is None:
                 continue
-            holds = rates["soft"] >= rates["few"] >= rates["zero"]
             lines.append(f"- {model}: format-following zero {100 * rates['zero']:.1f} %, few "
                          f"{100 * rates['few']:.1f} %, soft {100 * rates['soft']:.1f} %: soft ≥ few ≥ zero "
                          f"{'holds' if holds else 'does not hold'}")

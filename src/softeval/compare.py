@@ -277,6 +277,17 @@ def compare_bench(runs: list[dict], labels: list[str], allow_different_eval: boo
             "findings": bench_findings(rows)}
 
 
+FORMAT_MODES = ("zero", "few", "soft")
+
+
+def format_order_holds(rates: dict) -> bool | None:
+    """The benchmark paper's format claim for one model on one task: soft ≥ few ≥ zero in format-following.
+    None when a mode's rate is missing."""
+    if any(rates.get(m) is None for m in FORMAT_MODES):
+        return None
+    return rates["soft"] >= rates["few"] >= rates["zero"]
+
+
 def bench_findings(table: list[dict]) -> dict:
     """The benchmark paper's two questions over every compared task: does format-following go soft ≥ few ≥
     zero for each (task, model, run), and do the models rank the same in every mode? A ranking uses best_acc
@@ -285,14 +296,12 @@ def bench_findings(table: list[dict]) -> dict:
     into noise."""
     from softeval.bench import ranking
 
-    order: list[dict] = []
-    keys = sorted({(r["task"], r["model"], r["run"]) for r in table})
-    for task, model, run in keys:
-        rates = {r["mode"]: r.get("format_rate") for r in table
-                 if (r["task"], r["model"], r["run"]) == (task, model, run)}
-        if all(rates.get(m) is not None for m in ("zero", "few", "soft")):
-            order.append({"task": task, "model": model, "run": run, **{m: rates[m] for m in ("zero", "few", "soft")},
-                          "holds": rates["soft"] >= rates["few"] >= rates["zero"]})
+    rates_of: dict[tuple, dict] = {}
+    for r in table:
+        rates_of.setdefault((r["task"], r["model"], r["run"]), {})[r["mode"]] = r.get("format_rate")
+    order = [{"task": task, "model": model, "run": run, **{m: rates[m] for m in FORMAT_MODES}, "holds": holds}
+             for (task, model, run), rates in sorted(rates_of.items())
+             if (holds := format_order_holds(rates)) is not None]
     rankings: dict = {}
     for task in sorted({r["task"] for r in table}):
         rows = [r for r in table if r["task"] == task]

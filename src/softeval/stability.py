@@ -181,8 +181,8 @@ def flag_cells(results: dict, curves: dict | None = None, sigmas: float = SIGMAS
 
     kinds: `failed` (non-finite loss), `n_neighbour` (held-out loss far above the neighbouring prompt lengths'
     median losses), `seed_outlier` (far above the median of the other seeds at its n), `training_spike` (a jump
-    in the cell's training curve; needs `curves`, as
-    {(n, seed): {"train": [(step, loss), …]}} from `read_curves` or `report.load_sweep`)."""
+    in the cell's training curve; needs `curves`, as {(n, seed): {"train": [(step, loss), …]}} from
+    `read_curves` or `report.load_sweep`)."""
     cells = results.get("cells") or []
     tokens = list(results.get("tokens") or sorted({c["n"] for c in cells}))
     flags = []
