@@ -193,14 +193,14 @@ def pct(m: dict, key: str) -> str:
 def bench_tables(doc: dict) -> str:
     """Per task: every model × mode with each formulation, the format ordering, the curve and the rankings."""
     from softeval.bench.scoring import named_by_formulation
-    from softeval.compare import format_order_holds, leaderboard_text
+    from softeval.compare import RANKING_MODES, format_order_holds, leaderboard_text
 
     out = []
     results, curves, rankings = doc.get("results") or {}, doc.get("curves") or {}, doc.get("rankings") or {}
     tasks = sorted({t for per_model in results.values() for t in per_model})
     for task in tasks:
         models = sorted(m for m in results if task in results[m])
-        modes = [mode for mode in ("zero", "few", "soft") if any(mode in results[m][task] for m in models)]
+        modes = [mode for mode in RANKING_MODES if any(mode in results[m][task] for m in models)]
         some = named_by_formulation(results[models[0]][task][modes[0]])
         lines = [f"#### {task}: {some.get('format_rate_n', '?')} items", "",
                  "| model | mode | " + " | ".join(c for c, _ in BENCH_COLUMNS) + " | best (formulation) |",
@@ -255,17 +255,19 @@ def bench_tables(doc: dict) -> str:
 def bench_overview(runs: list[dict]) -> str:
     """Every task's answer to the benchmark paper's two questions, from `softeval compare`'s findings: does
     format-following go soft ≥ few ≥ zero, and do the models rank the same in every mode?"""
-    from softeval.compare import compare_bench, leaderboard_text
+    from softeval.compare import compare_bench, leaderboard_text, ranked_modes
 
     findings = compare_bench(runs, [shown_path(r["path"]) for r in runs])["findings"]
+    modes = ranked_modes(findings)
     lines = ["| task | model | zero | few | soft | soft ≥ few ≥ zero |", "|---|---|---|---|---|---|"]
     lines += [f"| {f['task']} | {f['model']} | {100 * f['zero']:.1f} | {100 * f['few']:.1f} | {100 * f['soft']:.1f} | "
               f"{'holds' if f['holds'] else 'does not hold'} |" for f in findings["format_order"]]
-    lines += ["", "| task | ranked by | zero | few | soft | same order in every mode |", "|---|---|---|---|---|---|"]
+    lines += ["", "| task | ranked by | " + " | ".join(modes) + " | same order in every mode |",
+              "|" + "---|" * (len(modes) + 3)]
     for task, entry in findings["rankings"].items():
         boards, noisy = entry["leaderboards"], entry["tied_within_se"]
         cells = [leaderboard_text(boards[m]) + (" (≈, within one SE)" if noisy[m] else "") if m in boards else "—"
-                 for m in ("zero", "few", "soft")]
+                 for m in modes]
         lines.append(f"| {task} | {entry['metric']} | " + " | ".join(cells)
                      + f" | {'yes' if entry['same_order'] else 'no'} |")
     return "\n".join(lines)

@@ -266,7 +266,7 @@ def compare_bench(runs: list[dict], labels: list[str], allow_different_eval: boo
                     **{f"{m}_seed_std": [p.get(f"{m}_seed_std") for p in points]
                        for m in ("format_rate", "strict_acc", "lenient_acc")
                        if any(f"{m}_seed_std" in p for p in points)}})
-    order = {"zero": 0, "few": 1, "soft": 2}
+    order = {mode: i for i, mode in enumerate(RANKING_MODES)}
     rows.sort(key=lambda r: (r["task"], r["model"], order.get(r["mode"], 3), r["run"]))
     return {"schema": SCHEMA, "kind": "bench", "same_eval_set": same_eval,
             "allow_different_eval": allow_different_eval,
@@ -278,6 +278,14 @@ def compare_bench(runs: list[dict], labels: list[str], allow_different_eval: boo
 
 
 FORMAT_MODES = ("zero", "few", "soft")
+# Knowledge is ranked in every mode, soft_cloze too (its prompt tuned for the cloze formulation it scores).
+RANKING_MODES = ("zero", "few", "soft", "soft_cloze")
+
+
+def ranked_modes(findings: dict) -> list[str]:
+    """The modes some task's knowledge ranking has, in RANKING_MODES order (the columns of a rankings table)."""
+    present = {m for entry in findings.get("rankings", {}).values() for m in entry["leaderboards"]}
+    return [m for m in RANKING_MODES if m in present]
 
 
 def format_order_holds(rates: dict) -> bool | None:
@@ -311,7 +319,7 @@ def bench_findings(table: list[dict]) -> dict:
             runs_of.setdefault(r["model"], set()).add(r["run"])
         name = lambda r: r["model"] if len(runs_of[r["model"]]) == 1 else f"{r['model']} @ {r['run']}"  # noqa: E731
         boards, tied = {}, {}
-        for mode in ("zero", "few", "soft"):
+        for mode in RANKING_MODES:
             scored = {name(r): r for r in rows if r["mode"] == mode and r.get(metric) is not None}
             if len(scored) < 2:
                 continue
@@ -570,17 +578,17 @@ def _findings_html(findings: dict) -> str:
                   _table(["task", "model", "run", "zero (%)", "few (%)", "soft (%)", "soft ≥ few ≥ zero"], rows,
                          left=3)]
     if findings.get("rankings"):
-        rows = []
+        rows, modes = [], ranked_modes(findings)
         for task, entry in findings["rankings"].items():
             boards, noisy = entry["leaderboards"], entry["tied_within_se"]
             cells = [leaderboard_text(boards[m]) + (" (within one SE)" if noisy[m] else "") if m in boards else "—"
-                     for m in ("zero", "few", "soft")]
+                     for m in modes]
             rows.append([task, entry["metric"], *cells, "yes" if entry["same_order"] else "no"])
         parts += ["<h2>Knowledge rankings per mode</h2>",
                   "<p>Best first. best_acc is each model's best formulation in that mode (the one in brackets); "
                   "“within one SE” marks a mode where two neighbours are closer than their combined standard "
                   "error (or, for a soft prompt, its tuning seeds' spread), so their order there is noise.</p>",
-                  _table(["task", "metric", "zero", "few", "soft", "same order in every mode"], rows, left=5)]
+                  _table(["task", "metric", *modes, "same order in every mode"], rows, left=2 + len(modes))]
     return "\n".join(parts)
 
 

@@ -510,7 +510,8 @@ class BenchFolder:
       units/<model>/<task>/{identity.json, zero.json, few.json, soft.json, curve_<step>.json}   one per finished unit
       samples/<model>/<task>/<mode>_<form>.jsonl, curve/…                                      per-item records
       train/<model>/<task>/                            the tuning run (RunFolder) and its prompt_step_N snapshots
-      {units,samples,train}/<model>/<task>/seed_<s>/   the same for each further tuning seed of the soft mode
+      train/<model>/<task>/soft_cloze/                 the soft_cloze mode's tuning run (prompt tuned on cloze)
+      {units,samples,train}/<model>/<task>/seed_<s>/   the same for each further tuning seed of a tuned mode
 
     Model and task names come from users (spec files, paths): `safe_name` keeps each one a single harmless
     path component, so "../x" cannot leave the folder."""
@@ -524,8 +525,10 @@ class BenchFolder:
     def samples_dir(self, model: str, task: str) -> Path:
         return self.path / "samples" / safe_name(model) / safe_name(task)
 
-    def train_dir(self, model: str, task: str) -> Path:
-        return self.path / "train" / safe_name(model) / safe_name(task)
+    def train_dir(self, model: str, task: str, mode: str = "soft") -> Path:
+        """The soft mode's tuning run; another tuned mode's (soft_cloze) is a folder of that name below it."""
+        path = self.path / "train" / safe_name(model) / safe_name(task)
+        return path if mode == "soft" else path / mode
 
     @staticmethod
     def curve_unit(units: Path, step: int) -> Path:

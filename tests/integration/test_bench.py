@@ -102,11 +102,15 @@ def test_cli_end_to_end_and_resume(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     doc = json.loads((out / "results.json").read_text())
     res = doc["results"][MODEL]["quiz"]
-    assert set(res) == {"zero", "few", "soft"}
-    for mode in res.values():
+    assert set(res) == {"zero", "few", "soft", "soft_cloze"}  # the default modes; the spec task is multiple choice
+    for name, mode in res.items():
+        if name == "soft_cloze":  # a prompt tuned on the cloze rendering, scored in cloze alone
+            assert mode["ll_cloze_acc_n"] == 4 and "format_rate" not in mode and mode["best_formulation"] == "cloze"
+            continue
         assert 0 <= mode["format_rate"] <= 1
         assert mode["ll_cloze_acc_n"] == mode["ll_letters_acc_n"] == mode["format_rate_n"] == 4
-    assert res["soft"]["tuning"]["num_train"] == 6 and res["soft"]["tuning"]["overlap_removed"] == 0
+    for tuned in ("soft", "soft_cloze"):
+        assert res[tuned]["tuning"]["num_train"] == 6 and res[tuned]["tuning"]["overlap_removed"] == 0
     assert [p["step"] for p in doc["curves"][MODEL]["quiz"]] == [0, 2, 3]
     assert doc["data"]["quiz"]["skipped_no_gold"] == 1
     samples = [json.loads(x) for x in (out / "samples" / MODEL / "quiz" / "soft_gen.jsonl").read_text().splitlines()]

@@ -237,8 +237,12 @@ def test_bench_findings_answer_format_order_and_ranking_agreement_across_tasks(t
         row = {"format_rate": fmt, "best_acc": best, "best_acc_stderr": se, "best_formulation": formulation}
         return row | ({"best_acc_seed_std": seed_std, "seeds": [0, 1, 2]} if seed_std is not None else {})
 
-    arc = {"a": {"arc": {"zero": m(0.1, 0.50), "few": m(1.0, 0.60), "soft": m(1.0, 0.62, seed_std=0.01)}},
-           "b": {"arc": {"zero": m(0.9, 0.30), "few": m(0.8, 0.40), "soft": m(1.0, 0.41, seed_std=0.01)}}}
+    # soft_cloze (a prompt tuned on cloze, scored in cloze alone) has no format rate; it is ranked as a mode
+    cloze_only = lambda best: {k: v for k, v in m(None, best, seed_std=0.01).items() if k != "format_rate"}  # noqa: E731
+    arc = {"a": {"arc": {"zero": m(0.1, 0.50), "few": m(1.0, 0.60), "soft": m(1.0, 0.62, seed_std=0.01),
+                         "soft_cloze": cloze_only(0.70)}},
+           "b": {"arc": {"zero": m(0.9, 0.30), "few": m(0.8, 0.40), "soft": m(1.0, 0.41, seed_std=0.01),
+                         "soft_cloze": cloze_only(0.35)}}}
     qa = {"a": {"qa": {"zero": m(0.5, 0.30), "few": m(0.6, 0.50), "soft": m(0.7, 0.40, seed_std=0.2)}},
           "b": {"qa": {"zero": m(0.5, 0.40), "few": m(0.6, 0.45), "soft": m(0.7, 0.45, seed_std=0.01)}}}
     make_bench(tmp_path / "arc", arc)
@@ -251,7 +255,8 @@ def test_bench_findings_answer_format_order_and_ranking_agreement_across_tasks(t
     assert arc_rank["metric"] == "best_acc" and arc_rank["same_order"] is True
     assert [r["model"] for r in arc_rank["leaderboards"]["soft"]] == ["a", "b"]
     assert arc_rank["leaderboards"]["soft"][0]["formulation"] == "cloze"
-    assert arc_rank["tied_within_se"] == {"zero": False, "few": False, "soft": False}
+    assert arc_rank["tied_within_se"] == {"zero": False, "few": False, "soft": False, "soft_cloze": False}
+    assert [r["model"] for r in arc_rank["leaderboards"]["soft_cloze"]] == ["a", "b"]
     # qa: b leads zero-shot, a leads few-shot by 0.05 (> 0.014 combined SE), and the soft gap (0.05) sits inside
     # a's tuning-seed spread (0.2)
     assert qa_rank["same_order"] is False
@@ -260,6 +265,7 @@ def test_bench_findings_answer_format_order_and_ranking_agreement_across_tasks(t
     page = (tmp_path / "out" / "index.html").read_text()
     assert "soft ≥ few ≥ zero" in page and "does not hold" in page and "a 62.0 (cloze) &gt; b 41.0 (cloze)" in page
     assert ">90.0<" in page and "90.0000" not in page   # rates in percent, one decimal
+    assert ">soft_cloze</th>" in page and "a 70.0 (cloze) &gt; b 35.0 (cloze)" in page
     from softeval.compare import format_summary
 
     text = format_summary(result.summary)

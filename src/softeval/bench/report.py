@@ -12,7 +12,7 @@ from pathlib import Path
 
 from softeval.store import atomic_write_text
 
-MODE_COLORS = {"zero": "#9e9e9e", "few": "#1f77b4", "soft": "#d62728"}
+MODE_COLORS = {"zero": "#9e9e9e", "few": "#1f77b4", "soft": "#d62728", "soft_cloze": "#ff7f0e"}
 SHOWN = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc", "ll_letters_acc", "ll_cloze_acc",
          "ll_cloze_acc_norm", "best_acc")
 # Column headings: which formulation each accuracy scores (generated letters, likelihood letters, cloze).
@@ -186,7 +186,7 @@ def _table(results: dict) -> str:
                                 + (f", std {_fmt(m.get(k + '_seed_std'))}" if k + "_seed_std" in m else "") + "</td>"
                                 if k in m else "<td>–</td>" for k in SHOWN)
                 cells += f"<td>{_e(m.get('best_formulation') or '–')}</td>"
-                seeds = len(m["seeds"]) if m.get("seeds") else 1 if mode == "soft" else "–"
+                seeds = len(m["seeds"]) if m.get("seeds") else 1 if mode in ("soft", "soft_cloze") else "–"
                 rows.append(f"<tr><td>{_e(model)}</td><td>{_e(task)}</td><td>{_e(mode)}</td>{cells}<td>{_e(n)}</td>"
                             f"<td>{_e(seeds)}</td></tr>")
     return "<table>" + "".join(rows) + "</table>"
@@ -237,7 +237,10 @@ def write_report(out: Path, doc: dict, reference: dict | None = None) -> Path:
     tasks = sorted({t for per in results.values() for t in per})
     parts = ["<h1>softeval bench</h1>", _settings(doc),
              "<h2>Metrics (%, ± stderr; soft over several tuning seeds: their mean ± item stderr, std across "
-             "seeds)</h2>", _table(results)]
+             "seeds)</h2>",
+             "<p>soft: a prompt tuned on the task's answer format (the letters), scored in every form; soft_cloze: "
+             "a prompt tuned on the cloze rendering (question → answer text), scored in cloze alone.</p>",
+             _table(results)]
     for task in tasks:
         parts += [f"<h2>{_e(task)}</h2>", _cap_warning(results, task), _mode_comparison(results, task)]
         if any(task in per for per in curves.values()):

@@ -3,7 +3,8 @@
     setup  resolve tasks (built-in / lm-eval YAML / softeval spec; Hub or --data-dir), check the reference
     loop   per model: load once; per task: zero and few through lm-eval; soft: per tuning seed, tune ONE
            prompt on the training split with snapshots at the curve steps, evaluate the --steps snapshot
-           (mode "soft") and the generative form at every curve step
+           (mode "soft") and the generative form at every curve step; soft_cloze (multiple choice): per
+           tuning seed, a second prompt tuned on the cloze rendering (question → answer text), scored by cloze
     save   units/ (one JSON per finished (model, task, mode[, seed]) unit: re-runs skip them), samples/*.jsonl,
            results.json (lm-eval-shaped; soft over several seeds: their mean and std), report.html
 """
@@ -30,7 +31,12 @@ from softeval.store import (BenchFolder, atomic_write_json, atomic_write_text, c
 
 logger = logging.getLogger(__name__)
 
-MODES = ("zero", "few", "soft")
+MODES = ("zero", "few", "soft", "soft_cloze")
+# Modes scored under a prompt tuned on the training split, over --tuning-seeds. "soft" learns the task's answer
+# format (the generated letters) and is scored in every form; its prompt is not tuned for the cloze formulation
+# (a letter-tuned prompt can pull cloze to chance: CommonsenseQA 40 % → 25 %), so "soft_cloze" tunes one on the
+# cloze rendering itself and scores cloze alone: OLMES's best-of-formulations, each with its own prompt.
+TUNED_MODES = ("soft", "soft_cloze")
 
 
 # BenchConfig fields that cannot change a finished unit's numbers: a run may grow (more models, tasks,
@@ -48,7 +54,8 @@ class BenchConfig:
                                help="model (repeatable): embedded name, Hugging Face id, local folder or .gguf")
     tasks: list[str] = option(default_factory=lambda: ["arc_easy"], flag="--task",
                               help="comma-separated tasks: built-in names, lm-eval task YAMLs or softeval specs")
-    modes: list[str] = option(default_factory=lambda: list(MODES), flag="--modes", help="subset of zero,few,soft")
+    modes: list[str] = option(default_factory=lambda: list(MODES), flag="--modes",
+                              help="subset of zero,few,soft,soft_cloze (soft_cloze: multiple-choice tasks only)")
     forms: list[str] = option(default_factory=lambda: ["gen", "ll"], flag="--forms",
                               help="gen (generated answers), ll_letters (options listed, letters scored), ll_cloze "
                                    "(choice texts scored); ll = both ll forms")
@@ -121,7 +128,7 @@ class BenchConfig:
 
     @property
     def soft_seeds(self) -> list[int]:
-        """The soft mode's tuning seeds; the first is --seed (zero and few-shot use it alone)."""
+        """The tuned modes' seeds; the first is --seed (zero and few-shot use it alone)."""
         return [self.seed + i for i in range(self.tuning_seeds)]
 
     @property
@@ -219,7 +226,7 @@ def run_unit(adapter, task: BenchTask, mode: str, shots: int, forms: list[str], 
 def prepare_tasks(cfg: BenchConfig, only: str | None = None) -> tuple[list[BenchTask], dict]:
     """The grid's tasks (or just `only`) with the asked-for forms, and their lm-eval tasks per form. The driver
     and every unit prepare them alike, so a unit on another node needs nothing but the config."""
-    tasks = [resolve_task(t, cfg.data_dir, soft="soft" in cfg.modes) for t in cfg.tasks]
+    tasks = [resolve_task(t, cfg.data_dir, soft=any(m in TUNED_MODES for m in cfg.modes)) for t in cfg.tasks]
     tasks = [t for t in tasks if only is None or t.name == only]
     built: dict = {}
     for t in tasks:
@@ -232,7 +239,19 @@ def prepare_tasks(cfg: BenchConfig, only: str | None = None) -> tuple[list[Bench
                               + ("" if t.answer != "letter" else " and ll"))
         built[t.name] = {form: built[t.name].get(form) or harness.build_lm_eval_task(_task_config(t, form, cfg))
                          for form in t.forms}
+        if "soft_cloze" in cfg.modes and "ll_cloze" not in t.forms and t.answer == "letter":
+            t.notes.append(f"{t.name}: no soft_cloze mode: it scores the cloze formulation, which this run "
+                           + ("does not score (add ll_cloze to --forms)" if "ll_cloze" not in cfg.forms
+                              else "this task does not have"))
+        if not task_modes(cfg, t):
+            raise ConfigError(f"task {t.name}: none of the modes {','.join(cfg.modes)} apply to it (soft_cloze "
+                              "needs a multiple-choice task scored in its cloze form)")
     return tasks, built
+
+
+def task_modes(cfg: BenchConfig, t: BenchTask) -> list[str]:
+    """The asked-for modes that apply to a task: soft_cloze needs the task's cloze form."""
+    return [m for m in cfg.modes if m != "soft_cloze" or "ll_cloze" in t.forms]
 
 
 def _user_ll_forms(t: BenchTask, cfg: BenchConfig) -> dict:
@@ -267,19 +286,21 @@ def curve_only_steps(cfg: BenchConfig) -> list[int]:
     return [s for s in steps if s != cfg.optim.max_steps]
 
 
-def seed_todo(units: Path, cfg: BenchConfig, seed: int) -> tuple[bool, list[int]]:
-    """Whether one tuning seed's soft unit is missing, and its missing curve points."""
+def seed_todo(units: Path, cfg: BenchConfig, seed: int, modes: list[str]) -> tuple[list[str], list[int]]:
+    """One tuning seed's missing units among the tuned `modes`, and its missing curve points."""
     units = BenchFolder.seed_dir(units, seed, cfg.seed)
-    return ("soft" in cfg.modes and not (units / "soft.json").exists(),
+    return ([m for m in TUNED_MODES if m in modes and not (units / f"{m}.json").exists()],
             [s for s in curve_only_steps(cfg) if not BenchFolder.curve_unit(units, s).exists()])
 
 
-def model_task_todo(out: Path, cfg: BenchConfig, model_name: str, task: str) -> tuple[list[str], list[int]]:
-    """The modes and curve steps some unit (some tuning seed for soft) still lacks."""
+def model_task_todo(out: Path, cfg: BenchConfig, model_name: str, task: str,
+                    modes: list[str]) -> tuple[list[str], list[int]]:
+    """The modes (of `modes`, the task's: task_modes) and curve steps some unit (some tuning seed for a tuned
+    mode) still lacks."""
     units = BenchFolder(out).unit_dir(model_name, task)
-    per_seed = [seed_todo(units, cfg, s) for s in cfg.soft_seeds]
-    return ([m for m in cfg.modes if (any(soft for soft, _ in per_seed) if m == "soft"
-                                      else not (units / f"{m}.json").exists())],
+    per_seed = [seed_todo(units, cfg, s, modes) for s in cfg.soft_seeds]
+    missing_tuned = {m for tuned, _ in per_seed for m in tuned}
+    return ([m for m in modes if (m in missing_tuned if m in TUNED_MODES else not (units / f"{m}.json").exists())],
             sorted({s for _, steps in per_seed for s in steps}))
 
 
@@ -303,16 +324,18 @@ def gold_over_gen_cap(adapter, gen_task, sample: int = 200, warn_above: float = 
     return round(share, 4)
 
 
-def evaluate_model_task(cfg: BenchConfig, model_name: str, task_name: str, show_progress: bool = False) -> list[str]:
-    """One unit of the grid: a model on a task in every mode. Zero- and few-shot, then per tuning seed ONE
-    soft-prompt tuning run with snapshots at the curve steps, the soft mode at --steps and the curve. Each result
-    is its own atomic file, so a re-run or a retried unit skips finished ones and the tuning resumes from its
-    checkpoint. Returns the modes it evaluated."""
+def evaluate_model_task(cfg: BenchConfig, model_name: str, task_name: str, modes: list[str],
+                        show_progress: bool = False) -> list[str]:
+    """One unit of the grid: a model on a task in each of `modes` (the task's: task_modes). Zero- and few-shot,
+    then per tuning seed ONE soft-prompt tuning run with snapshots at the curve steps, the soft mode at --steps
+    and the curve, then per tuning seed the soft_cloze prompt. Each result is its own atomic file, so a re-run or
+    a retried unit skips finished ones and each tuning resumes from its checkpoint. Returns the modes it
+    evaluated."""
     from softeval.bench.lm_adapter import SoftevalLM
 
     out = Path(cfg.out)
     folder = BenchFolder(out)
-    todo, todo_curve = model_task_todo(out, cfg, model_name, task_name)
+    todo, todo_curve = model_task_todo(out, cfg, model_name, task_name, modes)
     if not todo and not todo_curve:
         return []
     [t], built = prepare_tasks(cfg, only=task_name)
@@ -327,43 +350,56 @@ def evaluate_model_task(cfg: BenchConfig, model_name: str, task_name: str, show_
         run_unit(adapter, t, mode, 0 if mode == "zero" else cfg.shots, t.forms, cfg, units / f"{mode}.json", samples,
                  cut)
         done.append(mode)
-    if "soft" not in todo and not todo_curve:
-        return done
-    # Tuning renders the generative form; without it, the YAML's own (lm-eval's) ll form, else the first.
-    tune_form = next(f for f in ("gen", t.lm_eval_form, *t.forms) if f in t.forms)
-    for seed in cfg.soft_seeds:
-        done += _tune_and_evaluate(cfg, adapter, t, built[t.name][tune_form], tune_form, model_name, seed,
-                                   show_progress)
+    if "soft" in todo or todo_curve:
+        # Tuning renders the generative form; without it, the YAML's own (lm-eval's) ll form, else the first.
+        tune_form = next(f for f in ("gen", t.lm_eval_form, *t.forms) if f in t.forms)
+        for seed in cfg.soft_seeds:
+            done += _soft_seed(cfg, adapter, t, built[t.name][tune_form], tune_form, model_name, seed, show_progress)
+    if "soft_cloze" in todo:
+        for seed in cfg.soft_seeds:
+            done += _soft_cloze_seed(cfg, adapter, t, built[t.name]["ll_cloze"], model_name, seed, show_progress)
     adapter.set_prompt(None)
     return done
 
 
-def _tune_and_evaluate(cfg: BenchConfig, adapter, t: BenchTask, gen_task, tune_form: str, model_name: str, seed: int,
-                       show_progress: bool) -> list[str]:
-    """The soft mode of one tuning seed (prompt init and data order): one tuning run, snapshots at the curve
-    steps and at --steps, each evaluated into its own unit in this seed's folders (BenchFolder.seed_dir)."""
+def _tune(cfg: BenchConfig, adapter, lm_task, form: str, seed: int, steps: list[int], run_dir: Path, spec: dict,
+          show_progress: bool) -> tuple[dict[int, Path], dict]:
+    """One tuning seed's run on `lm_task`'s training split, rendered as `form` is scored; its prompt snapshots
+    at `steps` and the tuning facts a unit records."""
     from softeval.bench import tuning
     from softeval.train import TrainConfig
 
-    out = Path(cfg.out)
-    folder = BenchFolder(out)
-    soft_todo, todo_curve = seed_todo(folder.unit_dir(model_name, t.name), cfg, seed)
+    eval_keys = {harness.doc_key(lm_task, d) for d in harness.eval_docs(lm_task)}
+    # The soft mode's prompt also learns where an answer stops (the few-shot delimiter after the target), as the
+    # generated letters need; a cloze prompt is scored on the answer text alone, so it learns only that.
+    data = tuning.tuning_examples(lm_task, adapter, cfg.tuning_size, seed, eval_keys, stop=form != "ll_cloze")
+    train_cfg = TrainConfig(num_virtual_tokens=cfg.num_virtual_tokens, prompt=cfg.prompt,
+                            optim=replace(cfg.optim, max_steps=max(steps)), seed=seed, eval_every=0,
+                            checkpoint_every=10, keep_checkpoints=2, precision=cfg.precision,
+                            eval_batch_size=cfg.eval_batch_size, show_progress=show_progress,
+                            out=str(Path(cfg.out) / "train"))
+    paths = tuning.tune_with_snapshots(adapter, data, train_cfg, steps, run_dir, spec, show_progress=show_progress)
+    info = {"num_train": len(data.train), "overlap_removed": data.overlap_removed,
+            "num_virtual_tokens": cfg.num_virtual_tokens, "batch_size": cfg.optim.batch_size}
+    return paths, info
+
+
+def _soft_seed(cfg: BenchConfig, adapter, t: BenchTask, gen_task, tune_form: str, model_name: str, seed: int,
+               show_progress: bool) -> list[str]:
+    """The soft mode of one tuning seed (prompt init and data order): one tuning run, snapshots at the curve
+    steps and at --steps, each evaluated into its own unit in this seed's folders (BenchFolder.seed_dir)."""
+    from softeval.bench import tuning
+
+    folder = BenchFolder(cfg.out)
+    soft_todo, todo_curve = seed_todo(folder.unit_dir(model_name, t.name), cfg, seed, ["soft"])
     if not soft_todo and not todo_curve:
         return []
     units = BenchFolder.seed_dir(folder.unit_dir(model_name, t.name), seed, cfg.seed)
     samples = BenchFolder.seed_dir(folder.samples_dir(model_name, t.name), seed, cfg.seed)
-    eval_keys = {harness.doc_key(gen_task, d) for d in harness.eval_docs(gen_task)}
-    data = tuning.tuning_examples(gen_task, adapter, cfg.tuning_size, seed, eval_keys)
-    spec = {"task": t.name, "bench": True, "form": "gen", "source": t.source}
-    train_cfg = TrainConfig(num_virtual_tokens=cfg.num_virtual_tokens, prompt=cfg.prompt,
-                            optim=replace(cfg.optim, max_steps=cfg.last_step), seed=seed, eval_every=0,
-                            checkpoint_every=10, keep_checkpoints=2, precision=cfg.precision,
-                            eval_batch_size=cfg.eval_batch_size, show_progress=show_progress, out=str(out / "train"))
-    paths = tuning.tune_with_snapshots(adapter, data, train_cfg, sorted(set(cfg.curve_steps) | {cfg.optim.max_steps}),
-                                       BenchFolder.seed_dir(folder.train_dir(model_name, t.name), seed, cfg.seed),
-                                       spec, show_progress=show_progress)
-    tuning_info = {"num_train": len(data.train), "overlap_removed": data.overlap_removed,
-                   "num_virtual_tokens": cfg.num_virtual_tokens, "batch_size": cfg.optim.batch_size}
+    paths, tuning_info = _tune(cfg, adapter, gen_task, tune_form, seed,
+                               sorted(set(cfg.curve_steps) | {cfg.optim.max_steps}),
+                               BenchFolder.seed_dir(folder.train_dir(model_name, t.name), seed, cfg.seed),
+                               {"task": t.name, "bench": True, "form": tune_form, "source": t.source}, show_progress)
     done = []
     if soft_todo:
         adapter.set_prompt(*tuning.load_snapshot(adapter, paths[cfg.optim.max_steps]))
@@ -381,9 +417,30 @@ def _tune_and_evaluate(cfg: BenchConfig, adapter, t: BenchTask, gen_task, tune_f
     return done
 
 
+def _soft_cloze_seed(cfg: BenchConfig, adapter, t: BenchTask, cloze_task, model_name: str, seed: int,
+                     show_progress: bool) -> list[str]:
+    """The soft_cloze mode of one tuning seed: a prompt tuned --steps on the cloze rendering of the training
+    split (the question alone → " answer text"), then the cloze form scored under it."""
+    from softeval.bench import tuning
+
+    folder = BenchFolder(cfg.out)
+    units = BenchFolder.seed_dir(folder.unit_dir(model_name, t.name), seed, cfg.seed)
+    if (units / "soft_cloze.json").exists():
+        return []
+    steps = cfg.optim.max_steps
+    paths, tuning_info = _tune(cfg, adapter, cloze_task, "ll_cloze", seed, [steps],
+                               BenchFolder.seed_dir(folder.train_dir(model_name, t.name, "soft_cloze"), seed, cfg.seed),
+                               {"task": t.name, "bench": True, "form": "ll_cloze", "source": t.source}, show_progress)
+    adapter.set_prompt(*tuning.load_snapshot(adapter, paths[steps]))
+    run_unit(adapter, t, "soft_cloze", 0, ["ll_cloze"], cfg, units / "soft_cloze.json",
+             BenchFolder.seed_dir(folder.samples_dir(model_name, t.name), seed, cfg.seed),
+             {"steps": steps, "prompt": str(paths[steps]), "tuning": tuning_info})
+    return ["soft_cloze"]
+
+
 def _model_task_unit(unit: Unit) -> list[str]:
     p = unit.payload
-    return evaluate_model_task(p["cfg"], p["model"], p["task"], p["show_progress"])
+    return evaluate_model_task(p["cfg"], p["model"], p["task"], p["modes"], p["show_progress"])
 
 
 def run(cfg: BenchConfig) -> BenchResult:
@@ -439,11 +496,13 @@ def run(cfg: BenchConfig) -> BenchResult:
     units, done_before = [], 0
     for model_name in cfg.models:
         for t in tasks:
-            if not any(model_task_todo(out, cfg, model_name, t.name)):
+            modes = task_modes(cfg, t)
+            if not any(model_task_todo(out, cfg, model_name, t.name, modes)):
                 done_before += 1
                 continue
             units.append(Unit(f"{safe_name(model_name)}__{safe_name(t.name)}",
-                              {"cfg": cfg, "model": model_name, "task": t.name, "show_progress": inner_bars},
+                              {"cfg": cfg, "model": model_name, "task": t.name, "modes": modes,
+                               "show_progress": inner_bars},
                               cpus, gpus))
     try:
         run_units(units, _model_task_unit, executor=exe.executor, address=exe.ray_address,
@@ -487,10 +546,10 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
                     # The OLMES-style best formulation is derived here, not stored in units, so a unit
                     # written by an older softeval gets it too.
                     results.setdefault(model_name, {}).setdefault(t.name, {})[mode] = {
-                        **metrics, **scoring.best_of(metrics, t.answer),
+                        **metrics, **scoring.best_of(metrics, t.answer, single=mode == "soft_cloze"),
                         "num_fewshot": unit["num_fewshot"], "lm_eval": unit["lm_eval"],
                         **({"gold_over_gen_cap": unit["gold_over_gen_cap"]} if "gold_over_gen_cap" in unit else {}),
-                        **({"steps": unit["steps"], "tuning": unit["tuning"]} if mode == "soft" else {})}
+                        **({"steps": unit["steps"], "tuning": unit["tuning"]} if mode in TUNED_MODES else {})}
             points = []
             # Requested steps plus any evaluated by an earlier run into this OUT (e.g. a longer curve for one model).
             for step in (sorted(set(cfg.curve_steps) | BenchFolder.curve_steps_on_disk(units)) if "soft" in cfg.modes else []):
@@ -505,16 +564,17 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
 
 
 def _seed_units(units: Path, cfg: BenchConfig, mode: str, path_in) -> dict[int, dict]:
-    """seed → finished unit of `mode` (`path_in(folder)` names its file): every tuning seed's for soft, the
-    base seed's otherwise."""
-    seeds = cfg.soft_seeds if mode == "soft" else [cfg.seed]
+    """seed → finished unit of `mode` (`path_in(folder)` names its file): every tuning seed's for a tuned mode,
+    the base seed's otherwise."""
+    seeds = cfg.soft_seeds if mode in TUNED_MODES else [cfg.seed]
     paths = {s: path_in(BenchFolder.seed_dir(units, s, cfg.seed)) for s in seeds}
     return {s: read_json(p, "bench unit") for s, p in paths.items() if p.exists()}
 
 
 def _seed_metrics(cfg: BenchConfig, mode: str, found: dict[int, dict]) -> dict:
-    """A unit's metrics; soft with --tuning-seeds > 1: the mean and spread over the seeds found, and which."""
-    if mode != "soft" or cfg.tuning_seeds == 1:
+    """A unit's metrics; a tuned mode with --tuning-seeds > 1: the mean and spread over the seeds found, and
+    which."""
+    if mode not in TUNED_MODES or cfg.tuning_seeds == 1:
         return next(iter(found.values()))["metrics"]
     return {**scoring.over_seeds([u["metrics"] for u in found.values()]), "seeds": list(found)}
 
@@ -522,7 +582,7 @@ def _seed_metrics(cfg: BenchConfig, mode: str, found: dict[int, dict]) -> dict:
 def _item_scores(out: Path, cfg: BenchConfig, model: str, task: str, mode: str, metric: str) -> list[float]:
     """Per-item scores behind a metric, by doc; for soft over several tuning seeds each item's mean over the
     seeds, so rankings use the seed mean and stay paired by item."""
-    seeds = cfg.soft_seeds if mode == "soft" else [cfg.seed]
+    seeds = cfg.soft_seeds if mode in TUNED_MODES else [cfg.seed]
     samples = BenchFolder(out).samples_dir(model, task)
     form = scoring.FORM_OF.get(metric, "gen")
     files = [BenchFolder.seed_dir(samples, s, cfg.seed) / f"{mode}_{form}.jsonl" for s in seeds]
@@ -532,10 +592,10 @@ def _item_scores(out: Path, cfg: BenchConfig, model: str, task: str, mode: str, 
     return [sum(col) / len(col) for col in zip(*vectors)]
 
 
-def _best_items(per_metric: dict[str, list[float]]) -> tuple[list[float], str | None]:
+def _best_items(per_metric: dict[str, list[float]], single: bool = False) -> tuple[list[float], str | None]:
     """The per-item vector of the better formulation (scoring.best_metric's choice) and its metric."""
     means = {k: sum(v) / len(v) for k, v in per_metric.items() if v}
-    metric = scoring.best_metric(means)
+    metric = scoring.best_metric(means, single)
     return (per_metric[metric] if metric else []), metric
 
 
@@ -560,7 +620,7 @@ def compute_rankings(out: Path, cfg: BenchConfig, tasks: list[BenchTask], refere
                     items[mode] = {}
                     for m in cfg.models:
                         items[mode][m], which = _best_items(
-                            {c: _item_scores(out, cfg, m, t.name, mode, c) for c in candidates})
+                            {c: _item_scores(out, cfg, m, t.name, mode, c) for c in candidates}, mode == "soft_cloze")
                         if which:
                             chosen.setdefault(mode, {})[m] = scoring.formulation(which, t.answer)
             else:

@@ -136,22 +136,23 @@ def formulation(metric: str, answer: str) -> str:
     return "letters" if answer == "letter" else "generated"
 
 
-def best_metric(accs: dict[str, float | None]) -> str | None:
+def best_metric(accs: dict[str, float | None], single: bool = False) -> str | None:
     """OLMES keeps the best of the multiple-choice (letters) and the cloze formulations: the metric to use
     among BEST_CANDIDATES present in `accs`, ties to the earlier (the letters are the format the task asks
-    for); None with fewer than two."""
+    for); None with fewer than two, unless `single`: a mode that scores one formulation by design (soft_cloze:
+    its prompt is tuned for cloze) stands in the best-of comparison with that one."""
     present = [m for m in BEST_CANDIDATES if accs.get(m) is not None]
-    if len(present) < 2:
+    if len(present) < (1 if single else 2):
         return None
     return max(present, key=lambda m: (accs[m], -present.index(m)))
 
 
-def best_of(metrics: dict, answer: str) -> dict:
+def best_of(metrics: dict, answer: str, single: bool = False) -> dict:
     """best_acc (± stderr, n), best_metric and best_formulation for one (model, task, mode); {} unless the
-    task is multiple choice and at least two formulations were scored."""
+    task is multiple choice and at least two formulations were scored (one with `single`, see best_metric)."""
     if answer != "letter":
         return {}
-    metric = best_metric(metrics)
+    metric = best_metric(metrics, single)
     if metric is None:
         return {}
     # Over several tuning seeds the chosen metric is the best mean; its spread across seeds comes along.

@@ -42,8 +42,9 @@ class TuningData:
     train_keys: list[str]  # rendered questions of the tuning items (for the no-overlap check)
 
 
-def tuning_examples(task, adapter, num_train: int, seed: int, eval_keys: set[str]) -> TuningData:
-    """Training-split documents → Examples (context tokens + scored target tokens)."""
+def tuning_examples(task, adapter, num_train: int, seed: int, eval_keys: set[str], stop: bool = True) -> TuningData:
+    """Training-split documents → Examples (context tokens + scored target tokens). With `stop` the target
+    ends with the few-shot delimiter, so the prompt also learns where a generated answer ends."""
     docs = harness.training_docs(task)
     keyed = [(harness.doc_key(task, d), d) for d in docs]
     kept = [(k, d) for k, d in keyed if k not in eval_keys]
@@ -59,7 +60,7 @@ def tuning_examples(task, adapter, num_train: int, seed: int, eval_keys: set[str
 
     def encode(doc) -> Example:
         context = harness.render_context(task, doc)
-        target = harness.render_target(task, doc) + task.config.fewshot_delimiter
+        target = harness.render_target(task, doc) + (task.config.fewshot_delimiter if stop else "")
         ctx_enc, cont_enc = adapter._encode_pair(context, target)
         return adapter.example(ctx_enc, cont_enc)
 

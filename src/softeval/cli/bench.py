@@ -17,8 +17,9 @@ EXAMPLES = """examples:
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="benchmark models zero-shot, k-shot and with a tuned soft prompt",
-                       description="Evaluate models on benchmarks in three modes (zero-shot, k-shot, soft prompt "
-                                   "tuned on the training split) with format-following and accuracy reported "
+                       description="Evaluate models on benchmarks zero-shot, k-shot and with a soft prompt tuned on "
+                                   "the training split (soft: on the answer format; soft_cloze, multiple choice: "
+                                   "on the cloze form) with format-following and accuracy reported "
                                    "separately, saturation curves and rank correlations. Tasks: arc_easy, "
                                    "arc_challenge, mmlu, gsm8k, commonsense_qa, an lm-eval task YAML or a softeval "
                                    "task spec (docs/bench.md).",
