@@ -10,6 +10,7 @@ import pytest
 from softeval.bench import tuning
 from softeval.bench.lm_adapter import SoftevalLM
 from softeval.bench.runner import prepare_tasks, run
+from softeval.cli.show import describe
 from softeval.compare import compare_bench, load_run
 from softeval.errors import ConfigError
 from softeval.store import safe_name
@@ -78,6 +79,9 @@ def test_soft_cloze_scores_cloze_under_its_own_prompt_over_the_seeds(grown, tiny
     assert "soft_cloze" in result.report_path.read_text()
     summary = compare_bench([load_run(root / "out")], ["out"])
     assert any(r["mode"] == "soft_cloze" for r in summary["table"])
+    prompts = describe(root / "out")["prompts"]  # softeval show names both tuned prompts
+    assert prompts[f"{safe_name(name)}/quiz (soft_cloze)"].endswith("quiz/soft_cloze/prompt_step_000006.safetensors")
+    assert prompts[f"{safe_name(name)}/quiz"].endswith("quiz/prompt_step_000006.safetensors")
 
 
 def test_the_cloze_prompt_learns_the_answer_text_after_the_bare_question(tiny_model_dir, tmp_path):

@@ -133,9 +133,10 @@ def _bench(path: Path, results: dict, identity: dict | None) -> dict:
                             | ({"tuning_seeds": len(m["seeds"])} if m.get("seeds") else {})
                             for mode, m in modes.items()}
                      for task, modes in tasks.items()} for model, tasks in (results.get("results") or {}).items()}
-    # The soft mode's tuned prompt per (model, task), as its unit file recorded it: what to pass to lm-eval.
-    prompts = {f"{unit.parent.parent.name}/{unit.parent.name}": _json(unit).get("prompt")
-               for unit in sorted(path.glob("units/*/*/soft.json"))}
+    # Each tuned mode's prompt per (model, task), as its unit file recorded it: what to pass to lm-eval.
+    prompts = {f"{unit.parent.parent.name}/{unit.parent.name}" + ("" if mode == "soft" else f" ({mode})"):
+               _json(unit).get("prompt")
+               for mode in ("soft", "soft_cloze") for unit in sorted(path.glob(f"units/*/*/{mode}.json"))}
     return {
         "kind": "bench", "path": str(path), "models": cfg.get("models"), "tasks": cfg.get("tasks"),
         "prompts": prompts,
