@@ -215,7 +215,7 @@ def bench_tables(doc: dict) -> str:
                 best = pct(m, "best_acc") + (f" ({m['best_formulation']})" if m.get("best_formulation") else "")
                 lines.append(f"| {model} | {mode}{seeds} | " + " | ".join(pct(m, k) for _, k in BENCH_COLUMNS)
                              + f" | {best} |")
-        lines += ["", "± : standard error of one run (zero, few) or the spread over tuning seeds (soft)."]
+        lines += ["", "± : standard error of one run (zero, few) or the spread over tuning seeds (soft, soft_cloze)."]
         # The benchmark paper's claim: format-following soft ≥ few ≥ zero.
         for model in models:
             rates = {mode: (results[model][task].get(mode) or {}).get("format_rate") for mode in modes}
