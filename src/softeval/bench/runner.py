@@ -362,17 +362,16 @@ def evaluate_model_task(cfg: BenchConfig, model_name: str, task_name: str, modes
     return done
 
 
-def _tune(cfg: BenchConfig, adapter, lm_task, form: str, seed: int, steps: list[int], run_dir: Path, spec: dict,
+def _tune(cfg: BenchConfig, adapter, lm_task, stop: bool, seed: int, steps: list[int], run_dir: Path, spec: dict,
           show_progress: bool) -> tuple[dict[int, Path], dict]:
-    """One tuning seed's run on `lm_task`'s training split, rendered as `form` is scored; its prompt snapshots
-    at `steps` and the tuning facts a unit records."""
+    """One tuning seed's run on `lm_task`'s training split, rendered as that task is scored (with `stop`, each
+    target followed by the few-shot delimiter); its prompt snapshots at `steps` and the tuning facts a unit
+    records."""
     from softeval.bench import tuning
     from softeval.train import TrainConfig
 
     eval_keys = {harness.doc_key(lm_task, d) for d in harness.eval_docs(lm_task)}
-    # The soft mode's prompt also learns where an answer stops (the few-shot delimiter after the target), as the
-    # generated letters need; a cloze prompt is scored on the answer text alone, so it learns only that.
-    data = tuning.tuning_examples(lm_task, adapter, cfg.tuning_size, seed, eval_keys, stop=form != "ll_cloze")
+    data = tuning.tuning_examples(lm_task, adapter, cfg.tuning_size, seed, eval_keys, stop=stop)
     train_cfg = TrainConfig(num_virtual_tokens=cfg.num_virtual_tokens, prompt=cfg.prompt,
                             optim=replace(cfg.optim, max_steps=max(steps)), seed=seed, eval_every=0,
                             checkpoint_every=10, keep_checkpoints=2, precision=cfg.precision,
@@ -396,7 +395,8 @@ def _soft_seed(cfg: BenchConfig, adapter, t: BenchTask, gen_task, tune_form: str
         return []
     units = BenchFolder.seed_dir(folder.unit_dir(model_name, t.name), seed, cfg.seed)
     samples = BenchFolder.seed_dir(folder.samples_dir(model_name, t.name), seed, cfg.seed)
-    paths, tuning_info = _tune(cfg, adapter, gen_task, tune_form, seed,
+    # The soft prompt also learns where an answer stops (the delimiter after the target), as generation needs.
+    paths, tuning_info = _tune(cfg, adapter, gen_task, True, seed,
                                sorted(set(cfg.curve_steps) | {cfg.optim.max_steps}),
                                BenchFolder.seed_dir(folder.train_dir(model_name, t.name), seed, cfg.seed),
                                {"task": t.name, "bench": True, "form": tune_form, "source": t.source}, show_progress)
@@ -428,7 +428,8 @@ def _soft_cloze_seed(cfg: BenchConfig, adapter, t: BenchTask, cloze_task, model_
     if (units / "soft_cloze.json").exists():
         return []
     steps = cfg.optim.max_steps
-    paths, tuning_info = _tune(cfg, adapter, cloze_task, "ll_cloze", seed, [steps],
+    # The cloze form scores the answer text alone, so that is all this prompt learns (no delimiter after it).
+    paths, tuning_info = _tune(cfg, adapter, cloze_task, False, seed, [steps],
                                BenchFolder.seed_dir(folder.train_dir(model_name, t.name, "soft_cloze"), seed, cfg.seed),
                                {"task": t.name, "bench": True, "form": "ll_cloze", "source": t.source}, show_progress)
     adapter.set_prompt(*tuning.load_snapshot(adapter, paths[steps]))
