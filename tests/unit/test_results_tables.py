@@ -163,6 +163,32 @@ def test_several_bench_folders_get_one_overview_across_tasks(tmp_path, capsys):
     assert "| quiz | best_acc | a 50.0 (cloze) > b 40.0 (cloze) | a 52.0 (cloze) > b 41.0 (cloze) |" in out
 
 
+def test_soft_cloze_gets_its_row_and_its_ranking_column(tmp_path, capsys):
+    """A folder with the soft_cloze mode: its row shows cloze alone (the ± its seed spread), and the overview
+    across tasks ranks it in a column of its own, "—" for a task run without it."""
+    import json
+
+    cloze_only = lambda v: {"ll_cloze_acc": v, "ll_cloze_acc_stderr": 0.03, "ll_cloze_acc_seed_std": 0.01,  # noqa: E731
+                            "best_acc": v, "best_acc_stderr": 0.03, "best_acc_seed_std": 0.01,
+                            "best_formulation": "cloze", "seeds": [0, 1, 2]}
+    for task, extra in (("quiz", True), ("trivia", False)):
+        res = {m: {task: {"zero": _bench_row(0.10, 0.05, z), "few": _bench_row(0.90, 0.30, f),
+                          "soft": _bench_row(0.99, 0.35, 0.25, seeds=[0, 1, 2])}}
+               for m, z, f in (("a", 0.50, 0.52), ("b", 0.40, 0.41))}
+        if extra:
+            res["a"][task]["soft_cloze"], res["b"][task]["soft_cloze"] = cloze_only(0.55), cloze_only(0.44)
+        (tmp_path / task / "units").mkdir(parents=True)
+        (tmp_path / task / "results.json").write_text(json.dumps({"config": {"models": ["a", "b"]},
+                                                                  "data": {task: {"eval_items": 200}}, "results": res}))
+    _tables().main([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| a | soft_cloze (3 seeds) | — | — | — | — | 55.0 ± 1.0 | 55.0 ± 1.0 (cloze) |" in out
+    overview = out.split("### benchmarks across tasks")[1]
+    assert "| task | ranked by | zero | few | soft | soft_cloze | same order in every mode |" in overview
+    assert "| a 55.0 (cloze) > b 44.0 (cloze) | yes |" in overview
+    assert [line.split(" | ")[-2] for line in overview.splitlines() if line.startswith("| trivia | best_acc")] == ["—"]
+
+
 def test_elo_table_reads_the_interval_from_the_cell_or_its_recomputed_check(tmp_path):
     import json
 
