@@ -77,8 +77,11 @@ def _mode_comparison(results: dict, task: str) -> str:
     models = [m for m in results if task in results[m]]
     metrics = [k for k in SHOWN if any(k in r for m in models for r in results[m][task].values())]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3), squeeze=False)
+    widest = (0, axes[0][0])
     for ax, metric in zip(axes[0], metrics):
-        modes = [md for md in MODE_COLORS if any(md in results[m][task] for m in models)]
+        # A mode that does not score this metric (soft_cloze: cloze only) gets no slot, rather than a 0 bar.
+        modes = [md for md in MODE_COLORS if any(metric in results[m][task].get(md, {}) for m in models)]
+        widest = max(widest, (len(modes), ax), key=lambda w: w[0])
         width = 0.8 / max(1, len(modes))
         for j, mode in enumerate(modes):
             ys = [results[m][task].get(mode, {}).get(metric) for m in models]
@@ -92,7 +95,7 @@ def _mode_comparison(results: dict, task: str) -> str:
         ax.set_xticks(range(len(models)), [_label(m) for m in models], rotation=20, fontsize=7)
         ax.set_title(HEADINGS.get(metric, metric), fontsize=8)
         ax.set_ylim(0, 100)
-    axes[0][0].legend(fontsize=7)
+    widest[1].legend(fontsize=7)  # on the panel that shows every mode
     fig.suptitle(f"{_plain(task)}: modes compared (%)", fontsize=10)
     return _png(fig)
 
