@@ -49,7 +49,7 @@ def test_sigkill_mid_sweep_then_rerun(tiny_model_dir, tmp_path):
     config = tmp_path / "sweep.yaml"
     config.write_text(yaml.safe_dump({
         "model": str(tiny_model_dir), "device": "cpu", "precision": "fp32", "tokens": [0, 1, 2, 3], "seeds": 2,
-        "max_steps": 12, "batch_size": 2, "lr": 0.1, "checkpoint_every": 3, "max_batch_tokens": 0,
+        "max_steps": 36, "batch_size": 2, "lr": 0.1, "checkpoint_every": 3, "max_batch_tokens": 0,
         "num_samples": 1, "sample_tokens": 2, "bootstrap_samples": 20, "report": False,
         "task": {"name": "repetition", "corpus": str(corpus), "num_train": 6, "num_eval": 3, "context_tokens": 5,
                  "target_tokens": 3},
@@ -57,7 +57,9 @@ def test_sigkill_mid_sweep_then_rerun(tiny_model_dir, tmp_path):
     out = tmp_path / "sweep"
     args = ["-q", "distance", "--config", str(config), "--out", str(out)]
 
-    # --- run until some cells are finished and another is part-way, then SIGKILL (no chance to clean up)
+    # --- run until some cells are finished and another is part-way, then SIGKILL (no chance to clean up). 36 steps
+    # keep a cell part-way long enough for the poll to see it on a fast, quiet machine (at 12 it once finished
+    # the whole sweep between two polls).
     proc = cli(args)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -84,7 +86,7 @@ def test_sigkill_mid_sweep_then_rerun(tiny_model_dir, tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["complete"] and results["missing"] == []
     assert len(results["cells"]) == 7 and all(c["status"] == "done" for c in results["cells"])
-    assert [c["steps"] for c in results["cells"]] == [0] + [12] * 6
+    assert [c["steps"] for c in results["cells"]] == [0] + [36] * 6
     assert "S(ε = 0.01 nats/token)" in stdout
     all_files_readable(out)
 
