@@ -193,14 +193,15 @@ def pct(m: dict, key: str) -> str:
 def bench_tables(doc: dict) -> str:
     """Per task: every model × mode with each formulation, the format ordering, the curve and the rankings."""
     from softeval.bench.scoring import named_by_formulation
-    from softeval.compare import RANKING_MODES, format_order_holds, leaderboard_text
+    from softeval.bench.modes import MODES
+    from softeval.compare import format_order_holds, leaderboard_text
 
     out = []
     results, curves, rankings = doc.get("results") or {}, doc.get("curves") or {}, doc.get("rankings") or {}
     tasks = sorted({t for per_model in results.values() for t in per_model})
     for task in tasks:
         models = sorted(m for m in results if task in results[m])
-        modes = [mode for mode in RANKING_MODES if any(mode in results[m][task] for m in models)]
+        modes = [mode for mode in MODES if any(mode in results[m][task] for m in models)]
         some = named_by_formulation(results[models[0]][task][modes[0]])
         lines = [f"#### {task}: {some.get('format_rate_n', '?')} items", "",
                  "| model | mode | " + " | ".join(c for c, _ in BENCH_COLUMNS) + " | best (formulation) |",

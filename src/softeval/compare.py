@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from softeval.bench.modes import FORMAT_MODES, MODES
 from softeval.bench.scoring import named_by_formulation
 from softeval.errors import ConfigError, DataError, SoftevalError
 from softeval.saturation import saturation_summary
@@ -266,8 +267,8 @@ def compare_bench(runs: list[dict], labels: list[str], allow_different_eval: boo
                     **{f"{m}_seed_std": [p.get(f"{m}_seed_std") for p in points]
                        for m in ("format_rate", "strict_acc", "lenient_acc")
                        if any(f"{m}_seed_std" in p for p in points)}})
-    order = {mode: i for i, mode in enumerate(RANKING_MODES)}
-    rows.sort(key=lambda r: (r["task"], r["model"], order.get(r["mode"], 3), r["run"]))
+    order = {mode: i for i, mode in enumerate(MODES)}
+    rows.sort(key=lambda r: (r["task"], r["model"], order.get(r["mode"], len(MODES)), r["run"]))
     return {"schema": SCHEMA, "kind": "bench", "same_eval_set": same_eval,
             "allow_different_eval": allow_different_eval,
             "runs": [{"label": label, "path": str(r["path"]), "models": d["config"].get("models"),
@@ -277,15 +278,11 @@ def compare_bench(runs: list[dict], labels: list[str], allow_different_eval: boo
             "findings": bench_findings(rows)}
 
 
-FORMAT_MODES = ("zero", "few", "soft")
-# Knowledge is ranked in every mode, soft_cloze too (its prompt tuned for the cloze formulation it scores).
-RANKING_MODES = ("zero", "few", "soft", "soft_cloze")
-
 
 def ranked_modes(findings: dict) -> list[str]:
-    """The modes some task's knowledge ranking has, in RANKING_MODES order (the columns of a rankings table)."""
+    """The modes some task's knowledge ranking has, in MODES order (the columns of a rankings table)."""
     present = {m for entry in findings.get("rankings", {}).values() for m in entry["leaderboards"]}
-    return [m for m in RANKING_MODES if m in present]
+    return [m for m in MODES if m in present]
 
 
 def format_order_holds(rates: dict) -> bool | None:
@@ -319,7 +316,8 @@ def bench_findings(table: list[dict]) -> dict:
             runs_of.setdefault(r["model"], set()).add(r["run"])
         name = lambda r: r["model"] if len(runs_of[r["model"]]) == 1 else f"{r['model']} @ {r['run']}"  # noqa: E731
         boards, tied = {}, {}
-        for mode in RANKING_MODES:
+        # Knowledge is ranked in every mode, soft_cloze too (its prompt tuned for the cloze formulation it scores).
+        for mode in MODES:
             scored = {name(r): r for r in rows if r["mode"] == mode and r.get(metric) is not None}
             if len(scored) < 2:
                 continue

@@ -541,6 +541,12 @@ class BenchFolder:
         may grow its seeds; each further seed's is seed_<s>/ below it."""
         return Path(path) if seed == base_seed else Path(path) / f"seed_{seed}"
 
+    def tuning_seed_dirs(self, model: str, task: str, mode: str, seed: int, base_seed: int) -> tuple[Path, Path, Path]:
+        """One tuned mode's units, samples and train folders for one tuning seed (see seed_dir)."""
+        return (self.seed_dir(self.unit_dir(model, task), seed, base_seed),
+                self.seed_dir(self.samples_dir(model, task), seed, base_seed),
+                self.seed_dir(self.train_dir(model, task, mode), seed, base_seed))
+
     @staticmethod
     def curve_steps_on_disk(units: Path) -> set[int]:
         return {int(p.stem.removeprefix("curve_")) for p in Path(units).glob("curve_*.json")}

@@ -120,3 +120,16 @@ def test_a_task_without_cloze_skips_the_mode_and_says_why(tiny_model_dir, tmp_pa
     assert any("no soft_cloze mode" in n for n in doc["data"]["quiz"]["notes"])
     with pytest.raises(ConfigError, match="none of the modes soft_cloze apply"):
         run(_cfg(tiny_model_dir, spec, tmp_path / "out2", modes=["soft_cloze"], forms=["gen"]))
+
+
+def test_the_mode_vocabulary_is_one_set_every_reader_agrees_on():
+    """A mode added to bench/modes.py must come with a colour (the report's panels list modes by MODES and
+    colour them from MODE_COLORS), and every special list names real modes."""
+    from softeval.bench.modes import FORMAT_MODES, MODES, REQUIRED_FORM, SINGLE_FORMULATION_MODES, TUNED_MODES
+    from softeval.bench.report import MODE_COLORS
+    from softeval.bench.runner import BenchConfig
+
+    assert set(MODE_COLORS) == set(MODES)
+    for subset in (FORMAT_MODES, TUNED_MODES, SINGLE_FORMULATION_MODES, tuple(REQUIRED_FORM)):
+        assert set(subset) <= set(MODES)
+    assert BenchConfig().modes == list(MODES)

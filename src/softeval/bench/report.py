@@ -10,6 +10,7 @@ import io
 import math
 from pathlib import Path
 
+from softeval.bench.modes import MODES, TUNED_MODES
 from softeval.store import atomic_write_text
 
 MODE_COLORS = {"zero": "#9e9e9e", "few": "#1f77b4", "soft": "#d62728", "soft_cloze": "#ff7f0e"}
@@ -80,7 +81,7 @@ def _mode_comparison(results: dict, task: str) -> str:
     widest = (0, axes[0][0])
     for ax, metric in zip(axes[0], metrics):
         # A mode that does not score this metric (soft_cloze: cloze only) gets no slot, rather than a 0 bar.
-        modes = [md for md in MODE_COLORS if any(metric in results[m][task].get(md, {}) for m in models)]
+        modes = [md for md in MODES if any(metric in results[m][task].get(md, {}) for m in models)]
         widest = max(widest, (len(modes), ax), key=lambda w: w[0])
         width = 0.8 / max(1, len(modes))
         for j, mode in enumerate(modes):
@@ -189,7 +190,7 @@ def _table(results: dict) -> str:
                                 + (f", std {_fmt(m.get(k + '_seed_std'))}" if k + "_seed_std" in m else "") + "</td>"
                                 if k in m else "<td>–</td>" for k in SHOWN)
                 cells += f"<td>{_e(m.get('best_formulation') or '–')}</td>"
-                seeds = len(m["seeds"]) if m.get("seeds") else 1 if mode in ("soft", "soft_cloze") else "–"
+                seeds = len(m["seeds"]) if m.get("seeds") else 1 if mode in TUNED_MODES else "–"
                 rows.append(f"<tr><td>{_e(model)}</td><td>{_e(task)}</td><td>{_e(mode)}</td>{cells}<td>{_e(n)}</td>"
                             f"<td>{_e(seeds)}</td></tr>")
     return "<table>" + "".join(rows) + "</table>"

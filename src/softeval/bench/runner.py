@@ -19,6 +19,7 @@ from pathlib import Path
 
 from softeval import __version__
 from softeval.bench import harness, layouts, scoring
+from softeval.bench.modes import MODES, REQUIRED_FORM, SINGLE_FORMULATION_MODES, TUNED_MODES
 from softeval.bench.tasks import DERIVED_LETTERS, FORMS, LL_FORMS, BenchTask, letters_from_cloze, resolve_task
 from softeval.config import option, to_dict
 from softeval.engine import OptimConfig, Precision, Schedule
@@ -30,13 +31,6 @@ from softeval.store import (BenchFolder, atomic_write_json, atomic_write_text, c
                             result_identity, safe_name)
 
 logger = logging.getLogger(__name__)
-
-MODES = ("zero", "few", "soft", "soft_cloze")
-# Modes scored under a prompt tuned on the training split, over --tuning-seeds. "soft" learns the task's answer
-# format (the generated letters) and is scored in every form; its prompt is not tuned for the cloze formulation
-# (a letter-tuned prompt can pull cloze to chance: CommonsenseQA 40 % → 25 %), so "soft_cloze" tunes one on the
-# cloze rendering itself and scores cloze alone: OLMES's best-of-formulations, each with its own prompt.
-TUNED_MODES = ("soft", "soft_cloze")
 
 
 # BenchConfig fields that cannot change a finished unit's numbers: a run may grow (more models, tasks,
@@ -250,8 +244,8 @@ def prepare_tasks(cfg: BenchConfig, only: str | None = None) -> tuple[list[Bench
 
 
 def task_modes(cfg: BenchConfig, t: BenchTask) -> list[str]:
-    """The asked-for modes that apply to a task: soft_cloze needs the task's cloze form."""
-    return [m for m in cfg.modes if m != "soft_cloze" or "ll_cloze" in t.forms]
+    """The asked-for modes that apply to a task: soft_cloze needs the task's cloze form (REQUIRED_FORM)."""
+    return [m for m in cfg.modes if m not in REQUIRED_FORM or REQUIRED_FORM[m] in t.forms]
 
 
 def _user_ll_forms(t: BenchTask, cfg: BenchConfig) -> dict:
@@ -393,12 +387,10 @@ def _soft_seed(cfg: BenchConfig, adapter, t: BenchTask, gen_task, tune_form: str
     soft_todo, todo_curve = seed_todo(folder.unit_dir(model_name, t.name), cfg, seed, ["soft"])
     if not soft_todo and not todo_curve:
         return []
-    units = BenchFolder.seed_dir(folder.unit_dir(model_name, t.name), seed, cfg.seed)
-    samples = BenchFolder.seed_dir(folder.samples_dir(model_name, t.name), seed, cfg.seed)
+    units, samples, train = folder.tuning_seed_dirs(model_name, t.name, "soft", seed, cfg.seed)
     # The soft prompt also learns where an answer stops (the delimiter after the target), as generation needs.
     paths, tuning_info = _tune(cfg, adapter, gen_task, True, seed,
-                               sorted(set(cfg.curve_steps) | {cfg.optim.max_steps}),
-                               BenchFolder.seed_dir(folder.train_dir(model_name, t.name), seed, cfg.seed),
+                               sorted(set(cfg.curve_steps) | {cfg.optim.max_steps}), train,
                                {"task": t.name, "bench": True, "form": tune_form, "source": t.source}, show_progress)
     done = []
     if soft_todo:
@@ -424,17 +416,15 @@ def _soft_cloze_seed(cfg: BenchConfig, adapter, t: BenchTask, cloze_task, model_
     from softeval.bench import tuning
 
     folder = BenchFolder(cfg.out)
-    units = BenchFolder.seed_dir(folder.unit_dir(model_name, t.name), seed, cfg.seed)
+    units, samples, train = folder.tuning_seed_dirs(model_name, t.name, "soft_cloze", seed, cfg.seed)
     if (units / "soft_cloze.json").exists():
         return []
     steps = cfg.optim.max_steps
     # The cloze form scores the answer text alone, so that is all this prompt learns (no delimiter after it).
-    paths, tuning_info = _tune(cfg, adapter, cloze_task, False, seed, [steps],
-                               BenchFolder.seed_dir(folder.train_dir(model_name, t.name, "soft_cloze"), seed, cfg.seed),
+    paths, tuning_info = _tune(cfg, adapter, cloze_task, False, seed, [steps], train,
                                {"task": t.name, "bench": True, "form": "ll_cloze", "source": t.source}, show_progress)
     adapter.set_prompt(*tuning.load_snapshot(adapter, paths[steps]))
-    run_unit(adapter, t, "soft_cloze", 0, ["ll_cloze"], cfg, units / "soft_cloze.json",
-             BenchFolder.seed_dir(folder.samples_dir(model_name, t.name), seed, cfg.seed),
+    run_unit(adapter, t, "soft_cloze", 0, ["ll_cloze"], cfg, units / "soft_cloze.json", samples,
              {"steps": steps, "prompt": str(paths[steps]), "tuning": tuning_info})
     return ["soft_cloze"]
 
@@ -547,7 +537,7 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
                     # The OLMES-style best formulation is derived here, not stored in units, so a unit
                     # written by an older softeval gets it too.
                     results.setdefault(model_name, {}).setdefault(t.name, {})[mode] = {
-                        **metrics, **scoring.best_of(metrics, t.answer, single=mode == "soft_cloze"),
+                        **metrics, **scoring.best_of(metrics, t.answer, single=mode in SINGLE_FORMULATION_MODES),
                         "num_fewshot": unit["num_fewshot"], "lm_eval": unit["lm_eval"],
                         **({"gold_over_gen_cap": unit["gold_over_gen_cap"]} if "gold_over_gen_cap" in unit else {}),
                         **({"steps": unit["steps"], "tuning": unit["tuning"]} if mode in TUNED_MODES else {})}
@@ -621,7 +611,8 @@ def compute_rankings(out: Path, cfg: BenchConfig, tasks: list[BenchTask], refere
                     items[mode] = {}
                     for m in cfg.models:
                         items[mode][m], which = _best_items(
-                            {c: _item_scores(out, cfg, m, t.name, mode, c) for c in candidates}, mode == "soft_cloze")
+                            {c: _item_scores(out, cfg, m, t.name, mode, c) for c in candidates},
+                            mode in SINGLE_FORMULATION_MODES)
                         if which:
                             chosen.setdefault(mode, {})[m] = scoring.formulation(which, t.answer)
             else:

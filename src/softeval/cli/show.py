@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from softeval.bench.modes import TUNED_MODES
 from softeval.errors import SoftevalError
 
 SHOW_EXAMPLES = """examples:
@@ -136,7 +137,7 @@ def _bench(path: Path, results: dict, identity: dict | None) -> dict:
     # Each tuned mode's prompt per (model, task), as its unit file recorded it: what to pass to lm-eval.
     prompts = {f"{unit.parent.parent.name}/{unit.parent.name}" + ("" if mode == "soft" else f" ({mode})"):
                _json(unit).get("prompt")
-               for mode in ("soft", "soft_cloze") for unit in sorted(path.glob(f"units/*/*/{mode}.json"))}
+               for mode in TUNED_MODES for unit in sorted(path.glob(f"units/*/*/{mode}.json"))}
     return {
         "kind": "bench", "path": str(path), "models": cfg.get("models"), "tasks": cfg.get("tasks"),
         "prompts": prompts,
