@@ -21,6 +21,7 @@ experiments() {
   echo chess_smollm2; echo chess_elo_check_smollm2; echo pathfinding_smollm2
   echo stability_rep_meowster_smollm2
   for t in arc_easy arc_challenge commonsense_qa mmlu gsm8k; do echo "bench_$t"; done
+  echo mmlu_first200_smollm2
   echo chess_gemma3; echo chess_elo_check_gemma3; echo pathfinding_gemma3
   for k in 1 2 4 8; do echo "skip_k${k}_gemma3"; done
 }
@@ -52,6 +53,12 @@ run() {
     # GSM8K's worked answers end in "#### N": 97.5 % of the first 200 fit in 256 tokens, 15.5 % in the config's 64.
     bench_gsm8k)    "$SOFTEVAL" bench --config configs/results/bench.yaml --task gsm8k --data-dir "$DATA" \
                         --max-gen-toks 256 --out results/bench/gsm8k ;;
+    # MMLU's test files are read in subject order: 200 items spread over the split cover its 57 subjects, while
+    # the first 200 are abstract algebra and anatomy (mmlu_first200_smollm2, the run before --limit-from existed).
+    bench_mmlu)     "$SOFTEVAL" bench --config configs/results/bench.yaml --task mmlu --data-dir "$DATA" \
+                        --limit-from spread --out results/bench/mmlu ;;
+    mmlu_first200_*) "$SOFTEVAL" bench --config configs/results/bench.yaml --task mmlu --data-dir "$DATA" \
+                        --model "$model" --out results/bench/mmlu_first200 ;;
     bench_*)        "$SOFTEVAL" bench --config configs/results/bench.yaml --task "${name#bench_}" --data-dir "$DATA" \
                         --out "results/bench/${name#bench_}" ;;
     *) echo "unknown experiment '$name' (bash scripts/reproduce.sh --list)" >&2; return 2 ;;

@@ -203,7 +203,8 @@ def bench_tables(doc: dict) -> str:
         models = sorted(m for m in results if task in results[m])
         modes = [mode for mode in MODES if any(mode in results[m][task] for m in models)]
         some = named_by_formulation(results[models[0]][task][modes[0]])
-        lines = [f"#### {task}: {some.get('format_rate_n', '?')} items", "",
+        spread = ((doc.get("data") or {}).get(task) or {}).get("eval_items_from") == "spread"
+        lines = [f"#### {task}: {some.get('format_rate_n', '?')} items" + (" spread over the split" if spread else ""), "",
                  "| model | mode | " + " | ".join(c for c, _ in BENCH_COLUMNS) + " | best (formulation) |",
                  "|" + "---|" * (len(BENCH_COLUMNS) + 3)]
         for model in models:

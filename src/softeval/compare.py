@@ -224,7 +224,7 @@ def compare_sweeps(runs: list[dict], labels: list[str], allow_different_eval: bo
 
 def _bench_eval_identity(doc: dict, task: str) -> str:
     info = (doc.get("data") or {}).get(task) or {}
-    keys = ("eval_split", "eval_items", "source", "skipped_no_gold")
+    keys = ("eval_split", "eval_items", "eval_items_from", "source", "skipped_no_gold")
     return json.dumps({k: info.get(k) for k in keys}, sort_keys=True)
 
 

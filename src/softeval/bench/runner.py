@@ -33,6 +33,9 @@ from softeval.store import (BenchFolder, atomic_write_json, atomic_write_text, c
 logger = logging.getLogger(__name__)
 
 
+# --limit-from: which N items --limit picks (see eval_indices).
+LIMIT_FROM = ("first", "spread")
+
 # BenchConfig fields that cannot change a finished unit's numbers: a run may grow (more models, tasks,
 # modes, curve steps, tuning seeds: seed s's units are the same whatever the count) or move (device, out)
 # between invocations into the same OUT. Every other field is part of the result identity, so a field added
@@ -62,7 +65,11 @@ class BenchConfig:
     curve_steps: list[int] = option(default_factory=lambda: [0, 10, 20, 40, 80, 160], flag="--curve-steps",
                                     help="format-saturation curve: tuning steps to evaluate ('' for none)")
     num_train: int | None = option(None, flag="--num-train", help="tuning examples (default steps × batch size)")
-    limit: int | None = option(None, flag="--limit", help="first N evaluation items per task (default all)")
+    limit: int | None = option(None, flag="--limit", help="N evaluation items per task (default all)")
+    limit_from: str = option("first", flag="--limit-from", choices=lambda: list(LIMIT_FROM),
+                             help="which --limit items: the first N of the evaluation split (lm-eval's --limit), "
+                                  "or N spread evenly over it (a cross-section of a split stored in order, such "
+                                  "as MMLU's subjects)")
     max_gen_toks: int | None = option(None, flag="--max-gen-toks", help="cap on generated tokens (a task's own "
                                       "cap when lower); the run warns when it would cut many gold answers")
     data_dir: str | None = option(None, flag="--data-dir", help="local data in original layouts (else the Hub)")
@@ -111,6 +118,8 @@ class BenchConfig:
             errors.append(f"curve_steps must be non-negative integers, got {self.curve_steps}")
         if self.limit is not None and self.limit < 1:
             errors.append(f"limit must be >= 1, got {self.limit}")
+        if self.limit_from not in LIMIT_FROM:
+            errors.append(f"limit_from must be one of {', '.join(LIMIT_FROM)}, got {self.limit_from!r}")
         if self.max_gen_toks is not None and self.max_gen_toks < 1:
             errors.append(f"max_gen_toks must be >= 1, got {self.max_gen_toks}")
         if errors:
@@ -137,6 +146,9 @@ def identity_settings(cfg: BenchConfig) -> dict:
     """Every setting that can change a number in OUT (see NOT_IDENTITY), tuning size resolved."""
     settings = {k: v for k, v in to_dict(cfg).items() if k not in NOT_IDENTITY}
     settings["num_train"] = cfg.tuning_size
+    if cfg.limit is None or cfg.limit_from == "first":
+        # The items every folder written before --limit-from scored: its identity stays what it was.
+        settings.pop("limit_from")
     return settings
 
 
@@ -175,13 +187,25 @@ def _task_config_of(conf: dict, form: str, cfg: BenchConfig) -> dict:
     return conf
 
 
+def eval_indices(num_docs: int | None, cfg: BenchConfig) -> list[int] | None:
+    """The evaluation items --limit-from spread picks: --limit of them at even steps over the split, from its
+    first item; None where lm-eval's own --limit (the first N) or every item is what runs."""
+    if cfg.limit_from != "spread" or cfg.limit is None or num_docs is None or cfg.limit >= num_docs:
+        return None
+    return [i * num_docs // cfg.limit for i in range(cfg.limit)]
+
+
 def evaluate_form(adapter, task: BenchTask, form: str, shots: int, cfg: BenchConfig) -> tuple[list[dict], dict]:
     """Run one form of a task through lm-eval; return per-sample records and lm-eval's own metrics."""
     import lm_eval
 
     conf = _task_config(task, form, cfg)
+    # lm-eval logs each chosen item under its place in the split (doc_id), so samples files keep it.
+    indices = eval_indices(task.num_eval_docs, cfg)
     with harness.quiet_git_hash():
-        out = lm_eval.simple_evaluate(model=adapter, tasks=[conf], num_fewshot=shots, limit=cfg.limit,
+        out = lm_eval.simple_evaluate(model=adapter, tasks=[conf], num_fewshot=shots,
+                                      limit=cfg.limit if indices is None else None,
+                                      samples=None if indices is None else {conf["task"]: indices},
                                       log_samples=True, task_manager=harness.task_manager(),
                                       bootstrap_iters=cfg.num_bootstrap, random_seed=cfg.seed,
                                       numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed,
@@ -233,6 +257,7 @@ def prepare_tasks(cfg: BenchConfig, only: str | None = None) -> tuple[list[Bench
                               + ("" if t.answer != "letter" else " and ll"))
         built[t.name] = {form: built[t.name].get(form) or harness.build_lm_eval_task(_task_config(t, form, cfg))
                          for form in t.forms}
+        t.num_eval_docs = len(harness.eval_docs(built[t.name][t.forms[0]]))
         if "soft_cloze" in cfg.modes and "ll_cloze" not in t.forms and t.answer == "letter":
             t.notes.append(f"{t.name}: no soft_cloze mode: it scores the cloze formulation, which this run "
                            + ("does not score (add ll_cloze to --forms)" if "ll_cloze" not in cfg.forms
@@ -455,6 +480,7 @@ def run(cfg: BenchConfig) -> BenchResult:
         split = harness.eval_split(lm_task)
         docs = harness.eval_docs(lm_task)
         data_info[t.name] = {"eval_split": split, "eval_items": min(len(docs), cfg.limit or len(docs)),
+                             **({"eval_items_from": "spread"} if eval_indices(len(docs), cfg) else {}),
                              "eval_items_available": len(docs), "source": t.source,
                              "skipped_no_gold": harness.skipped_without_gold(lm_task, split)}
         # Which formulation each form scores, which one is lm-eval's own task, and why one is missing.

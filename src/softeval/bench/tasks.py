@@ -105,6 +105,8 @@ class BenchTask:
     lm_eval_form: str | None = None
     # Why a formulation is missing (a user's YAML it cannot be derived from), for results.json and the log.
     notes: list[str] = field(default_factory=list)
+    # Items in the evaluation split, once the runner has loaded it (--limit-from spread picks among them).
+    num_eval_docs: int | None = None
 
     @property
     def forms(self) -> list[str]:
