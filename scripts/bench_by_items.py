@@ -1,11 +1,16 @@
-"""Accuracy of a `softeval bench` folder over named ranges of evaluation items, from its per-item samples.
+"""Item-level readings of `softeval bench` folders, from their per-item samples: markdown tables, pasted
+into docs/results.md as printed.
 
-    python scripts/bench_by_items.py results/bench/mmlu --range abstract_algebra=0-99 --range anatomy=100-199
+    python scripts/bench_by_items.py results/bench/mmlu_first200 --range algebra=0-99 --range anatomy=100-199
+    python scripts/bench_by_items.py results/bench/arc_easy results/bench/commonsense_qa --paired soft_cloze:few,zero
 
-A benchmark's first N items are often not a cross-section: MMLU's test files are read in subject order, so
-its first 200 items are two subjects. This splits every (model, mode, formulation) accuracy by item range
-(doc_id, inclusive), with a tuned mode's tuning seeds averaged, so a table can say which part of the items a
-score comes from. Output is a markdown table, pasted into docs/results.md as printed.
+--range: every (model, mode, formulation) accuracy split by ranges of doc ids (inclusive). A benchmark's first
+N items are often not a cross-section (MMLU's test files are read in subject order), and a table should say
+which part of the items a score comes from.
+--paired: one mode against others in one formulation (--form, default cloze), as the mean per-item difference
+with its paired standard error: every mode scores the same items, so their difference is far less noisy
+than two accuracies side by side.
+A tuned mode's tuning seeds are averaged per item.
 """
 
 from __future__ import annotations
@@ -31,53 +36,102 @@ def parse_range(text: str) -> tuple[str, int, int]:
     return match["name"], int(match["lo"]), int(match["hi"])
 
 
-def accuracy_by_range(path: Path, ranges: list[tuple[str, int, int]]) -> list[float | None]:
-    """One samples file's accuracy over each range (None where the file has no item in it)."""
-    form = SAMPLES_NAME.match(path.name)["form"]
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    out = []
-    for _, lo, hi in ranges:
-        hits = [bool(r[CORRECT_FIELD[form]]) for r in rows if lo <= r["doc_id"] <= hi]
-        out.append(sum(hits) / len(hits) if hits else None)
-    return out
-
-
-def table(folder: Path, ranges: list[tuple[str, int, int]]) -> str:
-    """Rows per model, task, mode and formulation; a tuned mode's seeds (seed_*/ below the task's folder)
-    are averaged and counted."""
-    groups: dict[tuple, list[list[float | None]]] = {}
+def item_scores(folder: Path) -> dict[tuple, list[dict[int, float]]]:
+    """Per (model, task, mode, form): one {doc_id: 1.0 if right else 0.0} per tuning seed (seed_*/ below the
+    task's samples folder); the format-saturation curve's samples are left out."""
+    groups: dict[tuple, list[dict[int, float]]] = {}
     for path in sorted(folder.glob("samples/*/*/**/*.jsonl")):
         match = SAMPLES_NAME.match(path.name)
         if match is None or "curve" in path.parts:
             continue
         task_dir = path.parent.parent if path.parent.name.startswith("seed_") else path.parent
-        key = (task_dir.parent.name, task_dir.name, match["mode"], match["form"])
-        groups.setdefault(key, []).append(accuracy_by_range(path, ranges))
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        field = CORRECT_FIELD[match["form"]]
+        groups.setdefault((task_dir.parent.name, task_dir.name, match["mode"], match["form"]), []).append(
+            {r["doc_id"]: float(bool(r[field])) for r in rows})
     if not groups:
         raise SystemExit(f"bench_by_items: no per-item samples under {folder}/samples")
+    return groups
+
+
+def _seed_mean(per_seed: list[dict[int, float]]) -> dict[int, float]:
+    """Each item's score averaged over the tuning seeds that scored it."""
+    items = sorted(set().union(*per_seed))
+    return {i: statistics.fmean(s[i] for s in per_seed if i in s) for i in items}
+
+
+def _order(key: tuple) -> tuple:
+    model, task, mode, form = key
+    rank = {name: i for i, name in enumerate((*MODES, *CORRECT_FIELD))}
+    return model, task, rank.get(mode, 99), rank[form]
+
+
+def table(folder: Path, ranges: list[tuple[str, int, int]]) -> str:
+    """Accuracy per model, task, mode and formulation over each range of doc ids; a tuned mode's seeds are
+    averaged and counted."""
     lines = ["| model | task | mode | formulation | " + " | ".join(name for name, _, _ in ranges) + " |",
              "|" + "---|" * (4 + len(ranges))]
-    order = {name: i for i, name in enumerate((*MODES, *CORRECT_FIELD))}
-    for (model, task, mode, form), per_seed in sorted(
-            groups.items(), key=lambda kv: (kv[0][0], kv[0][1], order.get(kv[0][2], 99), order[kv[0][3]])):
+    for key, per_seed in sorted(item_scores(folder).items(), key=lambda kv: _order(kv[0])):
+        model, task, mode, form = key
+        scores = _seed_mean(per_seed)
         cells = []
-        for column in zip(*per_seed):
-            values = [v for v in column if v is not None]
-            cells.append(f"{100 * statistics.fmean(values):.1f}" if values else "—")
+        for _, lo, hi in ranges:
+            inside = [v for i, v in scores.items() if lo <= i <= hi]
+            cells.append(f"{100 * statistics.fmean(inside):.1f}" if inside else "—")
         seeds = f" ({len(per_seed)} seeds)" if len(per_seed) > 1 else ""
         lines.append(f"| {model} | {task} | {mode}{seeds} | {FORM_NAMES[form]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def paired_table(folders: list[Path], form: str, mode: str, against: list[str]) -> str:
+    """`mode` minus each mode in `against`, in one formulation, per (model, task): the mean per-item difference
+    in accuracy points with its paired standard error (the items' differences' std / sqrt(n)). Pairing removes
+    the items' own difficulty, which two unpaired standard errors count twice, so it resolves gaps that look
+    like ties side by side. A tuned mode's items are first averaged over its seeds."""
+    lines = ["| model | task | " + " | ".join(f"{mode} − {ref}" for ref in against) + " | items |",
+             "|" + "---|" * (3 + len(against))]
+    for folder in folders:
+        groups = item_scores(folder)
+        for model, task in sorted({(k[0], k[1]) for k in groups}):
+            if (model, task, mode, form) not in groups:
+                continue
+            ours = _seed_mean(groups[model, task, mode, form])
+            cells, count = [], len(ours)
+            for ref in against:
+                if (model, task, ref, form) not in groups:
+                    cells.append("—")
+                    continue
+                theirs = _seed_mean(groups[model, task, ref, form])
+                diffs = [ours[i] - theirs[i] for i in ours if i in theirs]
+                se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+                mean = 100 * statistics.fmean(diffs)
+                cells.append(f"{mean if abs(mean) >= 0.05 else 0.0:+.1f} ± {100 * se:.1f}")  # no "-0.0"
+            lines.append(f"| {model} | {task} | " + " | ".join(cells) + f" | {count} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path, help="a softeval bench output folder")
-    parser.add_argument("--range", dest="ranges", type=parse_range, action="append", required=True,
+    parser.add_argument("folders", type=Path, nargs="+", help="softeval bench output folders")
+    parser.add_argument("--range", dest="ranges", type=parse_range, action="append",
                         help="NAME=FIRST-LAST: doc ids (inclusive) to score together; repeat for each range")
+    parser.add_argument("--paired", metavar="MODE:REF[,REF…]",
+                        help="MODE minus each REF mode per (model, task), paired over items (e.g. soft_cloze:few,zero)")
+    parser.add_argument("--form", default="ll_cloze", choices=sorted(CORRECT_FIELD),
+                        help="the formulation --paired compares (default ll_cloze)")
     args = parser.parse_args()
-    if not (args.folder / "samples").is_dir():
-        parser.error(f"{args.folder} is not a bench folder (no samples/)")
-    print(table(args.folder, args.ranges))
+    for folder in args.folders:
+        if not (folder / "samples").is_dir():
+            parser.error(f"{folder} is not a bench folder (no samples/)")
+    if bool(args.ranges) == bool(args.paired):
+        parser.error("give either --range (one or more) or --paired")
+    if args.ranges:
+        print("\n\n".join(table(folder, args.ranges) for folder in args.folders))
+        return
+    mode, _, refs = args.paired.partition(":")
+    if not mode or not refs:
+        parser.error(f"--paired is MODE:REF[,REF…], got {args.paired!r}")
+    print(paired_table(args.folders, args.form, mode, refs.split(",")))
 
 
 if __name__ == "__main__":

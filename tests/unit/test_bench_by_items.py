@@ -50,3 +50,20 @@ def test_a_bad_range_is_refused():
     for text in ("x=5-2", "x=1", "=1-2"):
         with pytest.raises(Exception, match="NAME=FIRST-LAST"):
             script.parse_range(text)
+
+
+def test_paired_differences_average_seeds_per_item_then_pair_the_items(tmp_path):
+    task = tmp_path / "samples" / "m" / "quiz"
+    _write(task / "few_ll_cloze.jsonl", [{"doc_id": i, "ll_correct": i == 0} for i in range(4)])
+    _write(task / "zero_ll_cloze.jsonl", [{"doc_id": i, "ll_correct": False} for i in range(4)])
+    # soft_cloze, two seeds: items 0 and 1 right in both, item 2 right in one (0.5 per item), item 3 wrong.
+    _write(task / "soft_cloze_ll_cloze.jsonl", [{"doc_id": i, "ll_correct": i < 3} for i in range(4)])
+    _write(task / "seed_1" / "soft_cloze_ll_cloze.jsonl", [{"doc_id": i, "ll_correct": i < 2} for i in range(4)])
+    script = _script()
+    out = script.paired_table([tmp_path], "ll_cloze", "soft_cloze", ["few", "zero", "soft"])
+    row = out.splitlines()[2].split("|")
+    # Per item vs few: 0, +1, +0.5, 0 → mean +37.5; std 0.479 / sqrt(4) → 23.9. vs zero: 1, 1, 0.5, 0 → +62.5.
+    assert row[3].strip() == "+37.5 ± 23.9"
+    assert row[4].strip().startswith("+62.5 ± ")
+    assert row[5].strip() == "—"  # no soft mode in this folder
+    assert row[6].strip() == "4"
