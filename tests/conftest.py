@@ -70,6 +70,20 @@ def corpus_file(tmp_path) -> Path:
     return p
 
 
+def load_repo_script(relative_path: str):
+    """A script of the repository (scripts/, benchmarks/) imported as a module, for testing its functions.
+    Registered in sys.modules under its stem, because dataclasses look their module up by name."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def write_jsonl(path: Path, records: list) -> Path:
     import json
 

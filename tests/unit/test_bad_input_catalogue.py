@@ -5,7 +5,6 @@ benchmarks/reliability.py runs the same cases through the real console script on
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import traceback
@@ -14,19 +13,12 @@ from pathlib import Path
 import pytest
 
 from softeval.cli import main
+from tests.conftest import load_repo_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-bad_inputs = _load("bad_inputs")
+bad_inputs = load_repo_script("benchmarks/bad_inputs.py")
 
 
 def call_main(argv: list[str]) -> int:

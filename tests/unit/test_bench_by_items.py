@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
+from tests.conftest import load_repo_script
 
 def _script():
-    spec = importlib.util.spec_from_file_location("bench_by_items", ROOT / "scripts" / "bench_by_items.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_repo_script("scripts/bench_by_items.py")
 
 
 def _write(path: Path, rows: list[dict]) -> None:

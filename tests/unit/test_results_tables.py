@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from softeval.distance import DistanceConfig, run
 from softeval.config import build_config
 from softeval.tasks import TaskConfig
+from tests.conftest import load_repo_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tables():
-    spec = importlib.util.spec_from_file_location("results_tables", ROOT / "scripts" / "results_tables.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_repo_script("scripts/results_tables.py")
 
 
 def _sweep(model_dir, corpus, out, task: TaskConfig, tokens=(0, 1, 2)):

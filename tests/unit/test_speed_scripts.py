@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import load_repo_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,9 +26,7 @@ def test_gpu_check_is_valid_bash():
 
 
 def test_train_speed_target_lines():
-    spec = importlib.util.spec_from_file_location("train_speed", ROOT / "benchmarks" / "train_speed.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_repo_script("benchmarks/train_speed.py")
     row = lambda model, impl, tps, mfu: {"model": model, "impl": impl, "precision": "bf16",  # noqa: E731
                                          "tokens_per_second": tps, "mfu": mfu}
     rows = [row("gemma3-270m", "peft", 100, 0.2), row("gemma3-270m", "softeval", 190, 0.51),
