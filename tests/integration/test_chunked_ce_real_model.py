@@ -1,9 +1,11 @@
 """Chunked cross-entropy on Gemma-3-270M (262k vocabulary): long targets take the chunked path, and its
 losses, argmax flags and prompt gradient equal the plain (N, V) logits path in fp32.
 
-Summing 262k exponentials in fp32 is not exact: F.cross_entropy's log-softmax is off the fp64 value by
-up to ~1e-5 nats here and torch.logsumexp (the chunked path) by less, so the two paths are compared
-with 1e-4 and against an fp64 reference on the same hidden states."""
+Summing 262k exponentials in fp32 is not exact, and how far off it is depends on the machine's kernels:
+F.cross_entropy's log-softmax was off the fp64 value by ~1e-5 nats on one machine and by 1.2e-4 on an AMD
+EPYC, while torch.logsumexp (the chunked path) stayed within 8e-6 on both. So the chunked losses are held to
+the fp64 reference on the same hidden states (5e-5), to be no farther from it than the plain path's, and to
+agree with the plain path within what its kernel's rounding allows (5e-4)."""
 
 from __future__ import annotations
 
@@ -47,8 +49,9 @@ def test_chunked_equals_plain_on_gemma(monkeypatch):
         hidden = forward.target_hidden(lm.model, batch, SoftPrompt(init.clone())(2)).double()
         logits = hidden @ lm.model.get_output_embeddings().weight.double().T
         exact = torch.nn.functional.cross_entropy(logits, batch.target_ids, reduction="none").float()
-    torch.testing.assert_close(chunked[0], plain[0], rtol=0, atol=1e-4)
+    torch.testing.assert_close(chunked[0], exact, rtol=0, atol=5e-5)
     assert (chunked[0] - exact).abs().max() <= (plain[0] - exact).abs().max() + 1e-6
+    torch.testing.assert_close(chunked[0], plain[0], rtol=0, atol=5e-4)
     assert torch.equal(chunked[1], plain[1])
     # the prompt gradient: 18 layers of backward amplify the ~1e-6 relative softmax rounding
     torch.testing.assert_close(chunked[2], plain[2], rtol=1e-3, atol=1e-3 * float(plain[2].abs().max()))
