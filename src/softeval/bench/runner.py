@@ -478,10 +478,10 @@ def run(cfg: BenchConfig) -> BenchResult:
     for t in tasks:
         lm_task = built[t.name][t.forms[0]]
         split = harness.eval_split(lm_task)
-        docs = harness.eval_docs(lm_task)
-        data_info[t.name] = {"eval_split": split, "eval_items": min(len(docs), cfg.limit or len(docs)),
-                             **({"eval_items_from": "spread"} if eval_indices(len(docs), cfg) else {}),
-                             "eval_items_available": len(docs), "source": t.source,
+        available = t.num_eval_docs  # counted once, by prepare_tasks
+        data_info[t.name] = {"eval_split": split, "eval_items": min(available, cfg.limit or available),
+                             **({"eval_items_from": "spread"} if eval_indices(available, cfg) else {}),
+                             "eval_items_available": available, "source": t.source,
                              "skipped_no_gold": harness.skipped_without_gold(lm_task, split)}
         # Which formulation each form scores, which one is lm-eval's own task, and why one is missing.
         data_info[t.name]["formulations"] = {f: scoring.FORMULATIONS[f] if f != "gen" else
