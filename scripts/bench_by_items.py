@@ -22,6 +22,7 @@ import statistics
 from pathlib import Path
 
 from softeval.bench.modes import MODES
+from softeval.bench.ranking import paired_gap
 
 # The per-item field that says whether an answer was right, by the samples file's form suffix.
 CORRECT_FIELD = {"gen": "strict_correct", "ll_letters": "ll_correct", "ll_cloze": "ll_correct"}
@@ -102,10 +103,10 @@ def paired_table(folders: list[Path], form: str, mode: str, against: list[str]) 
                     cells.append("—")
                     continue
                 theirs = _seed_mean(groups[model, task, ref, form])
-                diffs = [ours[i] - theirs[i] for i in ours if i in theirs]
-                se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
-                mean = 100 * statistics.fmean(diffs)
-                cells.append(f"{mean if abs(mean) >= 0.05 else 0.0:+.1f} ± {100 * se:.1f}")  # no "-0.0"
+                common = [i for i in ours if i in theirs]
+                gap = paired_gap([ours[i] for i in common], [theirs[i] for i in common])
+                mean = 100 * gap["diff"]
+                cells.append(f"{mean if abs(mean) >= 0.05 else 0.0:+.1f} ± {100 * gap['paired_se']:.1f}")  # no "-0.0"
             lines.append(f"| {model} | {task} | " + " | ".join(cells) + f" | {count} |")
     return "\n".join(lines)
 

@@ -257,7 +257,7 @@ def bench_tables(doc: dict) -> str:
 def bench_overview(runs: list[dict]) -> str:
     """Every task's answer to the benchmark paper's two questions, from `softeval compare`'s findings: does
     format-following go soft ≥ few ≥ zero, and do the models rank the same in every mode?"""
-    from softeval.compare import compare_bench, leaderboard_text, ranked_modes
+    from softeval.compare import compare_bench, gap_text, leaderboard_text, ranked_modes
 
     findings = compare_bench(runs, [shown_path(r["path"]) for r in runs])["findings"]
     modes = ranked_modes(findings)
@@ -267,9 +267,9 @@ def bench_overview(runs: list[dict]) -> str:
     lines += ["", "| task | ranked by | " + " | ".join(modes) + " | same order in every mode |",
               "|" + "---|" * (len(modes) + 3)]
     for task, entry in findings["rankings"].items():
-        boards, noisy = entry["leaderboards"], entry["tied_within_se"]
-        cells = [leaderboard_text(boards[m]) + (" (≈, within one SE)" if noisy[m] else "") if m in boards else "—"
-                 for m in modes]
+        boards, noisy, gaps = entry["leaderboards"], entry["tied_within_se"], entry.get("gaps") or {}
+        cells = [leaderboard_text(boards[m]) + " (gap " + ", ".join(gap_text(g) for g in gaps.get(m, [])) + ")"
+                 + (" ≈, within one SE" if noisy[m] else "") if m in boards else "—" for m in modes]
         lines.append(f"| {task} | {entry['metric']} | " + " | ".join(cells)
                      + f" | {'yes' if entry['same_order'] else 'no'} |")
     return "\n".join(lines)

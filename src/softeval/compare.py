@@ -275,7 +275,25 @@ def compare_bench(runs: list[dict], labels: list[str], allow_different_eval: boo
                       "tasks": d["config"].get("tasks"), "modes": d["config"].get("modes")}
                      for label, r, d in zip(labels, runs, docs)],
             "differences": differences([d.get("config") or {} for d in docs]), "table": rows, "curves": curves,
-            "findings": bench_findings(rows)}
+            "findings": bench_findings(rows, paired_gaps(docs, labels))}
+
+
+def paired_gaps(docs: list[dict], labels: list[str]) -> dict[tuple, dict]:
+    """The paired gaps a bench run measured between neighbouring models on its leaderboards (`gap_to_next`,
+    from per-item scores on the same items), keyed (run, task, metric, mode, model a, model b) with diff = a − b,
+    both ways round. A run written before softeval measured them has none, and its ties are judged unpaired."""
+    gaps: dict[tuple, dict] = {}
+    for label, d in zip(labels, docs):
+        for task, per_metric in (d.get("rankings") or {}).items():
+            for metric, entry in per_metric.items():
+                for mode, board in (entry.get("leaderboards") or {}).items():
+                    for row in board:
+                        gap = row.get("gap_to_next")
+                        if gap and gap.get("diff") is not None:
+                            key = (label, task, metric, mode)
+                            gaps[(*key, row["model"], gap["model"])] = gap
+                            gaps[(*key, gap["model"], row["model"])] = {**gap, "diff": -gap["diff"]}
+    return gaps
 
 
 
@@ -293,12 +311,12 @@ def format_order_holds(rates: dict) -> bool | None:
     return rates["soft"] >= rates["few"] >= rates["zero"]
 
 
-def bench_findings(table: list[dict]) -> dict:
+def bench_findings(table: list[dict], paired: dict[tuple, dict] | None = None) -> dict:
     """The benchmark paper's two questions over every compared task: does format-following go soft ≥ few ≥
     zero for each (task, model, run), and do the models rank the same in every mode? A ranking uses best_acc
-    (the best formulation per model and mode, as OLMES) when the runs scored it, else strict_acc; two
-    neighbours closer than their combined standard error are marked as tied, so "same order" is not read
-    into noise."""
+    (the best formulation per model and mode, as OLMES) when the runs scored it, else strict_acc. Each pair of
+    neighbours on a leaderboard gets its gap with an uncertainty (neighbour_gap); a mode where some gap is
+    smaller than its uncertainty is marked tied, so "same order" is not read into noise."""
     from softeval.bench import ranking
 
     rates_of: dict[tuple, dict] = {}
@@ -315,7 +333,7 @@ def bench_findings(table: list[dict]) -> dict:
         for r in rows:
             runs_of.setdefault(r["model"], set()).add(r["run"])
         name = lambda r: r["model"] if len(runs_of[r["model"]]) == 1 else f"{r['model']} @ {r['run']}"  # noqa: E731
-        boards, tied = {}, {}
+        boards, gaps = {}, {}
         # Knowledge is ranked in every mode, soft_cloze too (its prompt tuned for the cloze formulation it scores).
         for mode in MODES:
             scored = {name(r): r for r in rows if r["mode"] == mode and r.get(metric) is not None}
@@ -325,22 +343,43 @@ def bench_findings(table: list[dict]) -> dict:
             for row in board:
                 row["formulation"] = scored[row["model"]].get("best_formulation") if metric == "best_acc" else None
             boards[mode] = board
-            tied[mode] = any(_within_one_se(scored[a["model"]], scored[b["model"]], metric)
-                             for a, b in zip(board, board[1:]))
+            gaps[mode] = [{"upper": a["model"], "lower": b["model"],
+                           **neighbour_gap(scored[a["model"]], scored[b["model"]], metric, paired or {})}
+                          for a, b in zip(board, board[1:])]
         if boards:
             orders = {tuple(row["model"] for row in board) for board in boards.values()}
             rankings[task] = {"metric": metric, "leaderboards": boards, "same_order": len(orders) == 1,
-                              "tied_within_se": tied}
+                              "gaps": gaps, "tied_within_se": {m: any(g["tied"] for g in gs) for m, gs in gaps.items()}}
     return {"format_order": order, "rankings": rankings}
 
 
-def _within_one_se(a: dict, b: dict, metric: str) -> bool:
-    """Two scores closer than their combined uncertainty: per row the larger of its item standard error and,
-    for a soft prompt, its tuning seeds' spread."""
-    def se(r):
-        spreads = [r.get(f"{metric}_stderr"), r.get(f"{metric}_seed_std")]
-        return max([v for v in spreads if v is not None and math.isfinite(v)], default=0.0)
-    return abs(a[metric] - b[metric]) < math.hypot(se(a), se(b))
+def neighbour_gap(a: dict, b: dict, metric: str, paired: dict[tuple, dict]) -> dict:
+    """Row a's score minus row b's (two models on one task in one mode), its uncertainty and whether the gap is
+    within it. Paired when one run scored both models (its leaderboard's per-item gap): the paired standard
+    error over items, combined with each tuned prompt's seed-mean standard error (seed std / √seeds), since a
+    tuning seed moves every item at once. Otherwise, as for rows from different runs, unpaired: per row the
+    larger of its item standard error and its tuning seeds' spread, combined."""
+    gap = (paired.get((a["run"], a["task"], metric, a["mode"], a["model"], b["model"]))
+           if a["run"] == b["run"] else None)
+
+    def finite(v):
+        return v is not None and math.isfinite(v)
+
+    if gap is not None and finite(gap.get("paired_se")):
+        def seed_sem(r):
+            std, k = r.get(f"{metric}_seed_std"), r.get("tuning_seeds") or 1
+            return std / math.sqrt(k) if finite(std) else 0.0
+        diff, se = gap["diff"], math.hypot(gap["paired_se"], seed_sem(a), seed_sem(b))
+    else:
+        def spread(r):
+            return max([v for v in (r.get(f"{metric}_stderr"), r.get(f"{metric}_seed_std")) if finite(v)], default=0.0)
+        diff, se, gap = a[metric] - b[metric], math.hypot(spread(a), spread(b)), None
+    return {"diff": diff, "se": se, "paired": gap is not None, "tied": abs(diff) < se}
+
+
+def gap_text(gap: dict) -> str:
+    """'+4.8 ± 2.0 paired' (accuracy points): a neighbour gap and its uncertainty."""
+    return f"{100 * gap['diff']:+.1f} ± {100 * gap['se']:.1f}" + (" paired" if gap["paired"] else "")
 
 
 # --------------------------------------------------------------------------- figures
@@ -578,14 +617,16 @@ def _findings_html(findings: dict) -> str:
     if findings.get("rankings"):
         rows, modes = [], ranked_modes(findings)
         for task, entry in findings["rankings"].items():
-            boards, noisy = entry["leaderboards"], entry["tied_within_se"]
-            cells = [leaderboard_text(boards[m]) + (" (within one SE)" if noisy[m] else "") if m in boards else "—"
-                     for m in modes]
+            boards, noisy, gaps = entry["leaderboards"], entry["tied_within_se"], entry.get("gaps") or {}
+            cells = [leaderboard_text(boards[m]) + "; gap " + ", ".join(gap_text(g) for g in gaps.get(m, []))
+                     + (" (within one SE)" if noisy[m] else "") if m in boards else "—" for m in modes]
             rows.append([task, entry["metric"], *cells, "yes" if entry["same_order"] else "no"])
         parts += ["<h2>Knowledge rankings per mode</h2>",
-                  "<p>Best first. best_acc is each model's best formulation in that mode (the one in brackets); "
-                  "“within one SE” marks a mode where two neighbours are closer than their combined standard "
-                  "error (or, for a soft prompt, its tuning seeds' spread), so their order there is noise.</p>",
+                  "<p>Best first. best_acc is each model's best formulation in that mode (the one in brackets). "
+                  "A gap is each model's lead over the next, in accuracy points, ± its standard error: “paired” "
+                  "when one run scored both models on the same items (the per-item differences' standard error, "
+                  "plus the tuning seeds' for a soft prompt), else the two rows' errors combined. “within one SE” "
+                  "marks a mode where some gap is smaller than its error, so the order there is noise.</p>",
                   _table(["task", "metric", *modes, "same order in every mode"], rows, left=2 + len(modes))]
     return "\n".join(parts)
 
@@ -678,8 +719,10 @@ def format_summary(summary: dict) -> str:
                          f"{'holds' if f['holds'] else 'does not hold'}")
         for task, entry in (findings.get("rankings") or {}).items():
             noisy = [m for m, t in entry["tied_within_se"].items() if t]
+            gaps = "; ".join(f"{m} {', '.join(gap_text(g) for g in gs)}" for m, gs in (entry.get("gaps") or {}).items())
             lines.append(f"{task} ranking by {entry['metric']}: {'same' if entry['same_order'] else 'different'} "
-                         "order across modes" + (f"; within one SE in {', '.join(noisy)}" if noisy else ""))
+                         "order across modes" + (f"; within one SE in {', '.join(noisy)}" if noisy else "")
+                         + (f" (gaps: {gaps})" if gaps else ""))
         return "\n".join(lines)
     eps = summary["epsilon"]
     lines = [f"{'sweep':<30} {'S abs (' + format(eps['absolute'], 'g') + ') [90%]':>30} "

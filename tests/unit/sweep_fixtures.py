@@ -61,12 +61,12 @@ def smooth_curve(steps: int = 120, start: float = 5.0, end: float = 2.0, noise: 
 
 
 def make_bench(folder: Path, results: dict, curves: dict | None = None, eval_items: int = 50,
-               models: list[str] | None = None, **config) -> dict:
+               models: list[str] | None = None, rankings: dict | None = None, **config) -> dict:
     """A bench folder's results.json as `bench.runner.run` writes it (results, curves, data, config)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tasks = sorted({t for per_task in results.values() for t in per_task})
-    doc = {"results": results, "curves": curves or {}, "rankings": {},
+    doc = {"results": results, "curves": curves or {}, "rankings": rankings or {},
            "data": {t: {"eval_split": "test", "eval_items": eval_items, "eval_items_available": 500,
                         "source": "local", "skipped_no_gold": 0} for t in tasks},
            "config": {"models": models or list(results), "tasks": tasks, "modes": ["zero", "few", "soft"],

@@ -93,6 +93,9 @@ def test_spec_task_scores_letters_and_cloze_side_by_side(tiny_model_dir, tmp_pat
     for row in ranks["best_acc"]["leaderboards"]["zero"]:
         assert row["formulation"] == chosen[row["model"]]
         assert row["score"] == doc["results"][row["model"]]["quiz"]["zero"]["best_acc"]
+    # the leader's paired gap to the next model, from the per-item samples (the twin scores every item alike)
+    top, second = ranks["ll_cloze_acc"]["leaderboards"]["zero"]
+    assert top["gap_to_next"] == {"model": second["model"], "diff": 0.0, "paired_se": 0.0, "n": 3}
     report = result.report_path.read_text()
     assert ("<th>strict_acc (letters, generated)</th>" in report and "<th>ll_letters_acc (letters, ll)</th>" in report
             and "<th>ll_cloze_acc (cloze)</th>" in report and "<th>best from</th>" in report)

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from softeval.bench.ranking import check_reference, leaderboard, load_reference, rank_correlation
+from softeval.bench.ranking import (add_paired_gaps, check_reference, leaderboard, load_reference, paired_gap,
+                                    rank_correlation)
 from softeval.errors import DataError
 
 
@@ -16,6 +17,21 @@ def _items(acc: float, n: int = 40) -> list[float]:
 def test_leaderboard_ranks_and_ties():
     board = leaderboard({"a": 0.5, "b": 0.9, "c": 0.5})
     assert [(r["rank"], r["model"]) for r in board] == [(1, "b"), (2, "a"), (2, "c")]
+
+
+def test_paired_gap_is_the_mean_item_difference_with_its_standard_error():
+    # differences 1, 0, 0, 0: mean 0.25, sample std 0.5, standard error 0.5 / √4
+    assert paired_gap([1, 1, 1, 0], [0, 1, 1, 0]) == {"diff": 0.25, "paired_se": 0.25, "n": 4}
+    with pytest.raises(DataError, match="same items"):
+        paired_gap([1, 0], [1, 0, 1])
+
+
+def test_each_leaderboard_row_gets_its_paired_gap_to_the_next():
+    items = {"a": [1.0, 1.0, 1.0, 0.0], "b": [0.0, 1.0, 1.0, 0.0], "c": [0.0, 0.0, 1.0, 0.0]}
+    board = add_paired_gaps(leaderboard({m: sum(v) / 4 for m, v in items.items()}), items)
+    assert [r["model"] for r in board] == ["a", "b", "c"]
+    assert board[0]["gap_to_next"] == {"model": "b", "diff": 0.25, "paired_se": 0.25, "n": 4}
+    assert board[1]["gap_to_next"]["model"] == "c" and "gap_to_next" not in board[2]
 
 
 def test_perfect_and_reversed_agreement_with_reference():

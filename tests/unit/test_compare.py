@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -281,6 +282,47 @@ def test_bench_findings_rank_the_same_model_from_two_runs_apart(tmp_path):
     assert [r["model"] for r in board] == ["EleutherAI/pythia-70m @ lr_high", "EleutherAI/pythia-70m @ lr_low"]
     assert findings["rankings"]["arc_easy"]["metric"] == "strict_acc"   # no best_acc in these runs
     assert all(f["holds"] for f in findings["format_order"])
+    # two runs never scored their rows side by side: the gap's error is the rows' own, combined
+    [gap] = findings["rankings"]["arc_easy"]["gaps"]["zero"]
+    assert gap["paired"] is False and gap["se"] == pytest.approx(math.hypot(0.04, 0.04))
+    assert gap["diff"] == pytest.approx(0.1) and gap["tied"] is False
+
+
+def test_a_gap_one_run_measured_paired_decides_a_tie_the_unpaired_errors_would_call(tmp_path):
+    """Two models 4 points apart on 200 items, each ± 3.5: side by side that is noise (combined 4.9), but the
+    run's per-item paired gap (± 1.4) resolves it; a soft prompt's tuning seeds add their seed-mean error."""
+    def m(best, seed_std=None):
+        row = {"format_rate": 1.0, "best_acc": best, "best_acc_stderr": 0.035, "best_formulation": "cloze"}
+        return row | ({"best_acc_seed_std": seed_std, "seeds": [0, 1, 2]} if seed_std is not None else {})
+
+    results = {"a": {"arc": {"zero": m(0.60), "few": m(0.60), "soft": m(0.60, seed_std=0.03)}},
+               "b": {"arc": {"zero": m(0.56), "few": m(0.56), "soft": m(0.56, seed_std=0.03)}}}
+    def board(measured: bool) -> list[dict]:
+        gap = {"gap_to_next": {"model": "b", "diff": 0.04, "paired_se": 0.014, "n": 200}} if measured else {}
+        return [{"rank": 1, "model": "a", "score": 0.60, **gap}, {"rank": 2, "model": "b", "score": 0.56}]
+
+    # zero: paired; few: no gap measured (a run of an older softeval), so unpaired; soft: paired plus the seeds
+    rankings = {"arc": {"best_acc": {"formulation": "best", "leaderboards": {
+        "zero": board(True), "few": board(False), "soft": board(True)}}}}
+    make_bench(tmp_path / "run", results, rankings=rankings)
+    make_bench(tmp_path / "other", {"c": {"arc": {"zero": m(0.3), "few": m(0.3), "soft": m(0.3)}}})
+    result = compare([tmp_path / "run", tmp_path / "other"], tmp_path / "out")
+    entry = result.summary["findings"]["rankings"]["arc"]
+    zero, few, soft = (entry["gaps"][mode][0] for mode in ("zero", "few", "soft"))
+    assert (zero["upper"], zero["lower"], zero["paired"], zero["tied"]) == ("a", "b", True, False)
+    assert zero["se"] == pytest.approx(0.014)
+    assert few["paired"] is False and few["tied"] is True and few["se"] == pytest.approx(math.hypot(0.035, 0.035))
+    seed_sem = 0.03 / math.sqrt(3)
+    assert soft["paired"] is True and soft["se"] == pytest.approx(math.hypot(0.014, seed_sem, seed_sem))
+    assert soft["tied"] is False
+    assert entry["tied_within_se"] == {"zero": False, "few": True, "soft": False}
+    # b against c (another run): unpaired
+    assert entry["gaps"]["zero"][1]["paired"] is False
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "gap +4.0 ± 1.4 paired, +26.0 ± 4.9<" in page and "gap +4.0 ± 4.9, +26.0 ± 4.9 (within one SE)" in page
+    from softeval.compare import format_summary
+
+    assert "zero +4.0 ± 1.4 paired, +26.0 ± 4.9" in format_summary(result.summary)
 
 
 # --- end to end on the tiny model --------------------------------------------------------------------------

@@ -157,7 +157,8 @@ def test_several_bench_folders_get_one_overview_across_tasks(tmp_path, capsys):
     out = capsys.readouterr().out.split("### benchmarks across tasks")[1]
     assert "| quiz | b | 60.0 | 95.0 | 96.0 | holds |" in out and "| trivia | a | 10.0 | 90.0 | 99.0 | holds |" in out
     assert "| trivia | b | 98.0 | 95.0 | 96.0 | does not hold |" in out
-    assert "| quiz | best_acc | a 50.0 (cloze) > b 40.0 (cloze) | a 52.0 (cloze) > b 41.0 (cloze) |" in out
+    assert ("| quiz | best_acc | a 50.0 (cloze) > b 40.0 (cloze) (gap +10.0 ± 4.2) | a 52.0 (cloze) > b 41.0 (cloze) "
+            "(gap +11.0 ± 4.2) |") in out  # unpaired: these results.json have no per-item gaps
 
 
 def test_soft_cloze_gets_its_row_and_its_ranking_column(tmp_path, capsys):
@@ -182,7 +183,7 @@ def test_soft_cloze_gets_its_row_and_its_ranking_column(tmp_path, capsys):
     assert "| a | soft_cloze (3 seeds) | — | — | — | — | 55.0 ± 1.0 | 55.0 ± 1.0 (cloze) |" in out
     overview = out.split("### benchmarks across tasks")[1]
     assert "| task | ranked by | zero | few | soft | soft_cloze | same order in every mode |" in overview
-    assert "| a 55.0 (cloze) > b 44.0 (cloze) | yes |" in overview
+    assert "| a 55.0 (cloze) > b 44.0 (cloze) (gap +11.0 ± 4.2) | yes |" in overview  # ± 3.0 each, unpaired
     assert [line.split(" | ")[-2] for line in overview.splitlines() if line.startswith("| trivia | best_acc")] == ["—"]
 
 

@@ -47,6 +47,28 @@ def leaderboard(scores: dict[str, float]) -> list[dict]:
     return rows
 
 
+def paired_gap(a: list[float], b: list[float]) -> dict:
+    """Model a's mean score minus model b's over the same items, with the paired standard error (the per-item
+    differences' std / sqrt(n)). Pairing cancels each item's own difficulty, which two unpaired standard errors
+    count twice, so two models 5 points apart on 200 items can be told apart even when their intervals overlap."""
+    if len(a) != len(b):
+        raise DataError(f"a paired gap needs scores on the same items, got {len(a)} and {len(b)}")
+    diffs = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    n = int(diffs.size)
+    return {"diff": float(diffs.mean()) if n else float("nan"),
+            "paired_se": float(diffs.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"), "n": n}
+
+
+def add_paired_gaps(board: list[dict], items: dict[str, list[float]]) -> list[dict]:
+    """Give each leaderboard row but the last `gap_to_next`: its paired gap (paired_gap) to the model ranked
+    just below it, from the models' per-item scores. Returns the board."""
+    for upper, lower in zip(board, board[1:]):
+        a, b = items.get(upper["model"]), items.get(lower["model"])
+        if a and b and len(a) == len(b):
+            upper["gap_to_next"] = {"model": lower["model"], **paired_gap(a, b)}
+    return board
+
+
 def _nan_low(x: float) -> float:
     return -math.inf if x is None or (isinstance(x, float) and math.isnan(x)) else x
 

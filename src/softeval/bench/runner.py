@@ -646,7 +646,8 @@ def compute_rankings(out: Path, cfg: BenchConfig, tasks: list[BenchTask], refere
                          for mode in cfg.modes}
             items = {mode: {m: v for m, v in per.items() if v} for mode, per in items.items()}
             entry: dict = {"formulation": scoring.formulation(metric, t.answer),
-                           "leaderboards": {mode: ranking.leaderboard({m: sum(v) / len(v) for m, v in per.items()})
+                           "leaderboards": {mode: ranking.add_paired_gaps(
+                                                ranking.leaderboard({m: sum(v) / len(v) for m, v in per.items()}), per)
                                             for mode, per in items.items() if per}}
             if chosen:
                 entry["formulations"] = chosen
