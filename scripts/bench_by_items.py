@@ -22,7 +22,7 @@ import statistics
 from pathlib import Path
 
 from softeval.bench.modes import MODES
-from softeval.bench.ranking import paired_gap
+from softeval.bench.ranking import paired_gap, points_text
 
 # The per-item field that says whether an answer was right, by the samples file's form suffix.
 CORRECT_FIELD = {"gen": "strict_correct", "ll_letters": "ll_correct", "ll_cloze": "ll_correct"}
@@ -105,8 +105,7 @@ def paired_table(folders: list[Path], form: str, mode: str, against: list[str]) 
                 theirs = _seed_mean(groups[model, task, ref, form])
                 common = [i for i in ours if i in theirs]
                 gap = paired_gap([ours[i] for i in common], [theirs[i] for i in common])
-                mean = 100 * gap["diff"]
-                cells.append(f"{mean if abs(mean) >= 0.05 else 0.0:+.1f} ± {100 * gap['paired_se']:.1f}")  # no "-0.0"
+                cells.append(points_text(gap["diff"], gap["paired_se"]))
             lines.append(f"| {model} | {task} | " + " | ".join(cells) + f" | {count} |")
     return "\n".join(lines)
 

@@ -194,7 +194,8 @@ def bench_tables(doc: dict) -> str:
     """Per task: every model × mode with each formulation, the format ordering, the curve and the rankings."""
     from softeval.bench.scoring import named_by_formulation
     from softeval.bench.modes import MODES
-    from softeval.compare import format_order_holds, leaderboard_text
+    from softeval.bench.ranking import leaderboard_text
+    from softeval.compare import format_order_holds
 
     out = []
     results, curves, rankings = doc.get("results") or {}, doc.get("curves") or {}, doc.get("rankings") or {}
@@ -257,7 +258,8 @@ def bench_tables(doc: dict) -> str:
 def bench_overview(runs: list[dict]) -> str:
     """Every task's answer to the benchmark paper's two questions, from `softeval compare`'s findings: does
     format-following go soft ≥ few ≥ zero, and do the models rank the same in every mode?"""
-    from softeval.compare import compare_bench, gap_text, leaderboard_text, ranked_modes
+    from softeval.bench.ranking import leaderboard_text
+    from softeval.compare import compare_bench, gap_text, ranked_modes
 
     findings = compare_bench(runs, [shown_path(r["path"]) for r in runs])["findings"]
     modes = ranked_modes(findings)

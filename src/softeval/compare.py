@@ -379,7 +379,9 @@ def neighbour_gap(a: dict, b: dict, metric: str, paired: dict[tuple, dict]) -> d
 
 def gap_text(gap: dict) -> str:
     """'+4.8 ± 2.0 paired' (accuracy points): a neighbour gap and its uncertainty."""
-    return f"{100 * gap['diff']:+.1f} ± {100 * gap['se']:.1f}" + (" paired" if gap["paired"] else "")
+    from softeval.bench.ranking import points_text
+
+    return points_text(gap["diff"], gap["se"]) + (" paired" if gap["paired"] else "")
 
 
 # --------------------------------------------------------------------------- figures
@@ -593,18 +595,8 @@ def render_distance_html(summary: dict, images: dict[str, bytes]) -> str:
     return "\n".join(parts)
 
 
-def leaderboard_text(board: list[dict]) -> str:
-    """'a 41.0 (cloze) > b 30.5', '=' between models that share a rank; '—' for an empty board."""
-    text = ""
-    for i, row in enumerate(board):
-        if i:
-            text += " = " if row["rank"] == board[i - 1]["rank"] else " > "
-        text += _model_short(row["model"]) + ("" if row.get("score") is None else f" {100 * row['score']:.1f}")
-        text += f" ({row['formulation']})" if row.get("formulation") else ""
-    return text or "—"
-
-
 def _findings_html(findings: dict) -> str:
+    from softeval.bench.ranking import leaderboard_text
     from softeval.report import _table
 
     parts = []

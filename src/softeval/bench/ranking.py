@@ -69,6 +69,24 @@ def add_paired_gaps(board: list[dict], items: dict[str, list[float]]) -> list[di
     return board
 
 
+def leaderboard_text(board: list[dict]) -> str:
+    """'a 41.0 (cloze) > b 30.5', '=' between models that share a rank; '—' for an empty board."""
+    text = ""
+    for i, row in enumerate(board):
+        if i:
+            text += " = " if row["rank"] == board[i - 1]["rank"] else " > "
+        text += str(row["model"]).rstrip("/").rsplit("/", 1)[-1]  # a model id's or path's last part
+        text += "" if row.get("score") is None else f" {100 * row['score']:.1f}"
+        text += f" ({row['formulation']})" if row.get("formulation") else ""
+    return text or "—"
+
+
+def points_text(diff: float, se: float) -> str:
+    """'+4.8 ± 2.0': a gap in accuracy points with its standard error ('+0.0', never '-0.0')."""
+    points = 100 * diff
+    return f"{points if abs(points) >= 0.05 else 0.0:+.1f} ± {100 * se:.1f}"
+
+
 def _nan_low(x: float) -> float:
     return -math.inf if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
