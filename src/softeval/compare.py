@@ -366,10 +366,11 @@ def neighbour_gap(a: dict, b: dict, metric: str, paired: dict[tuple, dict]) -> d
         return v is not None and math.isfinite(v)
 
     if gap is not None and finite(gap.get("paired_se")):
-        def seed_sem(r):
-            std, k = r.get(f"{metric}_seed_std"), r.get("tuning_seeds") or 1
-            return std / math.sqrt(k) if finite(std) else 0.0
-        diff, se = gap["diff"], math.hypot(gap["paired_se"], seed_sem(a), seed_sem(b))
+        from softeval.bench.ranking import lead_se, seed_mean_se
+
+        diff = gap["diff"]
+        se = lead_se(gap["paired_se"], *(seed_mean_se(r.get(f"{metric}_seed_std"), r.get("tuning_seeds") or 1)
+                                         for r in (a, b)))
     else:
         def spread(r):
             return max([v for v in (r.get(f"{metric}_stderr"), r.get(f"{metric}_seed_std")) if finite(v)], default=0.0)

@@ -69,6 +69,17 @@ def add_paired_gaps(board: list[dict], items: dict[str, list[float]]) -> list[di
     return board
 
 
+def seed_mean_se(seed_std: float | None, seeds: int) -> float:
+    """The error a tuned prompt's seed-mean score carries beyond its items: the seeds' std / √seeds. A tuning
+    seed shifts every item at once, so an item-paired error cannot see it. 0 without a finite spread."""
+    return seed_std / math.sqrt(seeds) if seed_std is not None and math.isfinite(seed_std) and seeds > 0 else 0.0
+
+
+def lead_se(paired_se: float, *seed_ses: float) -> float:
+    """A leaderboard gap's standard error: its paired error over items, combined with each side's seed_mean_se."""
+    return math.hypot(paired_se, *seed_ses)
+
+
 def leaderboard_text(board: list[dict]) -> str:
     """'a 41.0 (cloze) > b 30.5', '=' between models that share a rank; '—' for an empty board."""
     text = ""

@@ -212,22 +212,31 @@ def _rank_table(rankings: dict) -> str:
     return "<table>" + "".join(rows) + "</table>" if len(rows) > 1 else "<p>(needs at least two models)</p>"
 
 
-def _leaderboards(rankings: dict) -> str:
+def _leaderboards(results: dict, rankings: dict) -> str:
     """Per task and mode, the models best first by one metric (best_acc when scored, as compare ranks), with
-    each model's lead over the next: the paired gap over the items both scored (ranking.add_paired_gaps)."""
-    from softeval.bench.ranking import leaderboard_text, points_text
+    each model's lead over the next: the paired gap over the items both scored (ranking.add_paired_gaps), its
+    error combined with a tuned prompt's seed-mean error (ranking.lead_se), as compare judges ties."""
+    from softeval.bench.ranking import lead_se, leaderboard_text, points_text, seed_mean_se
+
+    def seed_se(model, task, mode, metric):
+        row = results.get(model, {}).get(task, {}).get(mode, {})
+        return seed_mean_se(row.get(f"{metric}_seed_std"), len(row.get("seeds") or []))
 
     rows = ["<tr><th>task</th><th>metric</th><th>mode</th><th>models, best first</th>"
-            "<th>lead over the next (points ± paired SE)</th></tr>"]
+            "<th>lead over the next (points ± SE)</th></tr>"]
     for task, per_metric in rankings.items():
         metric = next((m for m in ("best_acc", "strict_acc") if m in per_metric), next(iter(per_metric), None))
         for mode, board in (per_metric[metric]["leaderboards"] if metric else {}).items():
             if len(board) < 2:
                 continue
-            leads = ", ".join(points_text(r["gap_to_next"]["diff"], r["gap_to_next"]["paired_se"])
-                              for r in board if r.get("gap_to_next"))
+            leads = []
+            for r in board:
+                if gap := r.get("gap_to_next"):
+                    se = lead_se(gap["paired_se"], seed_se(r["model"], task, mode, metric),
+                                 seed_se(gap["model"], task, mode, metric))
+                    leads.append(points_text(gap["diff"], se) + (" (within one SE)" if abs(gap["diff"]) < se else ""))
             rows.append(f"<tr><td>{_e(task)}</td><td>{_e(metric)}</td><td>{_e(mode)}</td>"
-                        f"<td>{_e(leaderboard_text(board))}</td><td>{_e(leads or '—')}</td></tr>")
+                        f"<td>{_e(leaderboard_text(board))}</td><td>{_e(', '.join(leads) or '—')}</td></tr>")
     return "<table>" + "".join(rows) + "</table>" if len(rows) > 1 else "<p>(needs at least two models)</p>"
 
 
@@ -276,9 +285,10 @@ def write_report(out: Path, doc: dict, reference: dict | None = None) -> Path:
     if results:
         parts += ["<h2>Format vs accuracy</h2>", _format_vs_accuracy(results)]
     parts += ["<h2>Knowledge rankings</h2>",
-              "<p>A lead is the top model's accuracy minus the next one's over the items both scored; its paired "
-              "standard error cancels each item's own difficulty (a tuned prompt's items are averaged over its "
-              "seeds first). A lead smaller than its error is no ranking.</p>", _leaderboards(rankings),
+              "<p>A lead is a model's accuracy minus the next one's over the items both scored. Its standard "
+              "error is paired over the items, which cancels each item's own difficulty, plus, for a tuned "
+              "prompt, the error of its seed mean (a seed shifts every item at once). A lead within one SE is "
+              "no ranking.</p>", _leaderboards(results, rankings),
               "<h2>Rank correlations</h2>", _rank_table(rankings)]
     style = ("<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;"
              "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}img{margin:6px}</style>")
