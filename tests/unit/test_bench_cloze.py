@@ -99,6 +99,10 @@ def test_spec_task_scores_letters_and_cloze_side_by_side(tiny_model_dir, tmp_pat
     report = result.report_path.read_text()
     assert "<h2>Knowledge rankings</h2>" in report and "<td>best_acc</td><td>zero</td>" in report
     assert "<td>+0.0 ± 0.0</td>" in report  # the leader's paired lead, in points
+    from softeval.cli.show import describe, render
+
+    shown = render(describe(out))
+    assert f"ranking:    quiz zero by best_acc: {top['model'].rsplit('/', 1)[-1]} " in shown and "; lead +0.0 ± 0.0" in shown
     assert ("<th>strict_acc (letters, generated)</th>" in report and "<th>ll_letters_acc (letters, ll)</th>" in report
             and "<th>ll_cloze_acc (cloze)</th>" in report and "<th>best from</th>" in report)
 

@@ -80,6 +80,38 @@ def lead_se(paired_se: float, *seed_ses: float) -> float:
     return math.hypot(paired_se, *seed_ses)
 
 
+def ranking_summary(results: dict, rankings: dict) -> list[dict]:
+    """One row per (task, mode) with two or more models, ranked by best_acc where scored (as compare ranks),
+    else strict_acc: {task, metric, mode, board (leaderboard_text), leads}. A lead is a model's measured
+    gap_to_next with its lead_se (paired over items, plus each tuned prompt's seed-mean error from `results`,
+    the results.json table) and whether it is within that error: what the bench report and `show` print."""
+    def seed_se(model, task, mode, metric):
+        row = results.get(model, {}).get(task, {}).get(mode, {})
+        return seed_mean_se(row.get(f"{metric}_seed_std"), len(row.get("seeds") or []))
+
+    rows = []
+    for task, per_metric in rankings.items():
+        metric = next((m for m in ("best_acc", "strict_acc") if m in per_metric), next(iter(per_metric), None))
+        for mode, board in (per_metric[metric]["leaderboards"] if metric else {}).items():
+            if len(board) < 2:
+                continue
+            leads = []
+            for r in board:
+                if gap := r.get("gap_to_next"):
+                    se = lead_se(gap["paired_se"], seed_se(r["model"], task, mode, metric),
+                                 seed_se(gap["model"], task, mode, metric))
+                    leads.append({"upper": r["model"], "lower": gap["model"], "diff": gap["diff"], "se": se,
+                                  "tied": abs(gap["diff"]) < se})
+            rows.append({"task": task, "metric": metric, "mode": mode, "board": leaderboard_text(board),
+                         "leads": leads})
+    return rows
+
+
+def lead_text(lead: dict) -> str:
+    """'+4.0 ± 3.8', with '(within one SE)' when the lead is inside its error."""
+    return points_text(lead["diff"], lead["se"]) + (" (within one SE)" if lead["tied"] else "")
+
+
 def leaderboard_text(board: list[dict]) -> str:
     """'a 41.0 (cloze) > b 30.5', '=' between models that share a rank; '—' for an empty board."""
     text = ""

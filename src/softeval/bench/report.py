@@ -213,30 +213,15 @@ def _rank_table(rankings: dict) -> str:
 
 
 def _leaderboards(results: dict, rankings: dict) -> str:
-    """Per task and mode, the models best first by one metric (best_acc when scored, as compare ranks), with
-    each model's lead over the next: the paired gap over the items both scored (ranking.add_paired_gaps), its
-    error combined with a tuned prompt's seed-mean error (ranking.lead_se), as compare judges ties."""
-    from softeval.bench.ranking import lead_se, leaderboard_text, points_text, seed_mean_se
-
-    def seed_se(model, task, mode, metric):
-        row = results.get(model, {}).get(task, {}).get(mode, {})
-        return seed_mean_se(row.get(f"{metric}_seed_std"), len(row.get("seeds") or []))
+    """Per task and mode, the models best first with each one's lead over the next (ranking.ranking_summary)."""
+    from softeval.bench.ranking import lead_text, ranking_summary
 
     rows = ["<tr><th>task</th><th>metric</th><th>mode</th><th>models, best first</th>"
             "<th>lead over the next (points ± SE)</th></tr>"]
-    for task, per_metric in rankings.items():
-        metric = next((m for m in ("best_acc", "strict_acc") if m in per_metric), next(iter(per_metric), None))
-        for mode, board in (per_metric[metric]["leaderboards"] if metric else {}).items():
-            if len(board) < 2:
-                continue
-            leads = []
-            for r in board:
-                if gap := r.get("gap_to_next"):
-                    se = lead_se(gap["paired_se"], seed_se(r["model"], task, mode, metric),
-                                 seed_se(gap["model"], task, mode, metric))
-                    leads.append(points_text(gap["diff"], se) + (" (within one SE)" if abs(gap["diff"]) < se else ""))
-            rows.append(f"<tr><td>{_e(task)}</td><td>{_e(metric)}</td><td>{_e(mode)}</td>"
-                        f"<td>{_e(leaderboard_text(board))}</td><td>{_e(', '.join(leads) or '—')}</td></tr>")
+    for r in ranking_summary(results, rankings):
+        leads = ", ".join(lead_text(lead) for lead in r["leads"]) or "—"
+        rows.append(f"<tr><td>{_e(r['task'])}</td><td>{_e(r['metric'])}</td><td>{_e(r['mode'])}</td>"
+                    f"<td>{_e(r['board'])}</td><td>{_e(leads)}</td></tr>")
     return "<table>" + "".join(rows) + "</table>" if len(rows) > 1 else "<p>(needs at least two models)</p>"
 
 

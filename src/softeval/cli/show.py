@@ -123,6 +123,7 @@ def _sweep(path: Path, results: dict, identity: dict | None) -> dict:
 
 
 def _bench(path: Path, results: dict, identity: dict | None) -> dict:
+    from softeval.bench.ranking import ranking_summary
     from softeval.bench.scoring import named_by_formulation
 
     cfg = results.get("config") or {}
@@ -143,6 +144,7 @@ def _bench(path: Path, results: dict, identity: dict | None) -> dict:
         "prompts": prompts,
         "modes": cfg.get("modes"), "limit": cfg.get("limit"), "num_virtual_tokens": cfg.get("num_virtual_tokens"),
         "steps": (cfg.get("optim") or {}).get("max_steps"), "data": results.get("data"), "results": table,
+        "rankings": ranking_summary(results.get("results") or {}, results.get("rankings") or {}),
         "identity": identity, "versions": results.get("versions"),
     }
 
@@ -207,6 +209,12 @@ def render(info: dict) -> str:
             for task, modes in tasks.items():
                 for mode, m in modes.items():
                     lines.append(f"  {model} {task} {mode}: {_fmt(m)}")
+        from softeval.bench.ranking import lead_text
+
+        for r in info.get("rankings") or []:
+            leads = ", ".join(lead_text(lead) for lead in r["leads"])
+            lines.append(f"ranking:    {r['task']} {r['mode']} by {r['metric']}: {r['board']}"
+                         + (f"; lead {leads}" if leads else ""))
         for unit, prompt in info["prompts"].items():
             lines.append(f"prompt:     {unit}: {prompt}")
         if info["identity"]:
