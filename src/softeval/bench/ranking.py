@@ -50,7 +50,7 @@ def leaderboard(scores: dict[str, float]) -> list[dict]:
 def paired_gap(a: list[float], b: list[float]) -> dict:
     """Model a's mean score minus model b's over the same items, with the paired standard error (the per-item
     differences' std / sqrt(n)). Pairing cancels each item's own difficulty, which two unpaired standard errors
-    count twice, so two models 5 points apart on 200 items can be told apart even when their intervals overlap."""
+    count twice: the more often a and b agree item by item, the smaller it is than their errors combined."""
     if len(a) != len(b):
         raise DataError(f"a paired gap needs scores on the same items, got {len(a)} and {len(b)}")
     diffs = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
