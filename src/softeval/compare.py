@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from softeval.bench.modes import FORMAT_MODES, MODES
+from softeval.bench.ranking import short_model_name
 from softeval.bench.scoring import named_by_formulation
 from softeval.errors import ConfigError, DataError, SoftevalError
 from softeval.saturation import saturation_summary
@@ -393,10 +394,6 @@ def _formulation_key(metric: str) -> str | None:
     return "best_formulation" if metric == "best_acc" else None
 
 
-def _model_short(name) -> str:
-    return str(name).rstrip("/").rsplit("/", 1)[-1]
-
-
 def plot_loss_vs_n(summary: dict) -> bytes | None:
     from softeval.report import _figure, _loss_error_arms, _maybe_log_y, _n_axis, _png
 
@@ -485,7 +482,7 @@ def plot_gap_closed(summary: dict) -> bytes | None:
     fig, ax = _figure(6.4, 4.0)
     for i, g in enumerate(gaps):
         ax.errorbar(g["n"], g["mean"], yerr=[s or 0.0 for s in g["std"]], marker="o", capsize=3, color=f"C{i % 10}",
-                    label=f"{g['label']} (ref {_model_short(g['reference'])})")
+                    label=f"{g['label']} (ref {short_model_name(g['reference'])})")
     _n_axis(ax, sorted({n for g in gaps for n in g["n"]}))
     ax.axhline(1.0, color="0.5", linestyle=":")
     ax.set_ylabel("share of the gap to the reference closed")
@@ -507,7 +504,7 @@ def plot_bench_curves(summary: dict, task: str) -> bytes | None:
         for i, c in enumerate(curves):
             pts = [(s, v) for s, v in zip(c["steps"], c[metric]) if v is not None and math.isfinite(v)]
             if pts:
-                ax.plot(*zip(*pts), marker="o", color=f"C{i % 10}", label=f"{c['run']}: {_model_short(c['model'])}")
+                ax.plot(*zip(*pts), marker="o", color=f"C{i % 10}", label=f"{c['run']}: {short_model_name(c['model'])}")
             band = [(s, v, e) for s, v, e in zip(c["steps"], c[metric], c.get(f"{metric}_seed_std") or [])
                     if v is not None and e is not None and math.isfinite(v) and math.isfinite(e)]
             if band:  # several tuning seeds: mean ± std across them
