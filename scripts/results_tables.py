@@ -219,6 +219,7 @@ def bench_tables(doc: dict) -> str:
                 lines.append(f"| {model} | {mode}{seeds} | " + " | ".join(pct(m, k) for _, k in BENCH_COLUMNS)
                              + f" | {best} |")
         lines += ["", "± : standard error of one run (zero, few) or the spread over tuning seeds (soft, soft_cloze)."]
+        lines += habit_lines(results, task, models, modes)
         # The benchmark paper's claim: format-following soft ≥ few ≥ zero.
         for model in models:
             rates = {mode: (results[model][task].get(mode) or {}).get("format_rate") for mode in modes}
@@ -253,6 +254,36 @@ def bench_tables(doc: dict) -> str:
                              + f" | {agree} |")
         out.append("\n".join(lines))
     return "\n\n".join(out)
+
+
+def habit_lines(results: dict, task: str, models: list[str], modes: list[str]) -> list[str]:
+    """Each letter-answer accuracy against its answer-habit baseline (softeval.bench.habit): accuracy / habit
+    / above habit ± its permutation error, and the favourite answer; [] for a run without them."""
+    from softeval.bench.habit import HABIT_METRICS
+
+    metrics = [k for k in HABIT_METRICS if any(f"{k}_habit" in (results[m][task].get(mode) or {})
+                                              for m in models for mode in modes)]
+    if not metrics:
+        return []
+    names = {"strict_acc": "letters", "ll_letters_acc": "letters, ll", "ll_cloze_acc": "cloze, ll"}
+    lines = ["", "Knowledge or answer habit: accuracy / the accuracy its favourite answers alone would score / the "
+             "difference ± its permutation error (seeds pooled), and the favourite answer (share)", "",
+             "| model | mode | " + " | ".join(names[k] for k in metrics) + " |", "|" + "---|" * (len(metrics) + 2)]
+
+    def cell(m: dict, k: str) -> str:
+        if m.get(f"{k}_habit") is None:
+            return "—"
+        se = m.get(f"{k}_over_habit_stderr")
+        return (f"{100 * m[k]:.1f} / {100 * m[f'{k}_habit']:.1f} / {100 * m[f'{k}_over_habit']:+.1f}"
+                + ("" if se is None else f" ± {100 * se:.1f}")
+                + f" ({m[f'{k}_top_answer']} {100 * m[f'{k}_top_share']:.0f} %)")
+
+    for model in models:
+        for mode in modes:
+            m = results[model][task].get(mode)
+            if m is not None and any(f"{k}_habit" in m for k in metrics):
+                lines.append(f"| {model} | {mode} | " + " | ".join(cell(m, k) for k in metrics) + " |")
+    return lines
 
 
 def bench_overview(runs: list[dict]) -> str:

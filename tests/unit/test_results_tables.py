@@ -230,3 +230,14 @@ def test_skip_table_judges_the_rise_with_k_on_the_mean_and_on_the_best_seed():
     table = _tables().skip_table(sweeps)
     assert "| 0 | 9.600 ± 0.100 | 11.700 ± 0.100 | yes; yes |" in table
     assert "| 1 | 6.800 ± 0.100 | 8.400 ± 0.100 | yes; no |" in table
+
+
+def test_bench_tables_put_letter_accuracies_beside_their_answer_habit():
+    row = _bench_row(1.0, 0.33, 0.27) | {"strict_acc_habit": 0.2637, "strict_acc_over_habit": 0.0663,
+                                          "strict_acc_over_habit_stderr": 0.0271, "strict_acc_top_answer": "D",
+                                          "strict_acc_top_share": 0.53}
+    doc = {"results": {"a": {"quiz": {"few": row, "zero": _bench_row(0.1, 0.05, 0.25)}}}}
+    text = _tables().bench_tables(doc)
+    assert "| a | few | 33.0 / 26.4 / +6.6 ± 2.7 (D 53 %) |" in text
+    assert "| a | zero |" not in text.split("Knowledge or answer habit")[1]  # a row without habit is left out
+    assert "answer habit" not in _tables().bench_tables({"results": {"a": {"quiz": {"zero": _bench_row(0.1, 0.05, 0.25)}}}})

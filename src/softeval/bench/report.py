@@ -10,6 +10,7 @@ import io
 import math
 from pathlib import Path
 
+from softeval.bench.habit import HABIT_METRICS
 from softeval.bench.modes import MODES, TUNED_MODES
 from softeval.store import atomic_write_text
 
@@ -196,6 +197,30 @@ def _table(results: dict) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
+def _habit_table(results: dict) -> str:
+    """Per (model, task, mode, letter formulation): accuracy, its answer-habit baseline, the excess with its
+    error and z, and the favourite answer; "" when no row has one (not multiple choice, or an old run)."""
+    rows = []
+    for model, per_task in results.items():
+        for task, per_mode in per_task.items():
+            for mode, m in per_mode.items():
+                for metric in HABIT_METRICS:
+                    if m.get(f"{metric}_habit") is None:
+                        continue
+                    z = m.get(f"{metric}_over_habit_z")
+                    rows.append(f"<tr><td>{_e(model)}</td><td>{_e(task)}</td><td>{_e(mode)}</td>"
+                                f"<td>{_e(HEADINGS.get(metric, metric))}</td><td>{_fmt(m.get(metric))}</td>"
+                                f"<td>{_fmt(m[f'{metric}_habit'])}</td><td>{_fmt(m[f'{metric}_over_habit'])} ± "
+                                f"{_fmt(m.get(f'{metric}_over_habit_stderr'))}</td>"
+                                f"<td>{'–' if z is None else f'{z:.1f}'}</td>"
+                                f"<td>{_e(m[f'{metric}_top_answer'])} ({_fmt(m[f'{metric}_top_share'])})</td></tr>")
+    if not rows:
+        return ""
+    return ("<table><tr><th>model</th><th>task</th><th>mode</th><th>formulation</th><th>accuracy</th>"
+            "<th>habit</th><th>above habit</th><th>z</th><th>favourite answer (share)</th></tr>"
+            + "".join(rows) + "</table>")
+
+
 def _rank_table(rankings: dict) -> str:
     rows = ["<tr><th>task</th><th>metric</th><th>formulation</th><th>comparison</th><th>Spearman [95% CI]</th>"
             "<th>Kendall [95% CI]</th><th>models</th></tr>"]
@@ -269,6 +294,13 @@ def write_report(out: Path, doc: dict, reference: dict | None = None) -> Path:
             parts.append(_ranking_scatter(results, task, metric, reference))
     if results:
         parts += ["<h2>Format vs accuracy</h2>", _format_vs_accuracy(results)]
+    habit_rows = _habit_table(results)
+    if habit_rows:
+        parts += ["<h2>Knowledge or answer habit?</h2>",
+                  "<p>habit: the accuracy the same answers would score dealt to the items at random (how often "
+                  "each letter was given, times how often it is gold). Above habit: accuracy minus that, ± its "
+                  "permutation standard error (z); near 0, an accuracy away from 1/k is the favourite letter "
+                  "meeting an uneven gold mix, not knowledge. Tuning seeds are pooled.</p>", habit_rows]
     parts += ["<h2>Knowledge rankings</h2>",
               "<p>A lead is a model's accuracy minus the next one's over the items both scored. Its standard "
               "error is paired over the items, which cancels each item's own difficulty, plus, for a tuned "

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from softeval import __version__
-from softeval.bench import harness, layouts, scoring
+from softeval.bench import habit, harness, layouts, scoring
 from softeval.bench.modes import MODES, REQUIRED_FORM, SINGLE_FORMULATION_MODES, TUNED_MODES
 from softeval.bench.tasks import DERIVED_LETTERS, FORMS, LL_FORMS, BenchTask, letters_from_cloze, resolve_task
 from softeval.config import option, to_dict
@@ -564,6 +564,7 @@ def collect_results(out: Path, cfg: BenchConfig, tasks: list[BenchTask]) -> tupl
                     # written by an older softeval gets it too.
                     results.setdefault(model_name, {}).setdefault(t.name, {})[mode] = {
                         **metrics, **scoring.best_of(metrics, t.answer, single=mode in SINGLE_FORMULATION_MODES),
+                        **(_answer_habit(out, cfg, model_name, t.name, mode, found) if t.answer == "letter" else {}),
                         "num_fewshot": unit["num_fewshot"], "lm_eval": unit["lm_eval"],
                         **({"gold_over_gen_cap": unit["gold_over_gen_cap"]} if "gold_over_gen_cap" in unit else {}),
                         **({"steps": unit["steps"], "tuning": unit["tuning"]} if mode in TUNED_MODES else {})}
@@ -594,6 +595,19 @@ def _seed_metrics(cfg: BenchConfig, mode: str, found: dict[int, dict]) -> dict:
     if mode not in TUNED_MODES or cfg.tuning_seeds == 1:
         return next(iter(found.values()))["metrics"]
     return {**scoring.over_seeds([u["metrics"] for u in found.values()]), "seeds": list(found)}
+
+
+def _answer_habit(out: Path, cfg: BenchConfig, model: str, task: str, mode: str, found: dict[int, dict]) -> dict:
+    """Each letter-answer accuracy beside the one its answer habit alone would score (bench.habit), pooled over
+    the tuning seeds found; read from the samples, so rows of units written by an older softeval get it too."""
+    samples = BenchFolder(out).samples_dir(model, task)
+    out_metrics: dict = {}
+    for metric, form in habit.HABIT_METRICS.items():
+        files = [BenchFolder.seed_dir(samples, s, cfg.seed) / f"{mode}_{form}.jsonl" for s in found]
+        if all(f.exists() for f in files):
+            out_metrics.update(habit.habit_metrics(
+                metric, [habit.answers_and_golds(list(read_jsonl(f)), form) for f in files]))
+    return out_metrics
 
 
 def _item_scores(out: Path, cfg: BenchConfig, model: str, task: str, mode: str, metric: str) -> list[float]:
