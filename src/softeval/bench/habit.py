@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-NO_ANSWER = "<none>"
+NO_ANSWER = "(none)"  # not a letter, and safe in markdown and HTML tables
 # The accuracies whose per-item answers the habit baseline reads, by the samples' form.
 HABIT_METRICS = {"strict_acc": "gen", "ll_letters_acc": "ll_letters", "ll_cloze_acc": "ll_cloze"}
 
