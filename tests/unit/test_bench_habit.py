@@ -86,3 +86,17 @@ def test_a_bench_run_scores_each_letter_formulation_against_its_habit(tiny_model
             assert rows[mode][f"{metric}_over_habit"] == pytest.approx(
                 rows[mode][metric] - rows[mode][f"{metric}_habit"]), (mode, metric)
     assert "Knowledge or answer habit?" in result.report_path.read_text()
+    from softeval.cli.show import describe, render
+
+    zero = rows["zero"]
+    line = (f"habit:      {tiny_model_dir} quiz zero: letters {100 * zero['strict_acc']:.1f} vs habit "
+            f"{100 * zero['strict_acc_habit']:.1f}")
+    assert line in render(describe(out))
+
+
+def test_habit_text_names_each_formulation_in_points():
+    row = {"strict_acc": 0.33, "strict_acc_habit": 0.2637, "strict_acc_over_habit": 0.0663,
+           "strict_acc_over_habit_stderr": 0.0271, "ll_cloze_acc": 0.25, "ll_cloze_acc_habit": 0.25,
+           "ll_cloze_acc_over_habit": 0.0, "ll_cloze_acc_over_habit_stderr": None}
+    assert habit.habit_text(row) == "letters 33.0 vs habit 26.4 (+6.6 ± 2.7), cloze 25.0 vs habit 25.0 (+0.0)"
+    assert habit.habit_text({"strict_acc": 0.3}) == ""

@@ -74,3 +74,20 @@ def habit_metrics(metric: str, per_seed: list[list[tuple[str, str]]]) -> dict:
             f"{metric}_over_habit_stderr": sd / n if sd > 0 else None,
             f"{metric}_over_habit_z": (observed - expected) / sd if sd > 0 else None,
             f"{metric}_top_answer": top, f"{metric}_top_share": count / n}
+
+
+# How tables and the terminal name each metric's formulation.
+FORMULATION_NAMES = {"strict_acc": "letters", "ll_letters_acc": "letters_ll", "ll_cloze_acc": "cloze"}
+
+
+def habit_text(row: dict) -> str:
+    """One (model, task, mode) row's accuracies against their habits, in points: "letters 27.0 vs habit 25.7
+    (+1.3 ± 3.0), cloze …"; "" where the row has none."""
+    parts = []
+    for metric in HABIT_METRICS:
+        if row.get(f"{metric}_habit") is None or row.get(metric) is None:
+            continue
+        se = row.get(f"{metric}_over_habit_stderr")
+        parts.append(f"{FORMULATION_NAMES[metric]} {100 * row[metric]:.1f} vs habit {100 * row[f'{metric}_habit']:.1f} "
+                     f"({100 * row[f'{metric}_over_habit']:+.1f}" + ("" if se is None else f" ± {100 * se:.1f}") + ")")
+    return ", ".join(parts)

@@ -123,6 +123,7 @@ def _sweep(path: Path, results: dict, identity: dict | None) -> dict:
 
 
 def _bench(path: Path, results: dict, identity: dict | None) -> dict:
+    from softeval.bench.habit import habit_text
     from softeval.bench.ranking import ranking_summary
     from softeval.bench.scoring import named_by_formulation
 
@@ -145,6 +146,9 @@ def _bench(path: Path, results: dict, identity: dict | None) -> dict:
         "modes": cfg.get("modes"), "limit": cfg.get("limit"), "num_virtual_tokens": cfg.get("num_virtual_tokens"),
         "steps": (cfg.get("optim") or {}).get("max_steps"), "data": results.get("data"), "results": table,
         "rankings": ranking_summary(results.get("results") or {}, results.get("rankings") or {}),
+        "habits": [{"model": model, "task": task, "mode": mode, "text": text}
+                   for model, tasks in (results.get("results") or {}).items() for task, modes in tasks.items()
+                   for mode, m in modes.items() if (text := habit_text(m))],
         "identity": identity, "versions": results.get("versions"),
     }
 
@@ -215,6 +219,8 @@ def render(info: dict) -> str:
             leads = ", ".join(lead_text(lead) for lead in r["leads"])
             lines.append(f"ranking:    {r['task']} {r['mode']} by {r['metric']}: {r['board']}"
                          + (f"; lead {leads}" if leads else ""))
+        for h in info.get("habits") or []:
+            lines.append(f"habit:      {h['model']} {h['task']} {h['mode']}: {h['text']}")
         for unit, prompt in info["prompts"].items():
             lines.append(f"prompt:     {unit}: {prompt}")
         if info["identity"]:
