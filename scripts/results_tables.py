@@ -308,6 +308,35 @@ def bench_overview(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def habit_overview(runs: list[dict]) -> str:
+    """Across tasks: how far each mode's letters (generated) and cloze accuracies stand above what their answer
+    habit alone would score (accuracy points ± permutation error); "" when no run has the habit keys."""
+    from softeval.bench.modes import MODES
+    from softeval.bench.scoring import named_by_formulation
+
+    def cell(m: dict | None, k: str) -> str:
+        if not m or m.get(f"{k}_over_habit") is None:
+            return "—"
+        se = m.get(f"{k}_over_habit_stderr")
+        return f"{100 * m[f'{k}_over_habit']:+.1f}" + ("" if se is None else f" ± {100 * se:.1f}")
+
+    rows = []
+    for run in runs:
+        for model, tasks in (run["results"].get("results") or {}).items():
+            for task, modes in tasks.items():
+                rows_by_mode = {mode: named_by_formulation(m) for mode, m in modes.items()}
+                if not any("strict_acc_over_habit" in m or "ll_cloze_acc_over_habit" in m for m in rows_by_mode.values()):
+                    continue
+                letters = [cell(rows_by_mode.get(mode), "strict_acc") for mode in ("zero", "few", "soft")]
+                cloze = [cell(rows_by_mode.get(mode), "ll_cloze_acc") for mode in MODES]
+                rows.append(f"| {task} | {model} | " + " | ".join(letters + cloze) + " |")
+    if not rows:
+        return ""
+    return ("| task | model | letters zero | letters few | letters soft | "
+            + " | ".join(f"cloze {mode}" for mode in MODES) + " |\n" + "|" + "---|" * (5 + len(MODES)) + "\n"
+            + "\n".join(sorted(rows)))
+
+
 def stability_table(summary: dict, folder: Path) -> str:
     """A stability grid (stability.json of `softeval stability`): loss per n, S(ε) and flags per (lr, batch)."""
     tokens = summary["tokens"]
@@ -389,6 +418,9 @@ def main(argv: list[str]) -> None:
     if len(bench_runs) >= 2:
         print("### benchmarks across tasks\n")
         print(bench_overview(bench_runs) + "\n")
+        if habits := habit_overview(bench_runs):
+            print("Accuracy above the answer habit (points ± permutation error; soft seeds pooled)\n")
+            print(habits + "\n")
     for model, sweeps in skips.items():
         print(f"### skip-k, {model}: loss by n and k\n")
         print(skip_table(sweeps) + "\n")

@@ -241,3 +241,14 @@ def test_bench_tables_put_letter_accuracies_beside_their_answer_habit():
     assert "| a | few | 33.0 / 26.4 / +6.6 ± 2.7 (D 53 %) |" in text
     assert "| a | zero |" not in text.split("Knowledge or answer habit")[1]  # a row without habit is left out
     assert "answer habit" not in _tables().bench_tables({"results": {"a": {"quiz": {"zero": _bench_row(0.1, 0.05, 0.25)}}}})
+
+
+def test_the_habit_overview_gives_each_task_and_model_one_row_of_gaps():
+    row = _bench_row(1.0, 0.30, 0.50) | {"strict_acc_over_habit": -0.021, "strict_acc_over_habit_stderr": 0.013,
+                                          "ll_cloze_acc_over_habit": 0.25, "ll_cloze_acc_over_habit_stderr": 0.031}
+    runs = [{"results": {"results": {"a": {"quiz": {"few": row}}}}},
+            {"results": {"results": {"a": {"old": {"few": _bench_row(1.0, 0.3, 0.5)}}}}}]
+    text = _tables().habit_overview(runs)
+    assert "| quiz | a | — | -2.1 ± 1.3 | — | — | +25.0 ± 3.1 | — | — |" in text
+    assert "old" not in text  # a run written before the habit keys has no row
+    assert _tables().habit_overview(runs[1:]) == ""
