@@ -132,8 +132,11 @@ def test_one_tuning_seed_writes_what_a_run_before_the_option_wrote(tiny_model_di
     soft = result.results[str(tiny_model_dir)]["quiz"]["soft"]
     metrics = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc", "ll_cloze_acc", "ll_cloze_acc_norm",
                "best_acc")
+    # the answer-habit baseline (bench/habit.py) came after --tuning-seeds: added keys, none renamed
+    habit = {f"{m}_{k}" for m in ("strict_acc", "ll_cloze_acc")
+             for k in ("habit", "over_habit", "over_habit_stderr", "over_habit_z", "top_answer", "top_share")}
     assert set(soft) == {*metrics, *(f"{m}_{k}" for m in metrics for k in ("stderr", "n")), "best_metric",
-                         "best_formulation", "num_fewshot", "lm_eval", "steps", "tuning"}
+                         "best_formulation", "num_fewshot", "lm_eval", "steps", "tuning", *habit}
     point = result.curves[str(tiny_model_dir)]["quiz"][0]
     gen = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc")
     assert set(point) == {"step", *gen, *(f"{m}_{k}" for m in gen for k in ("stderr", "n"))}
