@@ -46,8 +46,9 @@ def test_lanes_equal_solo_runs_on_smollm2(smollm, tmp_path):
         (alone,) = train([c])
         assert lane.step == alone.step == c.optim.max_steps
         # fp32 reduction order differs in the wider mixed batch; Adam's first steps are ~lr·sign(g), so an
-        # entry with a near-zero gradient can move by a few 1e-5 (seen: 2.8e-5). Mixing lanes moves ~lr = 3e-2.
-        torch.testing.assert_close(lane.prompt.embeddings, alone.prompt.embeddings, atol=2e-4, rtol=0)
+        # entry with a near-zero gradient moves by what the CPU's kernels make of it: 2.8e-5 on an AMD EPYC,
+        # 2.2e-4 on an Intel Xeon (median 1e-5 there). Mixing lanes moves entries by ~lr = 3e-2, 30× this bound.
+        torch.testing.assert_close(lane.prompt.embeddings, alone.prompt.embeddings, atol=1e-3, rtol=0)
 
 
 def test_sweep_speed_benchmark_runs(tmp_path):
