@@ -202,3 +202,35 @@ def test_a_cap_that_cuts_the_gold_answers_is_stored_and_shown_in_the_report(tiny
     quiz = run(_cfg(tiny_model_dir, _quiz(tmp_path / "quiz"), tmp_path / "quiz_out", max_gen_toks=3))
     assert quiz.results[str(tiny_model_dir)]["quiz"]["zero"]["gold_over_gen_cap"] <= 0.05   # measured, and small
     assert "Generation cap too short" not in (tmp_path / "quiz_out" / "report.html").read_text()
+
+
+def test_a_prompt_tuned_for_gsm8k_learns_to_write_its_stop_string(tiny_model_dir, tmp_path):
+    """GSM8K stops at "Question:", not at its few-shot delimiter (worked answers hold newlines), so its tuning
+    targets end as the next few-shot example would begin; letter tasks, whose delimiter already stops generation,
+    keep their targets and their result identity."""
+    from softeval.bench.lm_adapter import SoftevalLM
+    from softeval.bench.runner import prepare_tasks
+    from softeval.bench.tuning import stop_suffix, tuning_examples
+
+    (tmp_path / "data" / "gsm8k").mkdir(parents=True)
+    rows = [{"question": f"What is {i} plus {i}?", "answer": f"{i} plus {i} makes {2 * i}\n#### {2 * i}"}
+            for i in range(12)]
+    for split in ("train", "test"):
+        write_jsonl(tmp_path / "data" / "gsm8k" / f"{split}.jsonl", rows)
+    cfg = _cfg(tiny_model_dir, "gsm8k", tmp_path / "out", data_dir=str(tmp_path / "data"), modes=["soft"])
+    [gsm], built = prepare_tasks(cfg)
+    assert gsm.identity["tuning_stop"] == "Question:"
+    adapter = SoftevalLM(model=str(tiny_model_dir), device="cpu", show_progress=False)
+    data = tuning_examples(built["gsm8k"]["gen"], adapter, 4, 0, set())
+    for ex in data.train:
+        target = adapter.tokenizer.decode([t for t in ex.labels if t != -100])
+        assert re.search(r"#### \d+\n\nQuestion:$", target), target
+    assert "\n\nQuestion:" not in adapter.tokenizer.decode(tuning_examples(
+        built["gsm8k"]["gen"], adapter, 4, 0, set(), stop=False).train[0].input_ids)
+
+    [quiz], quiz_built = prepare_tasks(_cfg(tiny_model_dir, _quiz(tmp_path / "quiz"), tmp_path / "q", modes=["soft"]))
+    assert "tuning_stop" not in quiz.identity and stop_suffix(quiz_built["quiz"]["gen"], "<eos>") == ""
+    # a generative task that names no stop string stops at end-of-text: the prompt learns to write that
+    gen = quiz_built["quiz"]["gen"]
+    gen.config.generation_kwargs = {"max_gen_toks": 4}
+    assert stop_suffix(gen, adapter.eos_text) == adapter.eos_text != ""

@@ -140,6 +140,12 @@ class SoftevalLM(TemplateLM):
         return self.tokenizer.eos_token_id
 
     @property
+    def eos_text(self) -> str:
+        """The end-of-text token as text: lm-eval's stop string of last resort ("" when the tokenizer has none)."""
+        eot = self.eot_token_id
+        return "" if eot is None else self.tok_decode([eot], skip_special_tokens=False)
+
+    @property
     def prefix_token_id(self) -> int:
         # HFLM's rule: the context for an empty context is BOS if the tokenizer has one, else EOS.
         if self.tokenizer.bos_token_id is not None:
@@ -317,7 +323,7 @@ class SoftevalLM(TemplateLM):
         for i, (_, gen_kwargs) in enumerate(args):
             groups.setdefault(json.dumps(gen_kwargs, sort_keys=True, default=str), []).append(i)
         results: list[str | None] = [None] * len(args)
-        eos_text = self.tok_decode([self.eot_token_id], skip_special_tokens=False) if self.eot_token_id is not None else None
+        eos_text = self.eos_text or None
         info = self.lm.info
         with tqdm(total=len(args), desc="generate", disable=disable_tqdm or not self.show_progress, leave=False) as bar:
             for indices in groups.values():

@@ -4,7 +4,10 @@ exactly as evaluation renders it, with checkpoints at the saturation-curve steps
 An example is the zero-shot context lm-eval builds (description + doc_to_text) followed by the
 target as lm-eval's few-shot examples show it (target_delimiter + doc_to_target + fewshot_delimiter,
 e.g. "… Answer:" → " C\n\n"), tokenized by the same adapter that evaluates: the prompt learns the
-answer *format* that the generative scorer expects, and where to stop.
+answer *format* that the generative scorer expects, and where to stop. Where the delimiter does not itself
+stop generation (GSM8K stops at "Question:", and its worked answers hold single newlines), the target also
+ends with the first stop string, as the next few-shot example would begin ("… #### 18\n\nQuestion:"):
+without it a tuned prompt answers and then runs on to the token cap, repeating itself.
 
 Schedule: constant learning rate after warmup, so the snapshot after k steps of a long run equals
 a k-step run on the same examples (the data order is a pure function of seed and step) and one run
@@ -42,9 +45,24 @@ class TuningData:
     train_keys: list[str]  # rendered questions of the tuning items (for the no-overlap check)
 
 
+def stop_suffix(task, eos_text: str) -> str:
+    """What a tuned prompt must write after the few-shot delimiter for generation to stop: nothing when the
+    task is not generative or the delimiter holds one of its stop strings (letters: "\n" in "\n\n"), else
+    its first stop string, or `eos_text` when it names none (lm-eval then stops at the end-of-text token)."""
+    if task.config.output_type != "generate_until":
+        return ""
+    until = (task.config.generation_kwargs or {}).get("until") or []
+    until = [u for u in ([until] if isinstance(until, str) else until) if u]
+    delimiter = task.config.fewshot_delimiter or ""
+    if any(u in delimiter for u in until):
+        return ""
+    return until[0] if until else eos_text
+
+
 def tuning_examples(task, adapter, num_train: int, seed: int, eval_keys: set[str], stop: bool = True) -> TuningData:
     """Training-split documents → Examples (context tokens + scored target tokens). With `stop` the target
-    ends with the few-shot delimiter, so the prompt also learns where a generated answer ends."""
+    ends with the few-shot delimiter (and, where that does not stop generation, the task's stop string: see
+    stop_suffix), so the prompt also learns where a generated answer ends."""
     docs = harness.training_docs(task)
     keyed = [(harness.doc_key(task, d), d) for d in docs]
     kept = [(k, d) for k, d in keyed if k not in eval_keys]
@@ -58,9 +76,11 @@ def tuning_examples(task, adapter, num_train: int, seed: int, eval_keys: set[str
     held = kept[:min(HELD_OUT, len(kept) // 4)]
     chosen = kept[len(held):len(held) + num_train]
 
+    ending = task.config.fewshot_delimiter + stop_suffix(task, adapter.eos_text) if stop else ""
+
     def encode(doc) -> Example:
         context = harness.render_context(task, doc)
-        target = harness.render_target(task, doc) + (task.config.fewshot_delimiter if stop else "")
+        target = harness.render_target(task, doc) + ending
         ctx_enc, cont_enc = adapter._encode_pair(context, target)
         return adapter.example(ctx_enc, cont_enc)
 
