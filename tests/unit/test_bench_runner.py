@@ -220,6 +220,7 @@ def test_a_prompt_tuned_for_gsm8k_learns_to_write_its_stop_string(tiny_model_dir
     cfg = _cfg(tiny_model_dir, "gsm8k", tmp_path / "out", data_dir=str(tmp_path / "data"), modes=["soft"])
     [gsm], built = prepare_tasks(cfg)
     assert gsm.identity["tuning_stop"] == "Question:"
+    assert prepare_tasks(replace(cfg, modes=["zero"]))[0][0].identity == gsm.identity  # modes may grow later
     adapter = SoftevalLM(model=str(tiny_model_dir), device="cpu", show_progress=False)
     data = tuning_examples(built["gsm8k"]["gen"], adapter, 4, 0, set())
     for ex in data.train:

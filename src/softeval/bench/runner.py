@@ -258,9 +258,9 @@ def prepare_tasks(cfg: BenchConfig, only: str | None = None) -> tuple[list[Bench
         built[t.name] = {form: built[t.name].get(form) or harness.build_lm_eval_task(_task_config(t, form, cfg))
                          for form in t.forms}
         t.num_eval_docs = len(harness.eval_docs(built[t.name][t.forms[0]]))
-        if "gen" in built[t.name] and any(m in TUNED_MODES for m in cfg.modes):
+        if "gen" in built[t.name]:
             # Prompts tuned to write the stop string are other results than those tuned without it (recorded
-            # only where it applies, so letter tasks keep their identity).
+            # only where it applies, so letter tasks keep their identity; whatever the modes, which may grow).
             from softeval.bench.tuning import stop_suffix
 
             suffix = stop_suffix(built[t.name]["gen"], "<eos>")
