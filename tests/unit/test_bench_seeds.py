@@ -157,3 +157,30 @@ def test_over_seeds_by_hand():
     # a seed without a value (no format-following output) is left out of the mean; one value has no spread
     assert (m["acc_given_format"], m["acc_given_format_seed_std"], m["acc_given_format_n"]) == (1.0, None, 1.0)
     assert m["acc_given_format_seeds"] == [None, 1.0]
+
+
+def test_a_curve_step_added_after_the_run_says_how_to_fill_it(tiny_model_dir, tmp_path, caplog):
+    """A finished run resumes from its last checkpoint, past a newly asked curve step: the point is skipped
+    with a warning that names the checkpoints to delete; deleting them tunes again from step 0, which fills
+    the point and leaves the --steps prompt as it was (same seed, same data order)."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    spec = _quiz(tmp_path / "quiz")
+    out = tmp_path / "out"
+    cfg = _cfg(tiny_model_dir, spec, out, tuning_seeds=1, **{**SETTINGS, "curve_steps": []})
+    run(cfg)
+    train = out / "train" / safe_name(str(tiny_model_dir)) / "quiz"
+    before = load_file(train / "prompt_step_000003.safetensors")
+
+    with caplog.at_level("WARNING", logger="softeval.bench.tuning"):
+        skipped = run(replace(cfg, curve_steps=[1]))
+    assert skipped.curves.get(str(tiny_model_dir), {}).get("quiz", []) == []
+    assert str(train / "checkpoints") in caplog.text and "no snapshot at step 1" in caplog.text
+
+    shutil.rmtree(train / "checkpoints")
+    filled = run(replace(cfg, curve_steps=[1]))
+    assert [p["step"] for p in filled.curves[str(tiny_model_dir)]["quiz"]] == [1]
+    after = load_file(train / "prompt_step_000003.safetensors")
+    assert before.keys() == after.keys() and all((before[k] == after[k]).all() for k in before)
