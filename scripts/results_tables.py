@@ -234,8 +234,12 @@ def bench_tables(doc: dict) -> str:
                       "", "| model | " + " | ".join(f"step {s}" for s in steps) + " |", "|" + "---|" * (len(steps) + 1)]
             for model in models:
                 by_step = {p["step"]: p for p in (curves.get(model) or {}).get(task, [])}
+                # A point averages the tuning seeds that reached it; say so where that differs along the curve.
+                seeds = {s: len(p.get("seeds") or [0]) for s, p in by_step.items()}
+                mixed = len(set(seeds.values())) > 1
                 lines.append(f"| {model} | " + " | ".join(
                     f"{100 * by_step[s]['format_rate']:.1f} ({100 * by_step[s]['strict_acc']:.1f})"
+                    + (f" [{seeds[s]} seed{'s' * (seeds[s] > 1)}]" if mixed else "")
                     if s in by_step else "—" for s in steps) + " |")
         ranked = rankings.get(task) or {}
         if ranked:
