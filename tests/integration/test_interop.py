@@ -73,7 +73,10 @@ def test_peft_round_trip_through_the_cli(tmp_path):
         with torch.no_grad():
             loss = peft_model(input_ids=torch.tensor([ex.input_ids]), labels=torch.tensor([ex.labels])).loss.item()
         total, count = total + loss * n, count + n
-    assert total / count == pytest.approx(ours["loss"], abs=1e-4)
+    # Same loss up to fp32 reduction order: our eval runs batched in a subprocess, PEFT one example at a time in
+    # this process (whose thread count earlier tests may have changed). On the 30-layer SmolLM2 that order moved
+    # the loss by 1.3e-4 (0.02 %) in one full-suite run; a misplaced prompt moves it by far more than 0.1 %.
+    assert total / count == pytest.approx(ours["loss"], rel=1e-3)
 
     # import back: usable on the task without --allow-mismatch, and says where it came from
     imported = tmp_path / "imported.safetensors"
