@@ -142,11 +142,9 @@ def _curve(curves: dict, task: str) -> str:
                 ax.fill_between(steps, [a - b for a, b in zip(mean, std)], [a + b for a, b in zip(mean, std)],
                                 color=line.get_color(), alpha=0.15, lw=0)
         counts = [len(p.get("seeds") or [0]) for p in pts]
-        if len(set(counts)) > 1:  # a point averages the seeds that reached it: a mixed curve must say so
-            ax.plot([], [], c=line.get_color(), lw=6, alpha=0.15,
-                    label=f"{_label(model)} ± std, seeds per point {'/'.join(map(str, counts))}")
-        elif counts[0] > 1:
-            ax.plot([], [], c=line.get_color(), lw=6, alpha=0.15, label=f"{_label(model)} ± std, {counts[0]} seeds")
+        if max(counts) > 1:  # a point averages the seeds that reached it: a mixed curve must say so
+            seeds = f"{counts[0]} seeds" if len(set(counts)) == 1 else f"seeds per point {'/'.join(map(str, counts))}"
+            ax.plot([], [], c=line.get_color(), lw=6, alpha=0.15, label=f"{_label(model)} ± std, {seeds}")
     ax.set_xlabel("tuning steps")
     ax.set_ylabel("%")
     ax.set_ylim(0, 100)

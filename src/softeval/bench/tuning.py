@@ -124,7 +124,7 @@ def tune_with_snapshots(adapter, data: TuningData, cfg: TrainConfig, snapshot_st
             # Resumed past this step (a crash between checkpoint and snapshot, or a curve step added after the
             # run): only a fresh run from step 0 can make it, so say how rather than silently tune again.
             logger.warning("no snapshot at step %d (resumed at step %d); that curve point is skipped: delete %s to "
-                           "tune again from step 0 and fill it", target, lane.step, run_dir / "checkpoints")
+                           "tune again from step 0 and fill it", target, lane.step, RunFolder(run_dir).checkpoint_dir)
             paths.pop(target)
             continue
         save_prompt(paths[target], lane.prompt, prompt_metadata(lm, cfg.prompt, cfg.seed, task_data, lane.prompt,
