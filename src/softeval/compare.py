@@ -34,7 +34,7 @@ from softeval.bench.ranking import short_model_name
 from softeval.bench.scoring import named_by_formulation
 from softeval.errors import ConfigError, DataError, SoftevalError
 from softeval.saturation import saturation_summary
-from softeval.store import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from softeval.store import SweepFolder, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,6 @@ BENCH_METRICS = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc",
                  "ll_cloze_acc_norm", "best_acc")
 # Which formulation a bench row's best_acc comes from (letters, letters_ll, cloze).
 BENCH_LABELS = ("best_formulation",)
-# Settings that never change a number: left out of the "what differs" table.
-IGNORED_SETTINGS = ("out", "show_progress", "report", "device", "checkpoint_every", "max_batch_tokens")
 
 
 @dataclass
@@ -96,29 +94,24 @@ def run_labels(paths: list[Path], labels: list[str] | None = None) -> list[str]:
     return out
 
 
-def flatten(config: dict, prefix: str = "") -> dict:
-    """{"task": {"name": "x"}} → {"task.name": "x"} (lists kept as values)."""
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+def differences(runs: list[dict]) -> dict[str, list]:
+    """Dotted setting → value per run, for what can change a number (softeval.identity decides) and is not the
+    same in every run: the config settings the policy counts, and the facts resolved where each run ran
+    (weights and tokenizer hashes, weights dtype, precision) from its identity.json."""
+    from softeval.bench.runner import BenchConfig
+    from softeval.distance import DistanceConfig
+    from softeval.identity import changes_numbers, differing, flatten, is_current
 
-
-def differences(configs: list[dict]) -> dict[str, list]:
-    """Dotted setting → value per run, for the settings that are not the same in every run."""
-    flat = [flatten(c or {}) for c in configs]
-    keys = sorted({k for f in flat for k in f})
-    out = {}
-    for key in keys:
-        if key.split(".")[-1] in IGNORED_SETTINGS:
-            continue
-        values = [f.get(key) for f in flat]
-        if len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1:
-            out[key] = values
-    return out
+    rows = []
+    for run in runs:
+        cls = DistanceConfig if run["kind"] == "distance" else BenchConfig
+        row = {k: v for k, v in flatten(run["results"].get("config") or {}).items() if changes_numbers(cls, k)}
+        path = Path(run["path"]) / "identity.json"
+        stored = read_json(path, "result identity") if path.exists() else None
+        if is_current(stored):
+            row.update({f"resolved.{k}": v for k, v in (stored.get("resolved") or {}).items()})
+        rows.append(row)
+    return differing(rows)
 
 
 # --------------------------------------------------------------------------- distance sweeps
@@ -132,7 +125,7 @@ def loss_matrix(results: dict) -> tuple[list[int], np.ndarray]:
     row = {s: i for i, s in enumerate(seeds)}
     matrix = np.full((len(seeds), len(tokens)), np.nan)
     for c in results.get("cells") or []:
-        if c.get("status") != "done" or c.get("loss") is None or c["n"] not in tokens:
+        if not SweepFolder.finished(c) or c["n"] not in tokens:
             continue
         j = tokens.index(c["n"])
         if c["n"] == 0:
@@ -214,7 +207,7 @@ def compare_sweeps(runs: list[dict], labels: list[str], allow_different_eval: bo
     return {
         "schema": SCHEMA, "kind": "distance", "same_eval_set": same_eval, "allow_different_eval": allow_different_eval,
         "epsilon": {"absolute": eps, "relative": eps_rel}, "bootstrap_samples": bootstrap_samples,
-        "sweeps": sweeps, "differences": differences([r.get("config") or {} for r in res]),
+        "sweeps": sweeps, "differences": differences(runs),
         "loss_vs_n": curves, "saturation": saturation, "by_model_size": by_size, "gap_closed": gaps,
         "flags": flags,
     }
@@ -223,10 +216,21 @@ def compare_sweeps(runs: list[dict], labels: list[str], allow_different_eval: bo
 # --------------------------------------------------------------------------- bench runs
 
 
-def _bench_eval_identity(doc: dict, task: str) -> str:
+def _eval_docs(doc: dict, task: str) -> list[str] | None:
+    """The content hashes of a task's evaluation documents in a bench run (None: written before they were
+    recorded)."""
+    hashes = ((doc.get("data") or {}).get(task) or {}).get("data_sha256") or {}
+    found = sorted({v for k, v in hashes.items() if k.startswith("docs.") and k.endswith(".eval")})
+    return found or None
+
+
+def _bench_eval_identity(doc: dict, task: str, with_docs: bool) -> str:
+    """What a bench run scored a task on: its split and items and, where every run recorded it, the content of
+    the evaluation documents (two spec tasks of one name over different files are different eval sets)."""
     info = (doc.get("data") or {}).get(task) or {}
     keys = ("eval_split", "eval_items", "eval_items_from", "source", "skipped_no_gold")
-    return json.dumps({k: info.get(k) for k in keys}, sort_keys=True)
+    return json.dumps({**{k: info.get(k) for k in keys}, **({"eval_docs": _eval_docs(doc, task)} if with_docs else {})},
+                      sort_keys=True)
 
 
 def compare_bench(runs: list[dict], labels: list[str], allow_different_eval: bool = False) -> dict:
@@ -237,8 +241,9 @@ def compare_bench(runs: list[dict], labels: list[str], allow_different_eval: boo
     for task in tasks:
         having = [(label, d) for label, d in zip(labels, docs) if any(task in m for m in d["results"].values())]
         if len(having) > 1:
+            with_docs = all(_eval_docs(d, task) for _, d in having)
             ok = check_eval_sets([f"{label} ({task})" for label, _ in having],
-                                 [_bench_eval_identity(d, task) for _, d in having], allow_different_eval,
+                                 [_bench_eval_identity(d, task, with_docs) for _, d in having], allow_different_eval,
                                  f"bench runs of {task}")
             same_eval = same_eval and ok
     rows, curves = [], {}
@@ -275,7 +280,7 @@ def compare_bench(runs: list[dict], labels: list[str], allow_different_eval: boo
             "runs": [{"label": label, "path": str(r["path"]), "models": d["config"].get("models"),
                       "tasks": d["config"].get("tasks"), "modes": d["config"].get("modes")}
                      for label, r, d in zip(labels, runs, docs)],
-            "differences": differences([d.get("config") or {} for d in docs]), "table": rows, "curves": curves,
+            "differences": differences(runs), "table": rows, "curves": curves,
             "findings": bench_findings(rows, paired_gaps(docs, labels))}
 
 

@@ -38,14 +38,29 @@ class Choice(str, enum.Enum):
 
 
 def option(default=dataclasses.MISSING, *, help: str = "", flag: str | None = None, default_factory=None,
-           choices=None, repeat: bool = False):
+           choices=None, repeat: bool = False, identity: bool = True, why: str = ""):
     """A dataclass field with CLI metadata: `flag` (e.g. '--tokens'; None = no flag, config key only),
     `help`, `choices` (a callable returning the valid names, for registries that are not enums) and `repeat`
-    (a list field whose flag may be given several times, like `--model A --model B`)."""
-    meta = {"help": help, "flag": flag, "choices": choices, "repeat": repeat}
+    (a list field whose flag may be given several times, like `--model A --model B`).
+
+    `identity=False` declares that the setting changes no number of a result (where it runs, how often it
+    reports, a label whose resolved value is recorded instead); `why` must say so. softeval.identity reads
+    this for every command."""
+    meta = {"help": help, "flag": flag, "choices": choices, "repeat": repeat, **_identity_meta(identity, why)}
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def section(factory, *, identity: bool = True, why: str = ""):
+    """A nested config section (its own fields declare their identity); `identity=False` leaves it out whole."""
+    return dataclasses.field(default_factory=factory, metadata=_identity_meta(identity, why))
+
+
+def _identity_meta(identity: bool, why: str) -> dict:
+    if not identity and not why:
+        raise TypeError("a setting declared identity=False must say why it changes no number (why=...)")
+    return {"identity": identity, "why": why}
 
 
 def _field_types(cls) -> dict[str, Any]:

@@ -39,11 +39,13 @@ import numpy as np
 
 from softeval import __version__
 from softeval.batching import collate
-from softeval.config import option, to_dict
+from softeval.config import option, section, to_dict
 from softeval.engine import (Lane, LaneConfig, OptimConfig, Precision, loop_context, make_lane, new_prompt,
                              resume_lanes, train_lanes)
 from softeval.errors import ConfigError, DataError, ModelError, unknown_choice
 from softeval.evaluate import evaluate_prompt
+from softeval.identity import (CHECKPOINT_WHY, DEVICE_WHY, DTYPE_WHY, GROW_WHY, MODEL_WHY, OUT_WHY, PRECISION_WHY,
+                               REPORTING_WHY, result_identity, settings_identity)
 from softeval.executors import ExecutorConfig, Executor, Unit, cached_model, cached_value, forget_models, remember_model, \
     run_units, unit_resources
 from softeval.models import DEFAULT_MODEL, DEVICE_MAPS, DTYPES, LoadedModel, load_model
@@ -51,19 +53,16 @@ from softeval.packing import CellShape, plan_lane_groups
 from softeval.prompt import PromptConfig
 from softeval.saturation import (DEFAULT_ABSOLUTE_EPSILONS, DEFAULT_RELATIVE_EPSILONS, saturation_summary,
                                  sensitivity_table)
-from softeval.store import (SweepFolder, atomic_write_json, check_writable_folder, claim_folder, read_json,
-                            result_identity)
+from softeval.store import SweepFolder, atomic_write_json, check_writable_folder, claim_folder, read_json
 from softeval.tasks import TaskConfig, TaskData, available_tasks, build_task
-from softeval.train import finalize_lane, task_metrics_of
+from softeval.train import finalize_lane, model_facts, task_metrics_of
 
 logger = logging.getLogger(__name__)
 
 SCHEMA = "softeval.distance/1"
 TOKENS_HELP = "a comma-separated list of non-negative integers like 0,1,4,16,64"
 
-# Settings that can change a cell's numbers: the sweep's identity (with the weights and data hashes).
-# Everything else (the grid, seeds, device, packing budget, ε, the reference, progress) may change between runs.
-CELL_KEYS = ("model", "dtype", "task", "prompt", "optim", "eval_batch_size", "num_samples", "sample_tokens")
+SUMMARY_WHY = "computed from the finished cells when the summary is written"
 DEFAULT_MAX_BATCH_TOKENS = 8192  # fixed, not from free memory: the same sweep groups its cells alike everywhere
 
 
@@ -89,41 +88,58 @@ def parse_tokens(value) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class DistanceConfig:
-    model: str = option(DEFAULT_MODEL, flag="--model", help="embedded name, Hugging Face id, local folder or .gguf")
-    device: str = option("auto", flag="--device", help="auto, cpu, cuda, cuda:N or mps")
-    dtype: str = option("auto", flag="--dtype", choices=lambda: ["auto", *DTYPES], help="weights dtype")
+    model: str = option(DEFAULT_MODEL, flag="--model", help="embedded name, Hugging Face id, local folder or .gguf",
+                        identity=False, why=MODEL_WHY)
+    device: str = option("auto", flag="--device", help="auto, cpu, cuda, cuda:N or mps", identity=False,
+                         why=DEVICE_WHY)
+    dtype: str = option("auto", flag="--dtype", choices=lambda: ["auto", *DTYPES], help="weights dtype",
+                        identity=False, why=DTYPE_WHY)
     device_map: str | None = option(None, flag="--device-map", choices=lambda: list(DEVICE_MAPS),
                                     help="spread the frozen model over this node's GPUs (accelerate; models larger "
-                                         "than one GPU, docs/cluster.md)")
+                                         "than one GPU, docs/cluster.md)", identity=False, why=DEVICE_WHY)
     precision: Precision = option(Precision.auto, flag="--precision",
-                                  help="autocast for training and scoring (auto: bf16 where fast, else fp32)")
+                                  help="autocast for training and scoring (auto: bf16 where fast, else fp32)",
+                                  identity=False, why=PRECISION_WHY)
     task: TaskConfig = field(default_factory=TaskConfig)
     tokens: tuple[int, ...] = option((0, 1, 4, 16, 64), flag="--tokens",
-                                     help="the grid of prompt lengths n, comma-separated; 0 = the plain model")
-    seeds: int = option(3, flag="--seeds", help="seeds 0..seeds-1 per n > 0 (prompt init and data order)")
+                                     help="the grid of prompt lengths n, comma-separated; 0 = the plain model",
+                                     identity=False, why=GROW_WHY)
+    seeds: int = option(3, flag="--seeds", help="seeds 0..seeds-1 per n > 0 (prompt init and data order)",
+                        identity=False, why=GROW_WHY)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    eval_every: int = option(0, flag="--eval-every", help="held-out evaluation during training (0 = start and end)")
+    eval_every: int = option(0, flag="--eval-every", help="held-out evaluation during training (0 = start and end)",
+                             identity=False, why=REPORTING_WHY)
     eval_batch_size: int = option(16, flag="--eval-batch-size", help="rows per evaluation batch")
-    checkpoint_every: int = option(25, flag="--checkpoint-every", help="a killed sweep resumes each cell from here")
+    checkpoint_every: int = option(25, flag="--checkpoint-every", help="a killed sweep resumes each cell from here",
+                                   identity=False, why=CHECKPOINT_WHY)
     max_batch_tokens: int = option(DEFAULT_MAX_BATCH_TOKENS, flag="--max-batch-tokens",
                                    help="rows × padded length per step when cells share a pass (lanes); "
-                                        "0 = one cell per pass")
-    epsilon: float = option(0.01, flag="--epsilon", help="S(ε), absolute ε in nats/token")
+                                        "0 = one cell per pass", identity=False,
+                                   why="which cells share a pass is fixed in plan.json when a cell is first planned")
+    epsilon: float = option(0.01, flag="--epsilon", help="S(ε), absolute ε in nats/token", identity=False,
+                            why=SUMMARY_WHY)
     epsilon_relative: float = option(0.05, flag="--epsilon-relative",
-                                     help="S(ε), relative ε as a fraction of the total gain L(0) − min L")
+                                     help="S(ε), relative ε as a fraction of the total gain L(0) − min L",
+                                     identity=False, why=SUMMARY_WHY)
     reference_model: str | None = option(None, flag="--reference-model",
                                          help="also score this model (same tokenizer) and report the share of the "
-                                              "gap each n closes")
-    num_samples: int = option(2, help="greedy samples per cell for the report (text tasks)")
-    sample_tokens: int = option(24, help="new tokens per sample")
-    bootstrap_samples: int = option(1000, help="resamples of seeds for the uncertainty of S")
+                                              "gap each n closes", identity=False,
+                                         why="scored into reference.json, which records its own weights hash")
+    num_samples: int = option(2, help="greedy samples per cell for the report (text tasks)", identity=False,
+                              why="report samples only")
+    sample_tokens: int = option(24, help="new tokens per sample", identity=False, why="report samples only")
+    bootstrap_samples: int = option(1000, help="resamples of seeds for the uncertainty of S", identity=False,
+                                    why=SUMMARY_WHY)
     metrics: list[str] = option(default_factory=list, flag="--metrics",
-                                help="extra metric sinks per cell besides metrics.jsonl: tensorboard, wandb")
-    out: str = option("runs/distance", flag="--out", help="sweep folder; re-run the same command to continue it")
-    execution: ExecutorConfig = field(default_factory=ExecutorConfig)  # where the lane groups run (local / Ray)
-    report: bool = True                 # write report/index.html at the end
-    show_progress: bool = True
+                                help="extra metric sinks per cell besides metrics.jsonl: tensorboard, wandb",
+                                identity=False, why=REPORTING_WHY)
+    out: str = option("runs/distance", flag="--out", help="sweep folder; re-run the same command to continue it",
+                      identity=False, why=OUT_WHY)
+    execution: ExecutorConfig = section(ExecutorConfig, identity=False,  # where the lane groups run (local / Ray)
+                                        why="where the units run; the torch thread count is fixed in plan.json")
+    report: bool = option(True, identity=False, why=REPORTING_WHY)  # write report/index.html at the end
+    show_progress: bool = option(True, identity=False, why=REPORTING_WHY)
 
     def __post_init__(self):
         object.__setattr__(self, "tokens", parse_tokens(self.tokens))
@@ -362,13 +378,11 @@ def config_from_dict(data: dict) -> DistanceConfig:
 
 
 def sweep_identity(cfg: DistanceConfig, lm: LoadedModel, task: TaskData, precision: str, eval_set: dict) -> dict:
-    """Everything a cell's numbers depend on: CELL_KEYS, the resolved precision, the weights, the tokenizer,
-    the held-out set and the content of every data file the task read."""
-    data = to_dict(cfg)
-    settings = {k: data[k] for k in CELL_KEYS}
-    settings.update(precision=precision, model_sha256=lm.info.weights_sha256,
-                    tokenizer_sha256=lm.info.tokenizer_sha256, eval_set_sha256=eval_set["sha256"])
-    return result_identity("distance", settings, getattr(task, "data_files", {}))
+    """Everything a cell's numbers depend on (softeval.identity): the settings, the resolved weights dtype and
+    precision, the weights and tokenizer, the held-out set and the content of every data file the task read."""
+    return result_identity("distance", settings_identity(cfg),
+                           {**model_facts(lm, precision), "eval_set_sha256": eval_set["sha256"]},
+                           getattr(task, "data_files", {}))
 
 
 # --------------------------------------------------------------------------- summary
@@ -405,7 +419,7 @@ def summarize_sweep(out_dir: Path, cfg: DistanceConfig | None = None) -> dict:
         else:
             cells.append(record)
     by_key = {(c["n"], c["seed"]): c for c in cells}
-    done = lambda c: c is not None and c.get("status") == "done" and c.get("loss") is not None  # noqa: E731
+    done = SweepFolder.finished
     plain = by_key.get((0, 0))
     plain_loss = plain["loss"] if done(plain) else None
     gap = (plain_loss - reference["loss"]) if (reference and plain_loss is not None) else None
@@ -525,6 +539,7 @@ class SweepSetup:
     num_examples: int
     num_targets: int
     model_name: str
+    model_facts: dict          # weights/tokenizer hashes, weights dtype, precision: every unit must load the same
 
 
 def check_task_choice(cfg: DistanceConfig) -> None:
@@ -560,7 +575,8 @@ def prepare_sweep(cfg: DistanceConfig) -> SweepSetup:
     ctx = loop_context(lm, cfg.precision, cfg.prompt.placement)
     resuming = claim_folder(sweep.path, sweep_identity(cfg, lm, task, ctx.precision, fingerprint), "distance sweep")
     atomic_write_json(sweep.config_path, config_dict(cfg))
-    atomic_write_json(sweep.model_path, lm.info.to_dict())
+    if not sweep.model_path.exists():  # what first ran; the identity holds every later run to the same facts
+        atomic_write_json(sweep.model_path, lm.info.to_dict())
     atomic_write_json(sweep.eval_set_path, eval_record)
     reference_record(sweep, cfg, lm, task, ctx, fingerprint)
     if 0 in cfg.tokens and sweep.read_cell(0, 0) is None:
@@ -570,11 +586,23 @@ def prepare_sweep(cfg: DistanceConfig) -> SweepSetup:
     example_tokens = max((len(e.input_ids) for e in task.train), default=0) + (1 if ctx.bos_id is not None else 0)
     return SweepSetup(resuming=resuming, precision=ctx.precision, example_tokens=example_tokens,
                       eval_sha256=fingerprint["sha256"], num_examples=fingerprint["num_examples"],
-                      num_targets=fingerprint["num_targets"], model_name=lm.info.name)
+                      num_targets=fingerprint["num_targets"], model_name=lm.info.name,
+                      model_facts=model_facts(lm, ctx.precision))
+
+
+def check_same_model(facts: dict, expected: dict | None, where: str) -> None:
+    """A unit on another node must load what the sweep's identity records (weights, tokenizer, dtype), or its
+    cells would mix, say, bf16-weight and fp32-weight numbers in one S(ε)."""
+    from softeval.identity import differences
+
+    changed = differences(expected, facts) if expected else []
+    if changed:
+        raise ModelError(f"{where} loaded another model than the sweep's ({'; '.join(changed)}); give every node the "
+                         "same weights and pass --dtype explicitly (e.g. --dtype float32) so they load alike")
 
 
 def train_lane_group(cfg: DistanceConfig, group: list[tuple[int, int]], precision: str, eval_sha256: str,
-                     show_progress: bool = False, desc: str = "") -> list[dict]:
+                     show_progress: bool = False, desc: str = "", expected_facts: dict | None = None) -> list[dict]:
     """One unit: train a lane group's cells together and write each cell (cell.json last). All lanes resume from
     the newest step they all have a checkpoint for (`engine.resume_lanes`), a cell finished by a killed earlier
     attempt included: it trains along again as its partners' batch-mate (so they end exactly where an
@@ -583,6 +611,7 @@ def train_lane_group(cfg: DistanceConfig, group: list[tuple[int, int]], precisio
     lm = sweep_model(cfg)
     task = sweep_task(cfg, lm)
     ctx = loop_context(lm, precision, cfg.prompt.placement)
+    check_same_model(model_facts(lm, precision), expected_facts, f"unit {desc or group}")
     seen = eval_fingerprint(task.eval, 0, ctx.bos_id, ctx.pad_id, ctx.placement)["sha256"]
     if seen != eval_sha256:
         raise DataError(f"this worker's held-out examples differ from the sweep's ({seen[:12]} vs {eval_sha256[:12]}): "
@@ -628,7 +657,8 @@ def _setup_unit(unit: Unit) -> SweepSetup:
 
 def _lane_group_unit(unit: Unit) -> list[dict]:
     p = unit.payload
-    return train_lane_group(p["cfg"], p["group"], p["precision"], p["eval_sha256"], p["show_progress"], unit.name)
+    return train_lane_group(p["cfg"], p["group"], p["precision"], p["eval_sha256"], p["show_progress"], unit.name,
+                            p.get("model_facts"))
 
 
 def group_unit_name(group: list[tuple[int, int]]) -> str:
@@ -679,7 +709,8 @@ def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
     groups = sorted(groups, key=lambda g: -len(g) * width(g))
     inner_bars = cfg.show_progress and exe.executor == Executor.local
     units = [Unit(group_unit_name(g), {"cfg": cfg, "group": g, "precision": setup.precision,
-                                       "eval_sha256": setup.eval_sha256, "show_progress": inner_bars}, cpus, gpus)
+                                       "eval_sha256": setup.eval_sha256, "model_facts": setup.model_facts,
+                                       "show_progress": inner_bars}, cpus, gpus)
              for g in groups]
     try:
         done = run_units(units, _lane_group_unit, log_dir=sweep.path / "logs", show_progress=cfg.show_progress,

@@ -335,6 +335,13 @@ def resolve_reference(ref: str, show_progress: bool = True) -> tuple[str, Path |
                      + "; or pass a local model folder, a .gguf file or a Hugging Face id like org/name")
 
 
+def local_weights_sha256(ref: str) -> str | None:
+    """The weights hash `load_model` would record for `ref`, without loading it (cached by size and mtime):
+    for embedded models, local folders and .gguf files; None for a Hub id (known once it loads)."""
+    source, location = resolve_reference(ref, show_progress=False)
+    return None if source == "hub" else weights_sha256(Path(location))
+
+
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 
 

@@ -115,7 +115,7 @@ def plot_loss(results: dict) -> bytes | None:
     if not ns:
         return None
     fig, ax = _figure()
-    cells = [c for c in results["cells"] if c.get("status") == "done" and c.get("loss") is not None and c["n"] > 0]
+    cells = [c for c in results["cells"] if SweepFolder.finished(c) and c["n"] > 0]
     if cells:
         ax.scatter([c["n"] for c in cells], [c["loss"] for c in cells], s=12, color="0.6", zorder=2,
                    label="single seeds")

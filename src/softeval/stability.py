@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from softeval.store import read_jsonl
+from softeval.store import SweepFolder, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -150,15 +150,11 @@ def training_spikes(steps, losses, window: int = SPIKE_WINDOW, sigmas: float = S
 # --------------------------------------------------------------------------- one sweep
 
 
-def _done(cell: dict) -> bool:
-    return cell.get("status") == "done" and cell.get("loss") is not None and math.isfinite(cell["loss"])
-
-
 def _losses_by_n(cells: list[dict]) -> dict[int, list[tuple[dict, float]]]:
     """The finished cells of each n, with their held-out losses."""
     by_n: dict[int, list[tuple[dict, float]]] = {}
     for c in cells:
-        if _done(c):
+        if SweepFolder.finished(c):
             by_n.setdefault(c["n"], []).append((c, float(c["loss"])))
     return by_n
 
@@ -194,7 +190,7 @@ def flag_cells(results: dict, curves: dict | None = None, sigmas: float = SIGMAS
     medians = _medians_by_n(cells, tokens)
     index = {n: i for i, n in enumerate(tokens)}
     for c in cells:
-        if not _done(c) or c["n"] not in index:
+        if not SweepFolder.finished(c) or c["n"] not in index:
             continue
         series = list(medians)
         series[index[c["n"]]] = float(c["loss"])  # this cell against its neighbours' typical loss

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from softeval.errors import ConfigError, SoftevalError
-from softeval.stability import (MIN_EXCESS, SCHEMA, SIGMAS, _done, flag_cells, neighbour_outliers, read_curves,
+from softeval.stability import (MIN_EXCESS, SCHEMA, SIGMAS, flag_cells, neighbour_outliers, read_curves,
                                 robust_scale)
-from softeval.store import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from softeval.store import SweepFolder, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def lr_outliers(points: list[dict], sigmas: float = SIGMAS, min_excess: float = 
 def _seed_residuals(results: dict) -> list[float]:
     by_n: dict[int, list[float]] = {}
     for c in results.get("cells") or []:
-        if _done(c):
+        if SweepFolder.finished(c):
             by_n.setdefault(c["n"], []).append(float(c["loss"]))
     return [v - float(np.median(vs)) for vs in by_n.values() if len(vs) >= 2 for v in vs]
 
@@ -163,6 +163,40 @@ def _loss_mean(results: dict, n: int) -> float | None:
         if row["n"] == n:
             return row["loss_mean"]
     return None
+
+
+GRID_AXES = ("optim.lr", "optim.batch_size")
+
+
+def check_one_grid(sweeps: list[tuple[Path, dict]], out: Path) -> None:
+    """A stability grid varies lr and batch size alone: refuse sweeps that differ in anything else that can change
+    a number (softeval.identity: steps, init, weights, dtype, precision, data…) or in their grid of n, and two
+    folders of one (lr, batch size)."""
+    from softeval.distance import DistanceConfig
+    from softeval.identity import changes_numbers, differing, flatten, is_current
+
+    rows, seen = [], {}
+    for folder, results in sweeps:
+        config = results.get("config") or {}
+        row = {k: v for k, v in flatten(config).items() if changes_numbers(DistanceConfig, k) and k not in GRID_AXES}
+        row["tokens"] = config.get("tokens")
+        path = folder / "identity.json"
+        stored = read_json(path, "sweep identity") if path.exists() else None
+        if is_current(stored):
+            row.update({f"resolved.{k}": v for k, v in (stored.get("resolved") or {}).items()})
+            row.update({f"data.{k}": v for k, v in (stored.get("data") or {}).items()})
+        rows.append(row)
+        point = grid_point(config)
+        if point in seen:
+            raise SoftevalError(f"{seen[point]} and {folder.name} under {out} are the same grid point (lr {point[0]:g}, "
+                                f"batch size {point[1]}); keep one of them")
+        seen[point] = folder.name
+    differ = differing(rows)
+    if differ:
+        listed = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in list(differ.items())[:4])
+        raise SoftevalError(f"the sweeps under {out} differ in more than lr and batch size ({listed}); a stability "
+                            "grid compares one sweep's settings at several lr × batch sizes (use `softeval compare` "
+                            "for other differences)")
 
 
 def analyze_grid(out: str | Path, report: bool = True, sigmas: float = SIGMAS,
@@ -180,6 +214,7 @@ def analyze_grid(out: str | Path, report: bool = True, sigmas: float = SIGMAS,
     if len(prints) > 1:
         raise SoftevalError(f"the sweeps under {out} were scored on different held-out sets; a stability grid "
                             "varies only lr and batch size (use `softeval compare` for other settings)")
+    check_one_grid(sweeps, out)
 
     points = []
     for folder, results in sweeps:

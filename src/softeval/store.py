@@ -155,29 +155,9 @@ def hash_file(path: str | Path) -> str:
     return _HASH_CACHE[key]
 
 
-# --------------------------------------------------------------------------- result identity
+# --------------------------------------------------------------------------- claiming a result folder
 
 IDENTITY_FILE = "identity.json"
-
-
-def result_identity(kind: str, settings: dict, data_files: dict[str, str | Path | None] | None = None) -> dict:
-    """What a result *is*: every setting that can change its numbers, plus the content hash of every data
-    file it read (keyed by role, e.g. 'task.data', so moving a file does not change the identity)."""
-    data = {role: hash_file(p) for role, p in sorted((data_files or {}).items()) if p is not None}
-    return {"kind": kind, "settings": strict_json(json.loads(dumps_json(settings, indent=None))), "data": data}
-
-
-def identity_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Dotted 'key: old → new' lines for every leaf that differs."""
-    out = []
-    for key in sorted(set(old) | set(new), key=str):
-        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += identity_differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            show = lambda v: (v[:12] + "…") if isinstance(v, str) and len(v) == 64 else repr(v)  # noqa: E731
-            out.append(f"{prefix}{key}: {show(a)} → {show(b)}")
-    return out
 
 
 def check_writable_folder(folder: Path, what: str) -> None:
@@ -195,7 +175,7 @@ def check_writable_folder(folder: Path, what: str) -> None:
         raise ConfigError(f"cannot write {what} to {folder}: {existing} is not writable; choose another --out")
 
 
-def claim_folder(folder: Path, identity: dict, what: str, adopt: bool = False) -> bool:
+def claim_folder(folder: Path, identity: dict, what: str, adopt: bool = False, file: str = IDENTITY_FILE) -> bool:
     """The single same-identity check. Returns True when `folder` already holds results of this identity
     (continue them), False when it is new or empty (identity written now). Refuses a folder holding
     another identity, listing the differences, and a non-empty folder that is not a softeval result
@@ -204,10 +184,16 @@ def claim_folder(folder: Path, identity: dict, what: str, adopt: bool = False) -
 
     folder = Path(folder)
     check_writable_folder(folder, f"the {what}")
-    path = folder / IDENTITY_FILE
+    path = folder / file
     if path.exists():
+        from softeval.identity import differences, is_current
+
         stored = read_json(path, f"{what} identity")
-        changed = identity_differences(stored, identity)
+        if not is_current(stored):
+            raise ConfigError(f"{folder} holds a {what} written by an earlier softeval, whose identity does not tie "
+                              "its numbers to the weights, precision and data that made them; it stays readable "
+                              "(softeval report / compare / show) but cannot be continued: choose another --out")
+        changed = differences(stored, identity)
         if changed:
             raise ConfigError(f"{folder} holds a {what} with another identity ({'; '.join(changed)}); "
                               "re-run with the same settings and data to continue it, or choose another --out")
@@ -479,6 +465,13 @@ class SweepFolder:
 
     def run_folder(self, n: int, seed: int, sinks=("jsonl",)) -> RunFolder:
         return RunFolder(self.cell_dir(n, seed), sinks, name=f"{self.path.name}/{self.cell_name(n, seed)}")
+
+    @staticmethod
+    def finished(cell: dict | None) -> bool:
+        """The one definition of a finished cell: it trained to the end and has a finite held-out loss (a cell
+        whose cell.json exists may still have failed)."""
+        loss = (cell or {}).get("loss")
+        return (cell or {}).get("status") == "done" and isinstance(loss, (int, float)) and math.isfinite(loss)
 
     def read_cell(self, n: int, seed: int) -> dict | None:
         path = self.cell_dir(n, seed) / "cell.json"

@@ -23,10 +23,11 @@ from softeval.config import Choice, build_config, option, to_dict
 from softeval.engine import (LaneConfig, OptimConfig, Precision, loop_context, make_lane, new_prompt,
                              resolve_checkpointing, resume_lane, train_lanes)
 from softeval.errors import ConfigError, NonFiniteLossError, SoftevalError
+from softeval.identity import (CHECKPOINT_WHY, DEVICE_WHY, DTYPE_WHY, MODEL_WHY, OUT_WHY, PRECISION_WHY, REPORTING_WHY,
+                               differences, free_settings, result_identity, settings_identity)
 from softeval.models import DEFAULT_MODEL, DTYPES, LoadedModel, load_model
 from softeval.prompt import PromptConfig, PromptMetadata, save_prompt
-from softeval.store import (RunFolder, atomic_write_json, check_writable_folder, claim_folder, identity_differences,
-                            read_json, result_identity)
+from softeval.store import RunFolder, atomic_write_json, check_writable_folder, claim_folder, read_json
 from softeval.tasks import TaskConfig, TaskData, build_task
 
 logger = logging.getLogger(__name__)
@@ -40,26 +41,32 @@ class Checkpointing(Choice):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = option(DEFAULT_MODEL, flag="--model", help="embedded name, Hugging Face id, local folder or .gguf")
-    device: str = option("auto", flag="--device", help="auto, cpu, cuda, cuda:N or mps")
+    model: str = option(DEFAULT_MODEL, flag="--model", help="embedded name, Hugging Face id, local folder or .gguf",
+                       identity=False, why=MODEL_WHY)
+    device: str = option("auto", flag="--device", help="auto, cpu, cuda, cuda:N or mps", identity=False, why=DEVICE_WHY)
     dtype: str = option("auto", flag="--dtype", choices=lambda: ["auto", *DTYPES],
-                        help="weights dtype (auto: fp32 on CPU, bf16 on CUDA)")
-    precision: Precision = option(Precision.auto, flag="--precision", help="autocast precision")
+                        help="weights dtype (auto: fp32 on CPU, bf16 on CUDA)", identity=False, why=DTYPE_WHY)
+    precision: Precision = option(Precision.auto, flag="--precision", help="autocast precision", identity=False,
+                                  why=PRECISION_WHY)
     task: TaskConfig = field(default_factory=TaskConfig)
     num_virtual_tokens: int = option(16, flag="--tokens", help="number of soft-prompt vectors n")
     prompt: PromptConfig = field(default_factory=PromptConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     seed: int = option(0, flag="--seed", help="prompt init and data order")
     gradient_checkpointing: Checkpointing = option(Checkpointing.auto, flag="--gradient-checkpointing",
-                                                   help="activation checkpointing for long prompts")
-    eval_every: int = option(25, flag="--eval-every", help="held-out evaluation every K steps (0 = start and end)")
+                                                   help="activation checkpointing for long prompts", identity=False,
+                                                   why="recomputes the same activations in backward: memory, not numbers")
+    eval_every: int = option(25, flag="--eval-every", help="held-out evaluation every K steps (0 = start and end)",
+                             identity=False, why=REPORTING_WHY)
     eval_batch_size: int = option(16, flag="--eval-batch-size", help="rows per evaluation batch")
-    checkpoint_every: int = option(25, flag="--checkpoint-every", help="checkpoint every K steps")
-    keep_checkpoints: int = option(2, help="checkpoints kept per run")
+    checkpoint_every: int = option(25, flag="--checkpoint-every", help="checkpoint every K steps", identity=False,
+                                   why=CHECKPOINT_WHY)
+    keep_checkpoints: int = option(2, help="checkpoints kept per run", identity=False, why=CHECKPOINT_WHY)
     metrics: list[str] = option(default_factory=list, flag="--metrics",
-                                help="extra metric sinks besides metrics.jsonl: tensorboard, wandb (offline)")
-    out: str = option("runs/train", flag="--out", help="run folder")
-    show_progress: bool = True
+                                help="extra metric sinks besides metrics.jsonl: tensorboard, wandb (offline)",
+                                identity=False, why=REPORTING_WHY)
+    out: str = option("runs/train", flag="--out", help="run folder", identity=False, why=OUT_WHY)
+    show_progress: bool = option(True, identity=False, why=REPORTING_WHY)
 
     def __post_init__(self):
         errors = []
@@ -78,9 +85,6 @@ class TrainConfig:
                           keep_checkpoints=self.keep_checkpoints)
 
 
-# Settings a resumed run may change: they do not change any number (where it runs, how often it reports).
-RESUMABLE_CHANGES = ("device", "show_progress", "eval_every", "checkpoint_every", "keep_checkpoints", "metrics",
-                     "out")
 
 
 @dataclass
@@ -106,12 +110,17 @@ def prompt_metadata(lm: LoadedModel, prompt_cfg: PromptConfig, seed: int, task: 
     )
 
 
+def model_facts(lm: LoadedModel, precision: str) -> dict:
+    """The resolved values a result's numbers depend on: the weights and tokenizer that loaded, the weights dtype
+    and the autocast precision that ran (never the labels 'auto')."""
+    return {"model_sha256": lm.info.weights_sha256, "tokenizer_sha256": lm.info.tokenizer_sha256,
+            "weights_dtype": lm.info.dtype, "precision": precision}
+
+
 def run_identity(cfg: TrainConfig, lm: LoadedModel, task: TaskData, precision: str) -> dict:
-    """What a train run's numbers depend on: its settings (resolved precision), the weights and the data."""
-    settings = {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE_CHANGES}
-    settings.update(precision=precision, model_sha256=lm.info.weights_sha256,
-                    tokenizer_sha256=lm.info.tokenizer_sha256)
-    return result_identity("train", settings, getattr(task, "data_files", {}))
+    """What a train run's numbers depend on (softeval.identity): its settings, what resolved, the data."""
+    return result_identity("train", settings_identity(cfg), model_facts(lm, precision),
+                           getattr(task, "data_files", {}))
 
 
 def resume_config(run_dir: Path, flags: dict | None = None, overrides: list[str] | None = None) -> TrainConfig:
@@ -126,11 +135,11 @@ def resume_config(run_dir: Path, flags: dict | None = None, overrides: list[str]
     changes["out"] = str(run_dir)
     cfg = build_config(TrainConfig, base=stored, flags=changes)
     before = build_config(TrainConfig, base=stored, flags={"out": str(run_dir)})
-    fixed = lambda c: {k: v for k, v in to_dict(c).items() if k not in RESUMABLE_CHANGES}  # noqa: E731
-    changed = identity_differences(fixed(before), fixed(cfg))
+    changed = differences(settings_identity(before), settings_identity(cfg))
     if changed:
-        raise ConfigError(f"--resume continues the stored run; only {', '.join(RESUMABLE_CHANGES[:-1])} may change "
-                          f"(got {'; '.join(changed)}); start a new run with another --out instead")
+        free = [name for name in free_settings(TrainConfig) if name != "out"]
+        raise ConfigError(f"--resume continues the stored run; only settings that change no number may change "
+                          f"({', '.join(free)}), got {'; '.join(changed)}; start a new run with another --out instead")
     return cfg
 
 
@@ -192,7 +201,8 @@ def run(cfg: TrainConfig, resume: bool = False, lm: LoadedModel | None = None) -
         raise SoftevalError(f"{folder.path} already holds a run that finished; choose another --out "
                             "(or use its prompt.safetensors)")
     atomic_write_json(folder.config_path, to_dict(cfg))
-    atomic_write_json(folder.model_path, lm.info.to_dict())
+    if not folder.model_path.exists():  # what first ran; the identity holds a continuation to the same facts
+        atomic_write_json(folder.model_path, lm.info.to_dict())
     prompt = new_prompt(lm, cfg.prompt, cfg.num_virtual_tokens, cfg.seed, task.condition_dim)
     lane = make_lane("main", prompt, task, cfg.lane_config(), folder)
     if resume_lane(lane):

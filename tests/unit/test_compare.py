@@ -76,9 +76,24 @@ def test_same_model_has_no_size_plot_and_lists_the_settings_that_differ(tmp_path
     assert summary["differences"] == {"optim.lr": [0.1, 0.3]}   # out differs too, but never changes a number
 
 
-def test_differences_flattens_sections():
-    assert differences([{"optim": {"lr": 0.1, "batch_size": 8}, "out": "a"},
-                        {"optim": {"lr": 0.1, "batch_size": 4}, "out": "b"}]) == {"optim.batch_size": [8, 4]}
+def test_differences_flattens_sections_and_ask_the_identity_policy(tmp_path):
+    runs = [{"kind": "distance", "path": tmp_path / name, "results": {"config": config}} for name, config in
+            (("a", {"optim": {"lr": 0.1, "batch_size": 8}, "out": "a", "num_samples": 2, "tokens": [0, 1]}),
+             ("b", {"optim": {"lr": 0.1, "batch_size": 4}, "out": "b", "num_samples": 0, "tokens": [0, 4]}))]
+    assert differences(runs) == {"optim.batch_size": [8, 4]}  # out, samples and the grid change no number
+
+
+def test_differences_show_the_weights_each_run_resolved(tmp_path):
+    """Defect 12: two sweeps of other weights (same tokenizer) are not shown as alike."""
+    from softeval.identity import result_identity
+
+    runs = []
+    for name, sha in (("a", "1" * 64), ("b", "2" * 64)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "identity.json").write_text(json.dumps(result_identity(
+            "distance", {}, {"model_sha256": sha, "weights_dtype": "float32", "precision": "fp32"})))
+        runs.append({"kind": "distance", "path": tmp_path / name, "results": {"config": {"model": "same-name"}}})
+    assert differences(runs) == {"resolved.model_sha256": ["1" * 64, "2" * 64]}
 
 
 def test_sweeps_on_different_eval_sets_are_refused_unless_allowed(tmp_path):

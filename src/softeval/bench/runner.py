@@ -21,14 +21,16 @@ from softeval import __version__
 from softeval.bench import habit, harness, layouts, scoring
 from softeval.bench.modes import MODES, REQUIRED_FORM, SINGLE_FORMULATION_MODES, TUNED_MODES
 from softeval.bench.tasks import DERIVED_LETTERS, FORMS, LL_FORMS, BenchTask, letters_from_cloze, resolve_task
-from softeval.config import option, to_dict
+from softeval.config import option, section, to_dict
 from softeval.engine import OptimConfig, Precision, Schedule
 from softeval.errors import ConfigError, DataError
+from softeval.identity import (DEVICE_WHY, DTYPE_WHY, OUT_WHY, PRECISION_WHY, REPORTING_WHY, result_identity,
+                               settings_identity)
 from softeval.executors import Executor, ExecutorConfig, Unit, cached_model, forget_models, run_units, unit_resources
 from softeval.models import DEVICE_MAPS, DTYPES
 from softeval.prompt import PromptConfig
-from softeval.store import (BenchFolder, atomic_write_json, atomic_write_text, claim_folder, dumps_json, read_json, read_jsonl,
-                            result_identity, safe_name)
+from softeval.store import (BenchFolder, atomic_write_json, atomic_write_text, claim_folder, dumps_json, read_json,
+                            read_jsonl, safe_name)
 
 logger = logging.getLogger(__name__)
 
@@ -36,23 +38,23 @@ logger = logging.getLogger(__name__)
 # --limit-from: which N items --limit picks (see eval_indices).
 LIMIT_FROM = ("first", "spread")
 
-# BenchConfig fields that cannot change a finished unit's numbers: a run may grow (more models, tasks,
-# modes, curve steps, tuning seeds: seed s's units are the same whatever the count) or move (device, out)
-# between invocations into the same OUT. Every other field is part of the result identity, so a field added
-# later is covered by default. data_dir is left out because the content hashes of the files read stand for
-# it (moving the data does not change a result).
-NOT_IDENTITY = ("models", "tasks", "modes", "curve_steps", "tuning_seeds", "reference", "device", "device_map", "out",
-                "show_progress", "data_dir", "execution")
+# Why the fields that let a run grow between invocations into the same OUT change no finished unit's numbers
+# (softeval.identity reads these declarations; every other field is part of the identity).
+UNIT_WHY = "each (model, task, mode, seed) unit is its own result: a run may grow"
+MODEL_UNIT_WHY = "each (model, task) unit records the weights and tokenizer hashes of the model that made it"
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     models: list[str] = option(default_factory=lambda: ["smollm2-135m-instruct"], flag="--model", repeat=True,
-                               help="model (repeatable): embedded name, Hugging Face id, local folder or .gguf")
+                               help="model (repeatable): embedded name, Hugging Face id, local folder or .gguf",
+                               identity=False, why=MODEL_UNIT_WHY)
     tasks: list[str] = option(default_factory=lambda: ["arc_easy"], flag="--task",
-                              help="comma-separated tasks: built-in names, lm-eval task YAMLs or softeval specs")
+                              help="comma-separated tasks: built-in names, lm-eval task YAMLs or softeval specs",
+                              identity=False, why="each task's unit records its prompts and its data's hashes")
     modes: list[str] = option(default_factory=lambda: list(MODES), flag="--modes",
-                              help="subset of zero,few,soft,soft_cloze (soft_cloze: multiple-choice tasks only)")
+                              help="subset of zero,few,soft,soft_cloze (soft_cloze: multiple-choice tasks only)",
+                              identity=False, why=UNIT_WHY)
     forms: list[str] = option(default_factory=lambda: ["gen", "ll"], flag="--forms",
                               help="gen (generated answers), ll_letters (options listed, letters scored), ll_cloze "
                                    "(choice texts scored); ll = both ll forms")
@@ -63,7 +65,8 @@ class BenchConfig:
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(max_steps=80, batch_size=8, lr=0.03,
                                                                    warmup_steps=10, schedule=Schedule.constant))
     curve_steps: list[int] = option(default_factory=lambda: [0, 10, 20, 40, 80, 160], flag="--curve-steps",
-                                    help="format-saturation curve: tuning steps to evaluate ('' for none)")
+                                    help="format-saturation curve: tuning steps to evaluate ('' for none)",
+                                    identity=False, why=UNIT_WHY)
     num_train: int | None = option(None, flag="--num-train", help="tuning examples (default steps × batch size)")
     limit: int | None = option(None, flag="--limit", help="N evaluation items per task (default all)")
     limit_from: str = option("first", flag="--limit-from", choices=lambda: list(LIMIT_FROM),
@@ -72,22 +75,31 @@ class BenchConfig:
                                   "as MMLU's subjects)")
     max_gen_toks: int | None = option(None, flag="--max-gen-toks", help="cap on generated tokens (a task's own "
                                       "cap when lower); the run warns when it would cut many gold answers")
-    data_dir: str | None = option(None, flag="--data-dir", help="local data in original layouts (else the Hub)")
-    reference: str | None = option(None, flag="--reference", help="CSV/JSON reference ranking (model, score)")
-    device: str = option("auto", flag="--device", help="auto, cpu, cuda, cuda:N or mps")
+    data_dir: str | None = option(None, flag="--data-dir", help="local data in original layouts (else the Hub)",
+                                  identity=False, why="a path; the content hash of every file and split read is "
+                                                      "recorded instead")
+    reference: str | None = option(None, flag="--reference", help="CSV/JSON reference ranking (model, score)",
+                                   identity=False, why="read when the rankings are written, from the units")
+    device: str = option("auto", flag="--device", help="auto, cpu, cuda, cuda:N or mps", identity=False,
+                         why=DEVICE_WHY)
     device_map: str | None = option(None, flag="--device-map", choices=lambda: list(DEVICE_MAPS),
                                     help="spread each model over this node's GPUs (accelerate; models larger than "
-                                         "one GPU, docs/cluster.md)")
-    dtype: str = option("auto", flag="--dtype", choices=lambda: ["auto", *DTYPES], help="weights dtype")
-    precision: Precision = option(Precision.fp32, flag="--precision", help="autocast for tuning and scoring")
+                                         "one GPU, docs/cluster.md)", identity=False, why=DEVICE_WHY)
+    dtype: str = option("auto", flag="--dtype", choices=lambda: ["auto", *DTYPES], help="weights dtype",
+                        identity=False, why=DTYPE_WHY)
+    precision: Precision = option(Precision.fp32, flag="--precision", help="autocast for tuning and scoring",
+                                  identity=False, why=PRECISION_WHY)
     eval_batch_size: int = option(16, flag="--eval-batch-size", help="rows per scoring batch")
     seed: int = option(0, flag="--seed", help="tuning data, prompt init and few-shot sampling")
     tuning_seeds: int = option(1, flag="--tuning-seeds", help="tune the soft prompt (and its curve) with seeds "
-                                                              "seed … seed+N−1; soft reports their mean and std")
+                                                              "seed … seed+N−1; soft reports their mean and std",
+                               identity=False, why=UNIT_WHY)
     num_bootstrap: int = option(1000, help="bootstrap resamples for stderr and rank-correlation intervals")
-    out: str = option("runs/bench", flag="--out", help="output folder; re-running skips finished units")
-    execution: ExecutorConfig = field(default_factory=ExecutorConfig)  # where the (model, task) units run
-    show_progress: bool = True
+    out: str = option("runs/bench", flag="--out", help="output folder; re-running skips finished units",
+                      identity=False, why=OUT_WHY)
+    execution: ExecutorConfig = section(ExecutorConfig, identity=False,  # where the (model, task) units run
+                                        why="where the units run")
+    show_progress: bool = option(True, identity=False, why=REPORTING_WHY)
 
     def __post_init__(self):
         errors = []
@@ -143,13 +155,83 @@ class BenchConfig:
 
 
 def identity_settings(cfg: BenchConfig) -> dict:
-    """Every setting that can change a number in OUT (see NOT_IDENTITY), tuning size resolved."""
-    settings = {k: v for k, v in to_dict(cfg).items() if k not in NOT_IDENTITY}
+    """Every setting that can change a number in OUT (softeval.identity), tuning size resolved."""
+    settings = settings_identity(cfg)
     settings["num_train"] = cfg.tuning_size
     if cfg.limit is None or cfg.limit_from == "first":
         # The items every folder written before --limit-from scored: its identity stays what it was.
         settings.pop("limit_from")
     return settings
+
+
+def resolved_facts(cfg: BenchConfig) -> dict:
+    """The weights dtype and autocast precision this machine resolves the config's labels to (`auto` is never
+    stored); every unit checks that it resolves alike, so one folder never mixes fp32 and bf16 results."""
+    from softeval.engine import resolve_precision
+    from softeval.models import resolve_device, resolve_dtype
+
+    device = resolve_device(cfg.device)
+    dtype = resolve_dtype(cfg.dtype, device)
+    return {"weights_dtype": str(dtype).replace("torch.", ""),
+            "precision": resolve_precision(str(cfg.precision), device, dtype)}
+
+
+def docs_hashes(forms: dict) -> dict[str, str]:
+    """Content hash of every split a task's lm-eval forms read (tuning, few-shot examples, evaluation), by form
+    and split: what a result was computed on, for Hub datasets and local files alike."""
+    import hashlib
+    import json
+
+    def digest(docs) -> str:
+        return hashlib.sha256(json.dumps(list(docs or []), sort_keys=True, default=str).encode()).hexdigest()
+
+    out = {}
+    for form, task in sorted(forms.items()):
+        out[f"docs.{form}.eval"] = digest(harness.eval_docs(task))
+        if task.has_training_docs():
+            out[f"docs.{form}.train"] = digest(task.training_docs())
+        fewshot = task.fewshot_docs() if hasattr(task, "fewshot_docs") else None
+        if fewshot is not None:
+            out[f"docs.{form}.fewshot"] = digest(fewshot)
+    return out
+
+
+def unit_identity(cfg: BenchConfig, t: BenchTask, forms: dict, resolved: dict) -> dict:
+    """A (model, task) folder's identity before any model loads: the settings, the task's prompts, and the
+    content of every file and split it reads."""
+    return result_identity("bench", {**identity_settings(cfg), **t.identity}, resolved, t.data_files,
+                           docs_hashes(forms))
+
+
+MODEL_IDENTITY = "model_identity.json"
+
+
+def claim_unit_model(units: Path, facts: dict) -> None:
+    """The model a (model, task) folder's units were made with (weights, tokenizer, weights dtype, precision):
+    a name re-pointed at other weights (a local folder saved over, an unpinned Hub id, `org/m` and `org_m`) is
+    refused instead of reusing finished units or resuming their tuning as the new model."""
+    claim_folder(units, result_identity("bench", {}, facts), "bench result", adopt=True, file=MODEL_IDENTITY)
+
+
+def check_finished_units_model(out: Path, model_name: str, tasks: list) -> None:
+    """Before finished units are reused without loading their model: the weights on disk are still the ones
+    recorded (local folders, .gguf files and embedded models; a Hub id is checked when it loads)."""
+    from softeval.identity import differences
+    from softeval.models import local_weights_sha256
+
+    recorded = [BenchFolder(out).unit_dir(model_name, t.name) / MODEL_IDENTITY for t in tasks]
+    recorded = [p for p in recorded if p.exists()]
+    if not recorded:
+        return
+    current = local_weights_sha256(model_name)
+    if current is None:
+        return
+    for path in recorded:
+        stored = (read_json(path, "bench unit model identity").get("resolved") or {}).get("model_sha256")
+        if stored != current:
+            raise ConfigError(f"{path.parent} holds results of other weights than '{model_name}' has now "
+                              f"({'; '.join(differences({'model_sha256': stored}, {'model_sha256': current}))}); "
+                              "choose another --out (or restore the model)")
 
 
 @dataclass
@@ -360,6 +442,8 @@ def evaluate_model_task(cfg: BenchConfig, model_name: str, task_name: str, modes
     evaluated."""
     from softeval.bench.lm_adapter import SoftevalLM
 
+    from softeval.identity import differences
+
     out = Path(cfg.out)
     folder = BenchFolder(out)
     todo, todo_curve = model_task_todo(out, cfg, model_name, task_name, modes)
@@ -367,8 +451,18 @@ def evaluate_model_task(cfg: BenchConfig, model_name: str, task_name: str, modes
         return []
     [t], built = prepare_tasks(cfg, only=task_name)
     units, samples = folder.unit_dir(model_name, t.name), folder.samples_dir(model_name, t.name)
+    # This node read the same data and resolves the same dtype and precision as the driver's identity says.
+    recorded = read_json(units / "identity.json", "bench result identity")
+    seen = unit_identity(cfg, t, built[t.name], resolved_facts(cfg))
+    changed = differences(recorded, seen)
+    if changed:
+        raise DataError(f"unit {model_name} / {t.name} on this node sees other data or settings than the driver "
+                        f"({'; '.join(changed)}); put the data on shared storage and pass --dtype/--precision")
     lm = cached_model(model_name, cfg.device, cfg.dtype, cfg.device_map)
-    adapter = SoftevalLM(lm=lm, batch_size=cfg.eval_batch_size, precision=cfg.precision, show_progress=False)
+    adapter = SoftevalLM(lm=lm, batch_size=cfg.eval_batch_size, precision=seen["resolved"]["precision"],
+                         show_progress=False)
+    claim_unit_model(units, {"model_sha256": lm.info.weights_sha256, "tokenizer_sha256": lm.info.tokenizer_sha256,
+                             "weights_dtype": lm.info.dtype, "precision": seen["resolved"]["precision"]})
     share = gold_over_gen_cap(adapter, built[t.name].get("gen"))
     cut = {} if share is None else {"gold_over_gen_cap": share}
     done = []
@@ -401,7 +495,7 @@ def _tune(cfg: BenchConfig, adapter, lm_task, stop: bool, seed: int, steps: list
     data = tuning.tuning_examples(lm_task, adapter, cfg.tuning_size, seed, eval_keys, stop=stop)
     train_cfg = TrainConfig(num_virtual_tokens=cfg.num_virtual_tokens, prompt=cfg.prompt,
                             optim=replace(cfg.optim, max_steps=max(steps)), seed=seed, eval_every=0,
-                            checkpoint_every=10, keep_checkpoints=2, precision=cfg.precision,
+                            checkpoint_every=10, keep_checkpoints=2, precision=adapter.precision,
                             eval_batch_size=cfg.eval_batch_size, show_progress=show_progress,
                             out=str(Path(cfg.out) / "train"))
     paths = tuning.tune_with_snapshots(adapter, data, train_cfg, steps, run_dir, spec, show_progress=show_progress)
@@ -503,14 +597,18 @@ def run(cfg: BenchConfig) -> BenchResult:
         if data_info[t.name]["skipped_no_gold"]:
             logger.warning("%s: %d %s items have no gold answer; skipped", t.name,
                            data_info[t.name]["skipped_no_gold"], split)
-    # One identity check (the store's): OUT holds results of these settings; each (model, task) folder also
-    # of the same data (hashes of every file the task reads). Models, tasks, modes and curve steps may grow.
-    settings = identity_settings(cfg)
-    claim_folder(out, result_identity("bench", settings), "bench folder")
+    # One identity check (the store's): OUT holds results of these settings, resolved dtype and precision; each
+    # (model, task) folder also of the same data (every file and split the task reads) and, once its model
+    # loads, of the same weights. Models, tasks, modes and curve steps may grow.
+    resolved = resolved_facts(cfg)
+    claim_folder(out, result_identity("bench", identity_settings(cfg), resolved), "bench folder")
+    identities = {t.name: unit_identity(cfg, t, built[t.name], resolved) for t in tasks}
+    for t in tasks:
+        data_info[t.name]["data_sha256"] = identities[t.name]["data"]  # compare tells eval sets apart by content
     for model_name in cfg.models:
         for t in tasks:
-            claim_folder(BenchFolder(out).unit_dir(model_name, t.name),
-                         result_identity("bench", {**settings, **t.identity}, t.data_files), "bench result")
+            claim_folder(BenchFolder(out).unit_dir(model_name, t.name), identities[t.name], "bench result")
+        check_finished_units_model(out, model_name, tasks)
     atomic_write_json(out / "config.json", to_dict(cfg))
 
     # --- loop: one unit per (model, task) with anything left to do. In-process the units of one model run back

@@ -16,6 +16,7 @@ from typing import Callable
 from softeval.batching import Example
 from softeval.config import option
 from softeval.errors import ConfigError, DataError, unknown_choice
+from softeval.identity import DATA_WHY
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,11 @@ class TaskConfig:
     name: str = option("jsonl", flag="--task", choices=lambda: available_tasks(),
                        help="task (`softeval tasks` lists them); jsonl = a behaviour file given by --data")
     data: str | None = option(None, flag="--data", help="behaviour file: JSONL with prompt/completion or text per "
-                                                        "line (chess: PGN file)")
-    eval_data: str | None = option(None, flag="--eval-data", help="held-out file (default: a split of --data)")
+                                                        "line (chess: PGN file)", identity=False, why=DATA_WHY)
+    eval_data: str | None = option(None, flag="--eval-data", help="held-out file (default: a split of --data)",
+                                   identity=False, why=DATA_WHY)
     corpus: str | None = option(None, flag="--corpus", help="UTF-8 text file for text tasks (default: text "
-                                                            "shipped with softeval)")
+                                                            "shipped with softeval)", identity=False, why=DATA_WHY)
     num_train: int = option(256, flag="--num-train", help="training examples to build (text/procedural tasks)")
     num_eval: int = option(32, flag="--num-eval", help="held-out examples, the same for every prompt length")
     eval_fraction: float = option(0.1, flag="--eval-fraction", help="jsonl: share of lines held out when no "
@@ -58,7 +60,7 @@ class TaskData:
     metrics: Callable | None = None
     generation_contexts: list[list[int]] = field(default_factory=list)  # for report samples
     # Every file the task read, by role ("data", "eval_data", "corpus", "data.1"…), for result identity
-    # (store.result_identity); their content hashes are also in spec["data_sha256"].
+    # (softeval.identity.result_identity); their content hashes are also in spec["data_sha256"].
     data_files: dict[str, Path] = field(default_factory=dict)
 
     @property
