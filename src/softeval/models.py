@@ -187,7 +187,7 @@ def weights_sha256(model_dir: Path) -> str:
     files = sorted(p for p in model_dir.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf"))
     if not files:
         return "unknown"
-    key = [[p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in files]
+    key = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]  # ns: a same-size copy saved within the second
     cache = softeval_home() / "hashes" / (hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:16] + ".json")
     if cache.exists():
         try:

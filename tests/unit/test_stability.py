@@ -276,3 +276,33 @@ def test_cli_stability_builds_the_sweep_like_distance_and_keeps_the_base_batch_s
     assert (tmp_path / "grid" / "stability.json").exists() and not (tmp_path / "grid" / "report").exists()
     assert "unstable points: none" in capsys.readouterr().out
     assert main(["stability", "--out", str(tmp_path / "grid"), "--lrs", "0.1,x"]) == 2
+
+
+# --------------------------------------------------------------------------- issue #29, defect 12
+
+
+def test_a_grid_whose_sweeps_differ_in_more_than_lr_and_batch_size_is_refused(tmp_path):
+    root = make_grid(tmp_path / "grid", planted=False)
+    make_sweep(root / "lr0.3_bs4", {(n, 0): v for n, v in zip((0, 1, 4, 16), [5.0, 2.0, 1.5, 1.5])}, lr=0.3,
+               batch_size=4, epsilon=0.01, max_steps=7)  # another step budget: not one sweep's grid
+    with pytest.raises(SoftevalError, match=r"differ in more than lr and batch size \(optim\.max_steps"):
+        analyze_grid(root)
+
+
+def test_two_folders_of_one_grid_point_are_refused(tmp_path):
+    root = make_grid(tmp_path / "grid", planted=False)
+    make_sweep(root / "copy_of_lr0.1", {(n, 0): v for n, v in zip((0, 1, 4, 16), [5.0, 2.0, 1.5, 1.5])}, lr=0.1,
+               batch_size=4, epsilon=0.01)
+    with pytest.raises(SoftevalError, match="same grid point"):
+        analyze_grid(root)
+
+
+def test_a_grid_point_over_other_weights_is_refused(tmp_path):
+    from softeval.identity import result_identity
+
+    root = make_grid(tmp_path / "grid", planted=False)
+    for i, folder in enumerate(sorted(p for p in root.iterdir() if p.is_dir())):
+        facts = {"model_sha256": ("1" if i else "2") * 64, "weights_dtype": "float32", "precision": "fp32"}
+        (folder / "identity.json").write_text(json.dumps(result_identity("distance", {}, facts)))
+    with pytest.raises(SoftevalError, match="resolved.model_sha256"):
+        analyze_grid(root)
