@@ -1,7 +1,7 @@
 """Numbers you can trust: an interrupted run ends exactly where an uninterrupted one does, and every bad input
 gets a one-line error.
 
-    python benchmarks/reliability.py                                  # SmolLM2: 20 kills, 5 sweep kills, catalogue
+    python benchmarks/reliability.py                      # SmolLM2: 20 train, 5 sweep and 5 bench kills, catalogue
     python benchmarks/reliability.py --model /path/to/tiny-model --trials 2 --sweep-trials 1   # a quick smoke run
     python benchmarks/reliability.py --only catalogue
 
@@ -16,7 +16,12 @@ Everything goes through the real `softeval` console script, one subprocess per c
     holds each (step, kind) record once and the same records as the reference (timing fields ignored).
 (b) distance, killed: the same for a small sweep, continued by re-running the same command; per cell,
     cell.json's status/steps/loss/token_accuracy and the prompt tensors must equal the uninterrupted sweep's.
-(c) the bad-input catalogue of benchmarks/bad_inputs.py: exit 2 (3 for a NaN loss), one line
+(c) bench, killed: a small `softeval bench` (a multiple-choice spec task this script writes, zero-shot and a
+    tuned prompt with a curve point) is killed during tuning (between the tuning folder appearing and the final
+    prompt snapshot) or during scoring (between that snapshot and the soft unit's file), alternately, and
+    re-run with the same command; results.json must equal the uninterrupted run's (timing fields and the
+    output folder's own path aside) and every per-item samples file must be byte-identical.
+(d) the bad-input catalogue of benchmarks/bad_inputs.py: exit 2 (3 for a NaN loss), one line
     `softeval: error: ...` on stderr, no traceback, no existing file changed.
 
 Output: benchmarks/results/reliability_<model>_<date>.json (resolved settings, versions, every trial and case),
@@ -55,6 +60,11 @@ TASK = ["--task", "repetition", "--repeat-text", " hello", "task.num_train=16", 
         "task.context_tokens=8", "task.target_tokens=4", "--precision", "fp32"]
 TRAIN = ["--tokens", "4", "--steps", "12", "--checkpoint-every", "3", *TASK]
 SWEEP = ["--tokens", "0,1,2", "--seeds", "2", "--steps", "8", "--checkpoint-every", "2", "--no-report", *TASK]
+BENCH_TRIALS = 5
+BENCH_STEPS = 14           # bench tunes with a checkpoint every 10 steps: a kill after step 10 resumes from it
+BENCH = ["--modes", "zero,soft", "--forms", "gen", "--tokens", "4", "--steps", str(BENCH_STEPS), "--curve-steps", "5",
+         "--limit", "6", "--max-gen-toks", "3", "--shots", "1", "--precision", "fp32", "--device", "cpu",
+         "optim.batch_size=2", "num_bootstrap=0"]
 TIMING_KEYS = {"seconds", "time", "wall_s", "elapsed", "tokens_per_s", "tok_s", "timestamp"}
 CELL_KEYS = ("status", "steps", "loss", "token_accuracy", "num_targets")
 
@@ -321,7 +331,119 @@ def sweep_trials(model: str, trials: int, work: Path, rng: random.Random, window
             "identical": sum(r["identical"] for r in results)}
 
 
-# --- (c): the catalogue --------------------------------------------------------------------------
+def write_bench_task(folder: Path) -> Path:
+    """A small multiple-choice spec task (softeval's spec format): 40 tuning items, 8 evaluation items."""
+    folder.mkdir(parents=True, exist_ok=True)
+    colours = ["red", "blue", "green", "gold", "gray", "pink"]
+
+    def item(i: int) -> dict:
+        return {"q": f"Item {i} is painted which colour?", "options": [colours[(i + k) % 6] for k in range(3)],
+                "gold": "ABC"[i % 3]}
+
+    for name, rows in (("train.jsonl", range(40)), ("test.jsonl", range(100, 108))):
+        (folder / name).write_text("".join(json.dumps(item(i)) + "\n" for i in rows))
+    spec = folder / "colours.yaml"
+    spec.write_text(json.dumps({"task": "colours", "kind": "multiple_choice",
+                                "files": {"train": "train.jsonl", "test": "test.jsonl"},
+                                "fields": {"question": "q", "choices": "options", "answer": "gold"}}))
+    return spec
+
+
+def comparable_results(out: Path) -> dict | None:
+    """results.json with timing fields and the output folder's own path taken out (they differ by design)."""
+    path = out / "results.json"
+    if not path.exists():
+        return None
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in TIMING_KEYS}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(json.loads(path.read_text().replace(str(out), "<OUT>")))
+
+
+def compare_bench(out: Path, ref: Path) -> dict:
+    problems = []
+    if comparable_results(out) != comparable_results(ref):
+        problems.append("results.json differs")
+    for ref_file in sorted((ref / "samples").rglob("*.jsonl")):
+        mine = out / ref_file.relative_to(ref)
+        if not mine.exists() or mine.read_bytes() != ref_file.read_bytes():
+            problems.append(f"{ref_file.relative_to(ref)} differs")
+    return {"identical": not problems, "problems": problems[:10]}
+
+
+def first_seen(argv: list[str], cwd: Path, patterns: dict[str, tuple[Path, str]], log: Path) -> tuple[int, str, float, dict]:
+    """Run to completion, noting when each glob (folder, pattern) first matches: (exit, stderr, wall s, {name: s})."""
+    t0 = time.perf_counter()
+    seen: dict[str, float] = {}
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([softeval_exe(), *argv], cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        while proc.poll() is None:
+            for name, (folder, pattern) in patterns.items():
+                if name not in seen and folder.exists() and any(folder.glob(pattern)):
+                    seen[name] = time.perf_counter() - t0
+            time.sleep(0.02)
+            if time.perf_counter() - t0 > COMMAND_TIMEOUT_S:
+                proc.kill()
+        wall = time.perf_counter() - t0
+        err.seek(0)
+        text = err.read()
+    with open(log, "a") as f:
+        f.write(f"$ softeval {shlex.join(argv)}\n[exit {proc.returncode}]\n{text[-4000:]}\n")
+    return proc.returncode, text, wall, seen
+
+
+def bench_trials(model: str, trials: int, work: Path, rng: random.Random) -> dict:
+    work.mkdir(parents=True)
+    spec = write_bench_task(work / "task")
+    base = ["bench", "--model", model, "--task", str(spec), *BENCH, "-q"]
+    refs, moments = [], []
+    for i in range(2):  # the reference, and a check that a bench run repeats itself at all
+        ref = work / f"reference{i}" / "out"
+        code, err, wall, seen = first_seen(
+            [*base, "--out", str(ref)], work,
+            {"tuning": (ref / "train", "**/metrics.jsonl"),
+             "snapshot": (ref / "train", f"**/prompt_step_{BENCH_STEPS:06d}.safetensors"),
+             "soft_unit": (ref / "units", "**/soft.json")}, work / "reference.log")
+        if code != 0:
+            sys.exit(f"uninterrupted bench failed (exit {code}): {last_line(err)}")
+        refs.append(ref)
+        moments.append({**seen, "end": wall})
+    repeats = compare_bench(refs[1], refs[0])
+    m = {k: min(x.get(k, x["end"]) for x in moments) for k in ("tuning", "snapshot", "soft_unit", "end")}
+    windows = {"tuning": (m["tuning"], m["snapshot"]), "scoring": (m["snapshot"], m["soft_unit"])}
+    print(f"bench: uninterrupted run {m['end']:.1f}s; tuning {m['tuning']:.1f}–{m['snapshot']:.1f}s, soft scoring "
+          f"{m['snapshot']:.1f}–{m['soft_unit']:.1f}s; repeats itself: {repeats['identical']}", flush=True)
+    results = []
+    for t in range(trials):
+        during = "tuning" if t % 2 == 0 else "scoring"
+        folder = work / f"trial{t:02d}"
+        folder.mkdir()
+        out, log = folder / "out", folder / "commands.log"
+        argv = [*base, "--out", str(out)]
+        kill_at = rng.uniform(*windows[during])
+        killed, code = run_and_kill(argv, folder, kill_at, log)
+        at_kill = ("soft unit written" if any((out / "units").glob("**/soft.json")) else
+                   "final snapshot written" if any(out.glob(f"train/**/prompt_step_{BENCH_STEPS:06d}.safetensors"))
+                   else "tuning") if killed else "finished before the kill"
+        finished, attempts = ((True, []) if not killed and code == 0
+                              else continue_until_done(lambda: (argv, "rerun"), folder, log))
+        outcome = compare_bench(out, refs[0]) if finished else {"identical": False, "problems": ["did not finish"]}
+        results.append({"trial": t, "during": during, "kill_after_s": round(kill_at, 3), "killed": killed,
+                        "phase_at_kill": at_kill, "finished": finished, "continuations": attempts, **outcome})
+        print(f"  trial {t}: kill during {during} at {kill_at:5.1f}s ({at_kill}); {describe(attempts)}; "
+              f"identical {outcome['identical']} {'; '.join(outcome['problems'][:2])}", flush=True)
+    return {"uninterrupted_wall_s": round(m["end"], 2), "windows_s": {k: [round(a, 2), round(b, 2)]
+                                                                     for k, (a, b) in windows.items()},
+            "reference_repeats_itself": repeats, "trials": results,
+            "identical": sum(r["identical"] for r in results)}
+
+
+# --- (d): the catalogue --------------------------------------------------------------------------
 
 
 def catalogue(model: str, work: Path, keep: bool) -> dict:
@@ -379,15 +501,18 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=TRAIN_TRIALS, help=f"train kill trials (default {TRAIN_TRIALS})")
     p.add_argument("--sweep-trials", type=int, default=SWEEP_TRIALS,
                    help=f"distance kill trials (default {SWEEP_TRIALS})")
+    p.add_argument("--bench-trials", type=int, default=BENCH_TRIALS,
+                   help=f"bench kill trials, alternately during tuning and scoring (default {BENCH_TRIALS})")
     p.add_argument("--seed", type=int, default=SEED, help="seeds the kill moments")
     p.add_argument("--kill-window", choices=["run", "training"], default=KILL_WINDOW,
                    help="run: kill uniformly over the whole run (default); training: only after config.json exists")
-    p.add_argument("--only", default="train,sweep,catalogue", help="comma-separated subset of train,sweep,catalogue")
+    p.add_argument("--only", default="train,sweep,bench,catalogue",
+                   help="comma-separated subset of train,sweep,bench,catalogue")
     p.add_argument("--work", default=None, help="working folder (default: a temporary one, deleted afterwards)")
     p.add_argument("--out", default=None, help="JSON results path (default benchmarks/results/reliability_….json)")
     args = p.parse_args()
     parts = {s.strip() for s in args.only.split(",") if s.strip()}
-    unknown = parts - {"train", "sweep", "catalogue"}
+    unknown = parts - {"train", "sweep", "bench", "catalogue"}
     if unknown:
         p.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
 
@@ -396,6 +521,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
     report: dict = {"config": {"model": args.model, "train_trials": args.trials, "sweep_trials": args.sweep_trials,
+                               "bench_trials": args.bench_trials, "bench_args": BENCH,
                                "seed": args.seed, "kill_window": args.kill_window, "parts": sorted(parts),
                                "train_args": TRAIN, "sweep_args": SWEEP,
                                "max_continuations": MAX_CONTINUATIONS, "timing_keys_ignored": sorted(TIMING_KEYS),
@@ -407,6 +533,8 @@ def main() -> None:
             report["train_kill"] = train_trials(args.model, args.trials, work / "train", rng, args.kill_window)
         if "sweep" in parts:
             report["sweep_kill"] = sweep_trials(args.model, args.sweep_trials, work / "sweep", rng, args.kill_window)
+        if "bench" in parts:
+            report["bench_kill"] = bench_trials(args.model, args.bench_trials, work / "bench", rng)
         if "catalogue" in parts:
             report["catalogue"] = catalogue(args.model, work / "catalogue", keep)
     finally:
@@ -428,9 +556,11 @@ def main() -> None:
                   target("train_kill_no_duplicates", r["no_duplicates"], "==", args.trials)]
     if "sweep_kill" in report:
         lines.append(target("sweep_kill_identical", report["sweep_kill"]["identical"], "==", args.sweep_trials))
+    if "bench_kill" in report:
+        lines.append(target("bench_kill_identical", report["bench_kill"]["identical"], "==", args.bench_trials))
     if "catalogue" in report:
         c = report["catalogue"]
-        lines += [target("catalogue_clean", c["clean"], ">=", 40),
+        lines += [target("catalogue_clean", c["clean"], ">=", 150),
                   target("catalogue_tracebacks", c["tracebacks"], "==", 0)]
     print("\n".join(lines))
 
