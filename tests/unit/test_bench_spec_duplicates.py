@@ -70,3 +70,34 @@ def test_letter_answers_name_one_choice_and_are_kept(tmp_path):
     assert task.skipped_items == {} and task.notes == []
     gen = harness.build_lm_eval_task(task.configs["gen"])
     assert [d["softeval_gold"] for d in harness.eval_docs(gen)] == ["D", "A"]
+
+
+def test_a_bench_run_goes_on_and_records_the_skipped_items(tiny_model_dir, tmp_path, caplog):
+    """End to end (tuning and scoring on the tiny model): the run finishes, results.json and the log say
+    which items were left out, and the spec's description, a template that would set an environment
+    variable, is only text."""
+    import logging
+    import os
+
+    from softeval.bench.runner import BenchConfig, run
+    from softeval.config import build_config
+
+    flag = "SOFTEVAL_SPEC_DESCRIPTION_RAN"
+    os.environ.pop(flag, None)
+    spec = _spec(tmp_path, [_item(i) for i in range(10, 16)], [_item(0), ODD, _item(2)])
+    raw = json.loads(spec.read_text())
+    raw["description"] = "{{ cycler.__init__.__globals__.os.environ.setdefault('" + flag + "', '1') }}\n"
+    spec.write_text(json.dumps(raw))
+    cfg = build_config(BenchConfig, flags=dict(
+        models=[str(tiny_model_dir)], tasks=[str(spec)], modes=["zero", "soft"], forms=["gen", "ll_cloze"],
+        num_virtual_tokens=2, max_steps=2, batch_size=2, lr=0.05, warmup_steps=1, curve_steps=[], shots=1,
+        max_gen_toks=2, device="cpu", dtype="float32", eval_batch_size=4, num_bootstrap=0, out=str(tmp_path / "out"),
+        show_progress=False))
+    with caplog.at_level(logging.WARNING):
+        run(cfg)
+    assert os.environ.pop(flag, None) is None
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    data = doc["data"]["quiz"]
+    assert data["eval_items"] == 2 and data["skipped_no_gold"] == 0
+    assert any("test.jsonl:2: choices C and D are both 'evaporation'" in n for n in data["notes"])
+    assert "quiz: 1 item(s) skipped (test 1)" in caplog.text
