@@ -12,7 +12,6 @@ import pytest
 from softeval.bench import harness
 from softeval.bench.tasks import resolve_task
 from softeval.errors import DataError
-
 from tests.conftest import write_jsonl
 
 ODD = {"q": "How does water leave a leaf?", "options": ["absorption", "transpiration", "evaporation", "evaporation"],

@@ -12,7 +12,6 @@ import pytest
 from softeval.bench import harness
 from softeval.bench.tasks import resolve_task
 from softeval.errors import ConfigError
-
 from tests.conftest import write_jsonl
 
 RAN = "SOFTEVAL_SPEC_TEMPLATE_RAN"

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from softeval.bench.tasks import resolve_task
 from softeval.store import result_identity
-
 from tests.conftest import write_jsonl
 
 ITEM = {"q": "What is 1 + 1?", "options": ["1", "2", "3"], "gold": "B"}
