@@ -99,7 +99,7 @@ def test_reusing_out_with_another_identity_is_refused(tiny_model_dir, tmp_path):
     # the same path with other content is another result
     test_file = tmp_path / "quiz" / "test.jsonl"
     test_file.write_text(test_file.read_text().replace("item 100", "item 1000"))
-    with pytest.raises(ConfigError, match=r"data.task:quiz:test.jsonl: [0-9a-f]{12}… → [0-9a-f]{12}…"):
+    with pytest.raises(ConfigError, match=r"data.task:quiz:spec.files.test: [0-9a-f]{12}… → [0-9a-f]{12}…"):
         run(cfg)
 
 

@@ -97,7 +97,9 @@ class BenchTask:
     configs: dict[str, dict]       # form (FORMS; "ll" for a user's multiple_choice YAML until the runner
                                    # has read its formulation) → lm-eval task config dict
     source: str                    # hub | local | yaml | spec
-    data_files: dict[str, str] = field(default_factory=dict)  # "task:<name>:<relative path>" → file it reads
+    # "task:<name>:<role>" → file it reads; the role is where the file comes from (a shipped YAML's name, a
+    # path under --data-dir, `spec.files.test`), never a file name alone, so two files never share a key.
+    data_files: dict[str, str] = field(default_factory=dict)
     # Settings of the task itself that no file carries (a spec's prompts are written by this module): part of
     # every result identity of the task, so a change of prompts is never mixed with results of the old ones.
     identity: dict = field(default_factory=dict)
@@ -107,6 +109,10 @@ class BenchTask:
     notes: list[str] = field(default_factory=list)
     # Items in the evaluation split, once the runner has loaded it (--limit-from spread picks among them).
     num_eval_docs: int | None = None
+    # Items left out before lm-eval sees the data, split → reason → count (a spec file's items whose answer
+    # text is two of its choices: "duplicate_answer_choices"); each reason also has a line in `notes`.
+    # Items without a gold answer are not here: the runner counts them as skipped_no_gold.
+    skipped_items: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def forms(self) -> list[str]:
@@ -201,11 +207,9 @@ def yaml_task(path: Path) -> BenchTask:
         raise ConfigError(f"{path}: metadata.softeval_answer must be letter, number or text, got '{answer}'")
     name = str(cfg["task"])
     data_files = {f"task:{name}:{path.name}": str(path)}
-    local = (cfg.get("dataset_kwargs") or {}).get("data_files")
-    for f in ([local] if isinstance(local, str) else list(local.values()) if isinstance(local, dict) else local or []):
-        for one in [f] if isinstance(f, str) else f:
-            if Path(one).is_file():
-                data_files[f"task:{name}:{_relative(Path(one), path.parent)}"] = str(one)
+    for role, one in _data_file_roles((cfg.get("dataset_kwargs") or {}).get("data_files"), "data_files"):
+        if Path(one).is_file():
+            data_files[f"task:{name}:{role}"] = str(one)
     notes = []
     if form == "gen" and answer == "letter":
         notes.append(f"{name}: a generate_until YAML gets no log-likelihood forms (its prompt and answer are yours, "
@@ -219,6 +223,20 @@ def yaml_task(path: Path) -> BenchTask:
 
 # Version of the letters prompt letters_from_cloze writes for a user's cloze YAML (part of its identity).
 DERIVED_LETTERS = 1
+
+
+def _data_file_roles(files, role: str) -> list[tuple[str, str]]:
+    """(role, path) for each file of a `datasets` data_files value (a path, a list, or split → path or list):
+    `data_files.test`, `data_files.train.1`, ... The same file name in two folders keeps two roles."""
+    if isinstance(files, str):
+        return [(role, files)]
+    if isinstance(files, dict):
+        return [pair for split, f in files.items() for pair in _data_file_roles(f, f"{role}.{split}")]
+    if isinstance(files, (list, tuple)):
+        if len(files) == 1:
+            return _data_file_roles(files[0], role)
+        return [pair for i, f in enumerate(files) for pair in _data_file_roles(f, f"{role}.{i}")]
+    return []
 
 
 def letters_from_cloze(cfg: dict, cloze) -> dict:
@@ -259,10 +277,19 @@ def letters_from_cloze(cfg: dict, cloze) -> dict:
 SPEC_KEYS = {"task", "kind", "files", "fields", "fewshot_split", "description"}
 # Version of the prompts spec_task writes. 2: the ll form scores the choice texts (cloze), not the letters.
 # (Adding the ll_letters form changed no prompt: the forms setting in the identity tells the runs apart.)
-SPEC_PROMPTS = 2
+# 3: the description is printed verbatim (it was a Jinja template: `{{ }}` ran, `{{x}}` failed, \r\n became \n),
+# a short answer is its text verbatim ("[1, 2]" was read as a list), and an item whose answer text is two of
+# its choices is skipped (it stopped the run).
+SPEC_PROMPTS = 3
 ANSWER_TYPES = ("letter", "index", "text")
 SPEC_FEATURES = {"softeval_question": "string", "softeval_labels": ["string"], "softeval_choices": ["string"],
-                 "softeval_gold": "string", "softeval_source": "string"}
+                 "softeval_gold": "string", "softeval_source": "string", "softeval_description": "string"}
+# A spec file is data: no text of it, nor of its data files, is ever a template. lm-eval renders a task's
+# `description` and `doc_to_*` strings with Jinja (not sandboxed: `{{ cycler.__init__.__globals__.os }}`
+# reaches the os module), so the spec's texts travel as values of the rows, never as template source: the
+# templates below are softeval's own and only name columns. A Jinja variable's value is printed as it is,
+# never rendered again; a bare column name (doc_to_target: softeval_gold) is returned as it is.
+DESCRIPTION_FROM_ROW = "{{softeval_description}}"
 
 
 @dataclass(frozen=True)
@@ -322,11 +349,19 @@ def spec_task(path: Path, spec: dict) -> BenchTask:
     if spec.get("fewshot_split") and spec["fewshot_split"] not in files:
         raise ConfigError(f"{path}: fewshot_split '{spec['fewshot_split']}' is not one of files: {', '.join(files)}")
 
+    description = spec.get("description")
+    if description is not None and not isinstance(description, str):
+        raise ConfigError(f"{path}: description must be text, got a {type(description).__name__}")
     items = {split: _read_spec_file(f, fields["question"], fields.get("choices"), answer_field)
              for split, f in files.items()}
-    rows = _spec_rows(items, kind, answer_type)
-    data_files = {f"task:{name}:{path.name}": str(path)}
-    data_files.update({f"task:{name}:{_relative(f, path.parent)}": str(f) for f in files.values()})
+    rows, skipped = _spec_rows(items, kind, answer_type)
+    for split_rows in rows.values():
+        for r in split_rows:
+            r["softeval_description"] = description or ""
+    # Keyed by role in the spec, not by file name: `files: {train: ../train/data.jsonl, test: ../test/data.jsonl}`
+    # is two files with two hashes (a file name would be one key, and editing the training file would go unseen).
+    data_files = {f"task:{name}:spec": str(path)}
+    data_files.update({f"task:{name}:spec.files.{split}": str(f) for split, f in files.items()})
 
     def load(**_metadata):
         """lm-eval's custom_dataset hook: the rows read above, every column a string (list)."""
@@ -341,21 +376,22 @@ def spec_task(path: Path, spec: dict) -> BenchTask:
             "process_docs": _has_gold, "test_split": eval_split,
             "training_split": "train" if "train" in files else None,
             "validation_split": "validation" if "validation" in files else None,
-            "description": spec.get("description", "") or "",
+            "description": DESCRIPTION_FROM_ROW if description else "",
             "metadata": {"version": 1.0, "softeval_spec": str(path)}}
     if spec.get("fewshot_split"):
         base["fewshot_split"] = spec["fewshot_split"]
     if kind == "short_answer":
         gen = {**base, "task": name, "output_type": "generate_until",
-               "doc_to_text": "Question: {{softeval_question}}\nAnswer:", "doc_to_target": "{{softeval_gold}}",
+               "doc_to_text": "Question: {{softeval_question}}\nAnswer:", "doc_to_target": "softeval_gold",
                "generation_kwargs": {"until": ["\n", "Question:"], "max_gen_toks": 32, "do_sample": False},
                "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True,
                                 "ignore_case": True, "ignore_punctuation": True}]}
-        return BenchTask(name=name, answer="text", configs={"gen": gen}, source="spec", data_files=data_files)
+        return BenchTask(name=name, answer="text", configs={"gen": gen}, source="spec", data_files=data_files,
+                         identity={"spec_prompts": SPEC_PROMPTS})
     text = ("Question: {{softeval_question}}\n{% for label in softeval_labels %}{{label}}. "
             "{{softeval_choices[loop.index0]}}\n{% endfor %}Answer:")
     gen = {**base, "task": f"{name}_letter", "output_type": "generate_until", "doc_to_text": text,
-           "doc_to_target": "{{softeval_gold}}",
+           "doc_to_target": "softeval_gold",
            "generation_kwargs": {"until": ["\n", "Question:"], "max_gen_toks": 16, "do_sample": False},
            "filter_list": [{"name": "strict-match", "filter": [
                {"function": "regex", "regex_pattern": "^\\s*(?:\\(([A-J])\\)|([A-J])[.)]?)\\s*$"},
@@ -365,7 +401,7 @@ def spec_task(path: Path, spec: dict) -> BenchTask:
     # text scored as the continuation. Letters: the generative form's prompt, the letters scored. Small models
     # answer letters at chance while cloze still separates them (OLMES keeps the better; docs/bench.md).
     cloze = {**copy.deepcopy(base), "task": name, "output_type": "multiple_choice",
-             "doc_to_text": "Question: {{softeval_question}}\nAnswer:", "doc_to_choice": "{{softeval_choices}}",
+             "doc_to_text": "Question: {{softeval_question}}\nAnswer:", "doc_to_choice": "softeval_choices",
              "doc_to_target": "{{softeval_labels.index(softeval_gold)}}",
              "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
                              {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}]}
@@ -374,7 +410,8 @@ def spec_task(path: Path, spec: dict) -> BenchTask:
                "doc_to_target": "{{softeval_labels.index(softeval_gold)}}",
                "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}]}
     return BenchTask(name=name, answer="letter", configs={"gen": gen, "ll_letters": letters, "ll_cloze": cloze},
-                     source="spec", data_files=data_files, identity={"spec_prompts": SPEC_PROMPTS})
+                     source="spec", data_files=data_files, identity={"spec_prompts": SPEC_PROMPTS},
+                     skipped_items=_skip_counts(skipped), notes=_skip_notes(name, skipped))
 
 
 def _has_gold(dataset):
@@ -383,10 +420,12 @@ def _has_gold(dataset):
 
 
 def _relative(f: Path, root: Path) -> str:
+    """A file found under --data-dir by its path there (the role of a built-in task's file: moving the data
+    folder changes no key). Taken before resolving, so a symlink out of the folder keeps its place's name."""
     try:
-        return f.resolve().relative_to(root.resolve()).as_posix()
+        return f.relative_to(root).as_posix()
     except ValueError:
-        return f.name
+        return f.resolve().relative_to(root.resolve()).as_posix()
 
 
 def _answer_field(path: Path, answer, kind: str) -> tuple[str, str | None]:
@@ -482,21 +521,49 @@ def _csv_rows(f: Path) -> list[tuple[str, dict]]:
     return rows
 
 
+def _text_hits(item: SpecItem) -> list[int]:
+    """Indices of the choices whose text is the answer."""
+    a = item.answer.strip()
+    return [i for i, c in enumerate(item.choices) if c.strip() == a]
+
+
 def _gold_as(item: SpecItem, answer_type: str) -> str | None:
-    """The gold label under one reading of the answer, None when that reading does not fit the item."""
+    """The gold label under one reading of the answer, None when that reading does not fit the item. An
+    answer that is the text of several choices fits the text reading (its first); _spec_rows skips it."""
     a = item.answer.strip()
     labels = layouts.LETTERS[:len(item.choices)]
     if answer_type == "letter":
         return a.upper() if len(a) == 1 and a.upper() in labels else None
     if answer_type == "index":
         return labels[int(a)] if a.isdigit() and int(a) < len(item.choices) else None
-    hits = [i for i, c in enumerate(item.choices) if c.strip() == a]
-    return labels[hits[0]] if len(hits) == 1 else None
+    hits = _text_hits(item)
+    return labels[hits[0]] if hits else None
 
 
-def _spec_rows(items: dict[str, list[SpecItem]], kind: str, answer_type: str | None) -> dict[str, list[dict]]:
-    """Rows for lm-eval with the gold label resolved; one-line DataErrors name the file and line."""
+# Why _spec_rows leaves an item out (BenchTask.skipped_items), and what the note says of it.
+DUPLICATE_ANSWER_CHOICES = "duplicate_answer_choices"
+SKIP_REASONS = {DUPLICATE_ANSWER_CHOICES: "the answer is the text of two or more choices, so which letter is right "
+                                          "is unknown"}
+
+
+def _duplicate_answer(item: SpecItem) -> str | None:
+    """'choices C and D are both 'evaporation'' when a text answer names several choices, else None."""
+    hits = _text_hits(item)
+    if len(hits) < 2:
+        return None
+    letters = [layouts.LETTERS[i] for i in hits]
+    both = "both" if len(hits) == 2 else "all"
+    return f"choices {', '.join(letters[:-1])} and {letters[-1]} are {both} '{item.choices[hits[0]]}'"
+
+
+def _spec_rows(items: dict[str, list[SpecItem]], kind: str,
+               answer_type: str | None) -> tuple[dict[str, list[dict]], dict[str, list[tuple[str, str, str]]]]:
+    """Rows for lm-eval with the gold label resolved, and the items left out: reason → [(split, where, why)].
+    A wrong answer stops the run with a one-line DataError naming the file and line; an item whose text answer
+    is two identical choices cannot be scored (either letter would be right) and is left out, counted."""
     answered = [it for split in items.values() for it in split if it.answer is not None and it.answer.strip()]
+    skip: dict[str, list[tuple[str, str, str]]] = {}
+    left_out: set[int] = set()
     if kind == "multiple_choice":
         if answer_type is None:
             answer_type = _infer_answer_type(answered)
@@ -505,9 +572,18 @@ def _spec_rows(items: dict[str, list[SpecItem]], kind: str, answer_type: str | N
                 n = len(it.choices)
                 expected = {"letter": f"a letter A-{layouts.LETTERS[max(n - 1, 0)]}",
                             "index": f"an index 0-{max(n - 1, 0)}",
-                            "text": "the text of exactly one choice"}[answer_type]
+                            "text": "the text of a choice"}[answer_type]
                 raise DataError(f"{it.where}: answer '{it.answer}' is not {expected} "
                                 f"(fields.answer.type is {answer_type}; choices: {it.choices})")
+        if answer_type == "text":
+            # Under letter or index answers the file names the right choice, so an item with two identical
+            # choices is scored as written (as lm-eval does for the built-in tasks).
+            for split, split_items in items.items():
+                for it in split_items:
+                    why = it.answer is not None and it.answer.strip() and _duplicate_answer(it)
+                    if why:
+                        skip.setdefault(DUPLICATE_ANSWER_CHOICES, []).append((split, it.where, why))
+                        left_out.add(id(it))
 
     def row(it: SpecItem) -> dict:
         gold = "" if it.answer is None or not it.answer.strip() else (
@@ -515,7 +591,31 @@ def _spec_rows(items: dict[str, list[SpecItem]], kind: str, answer_type: str | N
         return {"softeval_question": it.question, "softeval_labels": list(layouts.LETTERS[:len(it.choices)]),
                 "softeval_choices": it.choices, "softeval_gold": gold, "softeval_source": it.where}
 
-    return {split: [row(it) for it in split_items] for split, split_items in items.items()}
+    rows = {split: [row(it) for it in split_items if id(it) not in left_out] for split, split_items in items.items()}
+    return rows, skip
+
+
+def _skip_counts(skipped: dict[str, list[tuple[str, str, str]]]) -> dict[str, dict[str, int]]:
+    """split → reason → number of items left out."""
+    counts: dict[str, dict[str, int]] = {}
+    for reason, entries in skipped.items():
+        for split, _, _ in entries:
+            per_split = counts.setdefault(split, {})
+            per_split[reason] = per_split.get(reason, 0) + 1
+    return counts
+
+
+def _skip_notes(name: str, skipped: dict[str, list[tuple[str, str, str]]], shown: int = 3) -> list[str]:
+    """One line per reason: how many items of which split, and the first few by file and line."""
+    notes = []
+    for reason, entries in skipped.items():
+        per_split = _skip_counts({reason: entries})
+        splits = ", ".join(f"{split} {counts[reason]}" for split, counts in per_split.items())
+        examples = "; ".join(f"{where}: {why}" for _, where, why in entries[:shown])
+        more = f"; and {len(entries) - shown} more" if len(entries) > shown else ""
+        notes.append(f"{name}: {len(entries)} item(s) skipped ({splits}): {SKIP_REASONS[reason]} "
+                     f"({examples}{more})")
+    return notes
 
 
 def _infer_answer_type(answered: list[SpecItem]) -> str:
@@ -527,7 +627,7 @@ def _infer_answer_type(answered: list[SpecItem]) -> str:
         for it in answered:
             if not any(_gold_as(it, t) for t in ANSWER_TYPES):
                 raise DataError(f"{it.where}: answer '{it.answer}' is not a letter, a 0-based index or the text of "
-                                f"one choice (choices: {it.choices})")
+                                f"a choice (choices: {it.choices})")
         first = {t: next(it for it in answered if _gold_as(it, t) is None) for t in ANSWER_TYPES}
         raise DataError("answers mix letters, indices and choice texts (" +
                         ", ".join(f"{first[t].where} is not {'an' if t == 'index' else 'a'} {t}" for t in ANSWER_TYPES) + f"); {hint}")
