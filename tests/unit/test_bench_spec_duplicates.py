@@ -98,5 +98,6 @@ def test_a_bench_run_goes_on_and_records_the_skipped_items(tiny_model_dir, tmp_p
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     data = doc["data"]["quiz"]
     assert data["eval_items"] == 2 and data["skipped_no_gold"] == 0
+    assert data["skipped_items"] == {"test": {"duplicate_answer_choices": 1}}
     assert any("test.jsonl:2: choices C and D are both 'evaporation'" in n for n in data["notes"])
     assert "quiz: 1 item(s) skipped (test 1)" in caplog.text

@@ -590,6 +590,8 @@ def run(cfg: BenchConfig) -> BenchResult:
                                              scoring.formulation("strict_acc", t.answer) for f in t.forms}
         if t.lm_eval_form:
             data_info[t.name]["lm_eval_form"] = t.lm_eval_form
+        if t.skipped_items:
+            data_info[t.name]["skipped_items"] = t.skipped_items  # split → reason → count (e.g. duplicate choices)
         if t.notes:
             data_info[t.name]["notes"] = list(t.notes)
             for note in t.notes:
