@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from softeval.bench.tasks import resolve_task
-from softeval.store import result_identity
+from softeval.identity import result_identity
 from tests.conftest import write_jsonl
 
 ITEM = {"q": "What is 1 + 1?", "options": ["1", "2", "3"], "gold": "B"}
@@ -26,10 +26,10 @@ def test_spec_files_of_one_name_in_two_folders_keep_two_hashes(tmp_path):
                                 "files": {"train": "../train/data.jsonl", "test": "../test/data.jsonl"},
                                 "fields": {"question": "q", "choices": "options", "answer": "gold"}}))
     task = resolve_task(str(spec))
-    before = result_identity("bench", {}, task.data_files)["data"]
+    before = result_identity("bench", {}, data_files=task.data_files)["data"]
     # editing the training file (the test file unchanged) is another result
     write_jsonl(train, [ITEM | {"q": "another train question"}])
-    after = result_identity("bench", {}, resolve_task(str(spec)).data_files)["data"]
+    after = result_identity("bench", {}, data_files=resolve_task(str(spec)).data_files)["data"]
     assert before != after
     assert [k for k in before if before[k] != after.get(k)] == ["task:quiz:spec.files.train"]
     assert {k: Path(v).resolve() for k, v in task.data_files.items()} == {
