@@ -9,7 +9,7 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 
-import softeval.bench.lm_adapter as lm_adapter
+from softeval.bench import lm_adapter
 from softeval.bench.lm_adapter import SoftevalLM
 
 PAIRS = [("the quick brown", " fox"), ("the quick brown", " dog"), ("a stitch in", " time saves nine")]

@@ -223,8 +223,8 @@ class SoftevalLM(TemplateLM):
 
     def get_model_info(self) -> dict:
         info = self.lm.info
-        return {"model_name": info.name, "model_sha256": info.weights_sha256, "num_virtual_tokens": self.num_virtual_tokens,
-                "prompt": self.prompt_path, "placement": self.placement, "prompt_card": self.prompt_card,
+        return {"model_name": info.name, "model_sha256": info.weights_sha256,
+                "num_virtual_tokens": self.num_virtual_tokens, "prompt": self.prompt_path, "placement": self.placement, "prompt_card": self.prompt_card,
                 "precision": self.precision, "add_bos_token": self.add_bos_token, "sampling_seed": self.seed}
 
     # --------------------------------------------------------------------------- tokens
