@@ -37,7 +37,9 @@ def new_cache(model: nn.Module) -> dict:
     return {name: DynamicCache(config=model.config)}
 
 
-def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
+def _pick(logits: torch.Tensor, temperature: float, top_p: float,
+          generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
+    """The next token per row: argmax, or a sample from the batch's generator or from each row's own one."""
     logits = logits.float()
     if temperature <= 0:
         return logits.argmax(dim=-1)
@@ -47,7 +49,11 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator: tor
         keep = sorted_p.cumsum(dim=-1) - sorted_p < top_p
         sorted_p = sorted_p * keep
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-    return torch.multinomial(probs / probs.sum(-1, keepdim=True), 1, generator=generator).squeeze(-1)
+    probs = probs / probs.sum(-1, keepdim=True)
+    if isinstance(generator, list):
+        # One draw per row from that row's generator: a row's sample does not depend on its batch partners.
+        return torch.cat([torch.multinomial(probs[r], 1, generator=g) for r, g in enumerate(generator)])
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 def has_input(context: list[int], prompt: nn.Module | None, bos_id: int | None) -> bool:
@@ -60,15 +66,22 @@ def has_input(context: list[int], prompt: nn.Module | None, bos_id: int | None) 
 def generate_ids(model: nn.Module, prompt: nn.Module | None, contexts: list[list[int]], *, bos_id: int | None,
                  pad_id: int, eos_id: int | None = None, placement: str = "after_bos", max_new_tokens: int = 32,
                  temperature: float = 0.0, top_p: float = 1.0, seed: int = 0, use_cache: bool = True,
-                 conditions: list[list[float]] | None = None,
+                 conditions: list[list[float]] | None = None, row_seeds: list[int] | None = None,
                  stop: Callable[[list[int]], bool] | None = None) -> list[list[int]]:
     """Continue each context; returns only the new token ids (stopping at eos, which is included).
 
     `stop(new_ids)` may end a row early (e.g. when its decoded text contains a stop string); the
     batch ends when every row has stopped. In greedy decoding a row that has stopped leaves the batch
     (and the KV cache), so it costs nothing more; rows never attend to each other, so the others'
-    tokens are the same. Sampled rows stay to the end, so a seed draws the same tokens as before.
+    tokens are the same.
+
+    Sampling draws from one generator seeded with `seed` for the whole batch (those rows stay to the end, so
+    a seed draws the same tokens as before), so a row's tokens depend on the rows beside it. `row_seeds`
+    (one per context) gives each row its own generator instead, so the same context and seed sample the
+    same tokens alone or in any batch (lm-eval's sampled tasks); such rows leave the batch when they stop.
     """
+    if row_seeds is not None and len(row_seeds) != len(contexts):
+        raise ValueError(f"row_seeds has {len(row_seeds)} seeds for {len(contexts)} contexts")
     device = next(model.parameters()).device
     hidden = model.get_input_embeddings().weight.shape[1]
     n = prompt.num_virtual_tokens if prompt is not None else 0
@@ -81,7 +94,10 @@ def generate_ids(model: nn.Module, prompt: nn.Module | None, contexts: list[list
     rows = len(contexts)
     prompt_rows = (assemble_prompt_rows([prompt], batch, hidden) if n
                    else torch.zeros(rows, 0, hidden, device=device))
-    generator = torch.Generator(device=device).manual_seed(seed) if temperature > 0 else None
+    generator: torch.Generator | list[torch.Generator] | None = None
+    if temperature > 0:
+        generator = ([torch.Generator(device=device).manual_seed(s) for s in row_seeds] if row_seeds is not None
+                     else torch.Generator(device=device).manual_seed(seed))
     out = [[] for _ in range(rows)]
     live = list(range(rows))  # the row of `out` each batch row writes to
     finished = torch.zeros(rows, dtype=torch.bool, device=device)
@@ -105,9 +121,12 @@ def generate_ids(model: nn.Module, prompt: nn.Module | None, contexts: list[list
                     finished[r] = True
         if bool(finished.all()):
             break
-        if temperature <= 0 and bool(finished.any()):
+        if not isinstance(generator, torch.Generator) and bool(finished.any()):
+            # Greedy rows, and sampled rows with their own generators, are independent of their partners.
             keep = (~finished).nonzero(as_tuple=True)[0]  # (B',)
             live = [live[r] for r in keep.tolist()]
+            if isinstance(generator, list):
+                generator = [generator[r] for r in keep.tolist()]
             finished, next_ids, mask, positions = finished[keep], next_ids[keep], mask[keep], positions[keep]
             ids, slots, prompt_rows = ids[keep], slots[keep], prompt_rows[keep]
             for past in cache.values():

@@ -14,6 +14,18 @@ re-adds a tokenizer-added BOS itself (`collate`), so the soft prompt can sit rig
     request tokens   [BOS] ctx … | cont …
     softeval row     [pad …][BOS][soft × n] ctx … | cont …      (n = 0: the same sequence)
 
+`add_bos_token=False` (as HFLM's) means no BOS anywhere the adapter builds a row: scoring, rolling windows
+and generation start at the soft prompt, then the text. lm-eval's own convention for an empty context (its
+`prefix_token_id`, BOS, as the context) is a token of the request and stays.
+
+Model args are read as lm-eval reads `--model_args` (`lm_eval.utils.handle_arg_string`): `true`/`false` in
+any case are booleans and `1`/`0` integers, so a flag accepts exactly those. `precision` (`auto`, `fp32`,
+`bf16`, `fp16`) is resolved once, when the adapter is made, to what runs (`adapter.precision`, never
+`auto`), and scoring and generation both run under it. Sampled generation (`do_sample: true`) draws each
+request from its own generator, seeded from `seed` (a model arg, default 0) and the request itself, so an
+answer does not depend on how requests were batched; lm-eval's `repeats` copies of a request draw different
+samples.
+
 Speed (issue #12): requests that share a context (the choices of a multiple-choice item) run the context
 once and score every continuation against its KV cache (`softeval.prefix_sharing`; `prefix_sharing=False`
 runs one row per request, the reference path), and batches are cut by a token budget, longest first
@@ -22,8 +34,11 @@ runs one row per request, the reference path), and batches are cut by a token bu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import sys
+from collections import Counter
 from pathlib import Path
 
 import lm_eval.models  # noqa: F401  (fills lm-eval's registry first: registering into an empty one hides its models)
@@ -31,11 +46,13 @@ import torch
 import torch.nn.functional as F
 from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
+from lm_eval.utils import handle_arg_string
 from torch import nn
 from tqdm.auto import tqdm
 
 from softeval.batching import IGNORE, Example, collate
-from softeval.errors import ConfigError
+from softeval.engine import Precision, resolve_precision
+from softeval.errors import ConfigError, SoftevalError, unknown_choice
 from softeval.forward import assemble_prompt_rows, autocast_context, target_logits
 from softeval.generate import generate_ids
 from softeval.models import DEFAULT_MODEL, LoadedModel, load_model
@@ -50,14 +67,45 @@ LLRequest = tuple[tuple[str, str], list[int], list[int]]
 DEFAULT_MAX_BATCH_TOKENS = 4096
 
 
-def _flag(name: str, value) -> bool:
-    """A boolean model_arg: lm-eval passes `key=False` as the string 'False'."""
+def _flag(name: str, value, allow_none: bool = False) -> bool | None:
+    """A boolean model_arg, read as lm-eval reads `--model_args`: `handle_arg_string` turns 'true'/'false' (any
+    case) into booleans, '1'/'0' into the integers 1/0 and 'none' into None. A string (from Python or a
+    config) is read by that same function, so `flag=1` means the same here as through lm-eval's CLI."""
+    if isinstance(value, str):
+        value = handle_arg_string(value)
+    if value is None and allow_none:
+        return None
     if isinstance(value, bool):
         return value
-    text = str(value).strip().lower()
-    if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
-    return text in ("1", "true", "yes", "on")
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    allowed = "true, false, 1, 0" + (" or none" if allow_none else "")
+    raise ConfigError(f"model arg {name} must be {allowed}, got {value!r}")
+
+
+def _available_device(device: str | None) -> str:
+    """The device to load on. lm-eval's CLI asks for cuda:0 when --device is not given; where torch sees no
+    CUDA device, run on the CPU, as `lm_eval --model hf` does, and say so in one line."""
+    text = str(device or "auto")
+    if text.startswith("cuda") and not torch.cuda.is_available():
+        logger.warning("device %s was asked for but torch sees no CUDA device: running on the CPU "
+                       "(pass --device cpu to say so)", text)
+        return "cpu"
+    return text
+
+
+def sample_seeds(seed: int, args: list[tuple[str, dict]]) -> list[int]:
+    """One sampling seed per generation request, from `seed`, the request's text and settings, and how many
+    identical requests came before it in `args`: the same request draws the same sample whatever its batch,
+    and lm-eval's `repeats` (the same request several times, for several samples) draw different ones."""
+    seen: Counter[str] = Counter()
+    seeds = []
+    for context, gen_kwargs in args:
+        key = json.dumps([context, gen_kwargs], sort_keys=True, default=str)
+        digest = hashlib.sha256(f"{seed}\0{seen[key]}\0{key}".encode()).digest()
+        seen[key] += 1
+        seeds.append(int.from_bytes(digest[:8], "little") >> 1)  # below 2**63: any torch generator takes it
+    return seeds
 
 
 def _positive_int(name: str, value, default: int | None) -> int | None:
@@ -82,7 +130,7 @@ class SoftevalLM(TemplateLM):
                  max_gen_toks: int = 256, max_length: int | None = None, precision: str = "fp32",
                  add_bos_token: bool | None = None, allow_mismatch: bool = False, show_progress: bool = True,
                  lm: LoadedModel | None = None, soft_prompt: nn.Module | None = None, placement: str = "after_bos",
-                 prefix_sharing: bool | str = True, max_batch_tokens: int | str | None = None,
+                 prefix_sharing: bool | str = True, max_batch_tokens: int | str | None = None, seed: int = 0,
                  **unused) -> None:
         super().__init__()
         if unused:
@@ -92,19 +140,29 @@ class SoftevalLM(TemplateLM):
         self.batch_size = _positive_int("batch_size", batch_size, None)
         self.max_batch_tokens = _positive_int("max_batch_tokens", max_batch_tokens, DEFAULT_MAX_BATCH_TOKENS)
         self.prefix_sharing = _flag("prefix_sharing", prefix_sharing)
-        self.lm = lm or load_model(str(model), device or "auto", dtype, show_progress=show_progress)
+        self.add_bos_token = _flag("add_bos_token", add_bos_token, allow_none=True)
+        allow_mismatch = _flag("allow_mismatch", allow_mismatch)
+        if str(precision) not in Precision.values():
+            raise ConfigError(unknown_choice("precision", str(precision), Precision.values()))
+        try:
+            self.seed = int(seed)
+        except (TypeError, ValueError):
+            raise ConfigError(f"model arg seed must be an integer, got {seed!r}") from None
+        self.lm = lm or load_model(str(model), _available_device(device), dtype, show_progress=show_progress)
         self.tokenizer = self.lm.tokenizer
         self.max_gen_toks = int(max_gen_toks)
         self._max_length = int(max_length) if max_length else None
-        self.precision = precision
-        self.add_bos_token = None if add_bos_token in (None, "None") else str(add_bos_token).lower() == "true"
+        # What runs, resolved once from the weights and device (`auto` never survives): scoring, generation
+        # and the bench's tuning (which reads this attribute) all use this one value.
+        embeddings = self.lm.model.get_input_embeddings().weight
+        self.precision: str = resolve_precision(str(precision), embeddings.device, embeddings.dtype)
         self.show_progress = show_progress
         self.prompt: nn.Module | None = soft_prompt
         self.placement = placement
         self.prompt_path: str | None = None
         self.prompt_card: dict | None = None
         if prompt not in (None, "", "none", "None"):
-            self.load_prompt(str(prompt), allow_mismatch=str(allow_mismatch).lower() == "true")
+            self.load_prompt(str(prompt), allow_mismatch=allow_mismatch)
 
     # --------------------------------------------------------------------------- prompt
 
@@ -165,8 +223,9 @@ class SoftevalLM(TemplateLM):
 
     def get_model_info(self) -> dict:
         info = self.lm.info
-        return {"model_name": info.name, "model_sha256": info.weights_sha256, "num_virtual_tokens": self.num_virtual_tokens,
-                "prompt": self.prompt_path, "placement": self.placement, "prompt_card": self.prompt_card}
+        return {"model_name": info.name, "model_sha256": info.weights_sha256,
+                "num_virtual_tokens": self.num_virtual_tokens, "prompt": self.prompt_path, "placement": self.placement, "prompt_card": self.prompt_card,
+                "precision": self.precision, "add_bos_token": self.add_bos_token, "sampling_seed": self.seed}
 
     # --------------------------------------------------------------------------- tokens
 
@@ -188,9 +247,14 @@ class SoftevalLM(TemplateLM):
     def tok_decode(self, tokens, skip_special_tokens: bool = True) -> str:
         return self.tokenizer.decode(tokens, skip_special_tokens=skip_special_tokens)
 
+    @property
+    def bos_id(self) -> int | None:
+        """The BOS every row starts with: the tokenizer's (None if it adds none), or None with add_bos_token=False."""
+        return None if self.add_bos_token is False else self.lm.info.bos_token_id
+
     def _split_bos(self, ids: list[int]) -> list[int]:
         """Drop a tokenizer-added BOS: `collate` puts it back (before the soft prompt)."""
-        bos = self.lm.info.bos_token_id
+        bos = self.bos_id
         return ids[1:] if bos is not None and ids[:1] == [bos] else ids
 
     def example(self, context_enc: list[int], continuation_enc: list[int], truncate: bool = True) -> Example:
@@ -248,11 +312,11 @@ class SoftevalLM(TemplateLM):
         """One row per request: [pad…][BOS][soft × n] ctx cont, logits at the continuation's positions."""
         info = self.lm.info
         examples = {i: self.example(requests[i][1], requests[i][2]) for i in indices}
-        prefix = (0 if info.bos_token_id is None else 1) + self.num_virtual_tokens
+        prefix = (0 if self.bos_id is None else 1) + self.num_virtual_tokens
         shapes = [(prefix + len(examples[i].input_ids), 0, 0) for i in indices]
         for part in plan_batches(shapes, self.max_batch_tokens, self.batch_size):
             chunk = [indices[p] for p in part]
-            batch = collate([examples[i] for i in chunk], self.num_virtual_tokens, info.bos_token_id,
+            batch = collate([examples[i] for i in chunk], self.num_virtual_tokens, self.bos_id,
                             info.pad_token_id, self.placement).to(self.device)
             with autocast_context(self.device, self.precision):
                 rows = self._prompt_rows(batch)
@@ -273,7 +337,7 @@ class SoftevalLM(TemplateLM):
         """Each distinct context once, then all its continuations against the cached prefix."""
         info = self.lm.info
         contexts = list(groups)
-        prefix = (0 if info.bos_token_id is None else 1) + self.num_virtual_tokens
+        prefix = (0 if self.bos_id is None else 1) + self.num_virtual_tokens
         shapes = []
         for key in contexts:
             longer = [len(requests[i][2]) - 1 for i in groups[key] if len(requests[i][2]) > 1]
@@ -283,7 +347,7 @@ class SoftevalLM(TemplateLM):
             members = [i for key in keys for i in groups[key]]
             owners = [row for row, key in enumerate(keys) for _ in groups[key]]
             batch = collate([Example(input_ids=list(key), labels=[IGNORE] * len(key)) for key in keys],
-                            self.num_virtual_tokens, info.bos_token_id, info.pad_token_id,
+                            self.num_virtual_tokens, self.bos_id, info.pad_token_id,
                             self.placement).to(self.device)
             with autocast_context(self.device, self.precision):
                 sums, greedy = score_continuations(self.lm.model, batch, self._prompt_rows(batch), owners,
@@ -315,10 +379,12 @@ class SoftevalLM(TemplateLM):
     # --------------------------------------------------------------------------- generation
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        """Greedy (or sampled) continuations through the KV cache, cut at the first stop string."""
+        """Greedy (or sampled) continuations through the KV cache, cut at the first stop string, under the same
+        autocast as scoring; a sampled request draws from its own seeded generator (`sample_seeds`)."""
         from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
 
         args = [r.args for r in requests]
+        seeds = sample_seeds(self.seed, args)
         groups: dict[str, list[int]] = {}
         for i, (_, gen_kwargs) in enumerate(args):
             groups.setdefault(json.dumps(gen_kwargs, sort_keys=True, default=str), []).append(i)
@@ -341,14 +407,16 @@ class SoftevalLM(TemplateLM):
                     text = self.tokenizer.decode(new_ids[-64:], skip_special_tokens=False)
                     return any(u and u in text for u in until)
 
-                prefix = (0 if info.bos_token_id is None else 1) + self.num_virtual_tokens
+                prefix = (0 if self.bos_id is None else 1) + self.num_virtual_tokens
                 shapes = [(prefix + len(encoded[i]) + max_new, 0, 0) for i in ordered]
                 for part in plan_batches(shapes, self.max_batch_tokens, self.batch_size):
                     chunk = [ordered[p] for p in part]
-                    new = generate_ids(self.lm.model, self.prompt, [encoded[i] for i in chunk],
-                                       bos_id=info.bos_token_id, pad_id=info.pad_token_id, eos_id=self.eot_token_id,
-                                       placement=self.placement, max_new_tokens=max_new, temperature=temperature,
-                                       top_p=float(kwargs.get("top_p", 1.0) or 1.0), stop=stop)
+                    with autocast_context(self.device, self.precision):
+                        new = generate_ids(self.lm.model, self.prompt, [encoded[i] for i in chunk],
+                                           bos_id=self.bos_id, pad_id=info.pad_token_id, eos_id=self.eot_token_id,
+                                           placement=self.placement, max_new_tokens=max_new, temperature=temperature,
+                                           top_p=float(kwargs.get("top_p", 1.0) or 1.0),
+                                           row_seeds=[seeds[i] for i in chunk], stop=stop)
                     for i, ids in zip(chunk, new):
                         text = postprocess_generated_text(self.tok_decode(ids), until, None)
                         results[i] = text
@@ -366,8 +434,14 @@ def lm_eval_main() -> None:
         softeval-lm-eval --model softeval --model_args model=smollm2-135m-instruct,prompt=PROMPT.safetensors \
             --tasks TASK --include_path FOLDER_OF_TASK_YAML --device cpu
 
-    lm-eval passes --device and --batch_size itself, so they go there, not in --model_args.
+    lm-eval passes --device and --batch_size itself, so they go there, not in --model_args. Without --device
+    lm-eval asks for cuda:0; on a machine without a GPU the model runs on the CPU (one warning line). A user
+    mistake softeval detects (a model that cannot load, a bad model arg) ends in one line and exit 2.
     """
     from lm_eval.__main__ import cli_evaluate
 
-    cli_evaluate()
+    try:
+        cli_evaluate()
+    except SoftevalError as exc:
+        print(f"softeval-lm-eval: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
