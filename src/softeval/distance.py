@@ -257,9 +257,9 @@ def check_same_eval_set(task: TaskData, lm: LoadedModel, cfg: DistanceConfig) ->
 # --------------------------------------------------------------------------- scoring a cell
 
 
-def task_metrics(task: TaskData, lm: LoadedModel, prompt, placement: str) -> tuple[dict, list]:
+def task_metrics(task: TaskData, lm: LoadedModel, prompt, placement: str, precision: str) -> tuple[dict, list]:
     """Run the task's own metrics (if any), with the prompt's placement: flat numbers, and per-condition rows."""
-    raw = task_metrics_of(lm, prompt, task, placement)
+    raw = task_metrics_of(lm, prompt, task, placement, precision)
     flat = {k: float(v) for k, v in raw.items()
             if k != "by_condition" and isinstance(v, (int, float)) and not isinstance(v, bool)}
     by_condition = []
@@ -292,7 +292,7 @@ def finish_plain_cell(sweep: SweepFolder, task: TaskData, lm: LoadedModel, cfg: 
     t0 = time.perf_counter()
     result = evaluate_prompt(lm.model, None, task.eval, bos_id=ctx.bos_id, pad_id=ctx.pad_id, placement=ctx.placement,
                              batch_size=cfg.eval_batch_size, precision=ctx.precision)
-    flat, by_condition = task_metrics(task, lm, None, ctx.placement)
+    flat, by_condition = task_metrics(task, lm, None, ctx.placement, ctx.precision)
     evaluation = result.to_dict()
     return sweep.write_cell(0, 0, {
         "status": "done", "steps": 0, "loss": evaluation["loss"], "token_accuracy": evaluation["token_accuracy"],
@@ -309,7 +309,7 @@ def finish_trained_cell(sweep: SweepFolder, lane: Lane, task: TaskData, lm: Load
     n, seed = lane.prompt.num_virtual_tokens, lane.cfg.seed
     finalize_lane(lm, lane, task, cfg.prompt, ctx.precision)
     done = lane.status == "done"
-    flat, by_condition = task_metrics(task, lm, lane.prompt, ctx.placement) if done else ({}, [])
+    flat, by_condition = task_metrics(task, lm, lane.prompt, ctx.placement, ctx.precision) if done else ({}, [])
     final, initial = lane.last_eval, lane.initial_eval
     fingerprint = eval_fingerprint(lane.eval_examples, n, ctx.bos_id, ctx.pad_id, ctx.placement)
     return sweep.write_cell(n, seed, {

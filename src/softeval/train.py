@@ -168,15 +168,20 @@ def finalize_lane(lm: LoadedModel, lane, task: TaskData, prompt_cfg: PromptConfi
     return prompt_path
 
 
-def task_metrics_of(lm: LoadedModel, prompt: nn.Module | None, task: TaskData, placement: str) -> dict:
-    """The task's own metrics (legal moves, valid paths…) of a prompt, or {} for tasks without any."""
+def task_metrics_of(lm: LoadedModel, prompt: nn.Module | None, task: TaskData, placement: str,
+                    precision: str = "fp32") -> dict:
+    """The task's own metrics (legal moves, valid paths…) of a prompt, or {} for tasks without any; generated
+    under the same autocast `precision` as training and scoring, which the result's identity records."""
+    from softeval.forward import autocast_context
+
     if task.metrics is None:
         return {}
     logger.info("computing %s task metrics", task.spec.get("task"))
     was_training = prompt.training if prompt is not None else False
     if prompt is not None:
         prompt.eval()
-    with torch.no_grad():
+    device = lm.model.get_input_embeddings().weight.device
+    with torch.no_grad(), autocast_context(device, precision):
         metrics = task.metrics(lm, prompt, task.eval, placement=str(placement)) or {}
     if prompt is not None:
         prompt.train(was_training)
@@ -224,7 +229,7 @@ def run(cfg: TrainConfig, resume: bool = False, lm: LoadedModel | None = None) -
     if lane.status == "failed":
         raise NonFiniteLossError(lane.message)
     logger.info("wrote %s", prompt_path)
-    metrics = task_metrics_of(lm, lane.prompt, task, cfg.prompt.placement)
+    metrics = task_metrics_of(lm, lane.prompt, task, cfg.prompt.placement, ctx.precision)
     if metrics:
         atomic_write_json(folder.results_path, {**folder.read_results(), "task_metrics": metrics})
     return TrainResult(run_dir=folder.path, steps=lane.step, initial_eval=lane.initial_eval,

@@ -123,7 +123,8 @@ def test_one_tuning_seed_writes_what_a_run_before_the_option_wrote(tiny_model_di
     files = {f for f in files if not f.startswith(("logs/", "train/M/quiz/checkpoints/"))}
     assert files == {
         "config.json", "identity.json", "results.json", "report.html",
-        "units/M/quiz/identity.json", "units/M/quiz/model_identity.json", "units/M/quiz/zero.json", "units/M/quiz/few.json", "units/M/quiz/soft.json",
+        "units/M/quiz/identity.json", "units/M/quiz/model_identity.json", "units/M/quiz/zero.json",
+        "units/M/quiz/few.json", "units/M/quiz/soft.json",
         "units/M/quiz/curve_000001.json",
         *(f"samples/M/quiz/{m}_{f}.jsonl" for m in ("zero", "few", "soft") for f in ("gen", "ll_cloze")),
         "samples/M/quiz/curve/soft@1_gen.jsonl",
