@@ -268,7 +268,11 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
     for _ in range(20):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # e.g. a .lock left by another user
+            raise SoftevalError(f"cannot lock {folder}: {path} is not writable ({exc.strerror}); "
+                                "choose another --out") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -293,7 +297,8 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[Path]:
         yield folder
     finally:
         # Unlink while still holding the lock: a process that opened the old file finds it gone and retries.
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the folder went read-only or away: the lock still ends with close
+            path.unlink(missing_ok=True)
         os.close(fd)
         for new in created:
             try:
@@ -372,9 +377,9 @@ class TensorBoardSink(MetricSink):
     def log(self, record: dict) -> None:
         step = int(record.get("step", 0))
         for key, value in record.items():
-            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                if step > self.written.get(key, -1):  # an earlier attempt of this run wrote it already
-                    self.writer.add_scalar(key, value, step)
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if key != "step" and numeric and step > self.written.get(key, -1):  # else an earlier attempt wrote it
+                self.writer.add_scalar(key, value, step)
 
     def close(self) -> None:
         self.writer.flush()

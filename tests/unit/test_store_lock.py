@@ -14,12 +14,19 @@ import time
 import types
 
 import pytest
+from conftest import write_jsonl
+from test_run_store import Killed, cfg_for, kill_at_step, records
 
 from softeval.cli import main
 from softeval.errors import SoftevalError
 from softeval.store import LOCK_FILE, RunFolder, folder_lock, open_metric_sink
 
-from test_run_store import Killed, cfg_for, data, kill_at_step, records  # noqa: F401 (data is a fixture)
+
+@pytest.fixture()
+def data(tmp_path):
+    return write_jsonl(tmp_path / "d.jsonl", [{"prompt": f"the {w} fox", "completion": " jumps over the dog."}
+                                             for w in ["quick", "brown", "lazy", "red"] * 6])
+
 
 HOLD = """
 import sys, time
@@ -61,9 +68,8 @@ def snapshot(folder):
 def test_a_second_process_is_refused_in_one_line_naming_the_holder(tmp_path, holder):
     out = tmp_path / "run"
     proc = holder(out)
-    with pytest.raises(SoftevalError) as info:
-        with folder_lock(out, "train run"):
-            pytest.fail("two processes hold one folder's lock")
+    with pytest.raises(SoftevalError) as info, folder_lock(out, "train run"):
+        pytest.fail("two processes hold one folder's lock")
     message = str(info.value)
     assert "\n" not in message
     assert f"pid {proc.pid}" in message and os.uname().nodename in message and "in use" in message
