@@ -46,14 +46,14 @@ from softeval.errors import ConfigError, DataError, ModelError, unknown_choice
 from softeval.evaluate import evaluate_prompt
 from softeval.identity import (CHECKPOINT_WHY, DEVICE_WHY, DTYPE_WHY, GROW_WHY, MODEL_WHY, OUT_WHY, PRECISION_WHY,
                                REPORTING_WHY, result_identity, settings_identity)
-from softeval.executors import ExecutorConfig, Executor, Unit, cached_model, cached_value, forget_models, remember_model, \
-    run_units, unit_resources
+from softeval.executors import ExecutorConfig, Executor, Unit, cached_model, cached_value, default_torch_threads, \
+    forget_models, remember_model, run_units, unit_resources
 from softeval.models import DEFAULT_MODEL, DEVICE_MAPS, DTYPES, LoadedModel, load_model
 from softeval.packing import CellShape, plan_lane_groups
 from softeval.prompt import PromptConfig
 from softeval.saturation import (DEFAULT_ABSOLUTE_EPSILONS, DEFAULT_RELATIVE_EPSILONS, saturation_summary,
                                  sensitivity_table)
-from softeval.store import SweepFolder, atomic_write_json, check_writable_folder, claim_folder, read_json
+from softeval.store import SweepFolder, atomic_write_json, check_writable_folder, claim_folder, folder_lock, read_json
 from softeval.tasks import TaskConfig, TaskData, available_tasks, build_task
 from softeval.train import finalize_lane, model_facts, task_metrics_of
 
@@ -198,18 +198,20 @@ def pack_cells(cells: list[tuple[int, int]], batch_size: int, example_tokens: in
     return [[cells[i] for i in group] for group in plan_lane_groups(shapes, max_batch_tokens)]
 
 
-def lane_plan(sweep: SweepFolder, cfg: DistanceConfig, todo: list[tuple[int, int]], example_tokens: int) -> list:
+def lane_plan(sweep: SweepFolder, cfg: DistanceConfig, todo: list[tuple[int, int]], example_tokens: int,
+              torch_threads: int | None = None) -> list:
     """Lane groups for the unfinished cells. The plan is fixed the first time a cell is planned (plan.json) and
     reused on every re-run, so a resumed or grown sweep trains each cell with the same partners as before
-    (in bf16 a lane's numbers depend on what shares its batch)."""
-    stored = (sweep.read(sweep.plan_path, "lane plan") or {}).get("groups", [])
-    groups = [[tuple(c) for c in g] for g in stored]
+    (in bf16 a lane's numbers depend on what shares its batch), and with the same torch thread count."""
+    plan = sweep.read(sweep.plan_path, "lane plan") or {}
+    groups = [[tuple(c) for c in g] for g in plan.get("groups", [])]
     planned = {c for g in groups for c in g}
     new = [c for c in todo if c not in planned]
-    if new:
-        groups += pack_cells(new, cfg.optim.batch_size, example_tokens, cfg.max_batch_tokens)
-        atomic_write_json(sweep.plan_path, {"max_batch_tokens": cfg.max_batch_tokens,
-                                            "example_tokens": example_tokens, "groups": groups})
+    if new or (groups and "torch_threads" not in plan):  # a plan from before the count was kept gets it now
+        groups += pack_cells(new, cfg.optim.batch_size, example_tokens, cfg.max_batch_tokens) if new else []
+        atomic_write_json(sweep.plan_path, {"max_batch_tokens": plan.get("max_batch_tokens", cfg.max_batch_tokens),
+                                            "example_tokens": plan.get("example_tokens", example_tokens),
+                                            "groups": groups, "torch_threads": plan.get("torch_threads", torch_threads)})
     wanted = set(todo)
     return [[c for c in g if c in wanted] for g in groups if any(c in wanted for c in g)]
 
@@ -217,10 +219,6 @@ def lane_plan(sweep: SweepFolder, cfg: DistanceConfig, todo: list[tuple[int, int
 def cell_lane_config(cfg: DistanceConfig, seed: int) -> LaneConfig:
     return LaneConfig(optim=cfg.optim, seed=seed, eval_every=cfg.eval_every, eval_batch_size=cfg.eval_batch_size,
                       checkpoint_every=cfg.checkpoint_every, keep_checkpoints=2)  # resume_lanes needs the one before
-
-
-def read_cell(out_dir: Path, n: int, seed: int) -> dict | None:
-    return SweepFolder(out_dir).read_cell(n, seed)
 
 
 # --------------------------------------------------------------------------- the held-out set
@@ -639,8 +637,6 @@ def train_lane_group(cfg: DistanceConfig, group: list[tuple[int, int]], precisio
     seconds = time.perf_counter() - t0
     records = []
     for lane in todo:
-        if lane.status == "running" and lane.step >= lane.max_steps and lane.last_eval.get("final"):
-            lane.status = "done"  # finished before a kill, between its last checkpoint and cell.json
         record = finish_trained_cell(sweep, lane, task, lm, cfg, ctx, seconds)
         if record["status"] == "done":
             logger.info("n=%d seed %d: loss %.4f → %.4f nats/token, token accuracy %.3f", record["n"], record["seed"],
@@ -672,6 +668,14 @@ def group_unit_name(group: list[tuple[int, int]]) -> str:
 
 
 def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
+    """softeval distance, holding the sweep folder's lock (store.folder_lock): a second process on the same --out
+    is refused in one line; units, local or on Ray, write inside the driver's lock."""
+    check_writable_folder(cfg.out, "the sweep")
+    with folder_lock(cfg.out, "distance sweep"):
+        return _run_locked(cfg, lm)
+
+
+def _run_locked(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
     """softeval distance: setup (claim, n = 0) → lane-group units on the executor → summary → report.
 
     `lm` (already loaded, local executor only) saves loading the model again; Ray workers load their own.
@@ -695,8 +699,9 @@ def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
 
     finished = {c for c in cells if sweep.read_cell(*c) is not None}
     todo = [c for c in cells if c not in finished and c[0] > 0]
-    groups = lane_plan(sweep, cfg, todo, setup.example_tokens)
-    planned = (sweep.read(sweep.plan_path, "lane plan") or {}).get("groups", [])
+    groups = lane_plan(sweep, cfg, todo, setup.example_tokens, default_torch_threads(exe))
+    plan = sweep.read(sweep.plan_path, "lane plan") or {}
+    planned, threads = plan.get("groups", []), plan.get("torch_threads")
     done_before = sum(1 for g in planned if all(tuple(c) in finished for c in g))
     logger.info("%s %d-cell sweep of %s on %s (%d held-out examples, %d targets, precision %s): %d finished, "
                 "%d to train in %d unit(s) on the %s executor", "continuing" if setup.resuming else "starting",
@@ -710,7 +715,7 @@ def run(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResult:
     inner_bars = cfg.show_progress and exe.executor == Executor.local
     units = [Unit(group_unit_name(g), {"cfg": cfg, "group": g, "precision": setup.precision,
                                        "eval_sha256": setup.eval_sha256, "model_facts": setup.model_facts,
-                                       "show_progress": inner_bars}, cpus, gpus)
+                                       "show_progress": inner_bars}, cpus, gpus, torch_threads=threads)
              for g in groups]
     try:
         done = run_units(units, _lane_group_unit, log_dir=sweep.path / "logs", show_progress=cfg.show_progress,

@@ -6,9 +6,10 @@ of them). `softeval train` is one lane, a `distance` sweep packs its cells into 
 lane per (model, task). Because lanes share no parameters and rows never interact, each lane's result
 equals training it alone (up to fp32 reduction order).
 
-Checkpoints (`RunFolder.save_checkpoint`) hold the prompt, the optimizer state and the CPU RNG as
-safetensors and the rest as JSON; the data position is a pure function of (seed, step), so nothing else
-is needed to resume exactly.
+Checkpoints (`RunFolder.save_checkpoint`) hold the prompt and the optimizer state as safetensors and the
+rest as JSON; the data position is a pure function of (seed, step) and nothing in a step draws from a
+random generator (the model is in eval mode, without dropout; prompt init and data order have their own
+seeded generators), so nothing else is needed to resume exactly.
 """
 
 from __future__ import annotations
@@ -228,13 +229,25 @@ def _optimizer_state(tensors: dict[str, torch.Tensor], groups: list[dict]) -> di
     return {"state": state, "param_groups": groups}
 
 
-def save_checkpoint(lane: Lane) -> Path:
+def save_checkpoint(lane: Lane, also_keep: int | None = None) -> Path:
+    """Checkpoint `lane`, keeping its newest `keep_checkpoints` and the one at step `also_keep` (the step its
+    group would resume from: `shared_checkpoint_step`)."""
     opt_tensors, groups = _optimizer_tensors(lane.optimizer)
-    tensors = {**{f"prompt.{k}": v for k, v in lane.prompt.state_dict().items()}, **opt_tensors,
-               "rng_cpu": torch.get_rng_state()}
+    tensors = {**{f"prompt.{k}": v for k, v in lane.prompt.state_dict().items()}, **opt_tensors}
     meta = {"status": lane.status, "param_groups": groups, "initial_eval": lane.initial_eval,
             "last_eval": lane.last_eval, "softeval_version": __version__}
-    return lane.folder.save_checkpoint(lane.step, tensors, meta, keep=lane.cfg.keep_checkpoints)
+    return lane.folder.save_checkpoint(lane.step, tensors, meta, keep=lane.cfg.keep_checkpoints, also_keep=also_keep)
+
+
+def shared_checkpoint_step(lanes: list[Lane]) -> int | None:
+    """The newest step every lane of a group has a checkpoint for (None: none), where the group resumes.
+
+    Saving a lane's checkpoint must never delete it: a lane that stopped (a non-finite loss, or an earlier
+    max_steps) keeps its last checkpoints while its partners go on saving and pruning theirs, and without
+    this step a kill before the group ends would restart every lane of it from step 0."""
+    steps = [{step for step, _ in lane.folder.checkpoints()} for lane in lanes]
+    common = set.intersection(*steps) if steps else set()
+    return max(common) if common else None
 
 
 def resume_lanes(lanes: list[Lane]) -> int | None:
@@ -244,9 +257,7 @@ def resume_lanes(lanes: list[Lane]) -> int | None:
     as they are, the lagging lane would take its next steps in a different batch (other partners, other
     padding) and, in the last bits, end elsewhere than an uninterrupted run. Returns the common step (None:
     all start again from step 0)."""
-    steps = [{step for step, _ in lane.folder.checkpoints()} for lane in lanes]
-    common = set.intersection(*steps) if steps else set()
-    at = max(common) if common else None
+    at = shared_checkpoint_step(lanes)
     for lane in lanes:
         resume_lane(lane, at_most=-1 if at is None else at)
     return at
@@ -262,7 +273,8 @@ def resume_lane(lane: Lane, at_most: int | None = None) -> bool:
     path, tensors, meta = found
     lane.prompt.load_state_dict({k.removeprefix("prompt."): v for k, v in tensors.items() if k.startswith("prompt.")})
     lane.optimizer.load_state_dict(_optimizer_state(tensors, meta["param_groups"]))
-    torch.set_rng_state(tensors["rng_cpu"])
+    # Older checkpoints also hold "rng_cpu", the global CPU RNG: nothing in a step draws from it, and
+    # restoring it would only change the caller's random state, so it is ignored.
     lane.step = meta["step"]
     lane.status = "done" if meta.get("status") == "done" else "running"  # a finished lane stays finished
     lane.initial_eval = meta.get("initial_eval", {})
@@ -413,16 +425,17 @@ def train_lanes(ctx: LoopContext, lanes: list[Lane], show_progress: bool = True,
                     if lane.cfg.eval_every and lane.step % lane.cfg.eval_every == 0 and lane.step < lane.max_steps:
                         _record_eval(ctx, lane)
                     if lane.cfg.checkpoint_every and lane.step % lane.cfg.checkpoint_every == 0:
-                        save_checkpoint(lane)
+                        save_checkpoint(lane, also_keep=shared_checkpoint_step(lanes))
                     if lane.step >= lane.max_steps:
-                        _finish_lane(ctx, lane)
+                        _finish_lane(ctx, lane, also_keep=shared_checkpoint_step(lanes))
                 bar.update(len(step_losses))
                 if step_losses:
                     shown = list(step_losses.values())
                     bar.set_postfix(loss=f"{sum(shown) / len(shown):.3f}", tok_s=f"{tokens_per_s:.0f}",
                                     lanes=len([lane for lane in lanes if lane.active]))
     except _AtStepBoundary:
-        saved = [str(save_checkpoint(lane)) for lane in lanes if lane.status == "running"]
+        saved = [str(save_checkpoint(lane, also_keep=shared_checkpoint_step(lanes)))
+                 for lane in lanes if lane.status == "running"]
         # How to continue depends on the command (train: --resume; distance, bench: re-run), so the CLI adds it.
         raise InterruptedRun("interrupted; checkpoint written" + (f" ({saved[0]})" if len(saved) == 1 else "")) from None
     except KeyboardInterrupt:
@@ -430,7 +443,7 @@ def train_lanes(ctx: LoopContext, lanes: list[Lane], show_progress: bool = True,
                              "is kept") from None
     for lane in lanes:
         if lane.status == "running" and lane.step >= lane.max_steps and not lane.last_eval.get("final"):
-            _finish_lane(ctx, lane)
+            _finish_lane(ctx, lane, also_keep=shared_checkpoint_step(lanes))
 
 
 @contextlib.contextmanager
@@ -460,10 +473,10 @@ def _mean_len(lane: Lane) -> int:
     return sum(len(e.input_ids) + 1 for e in sample) // max(1, len(sample))
 
 
-def _finish_lane(ctx: LoopContext, lane: Lane) -> None:
+def _finish_lane(ctx: LoopContext, lane: Lane, also_keep: int | None = None) -> None:
     if lane.last_eval.get("step") != lane.step or not lane.last_eval.get("final"):
         result = evaluate_lane(ctx, lane)
         lane.last_eval = {"step": lane.step, "final": True, **result.to_dict()}
         lane.log({"step": lane.step, "eval_loss": result.loss, "eval_token_accuracy": result.token_accuracy})
     lane.status = "done"
-    save_checkpoint(lane)
+    save_checkpoint(lane, also_keep=also_keep)

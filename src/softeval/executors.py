@@ -18,6 +18,7 @@ worker's pid and host), whichever executor runs it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -55,7 +56,8 @@ class ExecutorConfig:
                                          help="GPU share a unit reserves with --executor ray, e.g. 0.25 (default 1 "
                                               "when the cluster has GPUs and --device is not cpu, else 0)")
     cpus_per_unit: float = option(1.0, flag="--cpus-per-unit",
-                                  help="CPU cores a unit reserves with --executor ray (also its torch threads)")
+                                  help="CPU cores a unit reserves with --executor ray (also its torch threads, "
+                                       "unless the grid recorded its own count when it started)")
     max_retries: int = option(DEFAULT_MAX_RETRIES, flag="--max-retries",
                               help="retries of a unit whose worker died (never of a unit that raised an error)")
 
@@ -82,6 +84,19 @@ class Unit:
     payload: Any
     num_cpus: float = 1.0   # Ray resources the task reserves (ignored by the local executor)
     num_gpus: float = 0.0   # a fraction (0.25) lets several small units share one GPU
+    torch_threads: int | None = None  # torch's CPU threads while it runs, on any executor (None: see execute_unit)
+
+
+def default_torch_threads(cfg: ExecutorConfig) -> int:
+    """The torch thread count a grid's units get unless the grid recorded one: what this process uses (local)
+    or the CPUs a Ray unit reserves. CPU reductions (matmul, sums) split their work by thread, so fp32 results
+    can differ in the last bits between counts: a grid records the count it started with (distance: plan.json)
+    and every unit, local or on Ray, uses that one, so a grid finished elsewhere stays bit-identical."""
+    import torch
+
+    if cfg.executor == Executor.ray:
+        return max(1, int(cfg.cpus_per_unit))
+    return torch.get_num_threads()
 
 
 def check_executor(name) -> str:
@@ -148,7 +163,8 @@ def execute_unit(fn: Callable[[Unit], Any], unit: Unit, log_dir: str | None, exe
                      socket.gethostname())
     t0 = time.perf_counter()
     try:
-        out = fn(unit)
+        with _torch_threads(unit.torch_threads):
+            out = fn(unit)
         package.info("unit %s: done in %.1fs", unit.name, time.perf_counter() - t0)
         return out
     except SoftevalError as exc:
@@ -168,12 +184,30 @@ def execute_unit(fn: Callable[[Unit], Any], unit: Unit, log_dir: str | None, exe
             package.removeHandler(saved[2])
 
 
-def _ray_entry(fn: Callable[[Unit], Any], unit: Unit, log_dir: str | None) -> Any:
-    """The Ray task body. Torch's thread pool is sized to the CPUs the task reserved (a reused worker keeps
-    whatever the previous unit set, and Ray sets OMP_NUM_THREADS only when the process starts)."""
+@contextlib.contextmanager
+def _torch_threads(count: int | None):
+    """torch's CPU thread count set to `count` while a unit runs, and given back after (the local executor
+    runs units in the caller's process, whose setting stays theirs). None leaves it as it is."""
     import torch
 
-    torch.set_num_threads(max(1, int(unit.num_cpus)))
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(count)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _ray_entry(fn: Callable[[Unit], Any], unit: Unit, log_dir: str | None) -> Any:
+    """The Ray task body. Torch's thread pool is sized to the unit's recorded count, else to the CPUs the task
+    reserved (a reused worker keeps whatever the previous unit set, and Ray sets OMP_NUM_THREADS only when
+    the process starts)."""
+    import torch
+
+    torch.set_num_threads(max(1, int(unit.torch_threads or unit.num_cpus)))
     return execute_unit(fn, unit, log_dir, executor="ray", catch_user_errors=True)
 
 
@@ -364,4 +398,4 @@ def forget_models() -> None:
 
 
 __all__ = ["Executor", "EXECUTORS", "ExecutorConfig", "Unit", "UnitFailed", "run_units", "execute_unit", "ensure_ray",
-           "unit_resources", "cached_model", "cached_value", "remember_model", "forget_models", "check_executor"]
+           "unit_resources", "default_torch_threads", "cached_model", "cached_value", "remember_model", "forget_models", "check_executor"]

@@ -18,7 +18,7 @@ import numpy as np
 from softeval.errors import ConfigError, SoftevalError
 from softeval.stability import (MIN_EXCESS, SCHEMA, SIGMAS, flag_cells, neighbour_outliers, read_curves,
                                 robust_scale)
-from softeval.store import SweepFolder, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from softeval.store import SweepFolder, atomic_write_bytes, folder_lock, atomic_write_json, atomic_write_text, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -86,16 +86,17 @@ def run_grid(base, lrs, batch_sizes, out: str | Path, lm=None, report: bool = Tr
     out = Path(out)
     points = [(lr, bs) for bs in sizes for lr in lrs]
     configs = {p: point_config(base, p[0], p[1], out / point_folder(*p)) for p in points}  # bad settings fail here
-    lm = lm or load_model(base.model, base.device, base.dtype, show_progress=base.show_progress)
-    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "stability grid"):  # each point's sweep also locks its own folder
+        lm = lm or load_model(base.model, base.device, base.dtype, show_progress=base.show_progress)
+        out.mkdir(parents=True, exist_ok=True)
 
-    # --- loop
-    for i, (lr, bs) in enumerate(points, start=1):
-        logger.info("grid point %d/%d: lr %g, batch size %d", i, len(points), lr, bs)
-        distance.run(configs[(lr, bs)], lm=lm)
+        # --- loop
+        for i, (lr, bs) in enumerate(points, start=1):
+            logger.info("grid point %d/%d: lr %g, batch size %d", i, len(points), lr, bs)
+            distance.run(configs[(lr, bs)], lm=lm)
 
-    # --- save
-    return analyze_grid(out, report=report, sigmas=sigmas, min_excess=min_excess)
+        # --- save
+        return _analyze(out, report, sigmas, min_excess)
 
 
 def _sweeps_in(out: Path) -> list[tuple[Path, dict]]:
@@ -201,11 +202,17 @@ def check_one_grid(sweeps: list[tuple[Path, dict]], out: Path) -> None:
 
 def analyze_grid(out: str | Path, report: bool = True, sigmas: float = SIGMAS,
                  min_excess: float = MIN_EXCESS) -> GridResult:
-    """stability.json (+ report/) from the sweeps under OUT: S(ε) per grid point, its movement, flags."""
+    """stability.json (+ report/) from the sweeps under OUT: S(ε) per grid point, its movement, flags; under
+    OUT's lock, so it never reads a grid another process is writing."""
     out = Path(out)
     if not out.is_dir():
         raise SoftevalError(f"{out} does not exist; run `softeval stability --out {out} --lrs … --batch-sizes …` "
                             "first")
+    with folder_lock(out, "stability grid"):
+        return _analyze(out, report, sigmas, min_excess)
+
+
+def _analyze(out: Path, report: bool, sigmas: float, min_excess: float) -> GridResult:
     sweeps = _sweeps_in(out)
     if not sweeps:
         raise SoftevalError(f"{out} holds no finished distance sweeps (no */results.json); run `softeval stability "

@@ -8,13 +8,16 @@ in browsers and jq. `metrics.jsonl` is append-only and its reader ignores a torn
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
 import json
 import math
 import os
 import re
+import socket
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -77,12 +80,6 @@ def dumps_json(obj: Any, indent: int | None = 2) -> str:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, dumps_json(obj) + "\n")
-
-
-def atomic_torch_save(path: Path, obj: Any) -> None:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def append_jsonl(path: Path, record: dict) -> None:
@@ -198,7 +195,7 @@ def claim_folder(folder: Path, identity: dict, what: str, adopt: bool = False, f
             raise ConfigError(f"{folder} holds a {what} with another identity ({'; '.join(changed)}); "
                               "re-run with the same settings and data to continue it, or choose another --out")
         return True
-    existing = folder.exists() and any(p.name != ".gitkeep" for p in folder.iterdir())
+    existing = folder.exists() and any(p.name not in (".gitkeep", LOCK_FILE) for p in folder.iterdir())
     if existing and not adopt:
         raise ConfigError(f"{folder} exists and does not hold a softeval {what} (no {IDENTITY_FILE}); "
                           "choose another --out")
@@ -209,6 +206,93 @@ def claim_folder(folder: Path, identity: dict, what: str, adopt: bool = False, f
     return existing
 
 
+# --------------------------------------------------------------------------- one writer per folder
+
+LOCK_FILE = ".lock"
+
+
+def _lock_holder(fd: int) -> str:
+    """Who holds the lock, from what the holder wrote into the lock file (it may not have written it yet)."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode("utf-8") or "{}")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        info = {}
+    if not isinstance(info, dict) or "pid" not in info:
+        return "another process (it has not said which yet)"
+    command = " ".join(str(info.get("command", "?")).split())[:160]  # one line, whatever argv held
+    return f"pid {info['pid']} on {info.get('host', '?')} since {info.get('started', '?')} ({command})"
+
+
+def _new_dirs(folder: Path) -> list[Path]:
+    """The folders `mkdir -p folder` would create, deepest first."""
+    out = []
+    while not folder.exists() and folder != folder.parent:
+        out.append(folder)
+        folder = folder.parent
+    return out
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str) -> Iterator[Path]:
+    """Hold an exclusive advisory lock on a result folder while a command writes it.
+
+    Two processes writing one folder race everywhere (claim_folder's check-then-write, metrics.jsonl rewound
+    on resume, old checkpoints deleted): the second one is refused at once, in one line naming the holder
+    (pid, host, start time and command, which the holder writes into `folder/.lock`); it never waits.
+    `flock` locks belong to the open file, so the kernel releases them when the holder ends however it
+    ends (killed included): a stale `.lock` left by a kill never blocks anyone. On a normal exit the lock
+    file is removed, and so are the folders created only to hold it (a run that failed at setup leaves
+    nothing behind). One process takes the lock once: units of a grid run inside their driver's lock.
+    Linux and macOS (fcntl); on NFS, flock is as good as the mount's lock support."""
+    import fcntl
+
+    from softeval.errors import SoftevalError
+
+    folder = Path(folder)
+    check_writable_folder(folder, f"the {what}")
+    created = _new_dirs(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    for _ in range(20):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # e.g. a .lock left by another user
+            raise SoftevalError(f"cannot lock {folder}: {path} is not writable ({exc.strerror}); "
+                                "choose another --out") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            raise SoftevalError(f"{folder} is in use by another softeval {what}: {holder}; wait for it to end "
+                                "or choose another --out") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder removed this file as we opened it: lock the one now at `path`
+    else:
+        raise SoftevalError(f"could not lock {path}: it keeps being replaced; is another softeval ending in a loop?")
+    try:
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "what": what,
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv)}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (dumps_json(holder, indent=None) + "\n").encode("utf-8"), 0)
+        yield folder
+    finally:
+        # Unlink while still holding the lock: a process that opened the old file finds it gone and retries.
+        with contextlib.suppress(OSError):  # the folder went read-only or away: the lock still ends with close
+            path.unlink(missing_ok=True)
+        os.close(fd)
+        for new in created:
+            try:
+                new.rmdir()  # only if empty: the command wrote nothing there
+            except OSError:
+                break
+
+
 # --------------------------------------------------------------------------- metric sinks
 
 METRIC_SINKS = ("jsonl", "tensorboard", "wandb")
@@ -216,7 +300,9 @@ METRIC_SINKS = ("jsonl", "tensorboard", "wandb")
 
 class MetricSink:
     """Where per-step metrics go. `log` takes one flat record with a 'step'; `rewind(step)` forgets records
-    after `step` (a resumed run writes them again) where the backend can; `close` flushes."""
+    after `step` (a resumed run writes them again) where the backend can; `close` flushes. A backend that
+    cannot forget (TensorBoard, W&B) instead skips the records it already holds, so a resumed run or a
+    retried Ray unit, which logs again every step after its checkpoint, adds each record once."""
 
     def log(self, record: dict) -> None:
         raise NotImplementedError
@@ -242,6 +328,22 @@ class JsonlSink(MetricSink):
             truncate_jsonl(self.path, lambda r: r.get("step", 0) <= step)
 
 
+def tensorboard_high_water(log_dir: Path) -> dict[str, int]:
+    """The last step of each scalar tag already in the event files under `log_dir` ({} for none). A torn last
+    event (a kill mid-write) ends that file's reading (the loader stops there); the events before it count."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    high: dict[str, int] = {}
+    for path in sorted(Path(log_dir).glob("events.out.tfevents.*")):
+        try:
+            for event in EventFileLoader(str(path)).Load():
+                for value in event.summary.value:
+                    high[value.tag] = max(high.get(value.tag, -1), int(event.step))
+        except OSError:  # an unreadable file: nothing in it can be skipped, so its steps are written again
+            continue
+    return high
+
+
 class TensorBoardSink(MetricSink):
     """Scalars under run_dir/tensorboard (needs `tensorboard`: pip install softeval[tensorboard])."""
 
@@ -253,12 +355,16 @@ class TensorBoardSink(MetricSink):
         except ImportError:
             raise ConfigError("metrics sink 'tensorboard' needs the tensorboard package: "
                               "pip install 'softeval[tensorboard]'") from None
+        # Read before the writer adds its own (empty) event file. What the files hold, not metrics.jsonl, says
+        # what to skip: a killed writer loses the events it had not flushed, and those must be written again.
+        self.written = tensorboard_high_water(log_dir)
         self.writer = SummaryWriter(log_dir=str(log_dir))
 
     def log(self, record: dict) -> None:
         step = int(record.get("step", 0))
         for key, value in record.items():
-            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if key != "step" and numeric and step > self.written.get(key, -1):  # else an earlier attempt wrote it
                 self.writer.add_scalar(key, value, step)
 
     def close(self) -> None:
@@ -276,14 +382,20 @@ class WandbSink(MetricSink):
             import wandb
         except ImportError:
             raise ConfigError("metrics sink 'wandb' needs the wandb package: pip install 'softeval[wandb]'") from None
+        # One W&B run per run folder, continued by every attempt (resume="allow"), and the steps metrics.jsonl
+        # already holds are not sent again: W&B's history cannot be rewound. (The id is the folder's path
+        # hash: the same folder, the same run; W&B ignores `resume` offline, `wandb sync` joins by id.)
+        self.written = max((int(r.get("step", 0)) for r in read_jsonl(Path(run_dir) / "metrics.jsonl")), default=-1)
+        run_id = hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "softeval"), name=name, dir=str(run_dir),
-                              config=strict_json(config), mode=os.environ.get("WANDB_MODE", "offline"),
-                              reinit="create_new")
+                              id=run_id, resume="allow", config=strict_json(config),
+                              mode=os.environ.get("WANDB_MODE", "offline"), reinit="create_new")
 
     def log(self, record: dict) -> None:
         values = {k: v for k, v in record.items() if k != "step" and isinstance(v, (int, float))}
-        if values:
-            self.run.log(values, step=int(record.get("step", 0)))
+        step = int(record.get("step", 0))
+        if values and step > self.written:
+            self.run.log(values, step=step)
 
     def close(self) -> None:
         self.run.finish()
@@ -397,11 +509,15 @@ class RunFolder:
         found = [(int(m.group(1)), p) for p in self.checkpoint_dir.iterdir() if (m := CHECKPOINT_RE.match(p.name))]
         return sorted(found)
 
-    def save_checkpoint(self, step: int, tensors: dict[str, torch.Tensor], meta: dict, keep: int) -> Path:
+    def save_checkpoint(self, step: int, tensors: dict[str, torch.Tensor], meta: dict, keep: int,
+                        also_keep: int | None = None) -> Path:
+        """Write step `step`'s checkpoint and delete all but the newest `keep`, except the one at `also_keep`
+        (the step a lane's group resumes from, engine.shared_checkpoint_step)."""
         path = self.checkpoint_dir / f"step_{step:06d}.safetensors"
         write_checkpoint(path, tensors, {"step": step, **meta})
-        for _, old in self.checkpoints()[:-keep]:
-            old.unlink(missing_ok=True)
+        for old_step, old in self.checkpoints()[:-keep]:
+            if old_step != also_keep:
+                old.unlink(missing_ok=True)
         return path
 
     def latest_checkpoint(self, at_most: int | None = None) -> tuple[Path, dict[str, torch.Tensor], dict] | None:

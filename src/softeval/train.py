@@ -27,7 +27,7 @@ from softeval.identity import (CHECKPOINT_WHY, DEVICE_WHY, DTYPE_WHY, MODEL_WHY,
                                differences, free_settings, result_identity, settings_identity)
 from softeval.models import DEFAULT_MODEL, DTYPES, LoadedModel, load_model
 from softeval.prompt import PromptConfig, PromptMetadata, save_prompt
-from softeval.store import RunFolder, atomic_write_json, check_writable_folder, claim_folder, read_json
+from softeval.store import RunFolder, atomic_write_json, check_writable_folder, claim_folder, folder_lock, read_json
 from softeval.tasks import TaskConfig, TaskData, build_task
 
 logger = logging.getLogger(__name__)
@@ -189,6 +189,13 @@ def task_metrics_of(lm: LoadedModel, prompt: nn.Module | None, task: TaskData, p
 
 
 def run(cfg: TrainConfig, resume: bool = False, lm: LoadedModel | None = None) -> TrainResult:
+    """softeval train, holding the run folder's lock throughout: a second process on the same --out is refused
+    in one line naming this one (store.folder_lock)."""
+    with folder_lock(cfg.out, "train run"):
+        return _run_locked(cfg, resume, lm)
+
+
+def _run_locked(cfg: TrainConfig, resume: bool, lm: LoadedModel | None) -> TrainResult:
     """softeval train: setup → loop → save → result."""
     # --- setup
     check_writable_folder(cfg.out, "the run")  # before the model loads: a bad --out fails at once

@@ -176,3 +176,37 @@ def test_unit_log_keeps_info_while_the_console_keeps_its_level(tmp_path):
     assert "toy u0 computed" in (tmp_path / "logs" / "u0.log").read_text()  # INFO in the unit's file ...
     assert [r.getMessage() for r in console.records] == ["after the unit"]  # ... none on the console
     assert package.propagate == before[1]
+
+
+# --------------------------------------------------------------------------- torch threads (issue 29, defect 9)
+
+
+def threads_unit(unit: Unit) -> int:
+    return torch.get_num_threads()
+
+
+def test_a_local_unit_runs_with_its_recorded_thread_count_and_gives_the_callers_back(tmp_path):
+    before = torch.get_num_threads()
+    other = 3 if before != 3 else 2
+    [inside] = run_units([Unit("u0", {}, torch_threads=other)], threads_unit, show_progress=False)
+    assert inside == other
+    assert torch.get_num_threads() == before
+
+
+def test_a_ray_unit_uses_the_recorded_thread_count_not_its_cpus(tmp_path):
+    """The Ray task body, called in-process: a grid started locally with N threads keeps N on a 1-CPU unit."""
+    from softeval.executors import _ray_entry
+
+    before = torch.get_num_threads()
+    try:
+        assert _ray_entry(threads_unit, Unit("u0", {}, num_cpus=1, torch_threads=3), None) == 3
+        assert _ray_entry(threads_unit, Unit("u1", {}, num_cpus=2), None) == 2  # nothing recorded: its CPUs
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_default_thread_count_is_the_executors():
+    from softeval.executors import ExecutorConfig, default_torch_threads
+
+    assert default_torch_threads(ExecutorConfig()) == torch.get_num_threads()
+    assert default_torch_threads(ExecutorConfig(executor="ray", cpus_per_unit=2)) == 2

@@ -29,8 +29,8 @@ from softeval.identity import (DEVICE_WHY, DTYPE_WHY, OUT_WHY, PRECISION_WHY, RE
 from softeval.executors import Executor, ExecutorConfig, Unit, cached_model, forget_models, run_units, unit_resources
 from softeval.models import DEVICE_MAPS, DTYPES
 from softeval.prompt import PromptConfig
-from softeval.store import (BenchFolder, atomic_write_json, atomic_write_text, claim_folder, dumps_json, read_json,
-                            read_jsonl, safe_name)
+from softeval.store import (BenchFolder, atomic_write_json, atomic_write_text, claim_folder, dumps_json, folder_lock,
+                            read_json, read_jsonl, safe_name)
 
 logger = logging.getLogger(__name__)
 
@@ -562,6 +562,13 @@ def _model_task_unit(unit: Unit) -> list[str]:
 
 
 def run(cfg: BenchConfig) -> BenchResult:
+    """softeval bench, holding OUT's lock (store.folder_lock): a second process on the same --out is refused in
+    one line; units, local or on Ray, write inside the driver's lock."""
+    with folder_lock(cfg.out, "bench run"):
+        return _run_locked(cfg)
+
+
+def _run_locked(cfg: BenchConfig) -> BenchResult:
     from softeval.bench import ranking
 
     # --- setup (every user error surfaces here, before any model work)
