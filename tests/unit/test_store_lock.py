@@ -217,3 +217,37 @@ def test_records_of_one_run_folder_are_never_skipped_on_a_first_run(tmp_path):
     from softeval.store import tensorboard_high_water
 
     assert tensorboard_high_water(tmp_path / "fresh" / "tensorboard") == {"eval_loss": 2}
+
+
+def test_every_command_that_writes_a_folder_takes_its_lock(tiny_model_dir, tmp_path, holder):
+    """distance, bench and stability refuse a folder another process holds, in one line, touching nothing."""
+    from softeval.bench.runner import run as run_bench
+    from softeval.config import build_config
+    from softeval.distance import DistanceConfig
+    from softeval.distance import run as run_sweep
+    from softeval.errors import SoftevalError
+    from softeval.stability_grid import analyze_grid, run_grid
+    from softeval.tasks import TaskConfig
+
+    from tests.unit.test_bench_runner import _cfg, _quiz
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join('{"prompt": "the fox", "completion": " jumps."}\n' for _ in range(8)))
+    sweep = build_config(DistanceConfig, flags=dict(
+        model=str(tiny_model_dir), device="cpu", tokens="0,1", seeds=1, max_steps=1, show_progress=False,
+        report=False, out=str(tmp_path / "sweep"), task=TaskConfig(name="jsonl", data=str(data))))
+    calls = {"distance sweep": lambda out: run_sweep(sweep.__class__(**{**sweep.__dict__, "out": str(out)})),
+             "bench run": lambda out: run_bench(_cfg(tiny_model_dir, _quiz(tmp_path / "quiz"), out)),
+             "stability grid": lambda out: run_grid(sweep, [0.1], [4], out),
+             "stability analysis": analyze_grid}
+    for what, call in calls.items():
+        out = tmp_path / what.replace(" ", "_")
+        out.mkdir()
+        (out / "mine.txt").write_text("kept")
+        proc = holder(out)
+        before = snapshot(out)
+        with pytest.raises(SoftevalError, match=f"pid {proc.pid}"):
+            call(out)
+        assert snapshot(out) == before, what
+        proc.kill()
+        proc.wait()
