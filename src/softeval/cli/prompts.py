@@ -185,8 +185,14 @@ def eval_task_config(args: argparse.Namespace, meta) -> tuple[object, bool, str 
     user_task: dict = {}
     if args.config:
         file = load_yaml(args.config)
-        user_task = merge_into(TaskConfig, user_task, file.get("task") or {})
+        section = file.get("task") or {}
+        if not isinstance(section, dict):  # `task: repetition` reads naturally but is not train's layout either
+            raise ConfigError(f"{args.config}: config key 'task' expects a mapping, e.g. 'task: {{name: {section}}}' "
+                              f"(or pass --task {section}), got {section!r}")
+        user_task = merge_into(TaskConfig, user_task, section)
         config_model = file.get("model")
+        if config_model is not None and not isinstance(config_model, str):
+            raise ConfigError(f"{args.config}: config key 'model' expects a model name or path, got {config_model!r}")
     from softeval.config import given_flags
 
     flags = deep_update(given_flags(args), task_option_flags(args)).get("task", {})
@@ -224,9 +230,10 @@ def cmd_eval(args) -> int:
     task = build_task(task_cfg, lm.tokenizer)
     prompt = None
     if meta is not None:
-        prompt, meta = load_prompt(Path(args.prompt), lm.info, task_hash=task.spec_hash,
+        prompt, meta = load_prompt(Path(args.prompt), lm.info, task_spec=task.spec,
                                    allow_mismatch=args.allow_mismatch)
     _say_imported(meta)
+    data_sha256 = scored_and_trained_data(meta, task.spec)
     placement = meta.placement if meta else "after_bos"
     # A behaviour file named by --data is scored whole; otherwise the task's held-out split.
     whole_file = task_cfg.name == "jsonl" and user_data and not task_cfg.eval_data
@@ -241,7 +248,7 @@ def cmd_eval(args) -> int:
         metrics, by_condition = task_metrics(task, lm, prompt, placement)
     if args.json:
         print(json.dumps({**result.to_dict(), "num_examples": len(examples), "task": task.spec,
-                          "prompt_task": meta.task_spec.get("task") if meta else None,
+                          "prompt_task": meta.task_spec.get("task") if meta else None, "data_sha256": data_sha256,
                           **({"task_metrics": metrics, "condition_metrics": by_condition} if args.task_metrics else {})}))
     else:
         print(f"loss {result.loss:.4f} nats/token, token accuracy {result.token_accuracy:.3f} "
@@ -249,6 +256,20 @@ def cmd_eval(args) -> int:
         for name, value in metrics.items():
             print(f"  {name:<48} {value:.6g}")
     return 0
+
+
+def scored_and_trained_data(meta, scored_spec: dict) -> dict:
+    """Which data was scored and which the prompt was trained on (content hashes by role), for the output;
+    held-out data (same task kind, other files) is said on stderr in one line, as the result is about it."""
+    from softeval.card import ANY_TASK
+
+    scored = scored_spec.get("data_sha256") or {}
+    trained = (meta.task_spec.get("data_sha256") or {}) if meta is not None and meta.task_hash != ANY_TASK else None
+    if trained is not None and trained != scored:
+        short = lambda hashes: ", ".join(f"{role} {sha[:12]}" for role, sha in sorted(hashes.items())) or "none"  # noqa: E731
+        print(f"eval: scoring other data than the prompt was trained on (same task kind and format): trained on "
+              f"{short(trained)}, scoring {short(scored)}", file=sys.stderr)
+    return {"scored": scored, "trained": trained}
 
 
 # --------------------------------------------------------------------------- generate
