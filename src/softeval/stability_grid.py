@@ -117,7 +117,9 @@ NO_S = "—"  # the label of a grid point whose S could not be computed (e.g. ce
 
 def _s_entry(results: dict, mode: str) -> dict:
     sat = (results.get("saturation") or {}).get(mode)
-    if not sat:
+    # No threshold: fewer than two prompt lengths had a loss (failed or missing cells), so there is no S at all
+    # (saturation.py still labels that "not reached").
+    if not sat or sat.get("threshold") is None:
         return {"S": None, "label": NO_S, "reached": False, "interval90": [None, None], "epsilon": None}
     return {"S": sat["S"], "label": sat["label"], "reached": sat["reached"],
             "interval90": sat["bootstrap"].get("interval90", [None, None]), "epsilon": sat["epsilon"]}
