@@ -212,6 +212,11 @@ class PromptConfig:
 # --------------------------------------------------------------------------- files
 
 
+# The metadata fields the checks and the card compute with, and the JSON type each must have.
+METADATA_TYPES = {"hidden_size": int, "num_virtual_tokens": int, "condition_dim": int, "task_spec": dict,
+                  "extra": dict, "model_sha256": str, "tokenizer_sha256": str, "task_hash": str}
+
+
 @dataclass
 class PromptMetadata:
     """What a saved prompt needs to be reused safely (DESIGN.md invariant 8)."""
@@ -258,16 +263,12 @@ class PromptMetadata:
         if incomplete:
             raise PromptMismatchError(f"{where}: prompt metadata lacks {', '.join(incomplete)}; the file was edited or "
                                       "written by another program: export or train the prompt again")
-        wrong = [f"{k} ({type(known[k]).__name__})" for k, kind in cls._SHAPES.items()
+        wrong = [f"{k} ({type(known[k]).__name__})" for k, kind in METADATA_TYPES.items()
                  if k in known and (not isinstance(known[k], kind) or isinstance(known[k], bool))]
         if wrong:
             raise PromptMismatchError(f"{where}: prompt metadata has the wrong type for {', '.join(wrong)}; the file was "
                                       "edited or written by another program: export or train the prompt again")
         return cls(**known)
-
-    # The fields the checks and the card compute with, and the JSON type each must have.
-    _SHAPES = {"hidden_size": int, "num_virtual_tokens": int, "condition_dim": int, "task_spec": dict,
-               "extra": dict, "model_sha256": str, "tokenizer_sha256": str, "task_hash": str}
 
 
 def save_prompt(path: Path, prompt: PromptModule, meta: PromptMetadata) -> None:

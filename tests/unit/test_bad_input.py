@@ -204,7 +204,9 @@ def test_held_out_data_of_the_same_task_kind_is_scored_and_both_data_hashes_reco
                  "--json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    sha = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731 - an independent hash of each file
+    def sha(path: Path) -> str:  # an independent hash of each file
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
     doc = json.loads(captured.out)
     assert doc["data_sha256"] == {"trained": {"data": sha(data)}, "scored": {"data": sha(held_out)}}
     assert doc["num_examples"] == 4  # the whole held-out file
@@ -326,9 +328,8 @@ def test_show_on_a_damaged_file_is_one_line_error(tmp_path, capsys, peft_run, wh
         (adapter / "softeval_metadata.json").write_text(json.dumps(meta))
         target, expected = adapter, "softeval_metadata.json: prompt metadata lacks hidden_size"
     else:
-        target = tmp_path / "p.safetensors"
+        target, expected = tmp_path / "p.safetensors", "p.safetensors: prompt metadata lacks hidden_size"
         _strip_hidden_size(run / "prompt.safetensors", target)
-        target, expected = target, "p.safetensors: prompt metadata lacks hidden_size"
     code, err = run_cli(capsys, "show", str(target))
     assert code == 2
     assert expected in error_line(err)

@@ -224,6 +224,8 @@ def cmd_eval(args) -> int:
     from softeval.prompt import load_prompt
     from softeval.tasks import build_task
 
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     meta = _read_meta(args.prompt)
     task_cfg, user_data, config_model = eval_task_config(args, meta)
     lm = _load_model(args, meta, config_model)
@@ -266,10 +268,13 @@ def scored_and_trained_data(meta, scored_spec: dict) -> dict:
     scored = scored_spec.get("data_sha256") or {}
     trained = (meta.task_spec.get("data_sha256") or {}) if meta is not None and meta.task_hash != ANY_TASK else None
     if trained is not None and trained != scored:
-        short = lambda hashes: ", ".join(f"{role} {sha[:12]}" for role, sha in sorted(hashes.items())) or "none"  # noqa: E731
         print(f"eval: scoring other data than the prompt was trained on (same task kind and format): trained on "
-              f"{short(trained)}, scoring {short(scored)}", file=sys.stderr)
+              f"{_short_hashes(trained)}, scoring {_short_hashes(scored)}", file=sys.stderr)
     return {"scored": scored, "trained": trained}
+
+
+def _short_hashes(hashes: dict) -> str:
+    return ", ".join(f"{role} {sha[:12]}" for role, sha in sorted(hashes.items())) or "none"
 
 
 # --------------------------------------------------------------------------- generate
@@ -279,6 +284,7 @@ def cmd_generate(args) -> int:
     from softeval.generate import generate
     from softeval.prompt import load_prompt
 
+    _check_sampling(args)
     meta = _read_meta(args.prompt)
     lm = _load_model(args, meta)
     prompt = None
@@ -292,6 +298,19 @@ def cmd_generate(args) -> int:
     for text, out in zip(args.text, outs):
         print(f"{text}\u2502{out}")
     return 0
+
+
+def _check_sampling(args) -> None:
+    """Values generate would otherwise take silently (a negative length generates nothing, top-p 2 is top-p 1)."""
+    errors = []
+    if args.max_new_tokens < 1:
+        errors.append(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    if not args.temperature >= 0:
+        errors.append(f"--temperature must be >= 0 (0 = greedy), got {args.temperature}")
+    if not 0 < args.top_p <= 1:
+        errors.append(f"--top-p must be in (0, 1], got {args.top_p}")
+    if errors:
+        raise ConfigError("; ".join(errors))
 
 
 def _parse_conditions(values: list[str] | None, num_texts: int, condition_dim: int) -> list[list[float]] | None:
