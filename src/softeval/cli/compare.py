@@ -80,7 +80,6 @@ def cmd_stability(args) -> int:
     from softeval import stability_grid as stability
     from softeval.stability import MIN_EXCESS, SIGMAS
     from softeval.stability_grid import grid_point
-
     from softeval.store import check_writable_folder
 
     check_writable_folder(Path(args.out), "the stability grid")
