@@ -370,6 +370,7 @@ def load_model(ref: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "aut
     torch_dtype = resolve_dtype(dtype, torch_device)
     check_device_map(device_map, torch_device)
     source, location = resolve_reference(ref, show_progress)
+    _refuse_config_not_object(Path(location), ref)
     t0 = time.time()
     placement = {} if device_map is None else {"device_map": device_map}
     attention = resolve_attention(torch_device, torch_dtype)
@@ -423,6 +424,21 @@ def load_model(ref: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "aut
     logger.info("loaded %s (%s, %.0fM params, %s on %s) in %.1fs", ref, info.architecture,
                 info.num_parameters / 1e6, info.dtype, info.device, time.time() - t0)
     return LoadedModel(model=model, tokenizer=tokenizer, info=info)
+
+
+def _refuse_config_not_object(folder: Path, ref: str) -> None:
+    """A model folder whose config.json is JSON but not an object: transformers fails on it with a TypeError
+    deep inside; say it in one line (unreadable JSON is left to transformers' own message)."""
+    path = folder / "config.json"
+    if not path.is_file():
+        return
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return
+    if not isinstance(config, dict):
+        raise ModelError(f"could not load model '{ref}': {path} holds a JSON {type(config).__name__}, not a model "
+                         "config object; copy or fetch the model again")
 
 
 def _summarise_device_map(device_map: dict) -> str:

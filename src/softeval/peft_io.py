@@ -176,11 +176,24 @@ def import_peft(adapter_dir: Path) -> tuple[SoftPrompt, dict]:
 def adapter_model_name(adapter_dir: Path) -> str | None:
     """The model an adapter was made for: softeval's record if it exported it, else PEFT's base model."""
     adapter_dir = Path(adapter_dir)
-    ours = adapter_dir / "softeval_metadata.json"
+    ours, cfg = adapter_dir / "softeval_metadata.json", adapter_dir / "adapter_config.json"
     if ours.is_file():
-        return json.loads(ours.read_text()).get("model_name")
-    cfg = adapter_dir / "adapter_config.json"
-    return json.loads(cfg.read_text()).get("base_model_name_or_path") if cfg.is_file() else None
+        return _model_field(ours, "model_name", "softeval prompt metadata")
+    return _model_field(cfg, "base_model_name_or_path", "PEFT adapter config") if cfg.is_file() else None
+
+
+def _model_field(path: Path, key: str, what: str) -> str | None:
+    """A model name from one of an adapter's JSON files; a corrupt file is a user error naming the way out."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SoftevalError(f"{path} is not a readable {what} ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                            "pass the adapter's base model with --model") from None
+    name = record.get(key) if isinstance(record, dict) else None
+    if not isinstance(record, dict) or not isinstance(name, (str, type(None))):
+        raise SoftevalError(f"{path} is not a {what} (expected a JSON object with a string '{key}'); "
+                            "pass the adapter's base model with --model")
+    return name
 
 
 def metadata_for_import(cfg: dict, model_info, n: int, adapter_dir: Path | None = None,

@@ -10,6 +10,7 @@ A prompt module maps a batch (and optional condition vectors) to per-row prompt 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -211,6 +212,11 @@ class PromptConfig:
 # --------------------------------------------------------------------------- files
 
 
+# The metadata fields the checks and the card compute with, and the JSON type each must have.
+METADATA_TYPES = {"hidden_size": int, "num_virtual_tokens": int, "condition_dim": int, "task_spec": dict,
+                  "extra": dict, "model_sha256": str, "tokenizer_sha256": str, "task_hash": str}
+
+
 @dataclass
 class PromptMetadata:
     """What a saved prompt needs to be reused safely (DESIGN.md invariant 8)."""
@@ -235,12 +241,33 @@ class PromptMetadata:
         return {k: json.dumps(v) for k, v in self.__dict__.items()}
 
     @classmethod
-    def from_strings(cls, meta: dict[str, str]) -> "PromptMetadata":
-        known = {k: json.loads(v) for k, v in meta.items() if k in cls.__dataclass_fields__}
+    def from_strings(cls, meta: dict[str, str], where: str = "prompt file") -> "PromptMetadata":
+        """Metadata from its header strings; `where` names the file in errors."""
+        known = {}
+        for key, value in meta.items():
+            if key not in cls.__dataclass_fields__:
+                continue
+            try:
+                known[key] = json.loads(value)
+            except (TypeError, json.JSONDecodeError):
+                raise PromptMismatchError(f"{where}: metadata field '{key}' is not JSON ({str(value)[:40]!r}); the "
+                                          "file was edited or written by another program") from None
         missing = [k for k in ("model_name", "model_sha256", "tokenizer_sha256") if k not in known]
         if missing:
-            raise PromptMismatchError(f"prompt file has no softeval metadata ({', '.join(missing)} missing); "
+            raise PromptMismatchError(f"{where} has no softeval metadata ({', '.join(missing)} missing); "
                                       "import PEFT adapters with `softeval import-peft`")
+        # The other fields without a default (hidden_size, task_spec, …): a partial record cannot be checked.
+        required = [f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        incomplete = [k for k in required if k not in known]
+        if incomplete:
+            raise PromptMismatchError(f"{where}: prompt metadata lacks {', '.join(incomplete)}; the file was edited or "
+                                      "written by another program: export or train the prompt again")
+        wrong = [f"{k} ({type(known[k]).__name__})" for k, kind in METADATA_TYPES.items()
+                 if k in known and (not isinstance(known[k], kind) or isinstance(known[k], bool))]
+        if wrong:
+            raise PromptMismatchError(f"{where}: prompt metadata has the wrong type for {', '.join(wrong)}; the file was "
+                                      "edited or written by another program: export or train the prompt again")
         return cls(**known)
 
 
@@ -262,11 +289,18 @@ def read_prompt_file(path: Path) -> tuple[dict[str, torch.Tensor], PromptMetadat
             meta = f.metadata() or {}
     except Exception as exc:  # safetensors raises its own SafetensorError for corrupt headers
         raise SoftevalError(f"{path} is not a readable safetensors prompt: {exc}") from exc
-    return tensors, PromptMetadata.from_strings(meta)
+    return tensors, PromptMetadata.from_strings(meta, where=str(path))
 
 
-def check_compatible(meta: PromptMetadata, model_info, task_hash: str | None = None) -> None:
-    """Refuse to reuse a prompt with a model, tokenizer or task it was not trained for."""
+def task_kind(spec: dict) -> dict:
+    """A task spec without its data hashes: the kind of behaviour and its format settings, not which examples.
+    A prompt fits every task of its kind, so held-out data is allowed; which data was scored belongs to the
+    result (eval records both hashes), not to this check."""
+    return {k: v for k, v in (spec or {}).items() if k != "data_sha256"}
+
+
+def check_compatible(meta: PromptMetadata, model_info, task_spec: dict | None = None) -> None:
+    """Refuse to reuse a prompt with a model, tokenizer or kind of task it was not trained for."""
     if meta.hidden_size != model_info.hidden_size:
         raise PromptMismatchError(f"prompt was trained for '{meta.model_name}' (hidden size {meta.hidden_size}), "
                                   f"not '{model_info.name}' (hidden size {model_info.hidden_size}); "
@@ -279,16 +313,17 @@ def check_compatible(meta: PromptMetadata, model_info, task_hash: str | None = N
         raise PromptMismatchError(f"prompt was trained with a different tokenizer than '{model_info.name}' uses; "
                                   "pass --allow-mismatch to use it anyway")
     # An imported PEFT adapter has no softeval task (task_hash "any"): it may be scored on any task.
-    if task_hash is not None and meta.task_hash not in (task_hash, ANY_TASK):
-        raise PromptMismatchError(f"prompt was trained for task {meta.task_spec}, not this one; "
-                                  "pass --allow-mismatch to use it anyway")
+    if task_spec is not None and meta.task_hash != ANY_TASK and task_kind(meta.task_spec) != task_kind(task_spec):
+        raise PromptMismatchError(f"prompt was trained for task {task_kind(meta.task_spec)}, not "
+                                  f"{task_kind(task_spec)}; pass --allow-mismatch to use it anyway")
 
 
-def load_prompt(path: Path, model_info=None, task_hash: str | None = None,
+def load_prompt(path: Path, model_info=None, task_spec: dict | None = None,
                 allow_mismatch: bool = False) -> tuple[PromptModule, PromptMetadata]:
+    """The prompt at `path`, checked against the model (and, given `task_spec`, the kind of task) it is for."""
     tensors, meta = read_prompt_file(path)
     if model_info is not None and not allow_mismatch:
-        check_compatible(meta, model_info, task_hash)
+        check_compatible(meta, model_info, task_spec)
     if meta.kind == "plain":
         prompt = SoftPrompt(tensors[PEFT_KEY])
     else:

@@ -105,28 +105,38 @@ def _sweeps_in(out: Path) -> list[tuple[Path, dict]]:
         path = sub / "results.json"
         if path.exists():
             results = read_json(path, "distance sweep results")
+            if not isinstance(results, dict):
+                raise SoftevalError(f"{path} is not a sweep's results (a JSON {type(results).__name__}, not an "
+                                    "object); restore it or move that folder out of the grid")
             if results.get("kind") == "distance":
                 found.append((sub, results))
     return found
 
 
+NO_S = "—"  # the label of a grid point whose S could not be computed (e.g. cells missing): not "not reached"
+
+
 def _s_entry(results: dict, mode: str) -> dict:
     sat = (results.get("saturation") or {}).get(mode)
-    if not sat:
-        return {"S": None, "label": "—", "reached": False, "interval90": [None, None], "epsilon": None}
+    # No threshold: fewer than two prompt lengths had a loss (failed or missing cells), so there is no S at all
+    # (saturation.py still labels that "not reached").
+    if not sat or sat.get("threshold") is None:
+        return {"S": None, "label": NO_S, "reached": False, "interval90": [None, None], "epsilon": None}
     return {"S": sat["S"], "label": sat["label"], "reached": sat["reached"],
             "interval90": sat["bootstrap"].get("interval90", [None, None]), "epsilon": sat["epsilon"]}
 
 
 def s_movement(entries: list[dict], tokens: list[int]) -> dict:
-    """How S moves over a set of grid points: distinct values, range in grid steps, not-reached count."""
+    """How S moves over a set of grid points: distinct values, range in grid steps, and two different counts:
+    `not_reached` (S was computed and the grid's last step still gains more than ε) and `no_S` (S could not be
+    computed at all, e.g. the sweep's cells are missing)."""
     labels = [e["label"] for e in entries]
     reached = [e["S"] for e in entries if e["reached"]]
-    pos = [tokens.index(s) if s in tokens else len(tokens) for s in reached]
-    pos += [len(tokens)] * sum(1 for e in entries if not e["reached"] and e["label"] != "—")
+    not_reached = sum(1 for e in entries if not e["reached"] and e["label"] != NO_S)
+    pos = [tokens.index(s) if s in tokens else len(tokens) for s in reached] + [len(tokens)] * not_reached
     return {"distinct": sorted(set(labels), key=labels.index), "stable": len(set(labels)) <= 1,
             "S_min": min(reached, default=None), "S_max": max(reached, default=None),
-            "not_reached": sum(1 for e in entries if not e["reached"]),
+            "not_reached": not_reached, "no_S": sum(1 for e in entries if e["label"] == NO_S),
             "spread_grid_steps": (max(pos) - min(pos)) if pos else None}
 
 
@@ -341,9 +351,9 @@ def write_grid_report(out: Path, summary: dict, points: list[dict]) -> Path:
         for which in ("all", "stable_points"):
             m = summary["movement"][mode][which]
             rows.append([mode, which.replace("_", " "), ", ".join(m["distinct"]), "yes" if m["stable"] else "no",
-                         m["S_min"], m["S_max"], m["not_reached"], m["spread_grid_steps"]])
+                         m["S_min"], m["S_max"], m["not_reached"], m["no_S"], m["spread_grid_steps"]])
     parts.append(_table(["ε mode", "points", "S values", "one value", "S min", "S max", "not reached",
-                         "spread (grid steps)"], rows, left=3))
+                         "no S (cells missing)", "spread (grid steps)"], rows, left=3))
     parts += [_img(images["s_grid_absolute"], "S absolute over the grid"),
               _img(images["s_grid_relative"], "S relative over the grid")]
     parts.append("<h2>Per grid point</h2>")

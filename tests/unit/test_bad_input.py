@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -181,24 +182,55 @@ def test_prompt_against_wrong_model(tmp_path, capsys, tiny_model_dir):
     assert "prompt was trained on model" in error_line(err)
 
 
-def test_prompt_on_other_data_is_refused(tmp_path, capsys, tiny_model_dir):
-    """The task hash covers the data: another JSONL is another task; the same bytes elsewhere are the same one."""
-    import shutil
-
-    data = write_jsonl(tmp_path / "a.jsonl", [{"prompt": "q", "completion": " the fox"}] * 8)
-    other = write_jsonl(tmp_path / "b.jsonl", [{"prompt": "q", "completion": " the dog"}] * 8)
+def _train_jsonl(tmp_path, tiny_model_dir, data) -> Path:
     out = tmp_path / "run"
     assert main(["train", "--model", str(tiny_model_dir), "--data", str(data), "--tokens", "2", "--steps", "1",
                  "--out", str(out), "-q"]) == 0
+    return out
+
+
+def test_held_out_data_of_the_same_task_kind_is_scored_and_both_data_hashes_recorded(tmp_path, capsys,
+                                                                                     tiny_model_dir):
+    """Issue 29 #18: `train --data train.jsonl && eval --prompt RUN --data heldout.jsonl` is the ordinary held-out
+    measurement. It runs, says so in one stderr line, and the output names the data trained on and scored."""
+    import hashlib
+    import shutil
+
+    data = write_jsonl(tmp_path / "train.jsonl", [{"prompt": "q", "completion": " the fox"}] * 8)
+    held_out = write_jsonl(tmp_path / "heldout.jsonl", [{"prompt": "z", "completion": " the dog"}] * 4)
+    out = _train_jsonl(tmp_path, tiny_model_dir, data)
     capsys.readouterr()
-    code, err = run_cli(capsys, "-q", "eval", "--prompt", str(out), "--model", str(tiny_model_dir), "--data", str(other))
-    assert code == 2 and "pass --allow-mismatch" in error_line(err)
-    assert main(["-q", "eval", "--prompt", str(out), "--model", str(tiny_model_dir), "--data", str(other),
-                 "--allow-mismatch"]) == 0
+    code = main(["-q", "eval", "--prompt", str(out), "--model", str(tiny_model_dir), "--data", str(held_out),
+                 "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    def sha(path: Path) -> str:  # an independent hash of each file
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    doc = json.loads(captured.out)
+    assert doc["data_sha256"] == {"trained": {"data": sha(data)}, "scored": {"data": sha(held_out)}}
+    assert doc["num_examples"] == 4  # the whole held-out file
+    said = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(said) == 1 and "other data than the prompt was trained on" in said[0], captured.err
+    assert sha(data)[:12] in said[0] and sha(held_out)[:12] in said[0]
+    # The same bytes under another name are the data it was trained on: nothing to say.
     moved = tmp_path / "moved" / "renamed.jsonl"
     moved.parent.mkdir()
     shutil.copy(data, moved)
     assert main(["-q", "eval", "--prompt", str(out), "--model", str(tiny_model_dir), "--data", str(moved)]) == 0
+    assert "other data" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change", [["--task", "repetition"], ["task.max_length=7"]],
+                         ids=["another-task-kind", "another-format-setting"])
+def test_another_task_kind_or_format_setting_is_still_refused(tmp_path, capsys, tiny_model_dir, change):
+    data = write_jsonl(tmp_path / "train.jsonl", [{"prompt": "q", "completion": " the fox"}] * 8)
+    out = _train_jsonl(tmp_path, tiny_model_dir, data)
+    capsys.readouterr()
+    code, err = run_cli(capsys, "-q", "eval", "--prompt", str(out), "--model", str(tiny_model_dir), *change)
+    assert code == 2 and "pass --allow-mismatch" in error_line(err)
+    assert main(["-q", "eval", "--prompt", str(out), "--model", str(tiny_model_dir), *change,
+                 "--allow-mismatch"]) == 0
 
 
 def test_existing_run_dir_is_not_overwritten(tmp_path, capsys, tiny_model_dir):
@@ -222,3 +254,91 @@ def test_config_errors_reported_together():
         build_config(TrainConfig, flags={"num_virtual_tokens": 0, "batch_size": 0, "lr": -1})
     message = str(info.value)
     assert "num_virtual_tokens" in message and "batch_size" in message and "lr" in message
+
+
+# --- issue 29 #14: each of these was a traceback -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def peft_run(tiny_model_dir, tmp_path_factory) -> Path:
+    """A finished run whose prompt PEFT can hold (before BOS), and its exported adapter beside it."""
+    from softeval.peft_io import export_peft
+
+    root = tmp_path_factory.mktemp("peft_run")
+    assert main(["-q", "train", "--model", str(tiny_model_dir), "--task", "repetition", "--repeat-text", " hello",
+                 "task.num_train=8", "task.num_eval=2", "task.context_tokens=8", "task.target_tokens=4",
+                 "--tokens", "2", "--steps", "1", "--placement", "before_bos", "--out", str(root / "run")]) == 0
+    export_peft(root / "run" / "prompt.safetensors", root / "adapter")
+    return root
+
+
+def test_eval_config_naming_the_task_as_a_string_is_one_line_error(tmp_path, capsys, tiny_model_dir):
+    """`task: repetition` in an eval --config was an AttributeError."""
+    config = tmp_path / "c.yaml"
+    config.write_text("task: repetition\n")
+    code, err = run_cli(capsys, "-q", "eval", "--config", str(config), "--prompt", "none", "--model",
+                        str(tiny_model_dir))
+    assert code == 2
+    assert "config key 'task' expects a mapping, e.g. 'task: {name: repetition}'" in error_line(err)
+
+
+def test_import_peft_without_model_on_corrupt_softeval_metadata_is_one_line_error(tmp_path, capsys, peft_run,
+                                                                                   tiny_model_dir):
+    """Without --model the adapter's own record names the model; a corrupt record was a JSONDecodeError."""
+    import shutil
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(peft_run / "adapter", adapter)
+    for corrupt in ("{not json", "[1, 2]", '{"model_name": 7}'):
+        (adapter / "softeval_metadata.json").write_text(corrupt)
+        code, err = run_cli(capsys, "-q", "import-peft", str(adapter), "--out", str(tmp_path / "p.safetensors"))
+        assert code == 2, corrupt
+        assert "softeval_metadata.json" in error_line(err) and "--model" in error_line(err), corrupt
+    # --model names the model, so the record is not needed.
+    assert main(["-q", "import-peft", str(adapter), "--model", str(tiny_model_dir),
+                 "--out", str(tmp_path / "p.safetensors")]) == 0
+
+
+def _strip_hidden_size(src: Path, dst: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(src), framework="pt") as f:
+        tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())
+    del meta["hidden_size"]
+    save_file(tensors, str(dst), metadata=meta)
+
+
+@pytest.mark.parametrize("what", ["results-array", "adapter-config-array", "adapter-metadata-without-hidden-size",
+                                  "prompt-without-hidden-size"])
+def test_show_on_a_damaged_file_is_one_line_error(tmp_path, capsys, peft_run, what):
+    import shutil
+
+    shutil.copytree(peft_run, tmp_path / "in")
+    run, adapter = tmp_path / "in" / "run", tmp_path / "in" / "adapter"
+    if what == "results-array":
+        (run / "results.json").write_text("[1, 2]")
+        target, expected = run, "results.json holds a JSON array"
+    elif what == "adapter-config-array":
+        (adapter / "adapter_config.json").write_text("[1, 2]")
+        target, expected = adapter, "adapter_config.json holds a JSON array"
+    elif what == "adapter-metadata-without-hidden-size":
+        meta = json.loads((adapter / "softeval_metadata.json").read_text())
+        del meta["hidden_size"]
+        (adapter / "softeval_metadata.json").write_text(json.dumps(meta))
+        target, expected = adapter, "softeval_metadata.json: prompt metadata lacks hidden_size"
+    else:
+        target, expected = tmp_path / "p.safetensors", "p.safetensors: prompt metadata lacks hidden_size"
+        _strip_hidden_size(run / "prompt.safetensors", target)
+    code, err = run_cli(capsys, "show", str(target))
+    assert code == 2
+    assert expected in error_line(err)
+
+
+def test_stability_over_a_folder_with_a_non_object_results_json_is_one_line_error(tmp_path, capsys):
+    point = tmp_path / "grid" / "lr0.1_bs4"
+    point.mkdir(parents=True)
+    (point / "results.json").write_text("[1, 2]")
+    code, err = run_cli(capsys, "stability", "--out", str(tmp_path / "grid"), "--no-report")
+    assert code == 2
+    assert "lr0.1_bs4/results.json is not a sweep's results" in error_line(err)

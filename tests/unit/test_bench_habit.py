@@ -48,13 +48,18 @@ def test_answers_that_follow_the_gold_stand_far_above_the_habit():
 
 
 def test_seeds_pool_and_out_of_format_replies_are_never_right():
+    """Pooled over seeds, S, E[S] and Var[S] add up. The oracle is the enumeration of every permutation of each
+    seed's answers (not permutation_moments, which habit_metrics itself calls), and the totals by hand."""
     seed_a = [("A", "A"), ("B", "B"), ("B", "A"), ("A", "B")]
     seed_b = [(habit.NO_ANSWER, "A"), ("A", "A"), ("A", "B"), ("B", "B")]
     pooled = habit.habit_metrics("strict_acc", [seed_a, seed_b])
-    moments = [habit.permutation_moments(s) for s in (seed_a, seed_b)]
-    assert pooled["strict_acc_habit"] == pytest.approx(sum(m[1] for m in moments) / 8)
-    assert pooled["strict_acc_over_habit"] == pytest.approx((sum(m[0] for m in moments) - sum(m[1] for m in moments)) / 8)
-    assert pooled["strict_acc_over_habit_stderr"] == pytest.approx(sum(m[2] for m in moments) ** 0.5 / 8)
+    (mean_a, var_a), (mean_b, var_b) = _brute_force(seed_a), _brute_force(seed_b)
+    # By hand: seed a deals two A and two B answers to two A and two B golds, E[S] = (2·2 + 2·2)/4 = 2; seed b
+    # deals (none), A, A, B to golds A, A, B, B, E[S] = (2·2 + 1·2)/4 = 1.5. Both seeds got 2 right.
+    assert (mean_a, mean_b) == (2, 1.5)
+    assert pooled["strict_acc_habit"] == pytest.approx(3.5 / 8)
+    assert pooled["strict_acc_over_habit"] == pytest.approx((2 + 2 - 3.5) / 8)
+    assert pooled["strict_acc_over_habit_stderr"] == pytest.approx((var_a + var_b) ** 0.5 / 8)
     gen = [{"parsed_strict": "A", "format_ok": False, "gold": "A"}, {"parsed_strict": "B", "format_ok": True, "gold": "B"}]
     assert habit.answers_and_golds(gen, "gen") == [(habit.NO_ANSWER, "A"), ("B", "B")]
     ll = [{"choice": 3, "gold": 1}, {"choice": None, "gold": 0}]

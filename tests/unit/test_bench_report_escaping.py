@@ -1,7 +1,9 @@
 """Names from spec files, paths and configs reach HTML reports escaped (the distance report; the bench
-report is covered end to end in test_bench_runner.py)."""
+report is covered end to end in test_bench_runner.py), and the bench report's header shows its settings."""
 
 from __future__ import annotations
+
+import html
 
 import pytest
 
@@ -39,7 +41,7 @@ def test_distance_report_escapes_every_user_string(sweep):
     res = sweep["results"]
     res["model"]["name"] = EVIL
     res["config"]["task"]["name"] = EVIL
-    res["config"]["init"] = EVIL  # e.g. a text init
+    res["config"]["prompt"]["init"] = EVIL  # where the report reads the init from (config.prompt.init)
     res["seeds"] = [EVIL]
     res["task"]["eval_fingerprint"] = "<b>x</b>"
     for cell in res["cells"]:
@@ -48,3 +50,17 @@ def test_distance_report_escapes_every_user_string(sweep):
     page = render_html(sweep, {})
     assert "<script>" not in page and "<b>x</b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert f"init {html.escape(EVIL)}," in page  # the key set above is one the report reads
+
+
+def test_the_bench_report_header_shows_the_tuning_settings_from_the_optim_section():
+    """Issue 29 #15: max_steps, batch_size and lr live under the config's `optim` section; the header looked for
+    them at the top level and never showed them."""
+    from softeval.bench.report import _settings
+    from softeval.bench.runner import BenchConfig
+    from softeval.config import build_config, to_dict
+
+    cfg = build_config(BenchConfig, overrides=["optim.max_steps=37", "optim.batch_size=5", "optim.lr=0.0123"])
+    header = _settings({"config": to_dict(cfg)})
+    for key, value in (("max_steps", "37"), ("batch_size", "5"), ("lr", "0.0123")):
+        assert f"<th>{key}</th><td>{value}</td>" in header, key

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from softeval.batching import IGNORE, Example, collate
 from softeval.errors import ModelError
@@ -12,25 +13,62 @@ from softeval.forward import target_losses
 from softeval.models import load_model
 from softeval.prompt import SoftPrompt
 
+EXAMPLES = [Example(input_ids=[5, 6, 7, 8], labels=[IGNORE, 6, 7, 8]),
+            Example(input_ids=list(range(20, 31)), labels=[IGNORE] * 4 + list(range(24, 31)))]
+
+
+def _prompt_vectors(hidden_size: int) -> torch.Tensor:
+    return torch.randn(3, hidden_size, generator=torch.Generator().manual_seed(0)) * 0.05
+
 
 def _loss_and_grad(lm, device: torch.device):
-    torch.manual_seed(0)
-    prompt = SoftPrompt(torch.randn(3, lm.info.hidden_size) * 0.05).to(device)
-    examples = [Example(input_ids=[5, 6, 7, 8], labels=[IGNORE, 6, 7, 8]),
-                Example(input_ids=list(range(20, 31)), labels=[IGNORE] * 4 + list(range(24, 31)))]
-    batch = collate(examples, 3, lm.info.bos_token_id, lm.info.pad_token_id).to(device)
-    losses, _ = target_losses(lm.model, batch, prompt(len(examples)))
+    """Per-target losses and the prompt's gradient through softeval's batching and loss."""
+    prompt = SoftPrompt(_prompt_vectors(lm.info.hidden_size)).to(device)
+    batch = collate(EXAMPLES, 3, lm.info.bos_token_id, lm.info.pad_token_id).to(device)
+    losses, _ = target_losses(lm.model, batch, prompt(len(EXAMPLES)))
     losses.mean().backward()
     return losses.detach().cpu(), prompt.embeddings.grad.detach().cpu()
 
 
-def test_device_map_auto_on_cpu_equals_plain_load(tiny_model_dir):
-    plain = load_model(str(tiny_model_dir), device="cpu", dtype="float32", show_progress=False)
+def _loss_and_grad_by_hand(model, bos_id: int):
+    """The same numbers without softeval: one unpadded row at a time, [BOS, prompt, tokens] as input embeddings
+    into the Hugging Face model, and each target's cross-entropy at the position before it."""
+    embed = model.get_input_embeddings()
+    prompt = _prompt_vectors(embed.weight.shape[1]).requires_grad_(True)
+    losses = []
+    for ex in EXAMPLES:
+        tokens = embed(torch.tensor([bos_id, *ex.input_ids]))
+        logits = model(inputs_embeds=torch.cat([tokens[:1], prompt, tokens[1:]]).unsqueeze(0)).logits[0]
+        prefix = 1 + prompt.shape[0]  # input_ids[i] sits at prefix + i, so the logits before it predict it
+        losses += [F.cross_entropy(logits[prefix + i - 1], torch.tensor(label))
+                   for i, label in enumerate(ex.labels) if label != IGNORE]
+    losses = torch.stack(losses)
+    losses.mean().backward()
+    return losses.detach(), prompt.grad
+
+
+def test_device_map_auto_on_cpu_goes_through_accelerate_and_scores_as_computed_by_hand(tiny_model_dir, monkeypatch):
+    """The map reaches the loader (a dropped --device-map would fail here), and the mapped model's losses and
+    prompt gradient equal a computation that shares no code with softeval's forward."""
+    from transformers import AutoModelForCausalLM
+
+    asked = []
+    load = AutoModelForCausalLM.from_pretrained
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs.get("device_map"))
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", spy)
     mapped = load_model(str(tiny_model_dir), device="cpu", dtype="float32", show_progress=False, device_map="auto")
+    monkeypatch.undo()
+    assert asked == ["auto"]
     assert mapped.info.device == "cpu" and not any(p.requires_grad for p in mapped.model.parameters())
-    loss_a, grad_a = _loss_and_grad(plain, torch.device("cpu"))
-    loss_b, grad_b = _loss_and_grad(mapped, torch.device("cpu"))
-    assert torch.equal(loss_a, loss_b) and torch.equal(grad_a, grad_b)
+    losses, grad = _loss_and_grad(mapped, torch.device("cpu"))
+    reference = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
+    expected_losses, expected_grad = _loss_and_grad_by_hand(reference, mapped.info.bos_token_id)
+    torch.testing.assert_close(losses, expected_losses, rtol=0, atol=1e-5)
+    torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-6)
 
 
 def test_unknown_device_map_is_a_model_error(tiny_model_dir):

@@ -104,7 +104,7 @@ def test_every_cell_is_scored_on_the_same_eval_set(sweep, corpus):
     for cell in cells:
         prompt = None
         if cell["n"]:
-            prompt, _ = load_prompt(out / "cells" / cell["name"], lm.info, task.spec_hash)
+            prompt, _ = load_prompt(out / "cells" / cell["name"], lm.info, task.spec)
         again = evaluate_prompt(lm.model, prompt, task.eval, bos_id=lm.info.bos_token_id,
                                 pad_id=lm.info.pad_token_id, precision="fp32")
         assert again.loss == pytest.approx(cell["loss"], abs=1e-5)
@@ -291,7 +291,7 @@ def test_task_metrics_use_the_sweeps_placement(tiny_model_dir, tmp_path, tiny_lm
     assert cell["status"] == "done" and tiny_lm.info.bos_token_id is not None
 
     task = build_task(task_cfg, tiny_lm.tokenizer)
-    prompt, meta = load_prompt(Path(cfg.out) / "cells" / cell["name"], tiny_lm.info, task.spec_hash)
+    prompt, meta = load_prompt(Path(cfg.out) / "cells" / cell["name"], tiny_lm.info, task.spec)
     assert meta.placement == "before_bos"
     flat = lambda m: {k: float(v) for k, v in m.items() if isinstance(v, (int, float))}  # noqa: E731
     before = flat(task.metrics(tiny_lm, prompt, task.eval, placement="before_bos"))

@@ -245,6 +245,6 @@ def test_prompt_metadata_and_mismatch_refusal(tmp_path, tiny_lm, tiny_model_dir)
     with pytest.raises(PromptMismatchError, match="weights"):
         load_prompt(result.prompt_path, other.info)
     with pytest.raises(PromptMismatchError, match="task"):
-        load_prompt(result.prompt_path, tiny_lm.info, task_hash="0000")
+        load_prompt(result.prompt_path, tiny_lm.info, task_spec={"task": "another"})
     prompt, _ = load_prompt(result.prompt_path, other.info, allow_mismatch=True)
     assert prompt.num_virtual_tokens == 4

@@ -226,6 +226,26 @@ def test_a_planted_lr_discontinuity_is_flagged_and_left_out_of_the_stable_moveme
     assert "UNSTABLE" in page and "lr0.1_bs4" in page
 
 
+def test_the_movement_table_counts_a_point_without_s_apart_from_not_reached(tmp_path):
+    """Issue 29 #15: a point whose S could not be computed (its cells failed or are missing) is "no S", not
+    "not reached" (S computed, the grid's last step still gains more than ε)."""
+    root = tmp_path / "grid"
+    points = {0.01: [5.0, 3.0, 2.5, 2.5],    # S = 4
+              0.1: [5.0, 4.0, 3.0, 2.0],     # still 1 nat/token lower at n = 16: not reached
+              1.0: [5.0, None, None, None]}  # every prompt length failed: no S at all
+    for lr, losses in points.items():
+        make_sweep(root / f"lr{lr:g}_bs4", {(n, 0): v for n, v in zip((0, 1, 4, 16), losses)}, lr=lr, batch_size=4,
+                   epsilon=0.01)
+    summary = analyze_grid(root).summary
+    labels = {p["folder"]: p["absolute"]["label"] for p in summary["points"]}
+    assert labels["lr0.01_bs4"] == "4" and labels["lr0.1_bs4"].startswith(">") and not labels["lr1_bs4"][0].isdigit()
+    moved = summary["movement"]["absolute"]["all"]
+    assert (moved["not_reached"], moved["no_S"]) == (1, 1)
+    assert moved["spread_grid_steps"] == 2  # S = 4 (grid step 2) to not reached (step 4); the no-S point is no step
+    page = (root / "report" / "index.html").read_text()
+    assert ">not reached</th><th class=''>no S (cells missing)</th>" in page
+
+
 def test_analyze_refuses_an_empty_folder_and_bad_grids(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SoftevalError, match="no finished distance sweeps"):

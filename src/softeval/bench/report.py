@@ -328,9 +328,15 @@ def _kv_table(rows: list[tuple[str, object]]) -> str:
 def _settings(doc: dict) -> str:
     """The header: settings, versions and data as tables (every value escaped; no Python reprs)."""
     c = doc["config"]
-    keys = ("models", "tasks", "modes", "forms", "shots", "num_virtual_tokens", "max_steps", "batch_size", "lr",
-            "num_train", "curve_steps", "limit", "max_gen_toks", "data_dir", "precision", "seed", "tuning_seeds")
-    parts = [_kv_table([(k, c.get(k)) for k in keys if k in c])]
+    # The tuning settings live in the config's optim section (BenchConfig.optim), the rest at its top level.
+    optim = c.get("optim") if isinstance(c.get("optim"), dict) else {}
+    keys = ("models", "tasks", "modes", "forms", "shots", "num_virtual_tokens")
+    optim_keys = ("max_steps", "batch_size", "lr", "warmup_steps")
+    more = ("num_train", "curve_steps", "limit", "max_gen_toks", "data_dir", "precision", "seed", "tuning_seeds")
+    rows = [(k, c.get(k)) for k in keys if k in c]
+    rows += [(k, optim[k] if k in optim else c[k]) for k in optim_keys if k in optim or k in c]  # c: older runs
+    rows += [(k, c.get(k)) for k in more if k in c]
+    parts = [_kv_table(rows)]
     versions = doc.get("versions") or {}
     if versions:
         parts.append("<h3>Versions</h3>" + _kv_table(list(versions.items())))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-
 import webbrowser
+from pathlib import Path
 
 from softeval.cli.common import add_config_command_flags, config_from_args
 
@@ -52,7 +52,9 @@ def register(sub) -> None:
 
 def cmd_compare(args) -> int:
     from softeval.compare import compare, format_summary
+    from softeval.store import check_writable_folder
 
+    check_writable_folder(Path(args.out), "the comparison")
     result = compare(args.runs, args.out, labels=args.label, allow_different_eval=args.allow_different_eval,
                      epsilon=args.epsilon, epsilon_relative=args.epsilon_relative,
                      bootstrap_samples=args.bootstrap_samples)
@@ -78,7 +80,9 @@ def cmd_stability(args) -> int:
     from softeval import stability_grid as stability
     from softeval.stability import MIN_EXCESS, SIGMAS
     from softeval.stability_grid import grid_point
+    from softeval.store import check_writable_folder
 
+    check_writable_folder(Path(args.out), "the stability grid")
     knobs = {"sigmas": SIGMAS if args.sigmas is None else args.sigmas,
              "min_excess": MIN_EXCESS if args.min_excess is None else args.min_excess}
     if args.lrs is None and args.batch_sizes is None:

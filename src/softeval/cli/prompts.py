@@ -185,8 +185,14 @@ def eval_task_config(args: argparse.Namespace, meta) -> tuple[object, bool, str 
     user_task: dict = {}
     if args.config:
         file = load_yaml(args.config)
-        user_task = merge_into(TaskConfig, user_task, file.get("task") or {})
+        section = file.get("task") or {}
+        if not isinstance(section, dict):  # `task: repetition` reads naturally but is not train's layout either
+            raise ConfigError(f"{args.config}: config key 'task' expects a mapping, e.g. 'task: {{name: {section}}}' "
+                              f"(or pass --task {section}), got {section!r}")
+        user_task = merge_into(TaskConfig, user_task, section)
         config_model = file.get("model")
+        if config_model is not None and not isinstance(config_model, str):
+            raise ConfigError(f"{args.config}: config key 'model' expects a model name or path, got {config_model!r}")
     from softeval.config import given_flags
 
     flags = deep_update(given_flags(args), task_option_flags(args)).get("task", {})
@@ -218,15 +224,18 @@ def cmd_eval(args) -> int:
     from softeval.prompt import load_prompt
     from softeval.tasks import build_task
 
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     meta = _read_meta(args.prompt)
     task_cfg, user_data, config_model = eval_task_config(args, meta)
     lm = _load_model(args, meta, config_model)
     task = build_task(task_cfg, lm.tokenizer)
     prompt = None
     if meta is not None:
-        prompt, meta = load_prompt(Path(args.prompt), lm.info, task_hash=task.spec_hash,
+        prompt, meta = load_prompt(Path(args.prompt), lm.info, task_spec=task.spec,
                                    allow_mismatch=args.allow_mismatch)
     _say_imported(meta)
+    data_sha256 = scored_and_trained_data(meta, task.spec)
     placement = meta.placement if meta else "after_bos"
     # A behaviour file named by --data is scored whole; otherwise the task's held-out split.
     whole_file = task_cfg.name == "jsonl" and user_data and not task_cfg.eval_data
@@ -241,7 +250,7 @@ def cmd_eval(args) -> int:
         metrics, by_condition = task_metrics(task, lm, prompt, placement)
     if args.json:
         print(json.dumps({**result.to_dict(), "num_examples": len(examples), "task": task.spec,
-                          "prompt_task": meta.task_spec.get("task") if meta else None,
+                          "prompt_task": meta.task_spec.get("task") if meta else None, "data_sha256": data_sha256,
                           **({"task_metrics": metrics, "condition_metrics": by_condition} if args.task_metrics else {})}))
     else:
         print(f"loss {result.loss:.4f} nats/token, token accuracy {result.token_accuracy:.3f} "
@@ -251,6 +260,23 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def scored_and_trained_data(meta, scored_spec: dict) -> dict:
+    """Which data was scored and which the prompt was trained on (content hashes by role), for the output;
+    held-out data (same task kind, other files) is said on stderr in one line, as the result is about it."""
+    from softeval.card import ANY_TASK
+
+    scored = scored_spec.get("data_sha256") or {}
+    trained = (meta.task_spec.get("data_sha256") or {}) if meta is not None and meta.task_hash != ANY_TASK else None
+    if trained is not None and trained != scored:
+        print(f"eval: scoring other data than the prompt was trained on (same task kind and format): trained on "
+              f"{_short_hashes(trained)}, scoring {_short_hashes(scored)}", file=sys.stderr)
+    return {"scored": scored, "trained": trained}
+
+
+def _short_hashes(hashes: dict) -> str:
+    return ", ".join(f"{role} {sha[:12]}" for role, sha in sorted(hashes.items())) or "none"
+
+
 # --------------------------------------------------------------------------- generate
 
 
@@ -258,6 +284,7 @@ def cmd_generate(args) -> int:
     from softeval.generate import generate
     from softeval.prompt import load_prompt
 
+    _check_sampling(args)
     meta = _read_meta(args.prompt)
     lm = _load_model(args, meta)
     prompt = None
@@ -271,6 +298,19 @@ def cmd_generate(args) -> int:
     for text, out in zip(args.text, outs):
         print(f"{text}\u2502{out}")
     return 0
+
+
+def _check_sampling(args) -> None:
+    """Values generate would otherwise take silently (a negative length generates nothing, top-p 2 is top-p 1)."""
+    errors = []
+    if args.max_new_tokens < 1:
+        errors.append(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    if not args.temperature >= 0:
+        errors.append(f"--temperature must be >= 0 (0 = greedy), got {args.temperature}")
+    if not 0 < args.top_p <= 1:
+        errors.append(f"--top-p must be in (0, 1], got {args.top_p}")
+    if errors:
+        raise ConfigError("; ".join(errors))
 
 
 def _parse_conditions(values: list[str] | None, num_texts: int, condition_dim: int) -> list[list[float]] | None:

@@ -65,10 +65,20 @@ def describe(path: Path) -> dict:
                         "file or adapter_config.json)")
 
 
+JSON_NAMES = {"list": "array", "str": "string", "int": "number", "float": "number", "bool": "boolean",
+              "NoneType": "null"}
+
+
 def _json(path: Path) -> dict:
+    """A JSON object softeval (or PEFT) wrote; anything else (an array, a number) is a user error, not a crash."""
     from softeval.store import read_json
 
-    return read_json(path, path.name)
+    record = read_json(path, path.name)
+    if not isinstance(record, dict):
+        kind = JSON_NAMES.get(type(record).__name__, type(record).__name__)
+        raise SoftevalError(f"{path} holds a JSON {kind}, not the object softeval writes there; "
+                            "restore it or choose another folder")
+    return record
 
 
 def _prompt(path: Path) -> dict:
@@ -163,7 +173,7 @@ def _adapter(path: Path) -> dict:
            "base_model_name_or_path": cfg.get("base_model_name_or_path")}
     ours = path / "softeval_metadata.json"
     if ours.is_file():
-        meta = PromptMetadata.from_strings({k: json.dumps(v) for k, v in _json(ours).items()})
+        meta = PromptMetadata.from_strings({k: json.dumps(v) for k, v in _json(ours).items()}, where=str(ours))
         out.update({"softeval": card_dict(meta), "card": render_card(meta)})
     return out
 

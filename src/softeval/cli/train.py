@@ -37,6 +37,7 @@ def cmd_train(args) -> int:
             flags["show_progress"] = False
         if args.config:
             raise ConfigError("--resume continues the stored config; drop --config")
+        _refuse_config_not_object(Path(args.resume))
         cfg = train_mod.resume_config(Path(args.resume), flags, args.overrides)
         result = train_mod.run(cfg, resume=True)
     else:
@@ -53,3 +54,13 @@ def cmd_train(args) -> int:
     if flat:
         print("task metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in flat.items()))
     return 0
+
+
+def _refuse_config_not_object(run_dir: Path) -> None:
+    """A run's config.json that is JSON but not an object (damaged by hand or a tool) is a one-line error."""
+    from softeval.store import read_json
+
+    path = run_dir / "config.json"
+    if path.is_file() and not isinstance(stored := read_json(path, "run config"), dict):
+        raise ConfigError(f"{path} holds a JSON {type(stored).__name__}, not a run config; restore it or start a "
+                          "new run with another --out")
