@@ -16,6 +16,10 @@ class SoftevalError(Exception):
     exit_code = 2
 
 
+class FolderInUse(SoftevalError):
+    """Another process holds the result folder's lock (store.folder_lock)."""
+
+
 class ConfigError(SoftevalError):
     """An invalid configuration value or combination."""
 

@@ -264,8 +264,10 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[Path]:
         except BlockingIOError:
             holder = _lock_holder(fd)
             os.close(fd)
-            raise SoftevalError(f"{folder} is in use by another softeval {what}: {holder}; wait for it to end "
-                                "or choose another --out") from None
+            from softeval.errors import FolderInUse
+
+            raise FolderInUse(f"{folder} is in use by another softeval {what}: {holder}; wait for it to end "
+                              "or choose another --out") from None
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:

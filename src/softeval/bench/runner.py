@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -23,7 +24,7 @@ from softeval.bench.modes import MODES, REQUIRED_FORM, SINGLE_FORMULATION_MODES,
 from softeval.bench.tasks import DERIVED_LETTERS, FORMS, LL_FORMS, BenchTask, letters_from_cloze, resolve_task
 from softeval.config import option, section, to_dict
 from softeval.engine import OptimConfig, Precision, Schedule
-from softeval.errors import ConfigError, DataError
+from softeval.errors import ConfigError, DataError, FolderInUse
 from softeval.identity import (DEVICE_WHY, DTYPE_WHY, OUT_WHY, PRECISION_WHY, REPORTING_WHY, result_identity,
                                settings_identity)
 from softeval.executors import Executor, ExecutorConfig, Unit, cached_model, forget_models, run_units, unit_resources
@@ -564,11 +565,17 @@ def _model_task_unit(unit: Unit) -> list[str]:
 def run(cfg: BenchConfig) -> BenchResult:
     """softeval bench, holding OUT's lock (store.folder_lock): a second process on the same --out is refused in
     one line; units, local or on Ray, write inside the driver's lock."""
-    with folder_lock(cfg.out, "bench run"):
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(folder_lock(cfg.out, "bench run"))
+        except FolderInUse as busy:
+            # The documented way to read a long run's finished part while it goes on: a run over finished units
+            # only reads them and writes the summary (atomically); anything left to compute is refused.
+            return _run_locked(cfg, busy=busy)
         return _run_locked(cfg)
 
 
-def _run_locked(cfg: BenchConfig) -> BenchResult:
+def _run_locked(cfg: BenchConfig, busy: FolderInUse | None = None) -> BenchResult:
     from softeval.bench import ranking
 
     # --- setup (every user error surfaces here, before any model work)
@@ -606,6 +613,9 @@ def _run_locked(cfg: BenchConfig) -> BenchResult:
         if data_info[t.name]["skipped_no_gold"]:
             logger.warning("%s: %d %s items have no gold answer; skipped", t.name,
                            data_info[t.name]["skipped_no_gold"], split)
+    if busy is not None and any(any(model_task_todo(out, cfg, m, t.name, task_modes(cfg, t)))
+                                for m in cfg.models for t in tasks):
+        raise busy
     # One identity check (the store's): OUT holds results of these settings, resolved dtype and precision; each
     # (model, task) folder also of the same data (every file and split the task reads) and, once its model
     # loads, of the same weights. Models, tasks, modes and curve steps may grow.
