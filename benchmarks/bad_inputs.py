@@ -90,7 +90,7 @@ class Fixtures:
 
     def model_dir(self) -> Path:
         """The model's local folder (an embedded model resolves to its cache)."""
-        from softeval.models import resolve_reference
+        from softeval.engine.models import resolve_reference
 
         _, location = resolve_reference(self.model, show_progress=False)
         if not Path(location).is_dir():
@@ -250,7 +250,7 @@ def adapter(config: dict | str | bytes | None, weights: bytes | None = None, goo
         path = folder / name
         path.mkdir()
         if good_weights:
-            from softeval.peft_io import export_peft
+            from softeval.engine.peft_io import export_peft
 
             export_peft(fx.trained_run() / "prompt.safetensors", path)
         if config is not None:
@@ -270,7 +270,7 @@ def safetensors_bytes(tensors: dict[str, list[float]]) -> bytes:
 
 def export_adapter(prompt_rel: str, name: str) -> Callable[[Path, Fixtures], None]:
     def setup(folder: Path, fx: Fixtures) -> None:
-        from softeval.peft_io import export_peft
+        from softeval.engine.peft_io import export_peft
 
         export_peft(folder / prompt_rel, folder / name)
     return setup

@@ -9,7 +9,7 @@ Each mode runs one forward + backward in its own subprocess, so `ru_maxrss` (pea
 that mode's own; the figure compared is the step's growth over the loaded model (the model is the same
 for both). On a GPU (`--device cuda`) the figure is torch.cuda.max_memory_allocated over the loaded model.
 
-Threshold: by softeval.packing's estimate (activations 4 B × layers × 4 × (hidden + intermediate) per
+Threshold: by softeval.engine.packing's estimate (activations 4 B × layers × 4 × (hidden + intermediate) per
 token, logits 3 × 4 B × V per scored token) the logits are ~75 % of this step's memory on Gemma-3, so
 removing them should leave ≲ 0.35 of it; `need <= 0.6` leaves room for allocator slack while still
 failing if the (N, V) tensors are back.
@@ -40,11 +40,11 @@ def rss_mb() -> float:
 def run_one(a: argparse.Namespace, mode: str) -> dict:
     import torch
 
-    from softeval import forward
-    from softeval.batching import collate
-    from softeval.engine import resolve_precision
-    from softeval.models import load_model
-    from softeval.prompt import SoftPrompt, initial_embeddings
+    from softeval.engine import forward
+    from softeval.engine.batching import collate
+    from softeval.engine.loop import resolve_precision
+    from softeval.engine.models import load_model
+    from softeval.engine.prompt import SoftPrompt, initial_embeddings
     from softeval.tasks import TaskConfig, build_task
 
     # full: never chunk (the plain (N, V) logits path); chunked: always (chunks of chunked_ce.CHUNK_ELEMENTS)

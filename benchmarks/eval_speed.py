@@ -85,7 +85,7 @@ from softeval.bench.harness import quiet_git_hash, task_manager  # noqa: E402
 from softeval.bench.lm_adapter import SoftevalLM  # noqa: E402
 from softeval.bench.tasks import resolve_task  # noqa: E402
 from softeval.errors import SoftevalError  # noqa: E402
-from softeval.models import load_model  # noqa: E402
+from softeval.engine.models import load_model  # noqa: E402
 
 logging.getLogger("lm_eval").setLevel(logging.ERROR)
 if args.threads:

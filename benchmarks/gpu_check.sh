@@ -54,7 +54,7 @@ say "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 import torch, transformers
 print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(),
       "device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-", "transformers", transformers.__version__)
-from softeval.models import list_models
+from softeval.engine.models import list_models
 for m in list_models():
     print("model", m["name"], "fetched" if m["fetched"] else "MISSING", m["path"])
 EOF

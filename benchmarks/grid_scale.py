@@ -112,7 +112,7 @@ def memory_fraction(model: PythiaModel, tokens_per_step: int) -> float:
 
 
 def plan_units(seeds: int, tasks: int = SIM_TASKS) -> list[SimUnit]:
-    from softeval.distance import pack_cells
+    from softeval.distance.sweep import pack_cells
 
     units = []
     for model in [m for m in PYTHIA for _ in range(tasks)]:
@@ -198,7 +198,7 @@ def schedule_shared(units: list[SimUnit], scale: float, gpus: int) -> tuple[floa
 
 def simulate(seeds: int = SIM_SEEDS, gpus: int = SIM_GPUS, gpu_hours: float = SIM_GPU_HOURS,
              tasks: int = SIM_TASKS) -> dict:
-    logging.getLogger("softeval.packing").setLevel(logging.ERROR)  # "n=1024 runs alone", once per cell
+    logging.getLogger("softeval.engine.packing").setLevel(logging.ERROR)  # "n=1024 runs alone", once per cell
     units = plan_units(seeds, tasks)
     model_hours = sum(unit_seconds(u, 1.0) for u in units) / 3600
     scale = calibrate(units, gpu_hours)
@@ -316,7 +316,7 @@ def run_grid(args) -> dict:
     import torch
 
     from softeval.config import build_config
-    from softeval.distance import DistanceConfig, run
+    from softeval.distance.sweep import DistanceConfig, run
     from softeval.executors import ensure_ray
 
     steps = 2 if args.quick else args.steps

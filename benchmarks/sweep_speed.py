@@ -177,7 +177,7 @@ def peft_eval(model, examples, pad_id: int, batch_size: int = 16) -> float:
 def run_peft(s: Settings, lm, task, inits, train: Clock, evals: Clock) -> dict:
     from peft import PromptTuningConfig, TaskType, get_peft_model
 
-    from softeval.engine import StepSampler, lr_factor
+    from softeval.engine.loop import StepSampler, lr_factor
 
     pad = lm.info.pad_token_id
     if lm.info.bos_token_id is not None:
@@ -222,12 +222,12 @@ def run_peft(s: Settings, lm, task, inits, train: Clock, evals: Clock) -> dict:
 
 def run_softeval(s: Settings, lm, task, inits, groups: list[list[tuple[int, int]]], train: Clock,
                  evals: Clock) -> dict:
-    from softeval.evaluate import evaluate_prompt
-    from softeval.prompt import SoftPrompt
+    from softeval.engine.evaluate import evaluate_prompt
+    from softeval.engine.prompt import SoftPrompt
     import tempfile
 
     from softeval.config import build_config
-    from softeval.engine import loop_context, make_lane, train_step
+    from softeval.engine.loop import loop_context, make_lane, train_step
     from softeval.store import RunFolder
     from softeval.train import TrainConfig
 
@@ -273,11 +273,11 @@ def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # progress lines show up when tee'd to a file
     import transformers
 
-    from softeval.models import load_model
-    from softeval.packing import CellShape, choose_max_batch_tokens, plan_lane_groups
-    from softeval.prompt import initial_embeddings
+    from softeval.engine.models import load_model
+    from softeval.engine.packing import CellShape, choose_max_batch_tokens, plan_lane_groups
+    from softeval.engine.prompt import initial_embeddings
     from softeval.tasks import TaskConfig, build_task
-    from softeval.engine import loop_context
+    from softeval.engine.loop import loop_context
 
     if s.threads:
         torch.set_num_threads(s.threads)
@@ -300,7 +300,7 @@ def main() -> None:
                                            tokenizer=lm.tokenizer).float().cpu() for n, seed in cells}
 
     # work counted for tokens/s and MFU (see the module docstring)
-    from softeval.engine import StepSampler
+    from softeval.engine.loop import StepSampler
 
     tokens = targets = 0
     for n, seed in cells:

@@ -109,11 +109,11 @@ def run_one(model_name: str, impl: str, precision: str, a: argparse.Namespace) -
     """Time one configuration in this process, with the matmul peak measured before and after the steps."""
     import torch
 
-    from softeval.batching import collate
-    from softeval.engine import resolve_precision
-    from softeval.forward import assemble_prompt_rows, autocast_context, target_losses
-    from softeval.models import load_model
-    from softeval.prompt import SoftPrompt, initial_embeddings
+    from softeval.engine.batching import collate
+    from softeval.engine.loop import resolve_precision
+    from softeval.engine.forward import assemble_prompt_rows, autocast_context, target_losses
+    from softeval.engine.models import load_model
+    from softeval.engine.prompt import SoftPrompt, initial_embeddings
 
     if a.threads:
         torch.set_num_threads(a.threads)

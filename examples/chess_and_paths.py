@@ -22,8 +22,8 @@ import yaml
 from dataclasses import replace
 from pathlib import Path
 
-from softeval.evaluate import evaluate_prompt
-from softeval.models import load_model
+from softeval.engine.evaluate import evaluate_prompt
+from softeval.engine.models import load_model
 from softeval.config import build_config
 from softeval.engine import loop_context, make_lane, new_prompt, train_lanes
 from softeval.store import RunFolder, atomic_write_json

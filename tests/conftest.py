@@ -58,7 +58,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def tiny_lm(tiny_model_dir):
-    from softeval.models import load_model
+    from softeval.engine.models import load_model
 
     return load_model(str(tiny_model_dir), device="cpu", dtype="float32", show_progress=False)
 

@@ -14,15 +14,15 @@ Python API (mirrors the CLI):
 __version__ = "0.1.0"
 
 from softeval.errors import SoftevalError  # noqa: E402
-from softeval.models import load_model  # noqa: E402
-from softeval.prompt import SoftPrompt, ConditionalPrompt, load_prompt, save_prompt  # noqa: E402
+from softeval.engine.models import load_model  # noqa: E402
+from softeval.engine.prompt import SoftPrompt, ConditionalPrompt, load_prompt, save_prompt  # noqa: E402
 from softeval.tasks import TaskConfig, build_task  # noqa: E402
 from softeval.config import build_config  # noqa: E402
-from softeval.engine import OptimConfig  # noqa: E402
-from softeval.prompt import PromptConfig  # noqa: E402
+from softeval.engine.loop import OptimConfig  # noqa: E402
+from softeval.engine.prompt import PromptConfig  # noqa: E402
 from softeval.train import TrainConfig, run as train_prompt  # noqa: E402
-from softeval.evaluate import evaluate_prompt  # noqa: E402
-from softeval.generate import generate  # noqa: E402
+from softeval.engine.evaluate import evaluate_prompt  # noqa: E402
+from softeval.engine.generate import generate  # noqa: E402
 from softeval.executors import ExecutorConfig  # noqa: E402
 
 __all__ = [

@@ -33,7 +33,7 @@ from softeval.bench.modes import FORMAT_MODES, MODES
 from softeval.bench.ranking import short_model_name
 from softeval.bench.scoring import named_by_formulation
 from softeval.errors import ConfigError, DataError, SoftevalError
-from softeval.saturation import saturation_summary
+from softeval.distance.saturation import saturation_summary
 from softeval.store import SweepFolder, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def load_run(path: str | Path) -> dict:
     folder = path.parent if path.name == "results.json" else path
     file = folder / "results.json"
     if not file.exists() and (folder / "config.json").exists() and (folder / "cells").is_dir():
-        from softeval.distance import summarize_sweep
+        from softeval.distance.sweep import summarize_sweep
 
         # An interrupted sweep: its summary from the finished cells, as `softeval report` does (marked incomplete).
         return {"kind": "distance", "path": folder, "results": summarize_sweep(folder)}
@@ -95,12 +95,12 @@ def run_labels(paths: list[Path], labels: list[str] | None = None) -> list[str]:
 
 
 def differences(runs: list[dict]) -> dict[str, list]:
-    """Dotted setting → value per run, for what can change a number (softeval.identity decides) and is not the
+    """Dotted setting → value per run, for what can change a number (softeval.store.identity decides) and is not the
     same in every run: the config settings the policy counts, and the facts resolved where each run ran
     (weights and tokenizer hashes, weights dtype, precision) from its identity.json."""
     from softeval.bench.runner import BenchConfig
-    from softeval.distance import DistanceConfig
-    from softeval.identity import changes_numbers, differing, flatten, is_current
+    from softeval.distance.sweep import DistanceConfig
+    from softeval.store.identity import changes_numbers, differing, flatten, is_current
 
     rows = []
     for run in runs:
@@ -160,7 +160,7 @@ def compare_sweeps(runs: list[dict], labels: list[str], allow_different_eval: bo
                    epsilon: float | None = None, epsilon_relative: float | None = None,
                    bootstrap_samples: int = 1000) -> dict:
     """compare.json content for distance sweeps (see the module docstring)."""
-    from softeval.stability import flag_cells, read_curves
+    from softeval.distance.stability import flag_cells, read_curves
 
     res = [r["results"] for r in runs]
     prints = [r["task"].get("eval_fingerprint") for r in res]
@@ -400,7 +400,7 @@ def _formulation_key(metric: str) -> str | None:
 
 
 def plot_loss_vs_n(summary: dict) -> bytes | None:
-    from softeval.report import _figure, _loss_error_arms, _maybe_log_y, _n_axis, _png
+    from softeval.distance.report import _figure, _loss_error_arms, _maybe_log_y, _n_axis, _png
 
     curves = [c for c in summary["loss_vs_n"] if c["n"]]
     if not curves:
@@ -442,7 +442,7 @@ def _param_label(count: int) -> str:
 def plot_s_vs_size(summary: dict) -> bytes | None:
     from matplotlib.ticker import NullLocator
 
-    from softeval.report import _figure, _png
+    from softeval.distance.report import _figure, _png
 
     rows = [r for r in summary["by_model_size"] or [] if r["num_parameters"]]
     if len(rows) < 2:
@@ -479,7 +479,7 @@ def plot_s_vs_size(summary: dict) -> bytes | None:
 
 
 def plot_gap_closed(summary: dict) -> bytes | None:
-    from softeval.report import _figure, _n_axis, _png
+    from softeval.distance.report import _figure, _n_axis, _png
 
     gaps = [g for g in summary["gap_closed"] if g["n"]]
     if not gaps:
@@ -497,7 +497,7 @@ def plot_gap_closed(summary: dict) -> bytes | None:
 
 
 def plot_bench_curves(summary: dict, task: str) -> bytes | None:
-    from softeval.report import _figure, _png
+    from softeval.distance.report import _figure, _png
 
     curves = summary["curves"].get(task) or []
     if not curves:
@@ -530,7 +530,7 @@ def plot_bench_curves(summary: dict, task: str) -> bytes | None:
 
 
 def _differences_html(diff: dict, labels: list[str]) -> str:
-    from softeval.report import _table
+    from softeval.distance.report import _table
 
     if not diff:
         return "<p class='note'>The runs share every setting that can change a number.</p>"
@@ -548,8 +548,8 @@ def _s_cell(entry: dict | None) -> str:
 
 
 def render_distance_html(summary: dict, images: dict[str, bytes]) -> str:
-    from softeval.report import CSS, _img, _table
-    from softeval.report import flags_html
+    from softeval.distance.report import CSS, _img, _table
+    from softeval.distance.report import flags_html
 
     labels = [s["label"] for s in summary["sweeps"]]
     title = "softeval compare: " + ", ".join(labels)
@@ -600,7 +600,7 @@ def render_distance_html(summary: dict, images: dict[str, bytes]) -> str:
 
 def _findings_html(findings: dict) -> str:
     from softeval.bench.ranking import leaderboard_text
-    from softeval.report import _table
+    from softeval.distance.report import _table
 
     parts = []
     if findings.get("format_order"):
@@ -628,7 +628,7 @@ def _findings_html(findings: dict) -> str:
 
 def render_bench_html(summary: dict, images: dict[str, bytes]) -> str:
     from softeval.bench.report import HEADINGS
-    from softeval.report import CSS, _img, _table
+    from softeval.distance.report import CSS, _img, _table
 
     labels = [r["label"] for r in summary["runs"]]
     title = "softeval compare (bench): " + ", ".join(labels)
@@ -668,7 +668,7 @@ def compare(paths: list[str | Path], out: str | Path, labels: list[str] | None =
             allow_different_eval: bool = False, epsilon: float | None = None, epsilon_relative: float | None = None,
             bootstrap_samples: int = 1000) -> CompareResult:
     """softeval compare: read the runs → check they compare → summary → compare.json, index.html, PNGs."""
-    from softeval.report import _slug
+    from softeval.distance.report import _slug
 
     # --- setup
     if len(paths) < 2:

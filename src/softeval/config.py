@@ -44,7 +44,7 @@ def option(default=dataclasses.MISSING, *, help: str = "", flag: str | None = No
     (a list field whose flag may be given several times, like `--model A --model B`).
 
     `identity=False` declares that the setting changes no number of a result (where it runs, how often it
-    reports, a label whose resolved value is recorded instead); `why` must say so. softeval.identity reads
+    reports, a label whose resolved value is recorded instead); `why` must say so. softeval.store.identity reads
     this for every command."""
     meta = {"help": help, "flag": flag, "choices": choices, "repeat": repeat, **_identity_meta(identity, why)}
     if default_factory is not None:

@@ -363,7 +363,7 @@ _MODELS: dict[tuple, Any] = {}
 def cached_model(ref: str, device: str = "auto", dtype: str = "auto", device_map: str | None = None):
     """`models.load_model`, once per process for consecutive units on the same model. One model is kept at a
     time: a worker moving on to another model frees the last one first (memory, not speed, is scarce)."""
-    from softeval.models import load_model
+    from softeval.engine.models import load_model
 
     key = (ref, device, dtype, device_map)
     if key not in _MODELS:

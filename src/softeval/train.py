@@ -20,13 +20,13 @@ from torch import nn
 
 from softeval import __version__
 from softeval.config import Choice, build_config, option, to_dict
-from softeval.engine import (LaneConfig, OptimConfig, Precision, loop_context, make_lane, new_prompt,
+from softeval.engine.loop import (LaneConfig, OptimConfig, Precision, loop_context, make_lane, new_prompt,
                              resolve_checkpointing, resume_lane, train_lanes)
 from softeval.errors import ConfigError, NonFiniteLossError, SoftevalError
-from softeval.identity import (CHECKPOINT_WHY, DEVICE_WHY, DTYPE_WHY, MODEL_WHY, OUT_WHY, PRECISION_WHY, REPORTING_WHY,
+from softeval.store.identity import (CHECKPOINT_WHY, DEVICE_WHY, DTYPE_WHY, MODEL_WHY, OUT_WHY, PRECISION_WHY, REPORTING_WHY,
                                differences, free_settings, result_identity, settings_identity)
-from softeval.models import DEFAULT_MODEL, DTYPES, LoadedModel, load_model
-from softeval.prompt import PromptConfig, PromptMetadata, save_prompt
+from softeval.engine.models import DEFAULT_MODEL, DTYPES, LoadedModel, load_model
+from softeval.engine.prompt import PromptConfig, PromptMetadata, save_prompt
 from softeval.store import RunFolder, atomic_write_json, check_writable_folder, claim_folder, folder_lock, read_json
 from softeval.tasks import TaskConfig, TaskData, build_task
 
@@ -118,7 +118,7 @@ def model_facts(lm: LoadedModel, precision: str) -> dict:
 
 
 def run_identity(cfg: TrainConfig, lm: LoadedModel, task: TaskData, precision: str) -> dict:
-    """What a train run's numbers depend on (softeval.identity): its settings, what resolved, the data."""
+    """What a train run's numbers depend on (softeval.store.identity): its settings, what resolved, the data."""
     return result_identity("train", settings_identity(cfg), model_facts(lm, precision),
                            getattr(task, "data_files", {}))
 
@@ -146,7 +146,7 @@ def resume_config(run_dir: Path, flags: dict | None = None, overrides: list[str]
 def finalize_lane(lm: LoadedModel, lane, task: TaskData, prompt_cfg: PromptConfig, precision: str,
                   extra: dict | None = None) -> Path | None:
     """Write the final prompt (with its card: held-out score under `precision`, data hashes) and results.json."""
-    from softeval.card import card_facts
+    from softeval.store.card import card_facts
 
     prompt_path = None
     if lane.status == "done":
@@ -172,7 +172,7 @@ def task_metrics_of(lm: LoadedModel, prompt: nn.Module | None, task: TaskData, p
                     precision: str = "fp32") -> dict:
     """The task's own metrics (legal moves, valid paths…) of a prompt, or {} for tasks without any; generated
     under the same autocast `precision` as training and scoring, which the result's identity records."""
-    from softeval.forward import autocast_context
+    from softeval.engine.forward import autocast_context
 
     if task.metrics is None:
         return {}

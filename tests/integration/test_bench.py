@@ -167,7 +167,7 @@ def test_real_gsm8k_answers_are_cut_by_a_64_token_cap_and_fit_in_256(caplog):
     from softeval.bench.lm_adapter import SoftevalLM
     from softeval.bench.runner import BenchConfig, _task_config, gold_over_gen_cap
     from softeval.bench.tasks import resolve_task
-    from softeval.models import load_model
+    from softeval.engine.models import load_model
 
     adapter = SoftevalLM(lm=load_model(MODEL, device="cpu", show_progress=False), show_progress=False)
     task = resolve_task("gsm8k", DATA)

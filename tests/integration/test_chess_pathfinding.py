@@ -62,9 +62,9 @@ def test_pathfinding_train_and_generate_on_gemma(tmp_path, capsys):
                  "--max-new-tokens", "4"]) == 0
     printed = capsys.readouterr().out
     # The continuation must be the prompt's own: recompute it without the KV cache (full forward per token).
-    from softeval.generate import generate_ids
-    from softeval.models import load_model
-    from softeval.prompt import load_prompt
+    from softeval.engine.generate import generate_ids
+    from softeval.engine.models import load_model
+    from softeval.engine.prompt import load_prompt
 
     lm = load_model("gemma3-270m", device="auto", dtype="auto", show_progress=False)  # as the CLI does
     prompt, meta = load_prompt(out, lm.info)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from softeval import forward
-from softeval.batching import collate
-from softeval.models import load_model
-from softeval.prompt import SoftPrompt, initial_embeddings
+from softeval.engine import forward
+from softeval.engine.batching import collate
+from softeval.engine.models import load_model
+from softeval.engine.prompt import SoftPrompt, initial_embeddings
 from softeval.tasks import TaskConfig, build_task
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from softeval.models import load_model
+from softeval.engine.models import load_model
 from softeval.tasks import TaskConfig
 from softeval.config import build_config
 from softeval.train import TrainConfig, run
@@ -50,8 +50,8 @@ def test_repetition_prompt_learns_on_real_model(tmp_path, model_name, steps):
     assert [r["step"] for r in evals] == [0, 20, 40, steps]
 
     # reuse: greedy generation with the trained prompt repeats the string
-    from softeval.generate import generate
-    from softeval.prompt import load_prompt
+    from softeval.engine.generate import generate
+    from softeval.engine.prompt import load_prompt
 
     prompt, meta = load_prompt(result.prompt_path, lm.info)
     out = generate(lm, prompt, "The history of the city begins", max_new_tokens=6, placement=meta.placement)
@@ -62,7 +62,7 @@ def test_cached_model_loads_fast():
     """A cached model loads in <= 2 s. Timed after transformers' own lazy imports, which cost a few
     seconds once per process whatever is loaded (measured here: ~3-4 s on first use)."""
     load_model("smollm2-135m-instruct", device="cpu", show_progress=False)  # make sure it is fetched
-    code = ("import time, softeval.models as m\n"
+    code = ("import time, softeval.engine.models as m\n"
             "from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM, LlamaConfig\n"
             "import transformers.core_model_loading, transformers.integrations.hub_kernels\n"
             "t = time.perf_counter()\n"

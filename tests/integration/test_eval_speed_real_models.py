@@ -9,8 +9,8 @@ import torch
 from lm_eval.api.instance import Instance
 
 from softeval.bench.lm_adapter import SoftevalLM
-from softeval.models import load_model
-from softeval.prompt import SoftPrompt
+from softeval.engine.models import load_model
+from softeval.engine.prompt import SoftPrompt
 
 pytestmark = pytest.mark.integration
 

@@ -45,7 +45,7 @@ def test_peft_round_trip_through_the_cli(tmp_path):
     from transformers import AutoModelForCausalLM
 
     from softeval.config import instantiate, merge_into
-    from softeval.models import load_model, resolve_reference
+    from softeval.engine.models import load_model, resolve_reference
     from softeval.tasks import TaskConfig, build_task
 
     data = tmp_path / "qa.jsonl"

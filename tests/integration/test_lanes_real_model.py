@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from softeval.models import load_model
+from softeval.engine.models import load_model
 from softeval.tasks import TaskConfig, build_task
 from softeval.config import build_config
-from softeval.engine import loop_context, make_lane, new_prompt, train_lanes
+from softeval.engine.loop import loop_context, make_lane, new_prompt, train_lanes
 from softeval.store import RunFolder
 from softeval.train import TrainConfig
 

@@ -262,7 +262,7 @@ def test_config_errors_reported_together():
 @pytest.fixture(scope="module")
 def peft_run(tiny_model_dir, tmp_path_factory) -> Path:
     """A finished run whose prompt PEFT can hold (before BOS), and its exported adapter beside it."""
-    from softeval.peft_io import export_peft
+    from softeval.engine.peft_io import export_peft
 
     root = tmp_path_factory.mktemp("peft_run")
     assert main(["-q", "train", "--model", str(tiny_model_dir), "--task", "repetition", "--repeat-text", " hello",

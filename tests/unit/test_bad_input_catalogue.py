@@ -99,7 +99,7 @@ def test_the_coverage_check_fails_for_a_command_without_a_case():
 def test_checks_catch_what_they_guard(tmp_path):
     """The checker itself: a traceback, a second line, a wrong code and a changed file are each caught."""
     case = bad_inputs.Case("x", "train")
-    good = "I softeval.models: loaded\nsofteval: error: no such file\n"
+    good = "I softeval.engine.models: loaded\nsofteval: error: no such file\n"
     assert bad_inputs.check(case, 2, good, {"a": "1"}, {"a": "1", "b": "2"}).passed
     assert not bad_inputs.check(case, 1, good, {}, {}).passed
     assert not bad_inputs.check(case, 2, "Traceback (most recent call last):\nValueError: x\n", {}, {}).passed

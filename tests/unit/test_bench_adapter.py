@@ -4,7 +4,7 @@ import torch
 from lm_eval.api.instance import Instance
 
 from softeval.bench.lm_adapter import SoftevalLM
-from softeval.prompt import SoftPrompt
+from softeval.engine.prompt import SoftPrompt
 
 
 def _ll(adapter, pairs):

@@ -67,7 +67,7 @@ def _greedy_by_hand(model, ids: list[int], steps: int, eos: int) -> list[int]:
 def test_add_bos_token_false_generates_without_bos(tiny_lm, monkeypatch):
     import importlib
 
-    generation = importlib.import_module("softeval.generate")  # the package's `generate` attribute is the function
+    generation = importlib.import_module("softeval.engine.generate")  # the package's `generate` attribute is the function
     tok, bos, eos = tiny_lm.tokenizer, tiny_lm.info.bos_token_id, tiny_lm.info.eos_token_id
     firsts = _first_tokens_of_rows(monkeypatch, generation)
     contexts = ["the early bird", "a stitch in time"]

@@ -9,16 +9,16 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 
-import softeval.engine
+import softeval.engine.loop
 from softeval.bench.lm_adapter import SoftevalLM
-from softeval.engine import Precision
+from softeval.engine.loop import Precision
 from softeval.errors import ConfigError
 
 
 @pytest.mark.parametrize("fast_bf16, expected", [(True, "bf16"), (False, "fp32")])
 @pytest.mark.parametrize("label", ["auto", Precision.auto])
 def test_auto_precision_is_resolved_when_the_adapter_is_made(tiny_lm, monkeypatch, fast_bf16, expected, label):
-    monkeypatch.setattr(softeval.engine, "cpu_has_fast_bf16", lambda: fast_bf16)
+    monkeypatch.setattr(softeval.engine.loop, "cpu_has_fast_bf16", lambda: fast_bf16)
     adapter = SoftevalLM(lm=tiny_lm, precision=label, show_progress=False)
     assert adapter.precision == expected and type(adapter.precision) is str
     assert adapter.get_model_info()["precision"] == expected

@@ -9,8 +9,8 @@ import torch
 from lm_eval.api.instance import Instance
 
 from softeval.bench.lm_adapter import SoftevalLM
-from softeval.generate import generate_ids
-from softeval.prompt import SoftPrompt
+from softeval.engine.generate import generate_ids
+from softeval.engine.prompt import SoftPrompt
 
 SAMPLED = {"do_sample": True, "temperature": 1.0, "until": ["@@"], "max_gen_toks": 5}
 CONTEXTS = ["the quick brown", "a stitch in time", "all that glitters is not", "the early"]

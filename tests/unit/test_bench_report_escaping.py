@@ -8,7 +8,7 @@ import html
 import pytest
 
 from softeval.config import build_config
-from softeval.distance import DistanceConfig, run
+from softeval.distance.sweep import DistanceConfig, run
 from softeval.tasks import TaskConfig
 
 from tests.conftest import TINY_TEXT
@@ -18,8 +18,8 @@ EVIL = "../<script>alert(1)</script>"
 
 @pytest.fixture(scope="module")
 def sweep(tiny_model_dir, tmp_path_factory) -> dict:
-    from softeval.models import load_model
-    from softeval.report import load_sweep
+    from softeval.engine.models import load_model
+    from softeval.distance.report import load_sweep
 
     root = tmp_path_factory.mktemp("escaping")
     corpus = root / "corpus.txt"
@@ -36,7 +36,7 @@ def sweep(tiny_model_dir, tmp_path_factory) -> dict:
 
 
 def test_distance_report_escapes_every_user_string(sweep):
-    from softeval.report import render_html
+    from softeval.distance.report import render_html
 
     res = sweep["results"]
     res["model"]["name"] = EVIL

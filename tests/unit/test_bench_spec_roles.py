@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from softeval.bench.tasks import resolve_task
-from softeval.identity import result_identity
+from softeval.store.identity import result_identity
 from tests.conftest import write_jsonl
 
 ITEM = {"q": "What is 1 + 1?", "options": ["1", "2", "3"], "gold": "B"}

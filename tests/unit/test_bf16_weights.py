@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 from softeval.config import build_config
-from softeval.models import load_model, resolve_attention
-from softeval.prompt import read_prompt_file
+from softeval.engine.models import load_model, resolve_attention
+from softeval.engine.prompt import read_prompt_file
 from softeval.tasks import TaskConfig
 from softeval.train import TrainConfig, run
 

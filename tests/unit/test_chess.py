@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("chess")
 import chess  # noqa: E402
 
-from softeval.batching import IGNORE, collate  # noqa: E402
+from softeval.engine.batching import IGNORE, collate  # noqa: E402
 from softeval.errors import ConfigError, DataError  # noqa: E402
 from softeval.tasks import TaskConfig, build_task  # noqa: E402
 from softeval.tasks.chess import (ChessOptions, _collect, encode_game, first_move, pgn_files, read_games,  # noqa: E402
@@ -212,8 +212,8 @@ def test_elo_condition_check_scores_each_half_under_both_conditions(tiny_lm, pgn
     """The check's numbers are the held-out loss under the swapped conditions; a condition-blind prompt gives 0."""
     import torch
 
-    from softeval.evaluate import evaluate_prompt
-    from softeval.prompt import ConditionalPrompt
+    from softeval.engine.evaluate import evaluate_prompt
+    from softeval.engine.prompt import ConditionalPrompt
 
     task = build_task(TaskConfig(name="chess", data=str(pgn_path), num_train=0, num_eval=3, eval_fraction=0.5,
                                  options={"missing_elo": "default"}), tiny_lm.tokenizer)

@@ -1,4 +1,4 @@
-"""Chunked linear cross-entropy (softeval.chunked_ce) equals the plain (N, V) logits path.
+"""Chunked linear cross-entropy (softeval.engine.chunked_ce) equals the plain (N, V) logits path.
 
 The reference is written out here with plain autograd (F.linear, softcap, F.cross_entropy), so a wrong
 forward or backward in the custom autograd Function shows up as a difference in losses or gradients.
@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from softeval import chunked_ce, forward
-from softeval.batching import IGNORE, Example, collate
-from softeval.chunked_ce import chunked_linear_cross_entropy
-from softeval.forward import assemble_prompt_rows, target_losses
-from softeval.prompt import SoftPrompt
+from softeval.engine import chunked_ce, forward
+from softeval.engine.batching import IGNORE, Example, collate
+from softeval.engine.chunked_ce import chunked_linear_cross_entropy
+from softeval.engine.forward import assemble_prompt_rows, target_losses
+from softeval.engine.prompt import SoftPrompt
 
 
 def reference(hidden, weight, targets, softcap):

@@ -11,7 +11,7 @@ import pytest
 from softeval.cli import main
 from softeval.compare import compare, differences, loss_matrix
 from softeval.config import build_config
-from softeval.distance import DistanceConfig, run
+from softeval.distance.sweep import DistanceConfig, run
 from softeval.errors import ConfigError, DataError, SoftevalError
 
 from conftest import TINY_TEXT
@@ -85,7 +85,7 @@ def test_differences_flattens_sections_and_ask_the_identity_policy(tmp_path):
 
 def test_differences_show_the_weights_each_run_resolved(tmp_path):
     """Defect 12: two sweeps of other weights (same tokenizer) are not shown as alike."""
-    from softeval.identity import result_identity
+    from softeval.store.identity import result_identity
 
     runs = []
     for name, sha in (("a", "1" * 64), ("b", "2" * 64)):
@@ -344,7 +344,7 @@ def test_a_gap_one_run_measured_paired_decides_a_tie_the_unpaired_errors_would_c
 
 
 def test_compare_real_tiny_sweeps(tiny_model_dir, tmp_path):
-    from softeval.models import load_model
+    from softeval.engine.models import load_model
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TINY_TEXT * 3)
@@ -400,7 +400,7 @@ def test_paper_configs_load_and_start_with_their_command():
 
 
 def test_a_loss_error_bar_never_reaches_below_zero():
-    from softeval.report import _loss_error_arms
+    from softeval.distance.report import _loss_error_arms
 
     # ' pee' at n = 1 on SmolLM2: seeds 0.002, 0.004, 0.108 -> mean 0.038, std 0.061; mean - std < 0.
     lower, upper = _loss_error_arms([16.3, 0.038, 9e-5], [0.0, 0.061, 4e-5], [16.3, 0.002, 6.5e-5])

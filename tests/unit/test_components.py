@@ -7,15 +7,15 @@ import json
 import pytest
 import torch
 
-from softeval.batching import IGNORE, Example, collate
+from softeval.engine.batching import IGNORE, Example, collate
 from softeval.config import build_config
 from softeval.errors import ConfigError, SoftevalError
-from softeval.forward import insert_soft_prompt
-from softeval.prompt import (ConditionalPrompt, PromptMetadata, SoftPrompt, initial_embeddings, load_prompt,
+from softeval.engine.forward import insert_soft_prompt
+from softeval.engine.prompt import (ConditionalPrompt, PromptMetadata, SoftPrompt, initial_embeddings, load_prompt,
                              read_prompt_file, save_prompt)
 from softeval.store import append_jsonl, read_jsonl
 from softeval.tasks import TaskConfig, build_task
-from softeval.engine import StepSampler, lr_factor
+from softeval.engine.loop import StepSampler, lr_factor
 from softeval.train import TrainConfig
 
 # --- batching --------------------------------------------------------------------------------------

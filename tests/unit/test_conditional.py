@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from softeval.config import build_config
-from softeval.batching import Example, collate
+from softeval.engine.batching import Example, collate
 from softeval.errors import ConfigError, SoftevalError
-from softeval.forward import assemble_prompt_rows
-from softeval.generate import generate_ids
-from softeval.prompt import ConditionalPrompt, SoftPrompt, load_prompt
+from softeval.engine.forward import assemble_prompt_rows
+from softeval.engine.generate import generate_ids
+from softeval.engine.prompt import ConditionalPrompt, SoftPrompt, load_prompt
 from softeval.tasks import TaskConfig
 from softeval.store import RunFolder, read_checkpoint
 from softeval.train import TrainConfig, run
@@ -46,7 +46,7 @@ def test_conditional_prompt_maps_each_row_from_its_condition(kind):
 
 
 def test_mlp_map_init_is_a_function_of_the_seed_alone():
-    from softeval.prompt import build_prompt
+    from softeval.engine.prompt import build_prompt
 
     base = torch.zeros(2, 8)
     torch.manual_seed(123)
@@ -136,7 +136,7 @@ def test_generation_with_conditions_is_per_row_and_cache_consistent(tiny_lm):
 
 
 def test_peft_export_refuses_conditional_prompts(tiny_lm, tmp_path):
-    from softeval.peft_io import export_peft
+    from softeval.engine.peft_io import export_peft
 
     result = run(_cfg(tmp_path, max_steps=1, checkpoint_every=0), lm=tiny_lm)
     with pytest.raises(SoftevalError, match="conditional .* cannot be exported"):
@@ -176,7 +176,7 @@ def test_shipped_chess_and_pathfinding_configs_validate():
     for path in files:
         assert load_yaml(path) and path.read_text().startswith("#")  # header comment with the command
         if "distance" in path.name:
-            distance = pytest.importorskip("softeval.distance")
+            distance = pytest.importorskip("softeval.distance.sweep")
             cfg = build_config(distance.DistanceConfig, str(path))
         else:
             cfg = build_config(TrainConfig, str(path))

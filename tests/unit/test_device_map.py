@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from softeval.batching import IGNORE, Example, collate
+from softeval.engine.batching import IGNORE, Example, collate
 from softeval.errors import ModelError
-from softeval.forward import target_losses
-from softeval.models import load_model
-from softeval.prompt import SoftPrompt
+from softeval.engine.forward import target_losses
+from softeval.engine.models import load_model
+from softeval.engine.prompt import SoftPrompt
 
 EXAMPLES = [Example(input_ids=[5, 6, 7, 8], labels=[IGNORE, 6, 7, 8]),
             Example(input_ids=list(range(20, 31)), labels=[IGNORE] * 4 + list(range(24, 31)))]

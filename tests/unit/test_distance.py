@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from softeval.config import build_config
-from softeval.batching import IGNORE, Example
+from softeval.engine.batching import IGNORE, Example
 from softeval.cli import main
-from softeval.distance import (DistanceConfig, eval_fingerprint, format_table, pack_cells, parse_tokens, plan_cells,
+from softeval.distance.sweep import (DistanceConfig, eval_fingerprint, format_table, pack_cells, parse_tokens, plan_cells,
                                run)
 from softeval.errors import ConfigError, DataError, ModelError
-from softeval.evaluate import evaluate_prompt
-from softeval.prompt import load_prompt
+from softeval.engine.evaluate import evaluate_prompt
+from softeval.engine.prompt import load_prompt
 from softeval.tasks import TASKS, TaskConfig, TaskData, available_tasks, build_task
 
 from conftest import TINY_TEXT, build_tiny_model, build_tiny_tokenizer
@@ -42,7 +42,7 @@ def corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def sweep(tiny_model_dir, corpus, tmp_path_factory):
     """One finished tiny sweep shared by the tests that only read it."""
-    from softeval.models import load_model
+    from softeval.engine.models import load_model
 
     lm = load_model(str(tiny_model_dir), device="cpu", dtype="float32", show_progress=False)
     cfg = sweep_cfg(tiny_model_dir, corpus, tmp_path_factory.mktemp("sweep") / "out")
@@ -118,7 +118,7 @@ def test_every_cell_scores_the_same_tokens_as_an_independent_construction(tiny_m
     examples: target labels[i] after reading [BOS] + input_ids[:i], whatever the prompt in between."""
     import sys
 
-    import softeval.evaluate as evaluate_mod
+    import softeval.engine.evaluate as evaluate_mod
 
     passes: list[tuple[int, list]] = []
     real_losses, real_evaluate = evaluate_mod.target_losses, evaluate_mod.evaluate_prompt
@@ -171,7 +171,7 @@ def test_results_json_has_the_documented_shape(sweep):
     cfg, _, result = sweep
     res = json.loads((Path(cfg.out) / "results.json").read_text())
     assert res == json.loads(json.dumps(result.results))
-    assert res["schema"] == "softeval.distance/1" and res["complete"] and res["tokens"] == [0, 1, 3]
+    assert res["schema"] == "softeval.distance.sweep/1" and res["complete"] and res["tokens"] == [0, 1, 3]
     plain = res["per_n"][0]
     assert plain["n"] == 0 and plain["num_seeds"] == 1 and plain["loss_std"] == 0.0
     assert [r["num_seeds"] for r in res["per_n"]] == [1, 2, 2]
@@ -350,8 +350,8 @@ def test_every_shipped_distance_config_loads():
 def test_scoring_right_after_the_prompt_on_a_model_without_bos(tmp_path, corpus):
     """context_tokens 0 (scored from the first input token, as the paper's repetition test) on a tokenizer that
     adds no BOS (SmolLM2's): n = 0 has no input to sample from, so it gets no samples instead of a crash."""
-    from softeval.generate import generate_ids
-    from softeval.models import load_model
+    from softeval.engine.generate import generate_ids
+    from softeval.engine.models import load_model
 
     model_dir = tmp_path / "nobos"
     tok = build_tiny_tokenizer(with_bos=False)
@@ -391,7 +391,7 @@ def test_jsonl_without_data_is_refused_before_loading(tmp_path):
 def test_a_metric_a_cell_could_not_measure_is_left_out_of_the_mean(tmp_path):
     # Pathfinding's measured detour is null in a cell whose walks never reached the goal; the summary once
     # crashed on it after a 55-minute sweep. It must average the cells that measured it, and say how many.
-    from softeval.distance import summarize_sweep
+    from softeval.distance.sweep import summarize_sweep
     from sweep_fixtures import make_sweep
 
     folder = tmp_path / "sweep"
@@ -409,7 +409,7 @@ def test_a_metric_a_cell_could_not_measure_is_left_out_of_the_mean(tmp_path):
     assert row["task_metrics"]["valid_move_rate"]["num_seeds"] == 3
 
     # the report's requested-vs-measured plot averages the cells that measured each condition
-    from softeval.report import condition_table, write_report
+    from softeval.distance.report import condition_table, write_report
 
     assert condition_table(results)["measured_extra"][4] == {(0.0,): [1.0], (8.0,): [2.0, 4.0]}
     (folder / "results.json").write_text(json.dumps(results))

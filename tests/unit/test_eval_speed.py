@@ -8,9 +8,9 @@ import torch
 
 import softeval.bench.lm_adapter as lm_adapter
 from softeval.bench.lm_adapter import SoftevalLM
-from softeval.generate import generate_ids
-from softeval.prefix_sharing import plan_batches
-from softeval.prompt import SoftPrompt
+from softeval.engine.generate import generate_ids
+from softeval.engine.prefix_sharing import plan_batches
+from softeval.engine.prompt import SoftPrompt
 
 from conftest import build_tiny_tokenizer
 
@@ -98,7 +98,7 @@ def tiny_gemma(tmp_path_factory):
     """A tiny Gemma-3 with a 6-token sliding window on its first layer and capped final logits."""
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-    from softeval.models import load_model
+    from softeval.engine.models import load_model
 
     tok = build_tiny_tokenizer()
     torch.manual_seed(0)

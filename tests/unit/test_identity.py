@@ -1,4 +1,4 @@
-"""The identity policy (softeval.identity): declared once on the config fields, asked by every command.
+"""The identity policy (softeval.store.identity): declared once on the config fields, asked by every command.
 
 Each test names the defect of issue #29 it guards; each fails on the code before the policy."""
 
@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from softeval import engine
+from softeval.engine import loop as engine
 from softeval.bench.runner import BenchConfig
 from softeval.cli import main
 from softeval.config import build_config, option
-from softeval.distance import DistanceConfig
-from softeval.distance import run as run_sweep
+from softeval.distance.sweep import DistanceConfig
+from softeval.distance.sweep import run as run_sweep
 from softeval.errors import ConfigError, ModelError
-from softeval.identity import changes_numbers, free_settings, result_identity, settings_identity
-from softeval.prompt import read_prompt_file
+from softeval.store.identity import changes_numbers, free_settings, result_identity, settings_identity
+from softeval.engine.prompt import read_prompt_file
 from softeval.store import claim_folder
 from softeval.tasks import TaskConfig
 from softeval.train import TrainConfig, run
@@ -197,9 +197,9 @@ def test_a_sweep_continues_with_other_report_samples_and_refuses_other_steps(tin
 
 def test_a_unit_that_loads_other_weights_dtype_is_refused(tiny_lm, tiny_model_dir, data, tmp_path):
     """Defect 3: a lane-group unit on a node whose weights resolve to bf16 cannot add cells to an fp32 sweep."""
-    from softeval import distance
+    from softeval.distance.sweep import sweep as distance
     from softeval.executors import forget_models, remember_model
-    from softeval.models import load_model
+    from softeval.engine.models import load_model
 
     cfg = sweep_cfg(tiny_model_dir, data, tmp_path / "sweep", tokens="0,1")
     setup = distance.prepare_sweep(cfg)

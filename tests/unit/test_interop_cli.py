@@ -60,7 +60,7 @@ def _peft_loss(model_dir, adapter, examples, bos_id) -> float:
 
 def _held_out(model_dir, run_dir):
     from softeval.config import instantiate, merge_into
-    from softeval.models import load_model
+    from softeval.engine.models import load_model
     from softeval.tasks import TaskConfig, build_task
 
     lm = load_model(str(model_dir), "cpu", "float32", show_progress=False)

@@ -6,7 +6,7 @@ import json
 
 from softeval.cli import main
 from softeval.config import build_config
-from softeval.distance import DistanceConfig, run
+from softeval.distance.sweep import DistanceConfig, run
 from softeval.tasks import TaskConfig
 
 from conftest import TINY_TEXT
@@ -24,12 +24,12 @@ def test_show_distance_sweep_and_cell(tiny_lm, tiny_model_dir, tmp_path, capsys,
     run(cfg, lm=tiny_lm)
     results = json.loads((tmp_path / "sweep" / "results.json").read_text())
 
-    import softeval.models
+    import softeval.engine.models
 
     def no_model(*a, **k):
         raise AssertionError("show must not load a model")
 
-    monkeypatch.setattr(softeval.models, "load_model", no_model)
+    monkeypatch.setattr(softeval.engine.models, "load_model", no_model)
     capsys.readouterr()
     assert main(["show", str(tmp_path / "sweep"), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)

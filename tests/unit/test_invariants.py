@@ -15,12 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from softeval.config import build_config
-from softeval.batching import IGNORE, Example, collate
+from softeval.engine.batching import IGNORE, Example, collate
 from softeval.errors import PromptMismatchError
-from softeval.evaluate import evaluate_prompt
-from softeval.forward import target_losses
-from softeval.generate import generate_ids
-from softeval.prompt import SoftPrompt, load_prompt, read_prompt_file
+from softeval.engine.evaluate import evaluate_prompt
+from softeval.engine.forward import target_losses
+from softeval.engine.generate import generate_ids
+from softeval.engine.prompt import SoftPrompt, load_prompt, read_prompt_file
 from softeval.tasks import TaskConfig
 from softeval.train import TrainConfig, run
 
@@ -151,7 +151,7 @@ def test_peft_export_loads_in_peft_with_same_loss(tmp_path, tiny_lm, tiny_model_
     peft = pytest.importorskip("peft")
     from transformers import AutoModelForCausalLM
 
-    from softeval.peft_io import export_peft, import_peft
+    from softeval.engine.peft_io import export_peft, import_peft
 
     data = write_jsonl(tmp_path / "d.jsonl", qa_records())
     result = run(train_cfg(tmp_path, tiny_model_dir, data, placement="before_bos", max_steps=4), lm=tiny_lm)
@@ -236,7 +236,7 @@ def test_prompt_metadata_and_mismatch_refusal(tmp_path, tiny_lm, tiny_model_dir)
 
     # a different model (same shapes, different weights) is refused
     from conftest import build_tiny_model
-    from softeval.models import load_model
+    from softeval.engine.models import load_model
 
     other_dir = tmp_path / "other"
     build_tiny_model(len(tiny_lm.tokenizer), seed=123).save_pretrained(other_dir)

@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from softeval.batching import IGNORE, Example, collate
-from softeval.forward import assemble_prompt_rows, target_losses
+from softeval.engine.batching import IGNORE, Example, collate
+from softeval.engine.forward import assemble_prompt_rows, target_losses
 from softeval.tasks import TaskData
 from softeval.config import build_config
-from softeval.engine import loop_context, make_lane, new_prompt, train_lanes, train_step
+from softeval.engine.loop import loop_context, make_lane, new_prompt, train_lanes, train_step
 from softeval.store import RunFolder
 from softeval.train import TrainConfig
 
@@ -105,7 +105,7 @@ def test_lane_loss_is_mean_over_its_own_targets(tiny_lm):
 def test_lane_gradients_do_not_leak(tiny_lm, monkeypatch):
     """Lane b shares the batch but has no scored tokens: it must get no gradient from lane a's rows, and
     lane a's step must equal lane a's step taken alone (b's rows add nothing to a's loss)."""
-    import softeval.engine as train_mod
+    import softeval.engine.loop as train_mod
 
     vocab = tiny_lm.info.vocab_size
     ctx = loop_context(tiny_lm, "fp32", "after_bos")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from softeval.batching import Example, collate
+from softeval.engine.batching import Example, collate
 from softeval.errors import ConfigError
-from softeval.packing import (CellShape, available_memory_bytes, cell_shape, choose_max_batch_tokens,
+from softeval.engine.packing import (CellShape, available_memory_bytes, cell_shape, choose_max_batch_tokens,
                               estimate_bytes_per_token, group_tokens, plan_lane_groups)
 
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from softeval.batching import IGNORE, Example, collate
+from softeval.engine.batching import IGNORE, Example, collate
 from softeval.errors import ConfigError
 from softeval.tasks import TaskConfig, build_task
 from softeval.tasks.pathfinding import (MOVES, Grid, PathfindingOptions, blind_baseline_loss, distances_to,

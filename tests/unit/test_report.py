@@ -11,9 +11,9 @@ import pytest
 
 from softeval.config import build_config
 from softeval.cli import main
-from softeval.distance import DistanceConfig, run
+from softeval.distance.sweep import DistanceConfig, run
 from softeval.errors import SoftevalError
-from softeval.report import write_report
+from softeval.distance.report import write_report
 from softeval.tasks import TaskConfig
 
 from conftest import TINY_TEXT
@@ -23,7 +23,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def sweep_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    from softeval.models import load_model
+    from softeval.engine.models import load_model
 
     root = tmp_path_factory.mktemp("report")
     corpus = root / "corpus.txt"
@@ -76,7 +76,7 @@ def test_report_on_a_non_sweep_directory_is_a_clear_error(tmp_path, capsys):
 
 
 def test_task_and_condition_metrics_get_plots(sweep_dir, tmp_path):
-    from softeval.report import build_images, load_sweep
+    from softeval.distance.report import build_images, load_sweep
 
     sweep = load_sweep(sweep_dir)
     for cell in sweep["results"]["cells"]:
@@ -92,7 +92,7 @@ def test_task_and_condition_metrics_get_plots(sweep_dir, tmp_path):
 
 
 def test_a_task_baseline_loss_is_drawn_when_it_is_the_same_at_every_n(sweep_dir):
-    from softeval.report import load_sweep, task_baselines
+    from softeval.distance.report import load_sweep, task_baselines
 
     res = load_sweep(sweep_dir)["results"]
     for row in res["per_n"]:

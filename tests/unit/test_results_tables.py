@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from softeval.distance import DistanceConfig, run
+from softeval.distance.sweep import DistanceConfig, run
 from softeval.config import build_config
 from softeval.tasks import TaskConfig
 from tests.conftest import load_repo_script
@@ -56,7 +56,7 @@ def test_reproduce_script_lists_and_refuses_unknown_names():
 
 
 def test_a_stability_grid_prints_one_table_not_a_table_per_point(tiny_model_dir, tmp_path, capsys):
-    from softeval.stability_grid import run_grid
+    from softeval.distance.grid import run_grid
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the quick brown fox jumps over the lazy dog. " * 60)

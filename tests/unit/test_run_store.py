@@ -13,14 +13,14 @@ import pickle
 import pytest
 import torch
 
-from softeval import engine
+from softeval.engine import loop as engine
 from softeval.cli import main
 from softeval.config import build_config
-from softeval.distance import DistanceConfig
-from softeval.distance import run as run_sweep
+from softeval.distance.sweep import DistanceConfig
+from softeval.distance.sweep import run as run_sweep
 from softeval.errors import ConfigError, InterruptedRun
-from softeval.prompt import read_prompt_file
-from softeval.identity import result_identity
+from softeval.engine.prompt import read_prompt_file
+from softeval.store.identity import result_identity
 from softeval.store import RunFolder, atomic_write_json, claim_folder, read_checkpoint
 from softeval.tasks import TaskConfig
 from softeval.train import TrainConfig, run
@@ -316,7 +316,7 @@ def sweep_cfg(tiny_model_dir, corpus, out, **kw) -> DistanceConfig:
 
 
 def test_lane_plan_is_the_same_whatever_the_free_memory(tiny_lm, tiny_model_dir, tmp_path, monkeypatch):
-    from softeval import packing
+    from softeval.engine import packing
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TINY_TEXT * 3)
@@ -411,7 +411,7 @@ def test_a_failed_lane_keeps_its_partners_common_checkpoint(tiny_lm, tiny_model_
     keeping its step-4 checkpoint. Its partners go on to step 10 saving and pruning theirs. Killed at step 9 and
     re-run, the group must resume at the common step 4 (not 0), and the partners end bit-identical to an
     uninterrupted run with the same failure."""
-    from softeval import distance
+    from softeval.distance.sweep import sweep as distance
     from safetensors.torch import load_file
 
     corpus = tmp_path / "corpus.txt"
@@ -490,7 +490,7 @@ def test_a_continued_sweep_trains_with_the_thread_count_it_started_with(tiny_lm,
                                                                        monkeypatch):
     """Started with 2 torch threads, killed, continued in a process whose default is 1 (a Ray unit with one CPU
     would be): every lane group must still train with 2, the count plan.json recorded."""
-    from softeval import distance
+    from softeval.distance.sweep import sweep as distance
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TINY_TEXT * 3)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from softeval.saturation import (NOT_REACHED, bootstrap_saturation, per_seed_saturation, remaining_gain,
+from softeval.distance.saturation import (NOT_REACHED, bootstrap_saturation, per_seed_saturation, remaining_gain,
                                  saturation_point, saturation_summary, sensitivity_table)
 
 NS = [0, 1, 4, 16, 64]

@@ -10,11 +10,11 @@ import pytest
 
 from softeval.cli import main
 from softeval.config import build_config
-from softeval.distance import DistanceConfig
+from softeval.distance.sweep import DistanceConfig
 from softeval.errors import ConfigError, SoftevalError
-from softeval.report import write_report
-from softeval.stability import flag_cells, neighbour_outliers, read_curves, robust_scale, training_spikes
-from softeval.stability_grid import analyze_grid, grid_point, point_config, run_grid
+from softeval.distance.report import write_report
+from softeval.distance.stability import flag_cells, neighbour_outliers, read_curves, robust_scale, training_spikes
+from softeval.distance.grid import analyze_grid, grid_point, point_config, run_grid
 
 from conftest import TINY_TEXT
 from sweep_fixtures import make_sweep, smooth_curve
@@ -257,7 +257,7 @@ def test_analyze_refuses_an_empty_folder_and_bad_grids(tmp_path):
 
 
 def test_grid_on_the_tiny_model_end_to_end(tiny_model_dir, tmp_path, capsys):
-    from softeval.models import load_model
+    from softeval.engine.models import load_model
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TINY_TEXT * 3)
@@ -318,7 +318,7 @@ def test_two_folders_of_one_grid_point_are_refused(tmp_path):
 
 
 def test_a_grid_point_over_other_weights_is_refused(tmp_path):
-    from softeval.identity import result_identity
+    from softeval.store.identity import result_identity
 
     root = make_grid(tmp_path / "grid", planted=False)
     for i, folder in enumerate(sorted(p for p in root.iterdir() if p.is_dir())):

@@ -27,7 +27,7 @@ answer does not depend on how requests were batched; lm-eval's `repeats` copies 
 samples.
 
 Speed (issue #12): requests that share a context (the choices of a multiple-choice item) run the context
-once and score every continuation against its KV cache (`softeval.prefix_sharing`; `prefix_sharing=False`
+once and score every continuation against its KV cache (`softeval.engine.prefix_sharing`; `prefix_sharing=False`
 runs one row per request, the reference path), and batches are cut by a token budget, longest first
 (`max_batch_tokens`), with `batch_size` as a cap on rows (contexts, when shared) if given.
 """
@@ -50,13 +50,13 @@ from lm_eval.utils import handle_arg_string
 from torch import nn
 from tqdm.auto import tqdm
 
-from softeval.batching import IGNORE, Example, collate
-from softeval.engine import Precision, resolve_precision
+from softeval.engine.batching import IGNORE, Example, collate
+from softeval.engine.loop import Precision, resolve_precision
 from softeval.errors import ConfigError, SoftevalError, unknown_choice
-from softeval.forward import assemble_prompt_rows, autocast_context, target_logits
-from softeval.generate import generate_ids
-from softeval.models import DEFAULT_MODEL, LoadedModel, load_model
-from softeval.prefix_sharing import plan_batches, score_continuations
+from softeval.engine.forward import assemble_prompt_rows, autocast_context, target_logits
+from softeval.engine.generate import generate_ids
+from softeval.engine.models import DEFAULT_MODEL, LoadedModel, load_model
+from softeval.engine.prefix_sharing import plan_batches, score_continuations
 
 logger = logging.getLogger(__name__)
 
@@ -168,9 +168,9 @@ class SoftevalLM(TemplateLM):
 
     def load_prompt(self, path: str, allow_mismatch: bool = False) -> None:
         """A saved prompt (.safetensors or a run directory holding prompt.safetensors)."""
-        from softeval.prompt import load_prompt
+        from softeval.engine.prompt import load_prompt
 
-        from softeval.card import ANY_TASK, card_dict
+        from softeval.store.card import ANY_TASK, card_dict
 
         # No task check: lm-eval's task is not a softeval task. A prompt recorded for another task is still
         # scored (that is the point of evaluating it elsewhere); its card goes into lm-eval's results.

@@ -23,13 +23,13 @@ from softeval.bench import habit, harness, layouts, scoring
 from softeval.bench.modes import MODES, REQUIRED_FORM, SINGLE_FORMULATION_MODES, TUNED_MODES
 from softeval.bench.tasks import DERIVED_LETTERS, FORMS, LL_FORMS, BenchTask, letters_from_cloze, resolve_task
 from softeval.config import option, section, to_dict
-from softeval.engine import OptimConfig, Precision, Schedule
+from softeval.engine.loop import OptimConfig, Precision, Schedule
 from softeval.errors import ConfigError, DataError, FolderInUse
-from softeval.identity import (DEVICE_WHY, DTYPE_WHY, OUT_WHY, PRECISION_WHY, REPORTING_WHY, result_identity,
+from softeval.store.identity import (DEVICE_WHY, DTYPE_WHY, OUT_WHY, PRECISION_WHY, REPORTING_WHY, result_identity,
                                settings_identity)
 from softeval.executors import Executor, ExecutorConfig, Unit, cached_model, forget_models, run_units, unit_resources
-from softeval.models import DEVICE_MAPS, DTYPES
-from softeval.prompt import PromptConfig
+from softeval.engine.models import DEVICE_MAPS, DTYPES
+from softeval.engine.prompt import PromptConfig
 from softeval.store import (BenchFolder, atomic_write_json, atomic_write_text, claim_folder, dumps_json, folder_lock,
                             read_json, read_jsonl, safe_name)
 
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 LIMIT_FROM = ("first", "spread")
 
 # Why the fields that let a run grow between invocations into the same OUT change no finished unit's numbers
-# (softeval.identity reads these declarations; every other field is part of the identity).
+# (softeval.store.identity reads these declarations; every other field is part of the identity).
 UNIT_WHY = "each (model, task, mode, seed) unit is its own result: a run may grow"
 MODEL_UNIT_WHY = "each (model, task) unit records the weights and tokenizer hashes of the model that made it"
 
@@ -156,7 +156,7 @@ class BenchConfig:
 
 
 def identity_settings(cfg: BenchConfig) -> dict:
-    """Every setting that can change a number in OUT (softeval.identity), tuning size resolved."""
+    """Every setting that can change a number in OUT (softeval.store.identity), tuning size resolved."""
     settings = settings_identity(cfg)
     settings["num_train"] = cfg.tuning_size
     if cfg.limit is None or cfg.limit_from == "first":
@@ -168,8 +168,8 @@ def identity_settings(cfg: BenchConfig) -> dict:
 def resolved_facts(cfg: BenchConfig) -> dict:
     """The weights dtype and autocast precision this machine resolves the config's labels to (`auto` is never
     stored); every unit checks that it resolves alike, so one folder never mixes fp32 and bf16 results."""
-    from softeval.engine import resolve_precision
-    from softeval.models import resolve_device, resolve_dtype
+    from softeval.engine.loop import resolve_precision
+    from softeval.engine.models import resolve_device, resolve_dtype
 
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
@@ -217,8 +217,8 @@ def claim_unit_model(units: Path, facts: dict) -> None:
 def check_finished_units_model(out: Path, model_name: str, tasks: list) -> None:
     """Before finished units are reused without loading their model: the weights on disk are still the ones
     recorded (local folders, .gguf files and embedded models; a Hub id is checked when it loads)."""
-    from softeval.identity import differences
-    from softeval.models import local_weights_sha256
+    from softeval.store.identity import differences
+    from softeval.engine.models import local_weights_sha256
 
     recorded = [BenchFolder(out).unit_dir(model_name, t.name) / MODEL_IDENTITY for t in tasks]
     recorded = [p for p in recorded if p.exists()]
@@ -443,7 +443,7 @@ def evaluate_model_task(cfg: BenchConfig, model_name: str, task_name: str, modes
     evaluated."""
     from softeval.bench.lm_adapter import SoftevalLM
 
-    from softeval.identity import differences
+    from softeval.store.identity import differences
 
     out = Path(cfg.out)
     folder = BenchFolder(out)

@@ -23,12 +23,12 @@ import random
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from softeval.batching import Example
+from softeval.engine.batching import Example
 from softeval.bench import harness
 from softeval.errors import DataError
-from softeval.prompt import load_prompt, save_prompt
+from softeval.engine.prompt import load_prompt, save_prompt
 from softeval.tasks import TaskData
-from softeval.engine import evaluate_lane, loop_context, make_lane, new_prompt, resume_lane, train_lanes
+from softeval.engine.loop import evaluate_lane, loop_context, make_lane, new_prompt, resume_lane, train_lanes
 from softeval.store import RunFolder
 from softeval.train import TrainConfig, prompt_metadata
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from softeval.models import DEFAULT_MODEL
+from softeval.engine.models import DEFAULT_MODEL
 
 
 def add_model_flags(p: argparse.ArgumentParser, multiple: bool = False) -> None:

@@ -7,7 +7,7 @@ import argparse
 import json
 
 from softeval.cli.common import progress_enabled
-from softeval.models import DEFAULT_MODEL, fetch_embedded, list_models, load_model
+from softeval.engine.models import DEFAULT_MODEL, fetch_embedded, list_models, load_model
 
 
 def register(sub) -> None:

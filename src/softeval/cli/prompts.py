@@ -112,10 +112,10 @@ def record_card(prompt_path: Path | None, held_out: dict, task_cfg, args: argpar
     `softeval eval --precision` can reproduce it), data file hashes, command line."""
     import torch
 
-    from softeval.card import task_data_files
-    from softeval.prompt import add_card_facts
+    from softeval.store.card import task_data_files
+    from softeval.engine.prompt import add_card_facts
     from softeval.store import read_json
-    from softeval.engine import resolve_precision
+    from softeval.engine.loop import resolve_precision
 
     if prompt_path is None:
         return
@@ -126,14 +126,14 @@ def record_card(prompt_path: Path | None, held_out: dict, task_cfg, args: argpar
 
 
 def _read_meta(prompt_arg: str):
-    from softeval.prompt import read_prompt_file
+    from softeval.engine.prompt import read_prompt_file
 
     return None if prompt_arg.lower() == "none" else read_prompt_file(Path(prompt_arg))[1]
 
 
 def _load_model(args, meta, config_model: str | None = None):
     """--model if given, else the model of --config, else the model recorded in the prompt's metadata."""
-    from softeval.models import DEFAULT_MODEL, load_model
+    from softeval.engine.models import DEFAULT_MODEL, load_model
 
     name = args.model or config_model or (meta.model_name if meta else None) or DEFAULT_MODEL
     return load_model(name, args.device or "auto", args.dtype or "auto", show_progress=progress_enabled(args))
@@ -141,7 +141,7 @@ def _load_model(args, meta, config_model: str | None = None):
 
 def _say_imported(meta) -> None:
     """An imported adapter is used on the user's task without a check: say so, on stderr (stdout is data)."""
-    from softeval.card import ANY_TASK
+    from softeval.store.card import ANY_TASK
 
     if meta is not None and meta.task_hash == ANY_TASK:
         print(f"prompt: task any, source: {meta.task_spec.get('source', 'PEFT adapter')}; "
@@ -173,7 +173,7 @@ def eval_task_config(args: argparse.Namespace, meta) -> tuple[object, bool, str 
     command line's overrides are accepted) and otherwise unused: they say how the prompt was trained.
 
     Returns (TaskConfig, whether --data / task.data named the file to score, the model --config names)."""
-    from softeval.card import ANY_TASK
+    from softeval.store.card import ANY_TASK
     from softeval.config import dotted_to_nested, instantiate, load_yaml, merge_into
     from softeval.tasks import TaskConfig
     from softeval.train import TrainConfig
@@ -219,9 +219,9 @@ def eval_task_config(args: argparse.Namespace, meta) -> tuple[object, bool, str 
 
 
 def cmd_eval(args) -> int:
-    from softeval.distance import task_metrics
-    from softeval.evaluate import evaluate_prompt
-    from softeval.prompt import load_prompt
+    from softeval.distance.sweep import task_metrics
+    from softeval.engine.evaluate import evaluate_prompt
+    from softeval.engine.prompt import load_prompt
     from softeval.tasks import build_task
 
     if args.batch_size < 1:
@@ -263,7 +263,7 @@ def cmd_eval(args) -> int:
 def scored_and_trained_data(meta, scored_spec: dict) -> dict:
     """Which data was scored and which the prompt was trained on (content hashes by role), for the output;
     held-out data (same task kind, other files) is said on stderr in one line, as the result is about it."""
-    from softeval.card import ANY_TASK
+    from softeval.store.card import ANY_TASK
 
     scored = scored_spec.get("data_sha256") or {}
     trained = (meta.task_spec.get("data_sha256") or {}) if meta is not None and meta.task_hash != ANY_TASK else None
@@ -281,8 +281,8 @@ def _short_hashes(hashes: dict) -> str:
 
 
 def cmd_generate(args) -> int:
-    from softeval.generate import generate
-    from softeval.prompt import load_prompt
+    from softeval.engine.generate import generate
+    from softeval.engine.prompt import load_prompt
 
     _check_sampling(args)
     meta = _read_meta(args.prompt)
@@ -337,8 +337,8 @@ def _parse_conditions(values: list[str] | None, num_texts: int, condition_dim: i
 
 
 def cmd_export(args) -> int:
-    from softeval.peft_io import export_peft
-    from softeval.prompt import load_prompt
+    from softeval.engine.peft_io import export_peft
+    from softeval.engine.prompt import load_prompt
 
     from softeval.store import check_writable_folder
 
@@ -359,9 +359,9 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from softeval.models import DEFAULT_MODEL, load_model
-    from softeval.peft_io import adapter_model_name, import_peft, metadata_for_import
-    from softeval.prompt import save_prompt
+    from softeval.engine.models import DEFAULT_MODEL, load_model
+    from softeval.engine.peft_io import adapter_model_name, import_peft, metadata_for_import
+    from softeval.engine.prompt import save_prompt
 
     from softeval.store import check_writable_folder
 

@@ -55,7 +55,7 @@ def describe(path: Path) -> dict:
     results = _json(path / "results.json") if (path / "results.json").is_file() else None
     identity = _json(path / "identity.json") if (path / "identity.json").is_file() else None
     if results is not None and (results.get("kind") == "distance" or str(results.get("schema", "")).startswith(
-            "softeval.distance")):
+            "softeval.distance.sweep")):
         return _sweep(path, results, identity)
     if results is not None and "results" in results and "models" in (results.get("config") or {}):
         return _bench(path, results, identity)
@@ -82,8 +82,8 @@ def _json(path: Path) -> dict:
 
 
 def _prompt(path: Path) -> dict:
-    from softeval.card import card_dict, render_card
-    from softeval.prompt import read_prompt_file
+    from softeval.store.card import card_dict, render_card
+    from softeval.engine.prompt import read_prompt_file
 
     _, meta = read_prompt_file(path)
     return {**card_dict(meta), "card": render_card(meta)}
@@ -164,8 +164,8 @@ def _bench(path: Path, results: dict, identity: dict | None) -> dict:
 
 
 def _adapter(path: Path) -> dict:
-    from softeval.card import card_dict, render_card
-    from softeval.prompt import PromptMetadata
+    from softeval.store.card import card_dict, render_card
+    from softeval.engine.prompt import PromptMetadata
 
     cfg = _json(path / "adapter_config.json")
     out = {"kind": "peft-adapter", "path": str(path), "peft_type": cfg.get("peft_type"),

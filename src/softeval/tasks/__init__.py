@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from softeval.batching import Example
+from softeval.engine.batching import Example
 from softeval.config import option
 from softeval.errors import ConfigError, DataError, unknown_choice
-from softeval.identity import DATA_WHY
+from softeval.store.identity import DATA_WHY
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class TaskData:
     metrics: Callable | None = None
     generation_contexts: list[list[int]] = field(default_factory=list)  # for report samples
     # Every file the task read, by role ("data", "eval_data", "corpus", "data.1"…), for result identity
-    # (softeval.identity.result_identity); their content hashes are also in spec["data_sha256"].
+    # (softeval.store.identity.result_identity); their content hashes are also in spec["data_sha256"].
     data_files: dict[str, Path] = field(default_factory=dict)
 
     @property

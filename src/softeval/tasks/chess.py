@@ -62,7 +62,7 @@ from typing import Iterator
 
 import numpy as np
 
-from softeval.batching import IGNORE, Example
+from softeval.engine.batching import IGNORE, Example
 from softeval.errors import ConfigError, DataError
 from softeval.tasks import TaskConfig, TaskData, data_hashes, register_task, role_files, task_options
 
@@ -351,8 +351,8 @@ def probe_positions(examples: list[Example], opts: ChessOptions) -> list[tuple[i
 def make_metrics(opts: ChessOptions, tokenizer, stats: Counter):
     def metrics(lm, prompt, examples: list[Example], placement: str = "after_bos") -> dict:
         chess = _require_chess()
-        from softeval.evaluate import evaluate_prompt
-        from softeval.generate import generate_ids
+        from softeval.engine.evaluate import evaluate_prompt
+        from softeval.engine.generate import generate_ids
 
         info = lm.info
         result = evaluate_prompt(lm.model, prompt, examples, bos_id=info.bos_token_id, pad_id=info.pad_token_id,
@@ -405,7 +405,7 @@ def elo_condition_check(lm, prompt, examples: list[Example], placement: str, *, 
     Each effect comes with a 90 % paired bootstrap interval over the half's games: on a few dozen
     games an effect of a few thousandths of a nat can be noise, and the interval says whether it is.
     """
-    from softeval.evaluate import evaluate_prompt
+    from softeval.engine.evaluate import evaluate_prompt
 
     if len(examples) < 2 or examples[0].condition is None:
         return {}

@@ -13,7 +13,7 @@ import json
 import random
 from pathlib import Path
 
-from softeval.batching import IGNORE, Example
+from softeval.engine.batching import IGNORE, Example
 from softeval.errors import ConfigError, DataError
 from softeval.tasks import TaskConfig, TaskData, data_hashes, register_task, task_options
 from softeval.tasks.text import NoOptions

@@ -34,7 +34,7 @@ import statistics
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from softeval.batching import IGNORE, Example
+from softeval.engine.batching import IGNORE, Example
 from softeval.errors import ConfigError, DataError
 from softeval.tasks import TaskConfig, TaskData, register_task, task_options
 
@@ -295,7 +295,7 @@ def make_metrics(opts: PathfindingOptions, tokenizer, train: list[Example]):
     """Task metrics on the model's own greedy walks of the eval boards (see module docstring)."""
 
     def metrics(lm, prompt, examples: list[Example], placement: str = "after_bos") -> dict:
-        from softeval.generate import generate_ids
+        from softeval.engine.generate import generate_ids
 
         baseline = blind_baseline_loss(train, examples)  # on every held-out walk, as the held-out loss is
         examples = examples[:opts.max_metric_boards]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from softeval.batching import IGNORE, Example
+from softeval.engine.batching import IGNORE, Example
 from softeval.errors import ConfigError, DataError
 from softeval.tasks import TaskConfig, TaskData, data_hashes, register_task, task_options
 

@@ -24,8 +24,8 @@ from safetensors.torch import save as safetensors_save
 from torch import nn
 from torch.nn.utils import skip_init
 
-from softeval.batching import Placement
-from softeval.card import ANY_TASK, CARD_KEY, card_facts, render_card
+from softeval.engine.batching import Placement
+from softeval.store.card import ANY_TASK, CARD_KEY, card_facts, render_card
 from softeval.config import Choice, option
 from softeval.errors import ConfigError, PromptMismatchError, SoftevalError, unknown_choice
 from softeval.store import atomic_write_bytes

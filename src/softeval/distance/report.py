@@ -399,7 +399,7 @@ def render_html(sweep: dict, images: dict[str, bytes]) -> str:
     for c in failed:
         parts.append(f"<p><b>{_e(c['name'])}</b>: {_e(c.get('message') or c['status'])}</p>")
 
-    from softeval.stability import flag_cells
+    from softeval.distance.stability import flag_cells
 
     parts.append(flags_html(flag_cells(res, sweep["curves"])))
     if "training_curves" in images:

@@ -13,9 +13,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from softeval.batching import Example, collate
+from softeval.engine.batching import Example, collate
 from softeval.errors import ConfigError
-from softeval.forward import assemble_prompt_rows, insert_soft_prompt
+from softeval.engine.forward import assemble_prompt_rows, insert_soft_prompt
 
 
 def _full_logits(model: nn.Module, batch, prompt_rows, **kwargs):

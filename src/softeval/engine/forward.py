@@ -16,8 +16,8 @@ import torch.utils.checkpoint
 import torch.nn.functional as F
 from torch import nn
 
-from softeval.batching import Batch
-from softeval.chunked_ce import CHUNK_ELEMENTS, chunked_linear_cross_entropy
+from softeval.engine.batching import Batch
+from softeval.engine.chunked_ce import CHUNK_ELEMENTS, chunked_linear_cross_entropy
 
 
 def insert_soft_prompt(token_embeds: torch.Tensor, soft_slot: torch.Tensor, prompt_rows: torch.Tensor) -> torch.Tensor:
@@ -146,7 +146,7 @@ def target_losses(model: nn.Module, batch: Batch, prompt_rows: torch.Tensor, che
     """Per-target cross-entropy (N,) and whether the argmax was right (N,).
 
     When the (N, V) logits would exceed `chunked_ce.CHUNK_ELEMENTS` (or `chunk_rows` is given) they are
-    never materialised whole: see softeval.chunked_ce. Both paths agree to fp32 rounding (tested).
+    never materialised whole: see softeval.engine.chunked_ce. Both paths agree to fp32 rounding (tested).
     """
     head = _chunkable_head(model)
     num_targets = batch.target_ids.shape[0]

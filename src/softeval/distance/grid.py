@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from softeval.errors import ConfigError, SoftevalError
-from softeval.stability import (MIN_EXCESS, SCHEMA, SIGMAS, flag_cells, neighbour_outliers, read_curves,
+from softeval.distance.stability import (MIN_EXCESS, SCHEMA, SIGMAS, flag_cells, neighbour_outliers, read_curves,
                                 robust_scale)
 from softeval.store import SweepFolder, atomic_write_bytes, folder_lock, atomic_write_json, atomic_write_text, read_json
 
@@ -78,8 +78,8 @@ def run_grid(base, lrs, batch_sizes, out: str | Path, lm=None, report: bool = Tr
 
     The model is loaded once for the whole grid. Each point is an ordinary distance sweep: re-running the same
     command skips finished points and cells and resumes the others."""
-    from softeval import distance
-    from softeval.models import load_model
+    from softeval.distance.sweep import sweep as distance
+    from softeval.engine.models import load_model
 
     # --- setup
     lrs, sizes = _check_grid(lrs, batch_sizes)
@@ -181,10 +181,10 @@ GRID_AXES = ("optim.lr", "optim.batch_size")
 
 def check_one_grid(sweeps: list[tuple[Path, dict]], out: Path) -> None:
     """A stability grid varies lr and batch size alone: refuse sweeps that differ in anything else that can change
-    a number (softeval.identity: steps, init, weights, dtype, precision, data…) or in their grid of n, and two
+    a number (softeval.store.identity: steps, init, weights, dtype, precision, data…) or in their grid of n, and two
     folders of one (lr, batch size)."""
-    from softeval.distance import DistanceConfig
-    from softeval.identity import changes_numbers, differing, flatten, is_current
+    from softeval.distance.sweep import DistanceConfig
+    from softeval.store.identity import changes_numbers, differing, flatten, is_current
 
     rows, seen = [], {}
     for folder, results in sweeps:
@@ -271,7 +271,7 @@ def _analyze(out: Path, report: bool, sigmas: float, min_excess: float) -> GridR
 
 
 def _plot_s_grid(summary: dict, mode: str) -> bytes:
-    from softeval.report import _figure, _png
+    from softeval.distance.report import _figure, _png
 
     lrs, sizes, tokens = summary["lrs"], summary["batch_sizes"], summary["tokens"]
     grid = np.full((len(sizes), len(lrs)), np.nan)
@@ -297,7 +297,7 @@ def _plot_s_grid(summary: dict, mode: str) -> bytes:
 def _plot_loss_vs_lr(summary: dict, points: list[dict]) -> bytes:
     from matplotlib.ticker import NullLocator
 
-    from softeval.report import _figure, _png
+    from softeval.distance.report import _figure, _png
 
     sizes = summary["batch_sizes"]
     fig = _figure(5.0 * len(sizes), 3.6)[0]
@@ -328,7 +328,7 @@ def _plot_loss_vs_lr(summary: dict, points: list[dict]) -> bytes:
 
 
 def write_grid_report(out: Path, summary: dict, points: list[dict]) -> Path:
-    from softeval.report import CSS, _img, _table, flags_html
+    from softeval.distance.report import CSS, _img, _table, flags_html
 
     images = {"s_grid_absolute": _plot_s_grid(summary, "absolute"),
               "s_grid_relative": _plot_s_grid(summary, "relative"),

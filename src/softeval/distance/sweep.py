@@ -38,20 +38,20 @@ from pathlib import Path
 import numpy as np
 
 from softeval import __version__
-from softeval.batching import collate
+from softeval.engine.batching import collate
 from softeval.config import option, section, to_dict
-from softeval.engine import (Lane, LaneConfig, OptimConfig, Precision, loop_context, make_lane, new_prompt,
+from softeval.engine.loop import (Lane, LaneConfig, OptimConfig, Precision, loop_context, make_lane, new_prompt,
                              resume_lanes, train_lanes)
 from softeval.errors import ConfigError, DataError, ModelError, unknown_choice
-from softeval.evaluate import evaluate_prompt
-from softeval.identity import (CHECKPOINT_WHY, DEVICE_WHY, DTYPE_WHY, GROW_WHY, MODEL_WHY, OUT_WHY, PRECISION_WHY,
+from softeval.engine.evaluate import evaluate_prompt
+from softeval.store.identity import (CHECKPOINT_WHY, DEVICE_WHY, DTYPE_WHY, GROW_WHY, MODEL_WHY, OUT_WHY, PRECISION_WHY,
                                REPORTING_WHY, result_identity, settings_identity)
 from softeval.executors import ExecutorConfig, Executor, Unit, cached_model, cached_value, default_torch_threads, \
     forget_models, remember_model, run_units, unit_resources
-from softeval.models import DEFAULT_MODEL, DEVICE_MAPS, DTYPES, LoadedModel, load_model
-from softeval.packing import CellShape, plan_lane_groups
-from softeval.prompt import PromptConfig
-from softeval.saturation import (DEFAULT_ABSOLUTE_EPSILONS, DEFAULT_RELATIVE_EPSILONS, saturation_summary,
+from softeval.engine.models import DEFAULT_MODEL, DEVICE_MAPS, DTYPES, LoadedModel, load_model
+from softeval.engine.packing import CellShape, plan_lane_groups
+from softeval.engine.prompt import PromptConfig
+from softeval.distance.saturation import (DEFAULT_ABSOLUTE_EPSILONS, DEFAULT_RELATIVE_EPSILONS, saturation_summary,
                                  sensitivity_table)
 from softeval.store import SweepFolder, atomic_write_json, check_writable_folder, claim_folder, folder_lock, read_json
 from softeval.tasks import TaskConfig, TaskData, available_tasks, build_task
@@ -59,7 +59,7 @@ from softeval.train import finalize_lane, model_facts, task_metrics_of
 
 logger = logging.getLogger(__name__)
 
-SCHEMA = "softeval.distance/1"
+SCHEMA = "softeval.distance.sweep/1"
 TOKENS_HELP = "a comma-separated list of non-negative integers like 0,1,4,16,64"
 
 SUMMARY_WHY = "computed from the finished cells when the summary is written"
@@ -272,7 +272,7 @@ def task_metrics(task: TaskData, lm: LoadedModel, prompt, placement: str, precis
 
 def greedy_samples(task: TaskData, lm: LoadedModel, prompt, cfg: DistanceConfig) -> list[dict]:
     """Greedy continuations of the task's generation contexts (text tasks; none for conditional tasks)."""
-    from softeval.generate import generate_ids, has_input
+    from softeval.engine.generate import generate_ids, has_input
 
     contexts = [c for c in task.generation_contexts[:cfg.num_samples] if has_input(c, prompt, lm.info.bos_token_id)]
     if not contexts or task.condition_dim or not cfg.sample_tokens:
@@ -376,7 +376,7 @@ def config_from_dict(data: dict) -> DistanceConfig:
 
 
 def sweep_identity(cfg: DistanceConfig, lm: LoadedModel, task: TaskData, precision: str, eval_set: dict) -> dict:
-    """Everything a cell's numbers depend on (softeval.identity): the settings, the resolved weights dtype and
+    """Everything a cell's numbers depend on (softeval.store.identity): the settings, the resolved weights dtype and
     precision, the weights and tokenizer, the held-out set and the content of every data file the task read."""
     return result_identity("distance", settings_identity(cfg),
                            {**model_facts(lm, precision), "eval_set_sha256": eval_set["sha256"]},
@@ -591,7 +591,7 @@ def prepare_sweep(cfg: DistanceConfig) -> SweepSetup:
 def check_same_model(facts: dict, expected: dict | None, where: str) -> None:
     """A unit on another node must load what the sweep's identity records (weights, tokenizer, dtype), or its
     cells would mix, say, bf16-weight and fp32-weight numbers in one S(ε)."""
-    from softeval.identity import differences
+    from softeval.store.identity import differences
 
     changed = differences(expected, facts) if expected else []
     if changed:
@@ -732,7 +732,7 @@ def _run_locked(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResu
     atomic_write_json(sweep.results_path, results)
     report_path = None
     if cfg.report:
-        from softeval.report import write_report
+        from softeval.distance.report import write_report
 
         report_path = write_report(sweep.path)
     logger.info("wrote %s", sweep.results_path)

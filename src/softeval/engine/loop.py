@@ -23,19 +23,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import Protocol
+
 import torch
 from torch import nn
 
 from softeval import __version__
-from softeval.batching import Example, collate
+from softeval.engine.batching import Example, collate
 from softeval.config import Choice, option
 from softeval.errors import ConfigError, InterruptedRun
-from softeval.evaluate import EvalResult, evaluate_prompt
-from softeval.forward import assemble_prompt_rows, autocast_context, target_losses
-from softeval.models import LoadedModel
-from softeval.prompt import PromptConfig, build_prompt, initial_embeddings
+from softeval.engine.evaluate import EvalResult, evaluate_prompt
+from softeval.engine.forward import assemble_prompt_rows, autocast_context, target_losses
+from softeval.engine.models import LoadedModel
+from softeval.engine.prompt import PromptConfig, build_prompt, initial_embeddings
 from softeval.store import RunFolder
-from softeval.tasks import TaskData
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +192,14 @@ class Lane:
         self.folder.log({"lane": self.name, **record})
 
 
-def make_lane(name: str, prompt: nn.Module, task: TaskData, cfg: LaneConfig, folder: RunFolder) -> Lane:
+class TrainAndEval(Protocol):
+    """What a lane trains on: a task's examples (softeval.tasks.TaskData has them; the engine needs nothing else)."""
+
+    train: list[Example]
+    eval: list[Example]
+
+
+def make_lane(name: str, prompt: nn.Module, task: TrainAndEval, cfg: LaneConfig, folder: RunFolder) -> Lane:
     if not task.train:
         raise ConfigError(f"lane '{name}': no training examples")
     optimizer = torch.optim.AdamW(prompt.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
@@ -313,7 +321,7 @@ def resolve_checkpointing(setting: str, lm: LoadedModel, step_tokens: int, targe
     """auto: checkpoint when one step's estimated activations would not fit the memory budget."""
     if setting != "auto":
         return setting == "on"
-    from softeval.packing import choose_max_batch_tokens
+    from softeval.engine.packing import choose_max_batch_tokens
 
     budget = choose_max_batch_tokens(lm.model, targets_per_token=targets_per_token)
     if step_tokens <= budget:

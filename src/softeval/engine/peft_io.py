@@ -28,9 +28,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_save
 
-from softeval.card import ANY_TASK, card_facts, render_card
+from softeval.store.card import ANY_TASK, card_facts, render_card
 from softeval.errors import SoftevalError
-from softeval.prompt import PEFT_KEY, PromptMetadata, SoftPrompt, read_prompt_file
+from softeval.engine.prompt import PEFT_KEY, PromptMetadata, SoftPrompt, read_prompt_file
 from softeval.store import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 PEFT_USAGE = """

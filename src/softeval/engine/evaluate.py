@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from softeval.batching import Example, collate
-from softeval.forward import assemble_prompt_rows, autocast_context, target_losses
+from softeval.engine.batching import Example, collate
+from softeval.engine.forward import assemble_prompt_rows, autocast_context, target_losses
 
 
 @dataclass

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from softeval.batching import Batch
-from softeval.forward import insert_soft_prompt, output_logits
-from softeval.generate import new_cache
+from softeval.engine.batching import Batch
+from softeval.engine.forward import insert_soft_prompt, output_logits
+from softeval.engine.generate import new_cache
 
 
 def plan_batches(shapes: list[tuple[int, int, int]], max_tokens: int, max_rows: int | None = None) -> list[list[int]]:
