@@ -176,7 +176,7 @@ def test_shipped_chess_and_pathfinding_configs_validate():
     for path in files:
         assert load_yaml(path) and path.read_text().startswith("#")  # header comment with the command
         if "distance" in path.name:
-            distance = pytest.importorskip("softeval.distance.sweep")
+            distance = pytest.importorskip("softeval.distance")
             cfg = build_config(distance.DistanceConfig, str(path))
         else:
             cfg = build_config(TrainConfig, str(path))

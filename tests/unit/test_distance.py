@@ -171,7 +171,7 @@ def test_results_json_has_the_documented_shape(sweep):
     cfg, _, result = sweep
     res = json.loads((Path(cfg.out) / "results.json").read_text())
     assert res == json.loads(json.dumps(result.results))
-    assert res["schema"] == "softeval.distance.sweep/1" and res["complete"] and res["tokens"] == [0, 1, 3]
+    assert res["schema"] == "softeval.distance/1" and res["complete"] and res["tokens"] == [0, 1, 3]
     plain = res["per_n"][0]
     assert plain["n"] == 0 and plain["num_seeds"] == 1 and plain["loss_std"] == 0.0
     assert [r["num_seeds"] for r in res["per_n"]] == [1, 2, 2]

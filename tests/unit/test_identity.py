@@ -197,7 +197,7 @@ def test_a_sweep_continues_with_other_report_samples_and_refuses_other_steps(tin
 
 def test_a_unit_that_loads_other_weights_dtype_is_refused(tiny_lm, tiny_model_dir, data, tmp_path):
     """Defect 3: a lane-group unit on a node whose weights resolve to bf16 cannot add cells to an fp32 sweep."""
-    from softeval.distance.sweep import sweep as distance
+    from softeval.distance import sweep as distance
     from softeval.executors import forget_models, remember_model
     from softeval.engine.models import load_model
 

@@ -411,7 +411,7 @@ def test_a_failed_lane_keeps_its_partners_common_checkpoint(tiny_lm, tiny_model_
     keeping its step-4 checkpoint. Its partners go on to step 10 saving and pruning theirs. Killed at step 9 and
     re-run, the group must resume at the common step 4 (not 0), and the partners end bit-identical to an
     uninterrupted run with the same failure."""
-    from softeval.distance.sweep import sweep as distance
+    from softeval.distance import sweep as distance
     from safetensors.torch import load_file
 
     corpus = tmp_path / "corpus.txt"
@@ -490,7 +490,7 @@ def test_a_continued_sweep_trains_with_the_thread_count_it_started_with(tiny_lm,
                                                                        monkeypatch):
     """Started with 2 torch threads, killed, continued in a process whose default is 1 (a Ray unit with one CPU
     would be): every lane group must still train with 2, the count plan.json recorded."""
-    from softeval.distance.sweep import sweep as distance
+    from softeval.distance import sweep as distance
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TINY_TEXT * 3)

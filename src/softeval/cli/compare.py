@@ -77,7 +77,7 @@ def _numbers(text: str, kind, flag: str) -> list:
 
 def cmd_stability(args) -> int:
     import softeval.distance.sweep as distance
-    from softeval.distance.sweep import grid as stability
+    from softeval.distance import grid as stability
     from softeval.distance.stability import MIN_EXCESS, SIGMAS
     from softeval.distance.grid import grid_point
     from softeval.store import check_writable_folder

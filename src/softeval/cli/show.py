@@ -55,7 +55,7 @@ def describe(path: Path) -> dict:
     results = _json(path / "results.json") if (path / "results.json").is_file() else None
     identity = _json(path / "identity.json") if (path / "identity.json").is_file() else None
     if results is not None and (results.get("kind") == "distance" or str(results.get("schema", "")).startswith(
-            "softeval.distance.sweep")):
+            "softeval.distance")):
         return _sweep(path, results, identity)
     if results is not None and "results" in results and "models" in (results.get("config") or {}):
         return _bench(path, results, identity)

@@ -78,7 +78,7 @@ def run_grid(base, lrs, batch_sizes, out: str | Path, lm=None, report: bool = Tr
 
     The model is loaded once for the whole grid. Each point is an ordinary distance sweep: re-running the same
     command skips finished points and cells and resumes the others."""
-    from softeval.distance.sweep import sweep as distance
+    from softeval.distance import sweep as distance
     from softeval.engine.models import load_model
 
     # --- setup

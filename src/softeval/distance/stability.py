@@ -45,7 +45,7 @@ from softeval.store import SweepFolder, read_jsonl
 
 logger = logging.getLogger(__name__)
 
-SCHEMA = "softeval.distance.stability/1"
+SCHEMA = "softeval.stability/1"
 MAD_TO_SIGMA = 1.4826        # MAD × this estimates σ for normally distributed noise
 SIGMAS = 5.0                 # k: how many robust σ above its neighbours a point must be
 MIN_EXCESS = 0.05            # nats/token: below this no point is called a discontinuity, whatever σ is

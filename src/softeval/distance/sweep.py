@@ -59,7 +59,7 @@ from softeval.train import finalize_lane, model_facts, task_metrics_of
 
 logger = logging.getLogger(__name__)
 
-SCHEMA = "softeval.distance.sweep/1"
+SCHEMA = "softeval.distance/1"
 TOKENS_HELP = "a comma-separated list of non-negative integers like 0,1,4,16,64"
 
 SUMMARY_WHY = "computed from the finished cells when the summary is written"
