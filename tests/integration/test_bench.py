@@ -165,15 +165,16 @@ def test_real_gsm8k_answers_are_cut_by_a_64_token_cap_and_fit_in_256(caplog):
 
     from softeval.bench import harness
     from softeval.bench.lm_adapter import SoftevalLM
-    from softeval.bench.runner import BenchConfig, _task_config, gold_over_gen_cap
+    from softeval.bench.config import BenchConfig
+    from softeval.bench.evaluate import gold_over_gen_cap, task_config
     from softeval.bench.tasks import resolve_task
     from softeval.engine.models import load_model
 
     adapter = SoftevalLM(lm=load_model(MODEL, device="cpu", show_progress=False), show_progress=False)
     task = resolve_task("gsm8k", DATA)
-    with caplog.at_level(logging.WARNING, logger="softeval.bench.runner"):
+    with caplog.at_level(logging.WARNING, logger="softeval.bench.evaluate"):
         short = gold_over_gen_cap(adapter, harness.build_lm_eval_task(
-            _task_config(task, "gen", BenchConfig(max_gen_toks=64, num_bootstrap=0))))
+            task_config(task, "gen", BenchConfig(max_gen_toks=64, num_bootstrap=0))))
     assert short > 0.5 and "longer than the 64 generated tokens" in caplog.text
-    roomy = gold_over_gen_cap(adapter, harness.build_lm_eval_task(_task_config(task, "gen", BenchConfig(num_bootstrap=0))))
+    roomy = gold_over_gen_cap(adapter, harness.build_lm_eval_task(task_config(task, "gen", BenchConfig(num_bootstrap=0))))
     assert roomy < 0.05

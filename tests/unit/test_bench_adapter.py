@@ -43,7 +43,8 @@ def test_one_record_per_item_when_a_task_has_several_filters(tiny_lm, tmp_path):
     """GSM8K has two filter pipelines; lm-eval logs each item once per filter. Scores must count items once."""
     import json
 
-    from softeval.bench.runner import BenchConfig, evaluate_form
+    from softeval.bench.config import BenchConfig
+    from softeval.bench.evaluate import evaluate_form
     from softeval.bench.tasks import resolve_task
 
     (tmp_path / "gsm8k").mkdir()
@@ -63,7 +64,8 @@ def test_a_generation_cap_shorter_than_the_gold_answers_is_measured_and_warned(t
     import logging
 
     from softeval.bench.harness import build_lm_eval_task
-    from softeval.bench.runner import BenchConfig, _task_config, gold_over_gen_cap
+    from softeval.bench.config import BenchConfig
+    from softeval.bench.evaluate import gold_over_gen_cap, task_config
     from softeval.bench.tasks import resolve_task
 
     (tmp_path / "gsm8k").mkdir()
@@ -74,13 +76,13 @@ def test_a_generation_cap_shorter_than_the_gold_answers_is_measured_and_warned(t
         (tmp_path / "gsm8k" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in short + long))
     adapter = SoftevalLM(lm=tiny_lm, batch_size=2, show_progress=False)
     task = resolve_task("gsm8k", str(tmp_path))
-    with caplog.at_level(logging.WARNING, logger="softeval.bench.runner"):
-        capped = build_lm_eval_task(_task_config(task, "gen", BenchConfig(max_gen_toks=12, num_bootstrap=0)))
+    with caplog.at_level(logging.WARNING, logger="softeval.bench.evaluate"):
+        capped = build_lm_eval_task(task_config(task, "gen", BenchConfig(max_gen_toks=12, num_bootstrap=0)))
         assert gold_over_gen_cap(adapter, capped) == 0.25
     assert "25 % of its gold answers are longer than the 12 generated tokens" in caplog.text
     caplog.clear()
-    roomy = build_lm_eval_task(_task_config(task, "gen", BenchConfig(num_bootstrap=0)))   # the YAML's 256
-    with caplog.at_level(logging.WARNING, logger="softeval.bench.runner"):
+    roomy = build_lm_eval_task(task_config(task, "gen", BenchConfig(num_bootstrap=0)))   # the YAML's 256
+    with caplog.at_level(logging.WARNING, logger="softeval.bench.evaluate"):
         assert gold_over_gen_cap(adapter, roomy) == 0.0
     assert "longer than" not in caplog.text
     assert gold_over_gen_cap(adapter, None) is None

@@ -6,7 +6,10 @@ import json
 
 import pytest
 
-from softeval.bench.runner import BenchConfig, eval_indices, identity_settings, run
+from softeval.bench.config import BenchConfig
+from softeval.bench.evaluate import eval_indices
+from softeval.bench.identity import identity_settings
+from softeval.bench.runner import run
 from softeval.compare import compare_bench, load_run
 from softeval.errors import SoftevalError
 from tests.conftest import write_jsonl

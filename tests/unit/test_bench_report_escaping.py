@@ -57,7 +57,7 @@ def test_the_bench_report_header_shows_the_tuning_settings_from_the_optim_sectio
     """Issue 29 #15: max_steps, batch_size and lr live under the config's `optim` section; the header looked for
     them at the top level and never showed them."""
     from softeval.bench.report import _settings
-    from softeval.bench.runner import BenchConfig
+    from softeval.bench.config import BenchConfig
     from softeval.config import build_config, to_dict
 
     cfg = build_config(BenchConfig, overrides=["optim.max_steps=37", "optim.batch_size=5", "optim.lr=0.0123"])

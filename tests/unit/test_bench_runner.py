@@ -10,7 +10,8 @@ from dataclasses import replace
 import pytest
 
 from softeval.config import build_config
-from softeval.bench.runner import BenchConfig, run
+from softeval.bench.config import BenchConfig
+from softeval.bench.runner import run
 from softeval.errors import ConfigError
 
 from tests.conftest import write_jsonl
@@ -209,7 +210,7 @@ def test_a_prompt_tuned_for_gsm8k_learns_to_write_its_stop_string(tiny_model_dir
     targets end as the next few-shot example would begin; letter tasks, whose delimiter already stops generation,
     keep their targets and their result identity."""
     from softeval.bench.lm_adapter import SoftevalLM
-    from softeval.bench.runner import prepare_tasks
+    from softeval.bench.prepare import prepare_tasks
     from softeval.bench.tuning import stop_suffix, tuning_examples
 
     (tmp_path / "data" / "gsm8k").mkdir(parents=True)

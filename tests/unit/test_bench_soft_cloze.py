@@ -9,7 +9,8 @@ import pytest
 
 from softeval.bench import tuning
 from softeval.bench.lm_adapter import SoftevalLM
-from softeval.bench.runner import prepare_tasks, run
+from softeval.bench.prepare import prepare_tasks
+from softeval.bench.runner import run
 from softeval.cli.show import describe
 from softeval.compare import compare_bench, load_run
 from softeval.errors import ConfigError
@@ -127,7 +128,7 @@ def test_the_mode_vocabulary_is_one_set_every_reader_agrees_on():
     colour them from MODE_COLORS), and every special list names real modes."""
     from softeval.bench.modes import FORMAT_MODES, MODES, REQUIRED_FORM, SINGLE_FORMULATION_MODES, TUNED_MODES
     from softeval.bench.report import MODE_COLORS
-    from softeval.bench.runner import BenchConfig
+    from softeval.bench.config import BenchConfig
 
     assert set(MODE_COLORS) == set(MODES)
     for subset in (FORMAT_MODES, TUNED_MODES, SINGLE_FORMULATION_MODES, tuple(REQUIRED_FORM)):

@@ -78,7 +78,8 @@ def test_a_bench_run_goes_on_and_records_the_skipped_items(tiny_model_dir, tmp_p
     import logging
     import os
 
-    from softeval.bench.runner import BenchConfig, run
+    from softeval.bench.config import BenchConfig
+    from softeval.bench.runner import run
     from softeval.config import build_config
 
     flag = "SOFTEVAL_SPEC_DESCRIPTION_RAN"

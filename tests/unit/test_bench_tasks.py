@@ -176,7 +176,8 @@ def test_curve_collects_every_evaluated_step(tmp_path):
     """A curve lists the requested steps found on disk plus steps an earlier, longer run evaluated."""
     from types import SimpleNamespace
 
-    from softeval.bench.runner import BenchConfig, collect_results
+    from softeval.bench.config import BenchConfig
+    from softeval.bench.results import collect_results
     from softeval.store import atomic_write_json
 
     unit_dir = tmp_path / "units" / "m" / "q"

@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from softeval.bench.runner import evaluate_model_task, run
+from softeval.bench.runner import run
+from softeval.bench.units import evaluate_model_task
 from softeval.errors import ConfigError, DataError
 
 from conftest import build_tiny_model

@@ -314,6 +314,33 @@ def spec_task(path: Path, spec: dict) -> BenchTask:
     Files are read as text: every value is used verbatim ("1.50" stays "1.50", "null" is a choice text),
     with no type inference by pandas or pyarrow. Answers are checked here, before any model work.
     """
+    kind, fields, name = _check_spec_keys(path, spec)
+    answer_field, answer_type = _answer_field(path, fields["answer"], kind)
+    files, eval_split = _spec_files(path, spec)
+    description = spec.get("description")
+    if description is not None and not isinstance(description, str):
+        raise ConfigError(f"{path}: description must be text, got a {type(description).__name__}")
+    items = {split: _read_spec_file(f, fields["question"], fields.get("choices"), answer_field)
+             for split, f in files.items()}
+    rows, skipped = _spec_rows(items, kind, answer_type)
+    for split_rows in rows.values():
+        for r in split_rows:
+            r["softeval_description"] = description or ""
+    # Keyed by role in the spec, not by file name: `files: {train: ../train/data.jsonl, test: ../test/data.jsonl}`
+    # is two files with two hashes (a file name would be one key, and editing the training file would go unseen).
+    data_files = {f"task:{name}:spec": str(path)}
+    data_files.update({f"task:{name}:spec.files.{split}": str(f) for split, f in files.items()})
+    base = _spec_base_config(path, spec, rows, files, eval_split, description)
+    if kind == "short_answer":
+        return BenchTask(name=name, answer="text", configs={"gen": _short_answer_config(base, name)}, source="spec",
+                         data_files=data_files, identity={"spec_prompts": SPEC_PROMPTS})
+    return BenchTask(name=name, answer="letter", configs=_multiple_choice_configs(base, name),
+                     source="spec", data_files=data_files, identity={"spec_prompts": SPEC_PROMPTS},
+                     skipped_items=_skip_counts(skipped), notes=_skip_notes(name, skipped))
+
+
+def _check_spec_keys(path: Path, spec: dict) -> tuple[str, dict, str]:
+    """The spec's keys, kind and fields checked (before any file is read); its kind, fields and task name."""
     if "format" in spec:
         raise ConfigError(f"{path}: 'format' is not supported by the short spec (its prompt is fixed: question, "
                           "lettered choices, 'Answer:'); for another layout write an lm-eval task YAML (docs/bench.md)")
@@ -332,7 +359,12 @@ def spec_task(path: Path, spec: dict) -> BenchTask:
     missing = [k for k in need if k not in fields]
     if missing:
         raise ConfigError(f"{path}: fields needs {', '.join(missing)} (names of your file's columns)")
-    answer_field, answer_type = _answer_field(path, fields["answer"], kind)
+    return kind, fields, name
+
+
+def _spec_files(path: Path, spec: dict) -> tuple[dict[str, Path], str]:
+    """split → data file (relative to the spec; each must exist and be .jsonl, .json or .csv), and the split to
+    evaluate on (test, else validation)."""
     if not isinstance(spec["files"], dict) or not spec["files"]:
         raise ConfigError(f"{path}: files must map splits to files, e.g. {{train: train.jsonl, test: test.jsonl}}")
     files = {}
@@ -348,20 +380,13 @@ def spec_task(path: Path, spec: dict) -> BenchTask:
         raise DataError(f"{path}: files needs a 'test' (or 'validation') split to evaluate on")
     if spec.get("fewshot_split") and spec["fewshot_split"] not in files:
         raise ConfigError(f"{path}: fewshot_split '{spec['fewshot_split']}' is not one of files: {', '.join(files)}")
+    return files, eval_split
 
-    description = spec.get("description")
-    if description is not None and not isinstance(description, str):
-        raise ConfigError(f"{path}: description must be text, got a {type(description).__name__}")
-    items = {split: _read_spec_file(f, fields["question"], fields.get("choices"), answer_field)
-             for split, f in files.items()}
-    rows, skipped = _spec_rows(items, kind, answer_type)
-    for split_rows in rows.values():
-        for r in split_rows:
-            r["softeval_description"] = description or ""
-    # Keyed by role in the spec, not by file name: `files: {train: ../train/data.jsonl, test: ../test/data.jsonl}`
-    # is two files with two hashes (a file name would be one key, and editing the training file would go unseen).
-    data_files = {f"task:{name}:spec": str(path)}
-    data_files.update({f"task:{name}:spec.files.{split}": str(f) for split, f in files.items()})
+
+def _spec_base_config(path: Path, spec: dict, rows: dict[str, list[dict]], files: dict[str, Path], eval_split: str,
+                      description: str | None) -> dict:
+    """The lm-eval config every form of a spec task shares: its dataset (the rows read, served by lm-eval's
+    custom_dataset hook), splits and description."""
 
     def load(**_metadata):
         """lm-eval's custom_dataset hook: the rows read above, every column a string (list)."""
@@ -380,14 +405,21 @@ def spec_task(path: Path, spec: dict) -> BenchTask:
             "metadata": {"version": 1.0, "softeval_spec": str(path)}}
     if spec.get("fewshot_split"):
         base["fewshot_split"] = spec["fewshot_split"]
-    if kind == "short_answer":
-        gen = {**base, "task": name, "output_type": "generate_until",
-               "doc_to_text": "Question: {{softeval_question}}\nAnswer:", "doc_to_target": "softeval_gold",
-               "generation_kwargs": {"until": ["\n", "Question:"], "max_gen_toks": 32, "do_sample": False},
-               "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True,
-                                "ignore_case": True, "ignore_punctuation": True}]}
-        return BenchTask(name=name, answer="text", configs={"gen": gen}, source="spec", data_files=data_files,
-                         identity={"spec_prompts": SPEC_PROMPTS})
+    return base
+
+
+def _short_answer_config(base: dict, name: str) -> dict:
+    """A short-answer spec's one form: the answer generated after 'Answer:', scored by exact match."""
+    return {**base, "task": name, "output_type": "generate_until",
+            "doc_to_text": "Question: {{softeval_question}}\nAnswer:", "doc_to_target": "softeval_gold",
+            "generation_kwargs": {"until": ["\n", "Question:"], "max_gen_toks": 32, "do_sample": False},
+            "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True,
+                             "ignore_case": True, "ignore_punctuation": True}]}
+
+
+def _multiple_choice_configs(base: dict, name: str) -> dict[str, dict]:
+    """A multiple-choice spec's three forms: the letter generated (gen), and OLMES's two log-likelihood
+    formulations (ll_letters, ll_cloze)."""
     text = ("Question: {{softeval_question}}\n{% for label in softeval_labels %}{{label}}. "
             "{{softeval_choices[loop.index0]}}\n{% endfor %}Answer:")
     gen = {**base, "task": f"{name}_letter", "output_type": "generate_until", "doc_to_text": text,
@@ -409,9 +441,7 @@ def spec_task(path: Path, spec: dict) -> BenchTask:
                "doc_to_text": text, "doc_to_choice": "{{softeval_labels}}",
                "doc_to_target": "{{softeval_labels.index(softeval_gold)}}",
                "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}]}
-    return BenchTask(name=name, answer="letter", configs={"gen": gen, "ll_letters": letters, "ll_cloze": cloze},
-                     source="spec", data_files=data_files, identity={"spec_prompts": SPEC_PROMPTS},
-                     skipped_items=_skip_counts(skipped), notes=_skip_notes(name, skipped))
+    return {"gen": gen, "ll_letters": letters, "ll_cloze": cloze}
 
 
 def _has_gold(dataset):

@@ -24,7 +24,7 @@ def register(sub) -> None:
                                    "arc_challenge, mmlu, gsm8k, commonsense_qa, an lm-eval task YAML or a softeval "
                                    "task spec (docs/bench.md).",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from softeval.bench.runner import BenchConfig
+    from softeval.bench.config import BenchConfig
     from softeval.config import add_dataclass_flags
 
     add_dataclass_flags(p, BenchConfig, groups=SECTION_TITLES)
@@ -42,7 +42,8 @@ def cmd_bench(args) -> int:
             print(f"{name:16s} {t.answer:7s} {forms}")
         return 0
     from softeval.bench.report import summary
-    from softeval.bench.runner import BenchConfig, run
+    from softeval.bench.config import BenchConfig
+    from softeval.bench.runner import run
 
     cfg = config_from_args(BenchConfig, args)
     result = run(cfg)
