@@ -33,7 +33,7 @@ import transformers  # noqa: E402
 
 import softeval.bench.lm_adapter  # noqa: E402,F401  (registers --model softeval)
 from softeval.bench.harness import task_manager  # noqa: E402
-from softeval.bench.tasks import resolve_task  # noqa: E402
+from softeval.bench.tasks import resolve_task# noqa: E402
 from softeval.engine.models import load_model  # noqa: E402
 
 torch.set_num_threads(max(1, torch.get_num_threads()))

@@ -83,7 +83,7 @@ from lm_eval.models.huggingface import HFLM  # noqa: E402
 
 from softeval.bench.harness import quiet_git_hash, task_manager  # noqa: E402
 from softeval.bench.lm_adapter import SoftevalLM  # noqa: E402
-from softeval.bench.tasks import resolve_task  # noqa: E402
+from softeval.bench.tasks import resolve_task# noqa: E402
 from softeval.errors import SoftevalError  # noqa: E402
 from softeval.engine.models import load_model  # noqa: E402
 

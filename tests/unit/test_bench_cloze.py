@@ -246,7 +246,7 @@ def test_spec_results_of_letter_ll_prompts_are_not_reused(tiny_model_dir, tmp_pa
     old = read_json(ident, "identity")
     old["settings"].pop("spec_prompts")
     ident.write_text(json.dumps(old))
-    from softeval.bench.tasks import SPEC_PROMPTS
+    from softeval.bench.spec import SPEC_PROMPTS
 
     with pytest.raises(ConfigError, match=rf"settings.spec_prompts: '<absent>' → {SPEC_PROMPTS}"):
         run(cfg)

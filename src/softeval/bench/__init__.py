@@ -3,7 +3,14 @@
     from softeval.bench import BenchConfig, run
     result = run(BenchConfig(models=["gemma3-270m"], tasks=["arc_easy"], data_dir="data", out="runs/bench"))
 
-Everything lm-eval specific sits in `lm_adapter.py` (the model seam) and `harness.py` (task objects).
+Owns the benchmark protocol: what a task is (`forms`: its lm-eval configs per form), where it comes from
+(`tasks`: built-in names and lm-eval YAMLs; `spec`: softeval's data-only spec files), the run's settings
+(`config`) and identity (`identity`), preparing the grid (`prepare`), one (model, task) unit (`units`: zero,
+few, tuned prompts; `tuning`: the tuning data; `evaluate`: one mode through lm-eval), reading results back
+(`results`), answer parsing and scoring (`parsing`, `scoring`, `habit`), rankings (`ranking`), its report and
+its side of `softeval compare`. `runner.run` only orchestrates. Everything lm-eval specific sits in
+`lm_adapter.py` (the model seam) and `harness.py` (task objects). It may import train, executors, tasks, the
+engine, reports and the store, never distance or the CLI.
 """
 
 from __future__ import annotations

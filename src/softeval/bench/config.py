@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from softeval.bench.modes import MODES
-from softeval.bench.tasks import FORMS, LL_FORMS
+from softeval.bench.forms import FORMS, LL_FORMS
 from softeval.config import option, section
 from softeval.engine.loop import OptimConfig, Precision, Schedule
 from softeval.engine.models import DEVICE_MAPS, DTYPES

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from softeval.bench import harness, scoring
 from softeval.bench.config import BenchConfig
-from softeval.bench.tasks import BenchTask
+from softeval.bench.forms import BenchTask
 from softeval.store import atomic_write_json, atomic_write_text, dumps_json, read_json
 
 logger = logging.getLogger(__name__)

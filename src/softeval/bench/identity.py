@@ -8,7 +8,7 @@ from pathlib import Path
 
 from softeval.bench import harness
 from softeval.bench.config import BenchConfig
-from softeval.bench.tasks import BenchTask
+from softeval.bench.forms import BenchTask
 from softeval.errors import ConfigError
 from softeval.store import BenchFolder, claim_folder, read_json
 from softeval.store.identity import result_identity, settings_identity

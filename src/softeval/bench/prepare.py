@@ -10,7 +10,8 @@ from softeval.bench import harness, layouts, scoring
 from softeval.bench.config import BenchConfig
 from softeval.bench.evaluate import eval_indices, task_config, task_config_of
 from softeval.bench.modes import REQUIRED_FORM, TUNED_MODES
-from softeval.bench.tasks import DERIVED_LETTERS, LL_FORMS, BenchTask, letters_from_cloze, resolve_task
+from softeval.bench.forms import LL_FORMS, BenchTask
+from softeval.bench.tasks import DERIVED_LETTERS, letters_from_cloze, resolve_task
 from softeval.errors import ConfigError
 from softeval.store import safe_name
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from softeval.bench import habit, scoring
 from softeval.bench.config import BenchConfig
 from softeval.bench.modes import SINGLE_FORMULATION_MODES, TUNED_MODES
-from softeval.bench.tasks import LL_FORMS, BenchTask
+from softeval.bench.forms import LL_FORMS, BenchTask
 from softeval.errors import DataError
 from softeval.store import BenchFolder, read_json, read_jsonl
 

@@ -21,7 +21,7 @@ from softeval.bench.config import BenchConfig
 from softeval.bench.identity import claim_bench_folder
 from softeval.bench.prepare import check_grid_names, describe_data, prepare_tasks, task_modes
 from softeval.bench.results import collect_results, compute_rankings
-from softeval.bench.tasks import BenchTask
+from softeval.bench.forms import BenchTask
 from softeval.bench.units import has_work, model_task_unit
 from softeval.config import to_dict
 from softeval.errors import FolderInUse

@@ -12,7 +12,7 @@ from softeval.bench.evaluate import gold_over_gen_cap, run_unit
 from softeval.bench.identity import claim_unit_model, resolved_facts, unit_identity
 from softeval.bench.modes import TUNED_MODES
 from softeval.bench.prepare import prepare_tasks, task_modes
-from softeval.bench.tasks import BenchTask
+from softeval.bench.forms import BenchTask
 from softeval.errors import DataError
 from softeval.executors import Unit, cached_model
 from softeval.store import BenchFolder, read_json
