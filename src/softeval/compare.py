@@ -34,6 +34,8 @@ from softeval.bench.ranking import short_model_name
 from softeval.bench.scoring import named_by_formulation
 from softeval.errors import ConfigError, DataError, SoftevalError
 from softeval.distance.saturation import saturation_summary
+from softeval.reports.page import CSS, img, slug, table
+from softeval.reports.plots import figure, loss_error_arms, maybe_log_y, n_axis, png
 from softeval.store import SweepFolder, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 logger = logging.getLogger(__name__)
@@ -400,28 +402,27 @@ def _formulation_key(metric: str) -> str | None:
 
 
 def plot_loss_vs_n(summary: dict) -> bytes | None:
-    from softeval.distance.report import _figure, _loss_error_arms, _maybe_log_y, _n_axis, _png
 
     curves = [c for c in summary["loss_vs_n"] if c["n"]]
     if not curves:
         return None
-    fig, ax = _figure(7.0, 4.4)
+    fig, ax = figure(7.0, 4.4)
     values = []
     for i, c in enumerate(curves):
         # A small multiplicative shift per sweep keeps overlapping error bars apart on the log-n axis.
         shift = 1 + 0.04 * (i - (len(curves) - 1) / 2)
         xs = [n * shift for n in c["n"]]
-        arms = _loss_error_arms(c["loss_mean"], c["loss_std"], c.get("loss_min"))
+        arms = loss_error_arms(c["loss_mean"], c["loss_std"], c.get("loss_min"))
         ax.errorbar(xs, c["loss_mean"], yerr=arms, marker="o", capsize=3,
                     color=f"C{i % 10}", label=c["label"])
         values += c["loss_mean"]
-    _n_axis(ax, sorted({n for c in curves for n in c["n"]}))
-    _maybe_log_y(ax, values)
+    n_axis(ax, sorted({n for c in curves for n in c["n"]}))
+    maybe_log_y(ax, values)
     ax.set_ylabel("held-out loss (nats/token)")
     ax.set_title("Loss vs prompt length (mean ± std over seeds; a bar reaching below 0 stops at the lowest seed)",
                  fontsize=9)
     ax.legend(fontsize=7)
-    return _png(fig)
+    return png(fig)
 
 
 def _s_position(entry: dict | None, tokens: list[int]) -> tuple[float | None, float, float]:
@@ -442,13 +443,12 @@ def _param_label(count: int) -> str:
 def plot_s_vs_size(summary: dict) -> bytes | None:
     from matplotlib.ticker import NullLocator
 
-    from softeval.distance.report import _figure, _png
 
     rows = [r for r in summary["by_model_size"] or [] if r["num_parameters"]]
     if len(rows) < 2:
         return None
     tokens = sorted({n for c in summary["loss_vs_n"] for n in c["n"]})
-    fig, ax = _figure(6.4, 4.0)
+    fig, ax = figure(6.4, 4.0)
     for k, (mode, marker) in enumerate((("absolute", "o"), ("relative", "s"))):
         for t, task in enumerate(sorted({str(r["task"]) for r in rows})):
             group = sorted((r for r in rows if str(r["task"]) == task and r[mode]), key=lambda r: r["num_parameters"])
@@ -475,34 +475,32 @@ def plot_s_vs_size(summary: dict) -> bytes | None:
     ax.set_title("Saturation point vs model size (bars: 90% bootstrap over seeds)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    return _png(fig)
+    return png(fig)
 
 
 def plot_gap_closed(summary: dict) -> bytes | None:
-    from softeval.distance.report import _figure, _n_axis, _png
 
     gaps = [g for g in summary["gap_closed"] if g["n"]]
     if not gaps:
         return None
-    fig, ax = _figure(6.4, 4.0)
+    fig, ax = figure(6.4, 4.0)
     for i, g in enumerate(gaps):
         ax.errorbar(g["n"], g["mean"], yerr=[s or 0.0 for s in g["std"]], marker="o", capsize=3, color=f"C{i % 10}",
                     label=f"{g['label']} (ref {short_model_name(g['reference'])})")
-    _n_axis(ax, sorted({n for g in gaps for n in g["n"]}))
+    n_axis(ax, sorted({n for g in gaps for n in g["n"]}))
     ax.axhline(1.0, color="0.5", linestyle=":")
     ax.set_ylabel("share of the gap to the reference closed")
     ax.set_title("Gap closed by n soft tokens")
     ax.legend(fontsize=7)
-    return _png(fig)
+    return png(fig)
 
 
 def plot_bench_curves(summary: dict, task: str) -> bytes | None:
-    from softeval.distance.report import _figure, _png
 
     curves = summary["curves"].get(task) or []
     if not curves:
         return None
-    fig = _figure(10.0, 3.6)[0]
+    fig = figure(10.0, 3.6)[0]
     fig.clear()
     for k, metric in enumerate(("format_rate", "strict_acc", "lenient_acc")):
         ax = fig.add_subplot(1, 3, k + 1)
@@ -523,20 +521,19 @@ def plot_bench_curves(summary: dict, task: str) -> bytes | None:
         if k == 0:
             ax.legend(fontsize=6)
     fig.suptitle(f"{task}: soft-prompt tuning curves")
-    return _png(fig)
+    return png(fig)
 
 
 # --------------------------------------------------------------------------- HTML
 
 
 def _differences_html(diff: dict, labels: list[str]) -> str:
-    from softeval.distance.report import _table
 
     if not diff:
         return "<p class='note'>The runs share every setting that can change a number.</p>"
     rows = [[key, *[json.dumps(v, default=str) if isinstance(v, (list, dict)) else v for v in values]]
             for key, values in diff.items()]
-    return _table(["setting", *labels], rows, left=1 + len(labels))
+    return table(["setting", *labels], rows, left=1 + len(labels))
 
 
 def _s_cell(entry: dict | None) -> str:
@@ -548,7 +545,6 @@ def _s_cell(entry: dict | None) -> str:
 
 
 def render_distance_html(summary: dict, images: dict[str, bytes]) -> str:
-    from softeval.distance.report import CSS, _img, _table
     from softeval.distance.report import flags_html
 
     labels = [s["label"] for s in summary["sweeps"]]
@@ -563,19 +559,19 @@ def render_distance_html(summary: dict, images: dict[str, bytes]) -> str:
                      "different tokens, so compare shapes and saturation points, not loss values.</p>")
     rows = [[s["label"], s["model"], s["num_parameters"], s["task"], s["path"],
              "yes" if s["complete"] else f"no ({len(s['missing'])} missing)"] for s in summary["sweeps"]]
-    parts.append(_table(["sweep", "model", "parameters", "task", "folder", "complete"], rows, left=2))
+    parts.append(table(["sweep", "model", "parameters", "task", "folder", "complete"], rows, left=2))
     parts.append("<h2>Settings that differ</h2>" + _differences_html(summary["differences"], labels))
 
     parts.append("<h2>Loss vs prompt length</h2>")
     if "loss_vs_n" in images:
-        parts.append(_img(images["loss_vs_n"], "loss vs n for every sweep"))
+        parts.append(img(images["loss_vs_n"], "loss vs n for every sweep"))
     ns = sorted({n for c in summary["loss_vs_n"] for n in c["n"]})
     rows = []
     for c in summary["loss_vs_n"]:
         by_n = {n: (m, s) for n, m, s in zip(c["n"], c["loss_mean"], c["loss_std"])}
         rows.append([c["label"], *[(f"{by_n[n][0]:.4f}" + (f" ± {by_n[n][1]:.4f}" if by_n[n][1] else ""))
                                    if n in by_n else None for n in ns]])
-    parts.append(_table(["sweep", *[f"n = {n}" for n in ns]], rows, left=1))
+    parts.append(table(["sweep", *[f"n = {n}" for n in ns]], rows, left=1))
 
     eps = summary["epsilon"]
     parts.append("<h2>Saturation point S(ε)</h2>")
@@ -583,16 +579,16 @@ def render_distance_html(summary: dict, images: dict[str, bytes]) -> str:
                  f"nats/token, relative {eps['relative']:.0%} of the total gain) and {summary['bootstrap_samples']} "
                  "bootstrap resamples of the seeds; brackets: 90% bootstrap interval.</p>")
     rows = [[s["label"], _s_cell(s["absolute"]), _s_cell(s["relative"])] for s in summary["saturation"]]
-    parts.append(_table(["sweep", "S absolute", "S relative"], rows, left=3))
+    parts.append(table(["sweep", "S absolute", "S relative"], rows, left=3))
     if "s_vs_model_size" in images:
-        parts.append("<h2>Distance vs model size</h2>" + _img(images["s_vs_model_size"], "S vs model size"))
+        parts.append("<h2>Distance vs model size</h2>" + img(images["s_vs_model_size"], "S vs model size"))
     if summary["gap_closed"]:
         parts.append("<h2>Gap to the reference closed</h2>")
         if "gap_closed" in images:
-            parts.append(_img(images["gap_closed"], "gap closed vs n"))
+            parts.append(img(images["gap_closed"], "gap closed vs n"))
         rows = [[g["label"], g["reference"], g["gap"],
                  ", ".join(f"n={n}: {m:.3f}" for n, m in zip(g["n"], g["mean"]))] for g in summary["gap_closed"]]
-        parts.append(_table(["sweep", "reference", "gap L(0) − L(ref)", "share closed"], rows, left=2))
+        parts.append(table(["sweep", "reference", "gap L(0) − L(ref)", "share closed"], rows, left=2))
     parts.append(flags_html(summary["flags"]))
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -600,14 +596,13 @@ def render_distance_html(summary: dict, images: dict[str, bytes]) -> str:
 
 def _findings_html(findings: dict) -> str:
     from softeval.bench.ranking import leaderboard_text
-    from softeval.distance.report import _table
 
     parts = []
     if findings.get("format_order"):
         rows = [[f["task"], f["model"], f["run"], *(f"{100 * f[m]:.1f}" for m in ("zero", "few", "soft")),
                  "holds" if f["holds"] else "does not hold"] for f in findings["format_order"]]
         parts += ["<h2>Format-following: soft ≥ few ≥ zero?</h2>",
-                  _table(["task", "model", "run", "zero (%)", "few (%)", "soft (%)", "soft ≥ few ≥ zero"], rows,
+                  table(["task", "model", "run", "zero (%)", "few (%)", "soft (%)", "soft ≥ few ≥ zero"], rows,
                          left=3)]
     if findings.get("rankings"):
         rows, modes = [], ranked_modes(findings)
@@ -622,13 +617,12 @@ def _findings_html(findings: dict) -> str:
                   "when one run scored both models on the same items (the per-item differences' standard error, "
                   "plus the tuning seeds' for a soft prompt), else the two rows' errors combined. “within one SE” "
                   "marks a mode where some gap is smaller than its error, so the order there is noise.</p>",
-                  _table(["task", "metric", *modes, "same order in every mode"], rows, left=2 + len(modes))]
+                  table(["task", "metric", *modes, "same order in every mode"], rows, left=2 + len(modes))]
     return "\n".join(parts)
 
 
 def render_bench_html(summary: dict, images: dict[str, bytes]) -> str:
     from softeval.bench.report import HEADINGS
-    from softeval.distance.report import CSS, _img, _table
 
     labels = [r["label"] for r in summary["runs"]]
     title = "softeval compare (bench): " + ", ".join(labels)
@@ -653,10 +647,10 @@ def render_bench_html(summary: dict, images: dict[str, bytes]) -> str:
                              + (f" ({r[label]})" if (label := _formulation_key(m)) and r.get(label) else ""))
             mode = r["mode"] + (f" ({r['tuning_seeds']} seeds)" if r.get("tuning_seeds") else "")
             rows.append([r["model"], mode, r["run"], *cells])
-        parts.append(_table(["model", "mode", "run", *[f"{HEADINGS.get(m, m)} (%)" for m in metrics]], rows, left=3))
+        parts.append(table(["model", "mode", "run", *[f"{HEADINGS.get(m, m)} (%)" for m in metrics]], rows, left=3))
         key = f"curves_{task}"
         if key in images:
-            parts.append(_img(images[key], f"{task} tuning curves"))
+            parts.append(img(images[key], f"{task} tuning curves"))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -668,7 +662,6 @@ def compare(paths: list[str | Path], out: str | Path, labels: list[str] | None =
             allow_different_eval: bool = False, epsilon: float | None = None, epsilon_relative: float | None = None,
             bootstrap_samples: int = 1000) -> CompareResult:
     """softeval compare: read the runs → check they compare → summary → compare.json, index.html, PNGs."""
-    from softeval.distance.report import _slug
 
     # --- setup
     if len(paths) < 2:
@@ -694,8 +687,8 @@ def compare(paths: list[str | Path], out: str | Path, labels: list[str] | None =
 
     # --- save
     atomic_write_json(out / "compare.json", summary)
-    for name, png in images.items():
-        atomic_write_bytes(out / f"{_slug(name)}.png", png)
+    for name, picture in images.items():
+        atomic_write_bytes(out / f"{slug(name)}.png", picture)
     page = render_distance_html(summary, images) if kinds == {"distance"} else render_bench_html(summary, images)
     path = out / "index.html"
     atomic_write_text(path, page)

@@ -400,11 +400,11 @@ def test_paper_configs_load_and_start_with_their_command():
 
 
 def test_a_loss_error_bar_never_reaches_below_zero():
-    from softeval.distance.report import _loss_error_arms
+    from softeval.reports.plots import loss_error_arms
 
     # ' pee' at n = 1 on SmolLM2: seeds 0.002, 0.004, 0.108 -> mean 0.038, std 0.061; mean - std < 0.
-    lower, upper = _loss_error_arms([16.3, 0.038, 9e-5], [0.0, 0.061, 4e-5], [16.3, 0.002, 6.5e-5])
+    lower, upper = loss_error_arms([16.3, 0.038, 9e-5], [0.0, 0.061, 4e-5], [16.3, 0.002, 6.5e-5])
     assert upper == [0.0, 0.061, 4e-5]
     assert lower[0] == 0.0 and lower[2] == 4e-5              # bars above zero are left alone
     assert lower[1] == pytest.approx(0.038 - 0.002)          # clipped at the lowest seed
-    assert _loss_error_arms([0.5], [0.9])[0] == [0.0]        # lowest unknown: no lower arm rather than a wrong one
+    assert loss_error_arms([0.5], [0.9])[0] == [0.0]        # lowest unknown: no lower arm rather than a wrong one
