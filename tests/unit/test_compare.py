@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from softeval.cli import main
-from softeval.compare import compare, differences, loss_matrix
+from softeval.compare import compare, differences
 from softeval.config import build_config
+from softeval.distance.saturation import loss_matrix
 from softeval.distance.sweep import DistanceConfig, run
 from softeval.errors import ConfigError, DataError, SoftevalError
 
@@ -154,7 +155,8 @@ def test_an_interrupted_sweep_is_compared_from_its_finished_cells(two_models, tm
 
 def test_loss_matrix_shares_the_plain_model_and_leaves_failed_cells_out(tmp_path):
     results = make_sweep(tmp_path / "a", {(0, 0): 5.0, (2, 0): 3.0, (2, 1): None})
-    tokens, matrix = loss_matrix(results)
+    tokens = results["tokens"]
+    matrix = loss_matrix(tokens, results["seeds"], results["cells"])
     assert tokens == [0, 2]
     assert matrix[:, 0].tolist() == [5.0, 5.0] and matrix[0, 1] == 3.0 and matrix[1, 1] != matrix[1, 1]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from softeval.bench.habit import HABIT_METRICS
 from softeval.bench.modes import MODES, TUNED_MODES
 from softeval.reports.page import escape, img, kv_table, page
-from softeval.reports.plots import plain_text, png
+from softeval.reports.plots import plain_text, png, short_name
 from softeval.store import atomic_write_text
 
 # Denser than the distance report's: a bench page holds wide tables of many models × tasks × modes.
@@ -41,7 +41,7 @@ def summary(m: dict) -> str:
 
 def _label(model: str, width: int = 24) -> str:
     """Plot label: the last part of an id or path, shortened in the middle so both ends stay readable."""
-    name = model.rstrip("/").rsplit("/", 1)[-1]
+    name = short_name(model)
     if len(name) > width:
         keep = width - 1
         name = name[: (keep + 1) // 2] + "…" + name[len(name) - keep // 2:]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import math
 import re
 
@@ -58,6 +59,16 @@ def kv_table(rows: list[tuple[str, object]]) -> str:
     return "<table>" + "".join(f"<tr><th>{escape(k)}</th><td>{cell(v)}</td></tr>" for k, v in rows) + "</table>"
 
 
+def differences_table(diff: dict[str, list], labels: list[str]) -> str:
+    """The settings that differ between runs (setting → one value per run, `labels` in order), or a note that
+    none does."""
+    if not diff:
+        return "<p class='note'>The runs share every setting that can change a number.</p>"
+    rows = [[key, *[json.dumps(v, default=str) if isinstance(v, (list, dict)) else v for v in values]]
+            for key, values in diff.items()]
+    return table(["setting", *labels], rows, left=1 + len(labels))
+
+
 def img(png: bytes, alt: str) -> str:
     """PNG bytes embedded in the page as base64."""
     return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
@@ -75,4 +86,4 @@ def page(title: str, parts: list[str], css: str = CSS) -> str:
     return "\n".join([*head, *parts, "</body></html>"])
 
 
-__all__ = ["CSS", "escape", "num", "table", "kv_table", "img", "slug", "page"]
+__all__ = ["CSS", "escape", "num", "table", "kv_table", "differences_table", "img", "slug", "page"]

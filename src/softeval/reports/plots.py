@@ -34,6 +34,11 @@ def plain_text(text) -> str:
     return str(text).replace("$", r"\$")
 
 
+def short_name(model) -> str:
+    """A model id's or path's last part, for a legend: 'HuggingFaceTB/SmolLM2-135M' → 'SmolLM2-135M'."""
+    return str(model).rstrip("/").rsplit("/", 1)[-1]
+
+
 def n_axis(ax, ns: list[int]) -> None:
     """Log-scale n that still shows n = 0: symlog is linear on [0, 1] and logarithmic above."""
     ax.set_xscale("symlog", linthresh=1, linscale=0.6)
@@ -63,4 +68,4 @@ def loss_error_arms(means: list, stds: list, lows: list | None = None) -> list[l
     return [lower, [s or 0.0 for s in stds]]
 
 
-__all__ = ["figure", "png", "plain_text", "n_axis", "maybe_log_y", "loss_error_arms"]
+__all__ = ["figure", "png", "plain_text", "short_name", "n_axis", "maybe_log_y", "loss_error_arms"]
