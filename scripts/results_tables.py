@@ -195,7 +195,7 @@ def bench_tables(doc: dict) -> str:
     from softeval.bench.scoring import named_by_formulation
     from softeval.bench.modes import MODES
     from softeval.bench.ranking import leaderboard_text
-    from softeval.compare import format_order_holds
+    from softeval.bench.compare import format_order_holds
 
     out = []
     results, curves, rankings = doc.get("results") or {}, doc.get("curves") or {}, doc.get("rankings") or {}
@@ -294,7 +294,8 @@ def bench_overview(runs: list[dict]) -> str:
     """Every task's answer to the benchmark paper's two questions, from `softeval compare`'s findings: does
     format-following go soft ≥ few ≥ zero, and do the models rank the same in every mode?"""
     from softeval.bench.ranking import leaderboard_text
-    from softeval.compare import compare_bench, gap_text, ranked_modes
+    from softeval.bench.compare import gap_text, ranked_modes
+    from softeval.compare import compare_bench
 
     findings = compare_bench(runs, [shown_path(r["path"]) for r in runs])["findings"]
     modes = ranked_modes(findings)

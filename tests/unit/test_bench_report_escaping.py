@@ -56,11 +56,11 @@ def test_distance_report_escapes_every_user_string(sweep):
 def test_the_bench_report_header_shows_the_tuning_settings_from_the_optim_section():
     """Issue 29 #15: max_steps, batch_size and lr live under the config's `optim` section; the header looked for
     them at the top level and never showed them."""
-    from softeval.bench.report import _settings
     from softeval.bench.config import BenchConfig
+    from softeval.bench.report import settings_html
     from softeval.config import build_config, to_dict
 
     cfg = build_config(BenchConfig, overrides=["optim.max_steps=37", "optim.batch_size=5", "optim.lr=0.0123"])
-    header = _settings({"config": to_dict(cfg)})
+    header = settings_html({"config": to_dict(cfg)})
     for key, value in (("max_steps", "37"), ("batch_size", "5"), ("lr", "0.0123")):
         assert f"<th>{key}</th><td>{value}</td>" in header, key

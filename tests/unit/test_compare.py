@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from softeval.cli import main
-from softeval.compare import compare, differences, loss_matrix
+from softeval.compare import compare, differences
 from softeval.config import build_config
+from softeval.distance.saturation import loss_matrix
 from softeval.distance.sweep import DistanceConfig, run
 from softeval.errors import ConfigError, DataError, SoftevalError
 
@@ -154,7 +155,8 @@ def test_an_interrupted_sweep_is_compared_from_its_finished_cells(two_models, tm
 
 def test_loss_matrix_shares_the_plain_model_and_leaves_failed_cells_out(tmp_path):
     results = make_sweep(tmp_path / "a", {(0, 0): 5.0, (2, 0): 3.0, (2, 1): None})
-    tokens, matrix = loss_matrix(results)
+    tokens = results["tokens"]
+    matrix = loss_matrix(tokens, results["seeds"], results["cells"])
     assert tokens == [0, 2]
     assert matrix[:, 0].tolist() == [5.0, 5.0] and matrix[0, 1] == 3.0 and matrix[1, 1] != matrix[1, 1]
 
@@ -400,11 +402,11 @@ def test_paper_configs_load_and_start_with_their_command():
 
 
 def test_a_loss_error_bar_never_reaches_below_zero():
-    from softeval.distance.report import _loss_error_arms
+    from softeval.reports.plots import loss_error_arms
 
     # ' pee' at n = 1 on SmolLM2: seeds 0.002, 0.004, 0.108 -> mean 0.038, std 0.061; mean - std < 0.
-    lower, upper = _loss_error_arms([16.3, 0.038, 9e-5], [0.0, 0.061, 4e-5], [16.3, 0.002, 6.5e-5])
+    lower, upper = loss_error_arms([16.3, 0.038, 9e-5], [0.0, 0.061, 4e-5], [16.3, 0.002, 6.5e-5])
     assert upper == [0.0, 0.061, 4e-5]
     assert lower[0] == 0.0 and lower[2] == 4e-5              # bars above zero are left alone
     assert lower[1] == pytest.approx(0.038 - 0.002)          # clipped at the lowest seed
-    assert _loss_error_arms([0.5], [0.9])[0] == [0.0]        # lowest unknown: no lower arm rather than a wrong one
+    assert loss_error_arms([0.5], [0.9])[0] == [0.0]        # lowest unknown: no lower arm rather than a wrong one

@@ -4,16 +4,18 @@ Reads only results.json's content; never loads a model."""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import math
 from pathlib import Path
 
 from softeval.bench.habit import HABIT_METRICS
 from softeval.bench.modes import MODES, TUNED_MODES
+from softeval.reports.page import escape, img, kv_table, page
+from softeval.reports.plots import plain_text, png, short_name
 from softeval.store import atomic_write_text
 
+# Denser than the distance report's: a bench page holds wide tables of many models × tasks × modes.
+CSS = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;"
+       "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}img{margin:6px}")
 MODE_COLORS = {"zero": "#9e9e9e", "few": "#1f77b4", "soft": "#d62728", "soft_cloze": "#ff7f0e"}
 SHOWN = ("format_rate", "strict_acc", "acc_given_format", "lenient_acc", "ll_letters_acc", "ll_cloze_acc",
          "ll_cloze_acc_norm", "best_acc")
@@ -39,34 +41,25 @@ def summary(m: dict) -> str:
 
 def _label(model: str, width: int = 24) -> str:
     """Plot label: the last part of an id or path, shortened in the middle so both ends stay readable."""
-    name = model.rstrip("/").rsplit("/", 1)[-1]
+    name = short_name(model)
     if len(name) > width:
         keep = width - 1
         name = name[: (keep + 1) // 2] + "…" + name[len(name) - keep // 2:]
-    return _plain(name)
-
-
-def _plain(text: str) -> str:
-    """User text for matplotlib: '$' would start mathtext (and an unbalanced one fails the plot)."""
-    return str(text).replace("$", r"\$")
-
-
-def _e(value) -> str:
-    """Every user-derived string in the HTML goes through here (names come from spec files and paths)."""
-    return html.escape(str(value))
+    return plain_text(name)
 
 
 def _pct(value) -> float:
     """A fraction for a bar or point; an undefined metric (None) is drawn as 0."""
     return 0.0 if value is None or value != value else 100 * value
 
-def _png(fig) -> str:
+
+def _embed(fig, alt: str) -> str:
+    """A pyplot figure as an image in the page (cropped to what was drawn), then closed: a report draws many."""
     import matplotlib.pyplot as plt
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    embedded = img(png(fig, crop=True), alt)
     plt.close(fig)
-    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>'
+    return embedded
 
 
 def _fmt(x) -> str:
@@ -98,8 +91,8 @@ def _mode_comparison(results: dict, task: str) -> str:
         ax.set_title(HEADINGS.get(metric, metric), fontsize=8)
         ax.set_ylim(0, 100)
     widest[1].legend(fontsize=7)  # on the panel that shows every mode
-    fig.suptitle(f"{_plain(task)}: modes compared (%)", fontsize=10)
-    return _png(fig)
+    fig.suptitle(f"{plain_text(task)}: modes compared (%)", fontsize=10)
+    return _embed(fig, f"{task}: modes compared")
 
 
 def _format_vs_accuracy(results: dict) -> str:
@@ -113,14 +106,14 @@ def _format_vs_accuracy(results: dict) -> str:
                     x = _pct(m["format_rate"])
                     ax.scatter(x, _pct(m["lenient_acc"]), c=MODE_COLORS.get(mode, "k"), marker="o")
                     ax.scatter(x, _pct(m["strict_acc"]), c=MODE_COLORS.get(mode, "k"), marker="x")
-                    ax.annotate(f"{_label(model, 14)}/{_plain(task)}", (x, _pct(m["lenient_acc"])), fontsize=5)
+                    ax.annotate(f"{_label(model, 14)}/{plain_text(task)}", (x, _pct(m["lenient_acc"])), fontsize=5)
     ax.plot([0, 100], [0, 100], ls=":", c="k", lw=0.5)
     ax.set_xlabel("format-following (%)")
     ax.set_ylabel("accuracy (%): o lenient, x strict")
     for mode, c in MODE_COLORS.items():
         ax.scatter([], [], c=c, label=mode)
     ax.legend(fontsize=7)
-    return _png(fig)
+    return _embed(fig, "format vs accuracy")
 
 
 def _curve(curves: dict, task: str) -> str:
@@ -148,9 +141,9 @@ def _curve(curves: dict, task: str) -> str:
     ax.set_xlabel("tuning steps")
     ax.set_ylabel("%")
     ax.set_ylim(0, 100)
-    ax.set_title(f"{_plain(task)}: format saturation", fontsize=10)
+    ax.set_title(f"{plain_text(task)}: format saturation", fontsize=10)
     ax.legend(fontsize=6)
-    return _png(fig)
+    return _embed(fig, f"{task}: format saturation")
 
 
 def _ranking_scatter(results: dict, task: str, metric: str, reference: dict | None) -> str:
@@ -173,15 +166,15 @@ def _ranking_scatter(results: dict, task: str, metric: str, reference: dict | No
             ax.annotate(_label(m, 16) + (f" ({used})" if used else ""), (x, 100 * y), fontsize=6)
     ax.set_xlabel("reference score" if reference else f"zero-shot {metric} (%)")
     ax.set_ylabel(f"{HEADINGS.get(metric, metric)} (%)")
-    ax.set_title(f"{_plain(task)}: ranking", fontsize=10)
+    ax.set_title(f"{plain_text(task)}: ranking", fontsize=10)
     ax.legend(fontsize=7)
-    return _png(fig)
+    return _embed(fig, f"{task}: ranking")
 
 
-def _table(results: dict) -> str:
+def _metrics_table(results: dict) -> str:
     """Generated letters, likelihood letters and cloze side by side, and the best formulation with the one it
     came from."""
-    rows = ["<tr><th>model</th><th>task</th><th>mode</th>" + "".join(f"<th>{_e(HEADINGS.get(k, k))}</th>"
+    rows = ["<tr><th>model</th><th>task</th><th>mode</th>" + "".join(f"<th>{escape(HEADINGS.get(k, k))}</th>"
                                                                      for k in SHOWN)
             + "<th>best from</th><th>n</th><th>tuning seeds</th></tr>"]
     for model, per_task in results.items():
@@ -191,10 +184,10 @@ def _table(results: dict) -> str:
                 cells = "".join(f"<td>{_fmt(m.get(k))} ± {_fmt(m.get(k + '_stderr'))}"
                                 + (f", std {_fmt(m.get(k + '_seed_std'))}" if k + "_seed_std" in m else "") + "</td>"
                                 if k in m else "<td>–</td>" for k in SHOWN)
-                cells += f"<td>{_e(m.get('best_formulation') or '–')}</td>"
+                cells += f"<td>{escape(m.get('best_formulation') or '–')}</td>"
                 seeds = len(m["seeds"]) if m.get("seeds") else 1 if mode in TUNED_MODES else "–"
-                rows.append(f"<tr><td>{_e(model)}</td><td>{_e(task)}</td><td>{_e(mode)}</td>{cells}<td>{_e(n)}</td>"
-                            f"<td>{_e(seeds)}</td></tr>")
+                rows.append(f"<tr><td>{escape(model)}</td><td>{escape(task)}</td><td>{escape(mode)}</td>{cells}<td>{escape(n)}</td>"
+                            f"<td>{escape(seeds)}</td></tr>")
     return "<table>" + "".join(rows) + "</table>"
 
 
@@ -209,12 +202,12 @@ def _habit_table(results: dict) -> str:
                     if m.get(f"{metric}_habit") is None:
                         continue
                     z = m.get(f"{metric}_over_habit_z")
-                    rows.append(f"<tr><td>{_e(model)}</td><td>{_e(task)}</td><td>{_e(mode)}</td>"
-                                f"<td>{_e(HEADINGS.get(metric, metric))}</td><td>{_fmt(m.get(metric))}</td>"
+                    rows.append(f"<tr><td>{escape(model)}</td><td>{escape(task)}</td><td>{escape(mode)}</td>"
+                                f"<td>{escape(HEADINGS.get(metric, metric))}</td><td>{_fmt(m.get(metric))}</td>"
                                 f"<td>{_fmt(m[f'{metric}_habit'])}</td><td>{_fmt(m[f'{metric}_over_habit'])} ± "
                                 f"{_fmt(m.get(f'{metric}_over_habit_stderr'))}</td>"
                                 f"<td>{'–' if z is None else f'{z:.1f}'}</td>"
-                                f"<td>{_e(m[f'{metric}_top_answer'])} ({_fmt(m[f'{metric}_top_share'])})</td></tr>")
+                                f"<td>{escape(m[f'{metric}_top_answer'])} ({_fmt(m[f'{metric}_top_share'])})</td></tr>")
     if not rows:
         return ""
     return ("<table><tr><th>model</th><th>task</th><th>mode</th><th>formulation</th><th>accuracy</th>"
@@ -230,11 +223,11 @@ def _rank_table(rankings: dict) -> str:
             for kind in ("vs_reference", "between_modes"):
                 for name, c in (entry.get(kind) or {}).items():
                     label = f"{name} vs reference" if kind == "vs_reference" else name
-                    rows.append(f"<tr><td>{_e(task)}</td><td>{_e(metric)}</td>"
-                                f"<td>{_e(_ranked_by(entry, name.split('~')))}</td><td>{_e(label)}</td>"
+                    rows.append(f"<tr><td>{escape(task)}</td><td>{escape(metric)}</td>"
+                                f"<td>{escape(_ranked_by(entry, name.split('~')))}</td><td>{escape(label)}</td>"
                                 f"<td>{c['spearman']:.2f} [{c['spearman_ci'][0]:.2f}, {c['spearman_ci'][1]:.2f}]</td>"
                                 f"<td>{c['kendall']:.2f} [{c['kendall_ci'][0]:.2f}, {c['kendall_ci'][1]:.2f}]</td>"
-                                f"<td>{_e(c['n_models'])}</td></tr>")
+                                f"<td>{escape(c['n_models'])}</td></tr>")
     return "<table>" + "".join(rows) + "</table>" if len(rows) > 1 else "<p>(needs at least two models)</p>"
 
 
@@ -246,8 +239,8 @@ def _leaderboards(results: dict, rankings: dict) -> str:
             "<th>lead over the next (points ± SE)</th></tr>"]
     for r in ranking_summary(results, rankings):
         leads = ", ".join(lead_text(lead) for lead in r["leads"]) or "—"
-        rows.append(f"<tr><td>{_e(r['task'])}</td><td>{_e(r['metric'])}</td><td>{_e(r['mode'])}</td>"
-                    f"<td>{_e(r['board'])}</td><td>{_e(leads)}</td></tr>")
+        rows.append(f"<tr><td>{escape(r['task'])}</td><td>{escape(r['metric'])}</td><td>{escape(r['mode'])}</td>"
+                    f"<td>{escape(r['board'])}</td><td>{escape(leads)}</td></tr>")
     return "<table>" + "".join(rows) + "</table>" if len(rows) > 1 else "<p>(needs at least two models)</p>"
 
 
@@ -267,25 +260,27 @@ def _cap_warning(results: dict, task: str, above: float = 0.05) -> str:
     if not shares:
         return ""
     worst = max(shares.values())
-    return (f"<p><b>Generation cap too short:</b> {100 * worst:.0f} % of {_e(task)}'s gold answers are longer than "
+    return (f"<p><b>Generation cap too short:</b> {100 * worst:.0f} % of {escape(task)}'s gold answers are longer than "
             "the tokens a model may generate, so format-following and accuracy are undercounted for "
-            f"{_e(', '.join(sorted(shares)))} (raise --max-gen-toks).</p>")
+            f"{escape(', '.join(sorted(shares)))} (raise --max-gen-toks).</p>")
 
 
 def write_report(out: Path, doc: dict, reference: dict | None = None) -> Path:
+    """OUT/report.html from a bench results document: settings, metric tables, per-task plots, answer habits,
+    leaderboards and rank correlations."""
     import matplotlib
 
     matplotlib.use("Agg")
     results, curves, rankings = doc["results"], doc["curves"], doc["rankings"]
     tasks = sorted({t for per in results.values() for t in per})
-    parts = ["<h1>softeval bench</h1>", _settings(doc),
+    parts = [settings_html(doc),
              "<h2>Metrics (%, ± stderr; soft over several tuning seeds: their mean ± item stderr, std across "
              "seeds)</h2>",
              "<p>soft: a prompt tuned on the task's answer format (the letters), scored in every form; soft_cloze: "
              "a prompt tuned on the cloze rendering (question → answer text), scored in cloze alone.</p>",
-             _table(results)]
+             _metrics_table(results)]
     for task in tasks:
-        parts += [f"<h2>{_e(task)}</h2>", _cap_warning(results, task), _mode_comparison(results, task)]
+        parts += [f"<h2>{escape(task)}</h2>", _cap_warning(results, task), _mode_comparison(results, task)]
         if any(task in per for per in curves.values()):
             parts.append(_curve(curves, task))
         present = {k for per in results.values() for r in per.get(task, {}).values() for k in r}
@@ -308,24 +303,12 @@ def write_report(out: Path, doc: dict, reference: dict | None = None) -> Path:
               "prompt, the error of its seed mean (a seed shifts every item at once). A lead within one SE is "
               "no ranking.</p>", _leaderboards(results, rankings),
               "<h2>Rank correlations</h2>", _rank_table(rankings)]
-    style = ("<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;"
-             "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}img{margin:6px}</style>")
     path = out / "report.html"
-    atomic_write_text(path, f"<!doctype html><html><head><meta charset='utf-8'>{style}</head><body>"
-                            + "\n".join(parts) + "</body></html>")
+    atomic_write_text(path, page("softeval bench", parts, css=CSS))
     return path
 
 
-def _kv_table(rows: list[tuple[str, object]]) -> str:
-    def cell(v) -> str:
-        if isinstance(v, (list, tuple)):
-            return ", ".join(_e(x) for x in v) or "–"
-        return "–" if v is None else _e(v)
-
-    return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{cell(v)}</td></tr>" for k, v in rows) + "</table>"
-
-
-def _settings(doc: dict) -> str:
+def settings_html(doc: dict) -> str:
     """The header: settings, versions and data as tables (every value escaped; no Python reprs)."""
     c = doc["config"]
     # The tuning settings live in the config's optim section (BenchConfig.optim), the rest at its top level.
@@ -336,15 +319,15 @@ def _settings(doc: dict) -> str:
     rows = [(k, c.get(k)) for k in keys if k in c]
     rows += [(k, optim[k] if k in optim else c[k]) for k in optim_keys if k in optim or k in c]  # c: older runs
     rows += [(k, c.get(k)) for k in more if k in c]
-    parts = [_kv_table(rows)]
+    parts = [kv_table(rows)]
     versions = doc.get("versions") or {}
     if versions:
-        parts.append("<h3>Versions</h3>" + _kv_table(list(versions.items())))
+        parts.append("<h3>Versions</h3>" + kv_table(list(versions.items())))
     data = doc.get("data") or {}
     if data:
         cols = sorted({k for info in data.values() for k in info})
-        head = "<tr><th>task</th>" + "".join(f"<th>{_e(k)}</th>" for k in cols) + "</tr>"
-        body = "".join("<tr><td>" + _e(task) + "</td>" + "".join(f"<td>{_e(info.get(k, '–'))}</td>" for k in cols)
+        head = "<tr><th>task</th>" + "".join(f"<th>{escape(k)}</th>" for k in cols) + "</tr>"
+        body = "".join("<tr><td>" + escape(task) + "</td>" + "".join(f"<td>{escape(info.get(k, '–'))}</td>" for k in cols)
                        + "</tr>" for task, info in data.items())
         parts.append("<h3>Data</h3><table>" + head + body + "</table>")
     return "\n".join(parts)

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from softeval.errors import ConfigError, SoftevalError
+from softeval.reports.page import img, page, table
+from softeval.reports.plots import figure, png
 from softeval.distance.stability import (MIN_EXCESS, SCHEMA, SIGMAS, flag_cells, neighbour_outliers, read_curves,
                                 robust_scale)
 from softeval.store import SweepFolder, atomic_write_bytes, folder_lock, atomic_write_json, atomic_write_text, read_json
@@ -271,8 +273,6 @@ def _analyze(out: Path, report: bool, sigmas: float, min_excess: float) -> GridR
 
 
 def _plot_s_grid(summary: dict, mode: str) -> bytes:
-    from softeval.distance.report import _figure, _png
-
     lrs, sizes, tokens = summary["lrs"], summary["batch_sizes"], summary["tokens"]
     grid = np.full((len(sizes), len(lrs)), np.nan)
     labels = {}
@@ -281,7 +281,7 @@ def _plot_s_grid(summary: dict, mode: str) -> bytes:
         e = p[mode]
         grid[i, j] = tokens.index(e["S"]) if e["reached"] and e["S"] in tokens else len(tokens)
         labels[(i, j)] = e["label"] + (" !" if p["unstable"] else "")
-    fig, ax = _figure(max(3.6, 1.6 + 1.1 * len(lrs)), 1.8 + 0.7 * len(sizes))
+    fig, ax = figure(max(3.6, 1.6 + 1.1 * len(lrs)), 1.8 + 0.7 * len(sizes))
     ax.imshow(grid, cmap="viridis", vmin=0, vmax=len(tokens), aspect="auto")
     for (i, j), text in labels.items():
         light = grid[i, j] > len(tokens) / 2  # viridis turns yellow at the top: dark text there
@@ -291,16 +291,14 @@ def _plot_s_grid(summary: dict, mode: str) -> bytes:
     ax.set_xlabel("learning rate")
     ax.set_ylabel("batch size")
     ax.set_title(f"S(ε), {mode} ε\n(! = unstable point)", fontsize=9)
-    return _png(fig)
+    return png(fig)
 
 
 def _plot_loss_vs_lr(summary: dict, points: list[dict]) -> bytes:
     from matplotlib.ticker import NullLocator
 
-    from softeval.distance.report import _figure, _png
-
     sizes = summary["batch_sizes"]
-    fig = _figure(5.0 * len(sizes), 3.6)[0]
+    fig = figure(5.0 * len(sizes), 3.6)[0]
     fig.clear()
     flagged = {(f["folder"], f["n"]) for f in summary["lr_flags"]}
     for k, bs in enumerate(sizes):
@@ -324,22 +322,20 @@ def _plot_loss_vs_lr(summary: dict, points: list[dict]) -> bytes:
         ax.set_title(f"batch size {bs} (red ring: lr discontinuity)")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-    return _png(fig)
+    return png(fig)
 
 
 def write_grid_report(out: Path, summary: dict, points: list[dict]) -> Path:
-    from softeval.distance.report import CSS, _img, _table, flags_html
+    from softeval.distance.report import flags_html
 
     images = {"s_grid_absolute": _plot_s_grid(summary, "absolute"),
               "s_grid_relative": _plot_s_grid(summary, "relative"),
               "loss_vs_lr": _plot_loss_vs_lr(summary, points)}
     report_dir = out / "report"
-    for name, png in images.items():
-        atomic_write_bytes(report_dir / f"{name}.png", png)
+    for name, picture in images.items():
+        atomic_write_bytes(report_dir / f"{name}.png", picture)
     title = f"softeval stability: {summary['model']} on {(summary['task'] or {}).get('name')}"
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>",
-             f"<p class='note'>The same sweep (prompt lengths {html.escape(str(summary['tokens']))}) at every learning "
+    parts = [f"<p class='note'>The same sweep (prompt lengths {html.escape(str(summary['tokens']))}) at every learning "
              f"rate × batch size; each point is a distance sweep folder under {html.escape(str(out))}. A point is "
              f"unstable when one of its cells is flagged (failed, far above its neighbours in n, a training-curve "
              f"spike) or its mean loss at some n lies far above the neighbouring learning rates "
@@ -352,10 +348,10 @@ def write_grid_report(out: Path, summary: dict, points: list[dict]) -> Path:
             m = summary["movement"][mode][which]
             rows.append([mode, which.replace("_", " "), ", ".join(m["distinct"]), "yes" if m["stable"] else "no",
                          m["S_min"], m["S_max"], m["not_reached"], m["no_S"], m["spread_grid_steps"]])
-    parts.append(_table(["ε mode", "points", "S values", "one value", "S min", "S max", "not reached",
+    parts.append(table(["ε mode", "points", "S values", "one value", "S min", "S max", "not reached",
                          "no S (cells missing)", "spread (grid steps)"], rows, left=3))
-    parts += [_img(images["s_grid_absolute"], "S absolute over the grid"),
-              _img(images["s_grid_relative"], "S relative over the grid")]
+    parts += [img(images["s_grid_absolute"], "S absolute over the grid"),
+              img(images["s_grid_relative"], "S relative over the grid")]
     parts.append("<h2>Per grid point</h2>")
     rows = []
     for p in summary["points"]:
@@ -364,20 +360,19 @@ def write_grid_report(out: Path, summary: dict, points: list[dict]) -> Path:
                      f"{a['label']} [{a['interval90'][0]} … {a['interval90'][1]}]",
                      f"{r['label']} [{r['interval90'][0]} … {r['interval90'][1]}]",
                      len(p["flags"]), "UNSTABLE" if p["unstable"] else ""])
-    parts.append(_table(["folder", "lr", "batch size", "complete", "S absolute [90%]", "S relative [90%]",
+    parts.append(table(["folder", "lr", "batch size", "complete", "S absolute [90%]", "S relative [90%]",
                          "flagged cells", ""], rows, left=1))
-    parts.append(_img(images["loss_vs_lr"], "loss vs learning rate"))
+    parts.append(img(images["loss_vs_lr"], "loss vs learning rate"))
     parts.append("<h2>Discontinuities in learning rate</h2>")
     if summary["lr_flags"]:
-        parts.append(_table(["folder", "n", "mean loss", "baseline", "excess", "detail"],
+        parts.append(table(["folder", "n", "mean loss", "baseline", "excess", "detail"],
                             [[f["folder"], f["n"], f["loss"], f["baseline"], f["excess"], f["message"]]
                              for f in summary["lr_flags"]], left=1))
     else:
         parts.append("<p class='note'>None.</p>")
     parts.append(flags_html([{**f, "sweep": p["folder"]} for p in summary["points"] for f in p["flags"]]))
-    parts.append("</body></html>")
     path = report_dir / "index.html"
-    atomic_write_text(path, "\n".join(parts))
+    atomic_write_text(path, page(title, parts))
     return path
 
 

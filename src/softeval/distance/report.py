@@ -11,17 +11,16 @@ Images are embedded as base64 so the page can be mailed or attached as one file.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import logging
 import math
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 
 from softeval.errors import SoftevalError
+from softeval.reports.page import escape, img, num, page, slug, table
+from softeval.reports.plots import figure, loss_error_arms, maybe_log_y, n_axis, png
 from softeval.store import SweepFolder, atomic_write_bytes, atomic_write_text, read_json, read_jsonl
 
 logger = logging.getLogger(__name__)
@@ -58,48 +57,6 @@ def load_sweep(sweep_dir: Path) -> dict:
 # --------------------------------------------------------------------------- figures
 
 
-def _figure(width: float = 6.4, height: float = 4.0):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=110)
-    return fig, fig.add_subplot(1, 1, 1)
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def _n_axis(ax, ns: list[int]) -> None:
-    """Log-scale n that still shows n = 0: symlog is linear on [0, 1] and logarithmic above."""
-    ax.set_xscale("symlog", linthresh=1, linscale=0.6)
-    ax.set_xticks(ns)
-    ax.set_xticklabels([str(n) for n in ns])
-    ax.set_xlim(-0.3 if 0 in ns else None, max(ns) * 1.4 if max(ns) > 0 else 1)
-    ax.set_xlabel("prompt length n (soft tokens; 0 = plain model)")
-    ax.grid(True, alpha=0.3)
-
-
-def _maybe_log_y(ax, values: list[float]) -> None:
-    positive = [v for v in values if v is not None and v > 0]
-    if positive and max(positive) / min(positive) > 50:
-        ax.set_yscale("log")
-
-
-def _loss_error_arms(means: list, stds: list, lows: list | None = None) -> list[list[float]]:
-    """[lower, upper] arms of mean ± std error bars for a loss. A loss is never negative, and with three seeds of
-    which one lags (0.002, 0.003, 0.108) mean − std is below zero: on a log axis that arm would run off the plot.
-    Such a lower arm stops at the lowest seed instead (or at the mean when the lowest is unknown)."""
-    lows = lows or [None] * len(means)
-    lower = []
-    for m, s, lo in zip(means, stds, lows):
-        s = s or 0.0
-        lower.append(s if m - s > 0 else (m - lo if lo is not None and lo <= m else 0.0))
-    return [lower, [s or 0.0 for s in stds]]
-
-
 def _rows(results: dict, key: str) -> tuple[list[int], list[float], list[float]]:
     ns, means, stds = [], [], []
     for row in results["per_n"]:
@@ -114,13 +71,13 @@ def plot_loss(results: dict) -> bytes | None:
     ns, means, stds = _rows(results, "loss")
     if not ns:
         return None
-    fig, ax = _figure()
+    fig, ax = figure()
     cells = [c for c in results["cells"] if SweepFolder.finished(c) and c["n"] > 0]
     if cells:
         ax.scatter([c["n"] for c in cells], [c["loss"] for c in cells], s=12, color="0.6", zorder=2,
                    label="single seeds")
     lows = {row["n"]: row.get("loss_min") for row in results["per_n"]}
-    ax.errorbar(ns, means, yerr=_loss_error_arms(means, stds, [lows.get(n) for n in ns]), marker="o", color="C0",
+    ax.errorbar(ns, means, yerr=loss_error_arms(means, stds, [lows.get(n) for n in ns]), marker="o", color="C0",
                 capsize=4, zorder=3, label="mean ± std over seeds (≥ lowest seed)")
     sat = results.get("saturation")
     if sat:
@@ -138,12 +95,12 @@ def plot_loss(results: dict) -> bytes | None:
     baselines = task_baselines(results)
     for i, (name, value) in enumerate(sorted(baselines.items())):
         ax.axhline(value, color=f"{0.35 + 0.2 * i:g}", linestyle=(0, (4, 2)), label=f"{name} (task baseline)")
-    _n_axis(ax, results["tokens"])
-    _maybe_log_y(ax, means + [c["loss"] for c in cells] + ([ref["loss"]] if ref else []) + list(baselines.values()))
+    n_axis(ax, results["tokens"])
+    maybe_log_y(ax, means + [c["loss"] for c in cells] + ([ref["loss"]] if ref else []) + list(baselines.values()))
     ax.set_ylabel("held-out loss (nats/token)")
     ax.set_title("Loss vs prompt length")
     ax.legend(fontsize=7)
-    return _png(fig)
+    return png(fig)
 
 
 def task_baselines(results: dict) -> dict[str, float]:
@@ -178,12 +135,12 @@ def _plot_vs_n(results: dict, ns: list, means: list, stds: list, ylabel: str, ti
     """mean ± std of one quantity against prompt length (None when nothing was measured)."""
     if not ns:
         return None
-    fig, ax = _figure()
+    fig, ax = figure()
     ax.errorbar(ns, means, yerr=stds, marker="o", capsize=4)
-    _n_axis(ax, results["tokens"])
+    n_axis(ax, results["tokens"])
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    return _png(fig)
+    return png(fig)
 
 
 def plot_series(results: dict, key: str, ylabel: str, title: str) -> bytes | None:
@@ -214,7 +171,7 @@ def condition_table(results: dict) -> dict[str, dict[int, dict[tuple, list[float
 
 def plot_condition_metric(name: str, by_n: dict[int, dict[tuple, list[float]]]) -> bytes:
     dims = max(len(c) for cond_values in by_n.values() for c in cond_values)
-    fig = _figure(6.4, 3.2 * dims)[0]
+    fig = figure(6.4, 3.2 * dims)[0]
     fig.clear()
     for k in range(dims):
         ax = fig.add_subplot(dims, 1, k + 1)
@@ -230,7 +187,7 @@ def plot_condition_metric(name: str, by_n: dict[int, dict[tuple, list[float]]]) 
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"{name} vs condition (mean over seeds)")
-    return _png(fig)
+    return png(fig)
 
 
 def plot_training_curves(curves: dict, ns: list[int]) -> bytes | None:
@@ -239,7 +196,7 @@ def plot_training_curves(curves: dict, ns: list[int]) -> bytes | None:
         return None
     cols = min(3, len(trained))
     rows = math.ceil(len(trained) / cols)
-    fig = _figure(4.0 * cols, 3.0 * rows)[0]
+    fig = figure(4.0 * cols, 3.0 * rows)[0]
     fig.clear()
     for i, n in enumerate(trained):
         ax = fig.add_subplot(rows, cols, i + 1)
@@ -257,55 +214,16 @@ def plot_training_curves(curves: dict, ns: list[int]) -> bytes | None:
                 # and a line between them would suggest a path that was never measured.
                 ax.plot(steps, losses, "o", markersize=5, color=f"C{seed % 10}", label=f"seed {seed} held-out")
                 values += list(losses)
-        _maybe_log_y(ax, values)
+        maybe_log_y(ax, values)
         ax.set_title(f"n = {n}")
         ax.set_xlabel("step")
         ax.set_ylabel("loss (nats/token)")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6)
-    return _png(fig)
+    return png(fig)
 
 
 # --------------------------------------------------------------------------- HTML
-
-
-CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
-th { background: #f3f3f3; } td.l, th.l { text-align: left; }
-img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
-pre { background: #f7f7f7; padding: 0.6em; white-space: pre-wrap; font-size: 0.85em; }
-.sample { font-family: monospace; font-size: 0.85em; white-space: pre-wrap; }
-.gen { background: #e6f4ea; }
-.note { color: #666; font-size: 0.9em; }
-"""
-
-
-def _e(value) -> str:
-    """Every user-derived value in the page is escaped (names come from specs, paths and configs)."""
-    return html.escape(str(value))
-
-
-def _num(value, digits: int = 4) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return html.escape(str(value))
-        return f"{value:.{digits}f}" if abs(value) >= 10 ** -digits or value == 0 else f"{value:.2e}"
-    return html.escape(str(value))
-
-
-def _table(headers: list[str], rows: list[list], left: int = 0) -> str:
-    head = "".join(f"<th class='{'l' if i < left else ''}'>{html.escape(h)}</th>" for i, h in enumerate(headers))
-    body = "".join("<tr>" + "".join(f"<td class='{'l' if i < left else ''}'>{_num(v)}</td>" for i, v in enumerate(r))
-                   + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _img(png: bytes, alt: str) -> str:
-    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
 
 
 def _saturation_html(sat: dict) -> str:
@@ -313,8 +231,8 @@ def _saturation_html(sat: dict) -> str:
         seeds = ", ".join("not reached" if v is None else str(v) for v in s["per_seed"])
         dist = ", ".join(f"{k}: {v:.0%}" for k, v in s["bootstrap"].get("distribution", {}).items())
         lo, hi = s["bootstrap"].get("interval90", [None, None])
-        return (f"<b>S = {html.escape(str(s['label']))}</b> (threshold {_num(s['threshold'])} nats/token); per seed: "
-                f"{html.escape(seeds)}; bootstrap over seeds: {html.escape(dist)} (90% interval {_e(lo)} … {_e(hi)})")
+        return (f"<b>S = {html.escape(str(s['label']))}</b> (threshold {num(s['threshold'])} nats/token); per seed: "
+                f"{html.escape(seeds)}; bootstrap over seeds: {html.escape(dist)} (90% interval {escape(lo)} … {escape(hi)})")
 
     a, r = sat["absolute"], sat["relative"]
     out = [f"<p>Absolute ε = {a['epsilon']:g} nats/token: {describe(a)}</p>",
@@ -326,33 +244,44 @@ def _saturation_html(sat: dict) -> str:
         seeds = ", ".join("—" if v is None else str(v) for v in s["per_seed"])
         rows.append([s["mode"], eps, s["threshold"], s["label"], seeds, f"{lo} … {hi}"])
     out.append("<h3>Sensitivity of S to ε</h3>")
-    out.append(_table(["mode", "ε", "threshold (nats/token)", "S", "S per seed", "90% bootstrap"], rows, left=2))
+    out.append(table(["mode", "ε", "threshold (nats/token)", "S", "S per seed", "90% bootstrap"], rows, left=2))
     return "\n".join(out)
 
 
 def render_html(sweep: dict, images: dict[str, bytes]) -> str:
+    """The report page: what was measured, S, the numbers per n and per cell, flags, plots, samples, config."""
     res = sweep["results"]
+    title = f"softeval distance: {res['model'].get('name')} on {res['config']['task']['name']}"
+    return page(title, [*_header_html(res), *_saturation_section(res, images), *_per_n_section(res),
+                        *_cells_section(res, sweep["curves"]), *_plots_section(images),
+                        *_samples_section(sweep["samples"]),
+                        "<h2>Configuration</h2><pre>" + html.escape(json.dumps(res["config"], indent=2)) + "</pre>"])
+
+
+def _header_html(res: dict) -> list[str]:
+    """What was measured: version, the held-out set, completeness, model, task and training settings."""
     cfg, task, model = res["config"], res["task"], res["model"]
-    title = f"softeval distance: {model.get('name')} on {cfg['task']['name']}"
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    parts.append(f"<p class='note'>softeval {_e(res['softeval_version'])}, report written {stamp}. "
-                 f"Every prompt length is scored on the same {_e(task.get('num_eval'))} held-out examples "
-                 f"({_e(task.get('num_eval_targets'))} target tokens, fingerprint "
-                 f"{_e(str(task.get('eval_fingerprint'))[:12])}); "
-                 f"same eval set across cells: <b>{_e(task.get('same_eval_set'))}</b>.</p>")
+    parts = [f"<p class='note'>softeval {escape(res['softeval_version'])}, report written {stamp}. "
+             f"Every prompt length is scored on the same {escape(task.get('num_eval'))} held-out examples "
+             f"({escape(task.get('num_eval_targets'))} target tokens, fingerprint "
+             f"{escape(str(task.get('eval_fingerprint'))[:12])}); "
+             f"same eval set across cells: <b>{escape(task.get('same_eval_set'))}</b>.</p>"]
     if not res["complete"]:
         parts.append(f"<p><b>Incomplete sweep:</b> {len(res['missing'])} cell(s) missing: "
                      f"{html.escape(', '.join(res['missing']))}. Re-run the same command to finish it.</p>")
     parts.append(f"<p>Model <b>{html.escape(str(model.get('name')))}</b> ({html.escape(str(model.get('architecture')))}, "
-                 f"weights {_e(str(model.get('weights_sha256'))[:12])}); task spec "
-                 f"<code>{html.escape(json.dumps(task.get('spec')))}</code>; {_e(cfg['optim']['max_steps'])} steps × "
-                 f"{_e(cfg['optim']['batch_size'])} rows per cell, lr {_e(cfg['optim']['lr'])}, "
-                 f"init {_e(cfg['prompt']['init'])}, "
-                 f"seeds {_e(res['seeds'])}.</p>")
+                 f"weights {escape(str(model.get('weights_sha256'))[:12])}); task spec "
+                 f"<code>{html.escape(json.dumps(task.get('spec')))}</code>; {escape(cfg['optim']['max_steps'])} steps × "
+                 f"{escape(cfg['optim']['batch_size'])} rows per cell, lr {escape(cfg['optim']['lr'])}, "
+                 f"init {escape(cfg['prompt']['init'])}, "
+                 f"seeds {escape(res['seeds'])}.</p>")
+    return parts
 
-    parts.append("<h2>Saturation</h2>")
+
+def _saturation_section(res: dict, images: dict[str, bytes]) -> list[str]:
+    """S(ε) with its definition, and the plots it is read from (loss, accuracy, gap closed vs n)."""
+    parts = ["<h2>Saturation</h2>"]
     if res.get("saturation"):
         parts.append(_saturation_html(res["saturation"]))
     else:
@@ -364,9 +293,12 @@ def render_html(sweep: dict, images: dict[str, bytes]) -> str:
     for key, alt in (("loss_vs_n", "loss vs n"), ("accuracy_vs_n", "token accuracy vs n"),
                      ("gap_closed", "share of gap closed")):
         if key in images:
-            parts.append(_img(images[key], alt))
+            parts.append(img(images[key], alt))
+    return parts
 
-    parts.append("<h2>Per prompt length</h2>")
+
+def _per_n_section(res: dict) -> list[str]:
+    """Mean and spread over seeds at each prompt length (and the reference, when there is one)."""
     metric_names = sorted({k for row in res["per_n"] for k in row["task_metrics"]})
     headers = ["n", "seeds", "loss mean", "loss std", "loss min", "loss max", "token acc mean", "token acc std"]
     if res.get("reference"):
@@ -381,51 +313,62 @@ def render_html(sweep: dict, images: dict[str, bytes]) -> str:
         r += [row["task_metrics"].get(m, {}).get("mean") for m in metric_names]
         r += [row["task_metrics"].get(m, {}).get("std") for m in metric_names]
         rows.append(r)
-    parts.append(_table(headers, rows))
+    parts = ["<h2>Per prompt length</h2>", table(headers, rows)]
     if res.get("reference"):
         ref = res["reference"]
-        parts.append(f"<p>Reference <b>{_e(ref['model'])}</b>: loss {_num(ref['loss'])} nats/token, token "
-                     f"accuracy {_num(ref['token_accuracy'])} on the same {ref['num_targets']} targets; gap "
-                     f"L(0) − L(reference) = {_num(ref.get('gap'))}. Gap closed at n = (L(0) − L(n)) / gap.</p>")
+        parts.append(f"<p>Reference <b>{escape(ref['model'])}</b>: loss {num(ref['loss'])} nats/token, token "
+                     f"accuracy {num(ref['token_accuracy'])} on the same {ref['num_targets']} targets; gap "
+                     f"L(0) − L(reference) = {num(ref.get('gap'))}. Gap closed at n = (L(0) − L(n)) / gap.</p>")
+    return parts
 
-    parts.append("<h2>Every cell</h2>")
+
+def _cells_section(res: dict, curves: dict) -> list[str]:
+    """Every cell's numbers, why each failed cell failed, and the cells the stability detectors flag."""
+    from softeval.distance.stability import flag_cells
+
     cell_metrics = sorted({k for c in res["cells"] for k in c.get("task_metrics", {})})
     rows = [[c["name"], c["status"], c["n"], c["seed"], c["steps"], c.get("initial_loss"), c.get("loss"),
              c.get("initial_token_accuracy"), c.get("token_accuracy"), c.get("num_targets"), c.get("seconds"),
              *[c.get("task_metrics", {}).get(m) for m in cell_metrics]] for c in res["cells"]]
-    parts.append(_table(["cell", "status", "n", "seed", "steps", "initial loss", "final loss", "initial acc",
-                         "final acc", "targets", "seconds", *cell_metrics], rows, left=2))
-    failed = [c for c in res["cells"] if c.get("status") != "done"]
-    for c in failed:
-        parts.append(f"<p><b>{_e(c['name'])}</b>: {_e(c.get('message') or c['status'])}</p>")
+    parts = ["<h2>Every cell</h2>",
+             table(["cell", "status", "n", "seed", "steps", "initial loss", "final loss", "initial acc",
+                    "final acc", "targets", "seconds", *cell_metrics], rows, left=2)]
+    for c in res["cells"]:
+        if c.get("status") != "done":
+            parts.append(f"<p><b>{escape(c['name'])}</b>: {escape(c.get('message') or c['status'])}</p>")
+    parts.append(flags_html(flag_cells(res, curves)))
+    return parts
 
-    from softeval.distance.stability import flag_cells
 
-    parts.append(flags_html(flag_cells(res, sweep["curves"])))
+def _plots_section(images: dict[str, bytes]) -> list[str]:
+    """Training curves, then one plot per task metric and per condition metric."""
+    parts = []
     if "training_curves" in images:
-        parts.append("<h2>Training curves</h2>" + _img(images["training_curves"], "training curves"))
+        parts.append("<h2>Training curves</h2>" + img(images["training_curves"], "training curves"))
     metric_imgs = [k for k in images if k.startswith("metric_") or k.startswith("condition_")]
     if metric_imgs:
         parts.append("<h2>Task metrics</h2>")
-        parts += [_img(images[k], k) for k in sorted(metric_imgs)]
+        parts += [img(images[k], k) for k in sorted(metric_imgs)]
+    return parts
 
-    if any(sweep["samples"].values()):
-        parts.append("<h2>Greedy samples</h2><p class='note'>The end of the held-out context, then the model's "
-                     "greedy continuation (highlighted). One seed per n (the first finished).</p>")
-        shown = set()
-        for (n, seed), samples in sorted(sweep["samples"].items()):
-            if n in shown or not samples:
-                continue
-            shown.add(n)
-            parts.append(f"<h3>n = {_e(n)}" + (f" (seed {_e(seed)})" if n else " (plain model)") + "</h3>")
-            for s in samples:
-                context = s["context"][-240:]
-                parts.append(f"<p class='sample'>…{html.escape(context)}<span class='gen'>"
-                             f"{html.escape(s['continuation'])}</span></p>")
 
-    parts.append("<h2>Configuration</h2><pre>" + html.escape(json.dumps(cfg, indent=2)) + "</pre>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+def _samples_section(samples_by_cell: dict) -> list[str]:
+    """Greedy continuations of the held-out context: one seed per n, the first finished."""
+    if not any(samples_by_cell.values()):
+        return []
+    parts = ["<h2>Greedy samples</h2><p class='note'>The end of the held-out context, then the model's "
+             "greedy continuation (highlighted). One seed per n (the first finished).</p>"]
+    shown = set()
+    for (n, seed), samples in sorted(samples_by_cell.items()):
+        if n in shown or not samples:
+            continue
+        shown.add(n)
+        parts.append(f"<h3>n = {escape(n)}" + (f" (seed {escape(seed)})" if n else " (plain model)") + "</h3>")
+        for s in samples:
+            context = s["context"][-240:]
+            parts.append(f"<p class='sample'>…{html.escape(context)}<span class='gen'>"
+                         f"{html.escape(s['continuation'])}</span></p>")
+    return parts
 
 
 def build_images(sweep: dict) -> dict[str, bytes]:
@@ -439,14 +382,10 @@ def build_images(sweep: dict) -> dict[str, bytes]:
         images["gap_closed"] = plot_series(res, "gap_closed", "share of the gap to the reference closed",
                                            f"Gap to {res['reference']['model']} closed")
     for name in sorted({k for row in res["per_n"] for k in row["task_metrics"]}):
-        images[f"metric_{_slug(name)}"] = plot_task_metric(res, name)
+        images[f"metric_{slug(name)}"] = plot_task_metric(res, name)
     for name, by_n in sorted(condition_table(res).items()):
-        images[f"condition_{_slug(name)}"] = plot_condition_metric(name, by_n)
+        images[f"condition_{slug(name)}"] = plot_condition_metric(name, by_n)
     return {k: v for k, v in images.items() if v is not None}
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
 def write_report(sweep_dir: Path, out_dir: Path | None = None) -> Path:
@@ -455,8 +394,8 @@ def write_report(sweep_dir: Path, out_dir: Path | None = None) -> Path:
     out_dir = Path(out_dir) if out_dir else sweep_dir / "report"
     sweep = load_sweep(sweep_dir)
     images = build_images(sweep)
-    for name, png in images.items():
-        atomic_write_bytes(out_dir / f"{name}.png", png)
+    for name, picture in images.items():
+        atomic_write_bytes(out_dir / f"{name}.png", picture)
     for stale in [*out_dir.glob("metric_*.png"), *out_dir.glob("condition_*.png")]:
         if stale.stem not in images:  # a plot an earlier report drew and this one does not: not this sweep's now
             stale.unlink()
@@ -480,7 +419,7 @@ def flags_html(flags: list[dict], what: str = "cell") -> str:
     headers = ["sweep", "cell", "kind", "detail", "loss", "baseline", "excess"]
     if not any(f.get("sweep") for f in flags):
         rows, headers = [r[1:] for r in rows], headers[1:]
-    out.append(_table(headers, rows, left=len(headers) - 3))
+    out.append(table(headers, rows, left=len(headers) - 3))
     return "\n".join(out)
 
 

@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from softeval.store import SweepFolder
+
 MODES = ("absolute", "relative")
 NOT_REACHED = "not reached"
 DEFAULT_ABSOLUTE_EPSILONS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
@@ -50,6 +52,24 @@ class Saturation:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def loss_matrix(tokens: list[int], seeds: list[int], cells: list[dict]) -> np.ndarray:
+    """Seeds × n held-out losses (rows in `seeds` order, columns in `tokens` order) from cell records, the
+    matrix S(ε) and its bootstrap are computed on. The plain model (n = 0) is trained by no seed, so its one
+    cell fills every row; a cell that did not finish (SweepFolder.finished), or whose n or seed is not in the
+    grid, stays NaN and is left out of the means."""
+    column = {n: j for j, n in enumerate(tokens)}
+    row = {s: i for i, s in enumerate(seeds)}
+    matrix = np.full((len(seeds), len(tokens)), np.nan)
+    for c in cells:
+        if not SweepFolder.finished(c) or c["n"] not in column:
+            continue
+        if c["n"] == 0:
+            matrix[:, column[0]] = c["loss"]
+        elif c["seed"] in row:
+            matrix[row[c["seed"]], column[c["n"]]] = c["loss"]
+    return matrix
 
 
 def remaining_gain(losses: list[float]) -> list[float]:
