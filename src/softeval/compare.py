@@ -81,23 +81,15 @@ def run_labels(paths: list[Path], labels: list[str] | None = None) -> list[str]:
 
 
 def differences(runs: list[dict]) -> dict[str, list]:
-    """Dotted setting → value per run, for what can change a number (softeval.store.identity decides) and is not the
-    same in every run: the config settings the policy counts, and the facts resolved where each run ran
-    (weights and tokenizer hashes, weights dtype, precision) from its identity.json."""
-    from softeval.bench.runner import BenchConfig
+    """Dotted setting → value per run, for what can change a number (softeval.store.identity decides) and is not
+    the same in every run: the settings the policy counts, the facts resolved where each run ran (weights and
+    tokenizer hashes, weights dtype, precision) and its data hashes."""
+    from softeval.bench.config import BenchConfig
     from softeval.distance.sweep import DistanceConfig
-    from softeval.store.identity import changes_numbers, differing, flatten, is_current
+    from softeval.store.identity import comparable_settings, differing
 
-    rows = []
-    for run in runs:
-        cls = DistanceConfig if run["kind"] == "distance" else BenchConfig
-        row = {k: v for k, v in flatten(run["results"].get("config") or {}).items() if changes_numbers(cls, k)}
-        path = Path(run["path"]) / "identity.json"
-        stored = read_json(path, "result identity") if path.exists() else None
-        if is_current(stored):
-            row.update({f"resolved.{k}": v for k, v in (stored.get("resolved") or {}).items()})
-        rows.append(row)
-    return differing(rows)
+    return differing([comparable_settings(DistanceConfig if run["kind"] == "distance" else BenchConfig,
+                                          run["results"].get("config"), run["path"]) for run in runs])
 
 
 def check_eval_sets(labels: list[str], prints: list, allow: bool, what: str) -> bool:

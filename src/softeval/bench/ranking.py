@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from softeval.errors import DataError
+from softeval.reports.plots import short_name
 
 logger = logging.getLogger(__name__)
 
@@ -118,15 +119,10 @@ def leaderboard_text(board: list[dict]) -> str:
     for i, row in enumerate(board):
         if i:
             text += " = " if row["rank"] == board[i - 1]["rank"] else " > "
-        text += short_model_name(row["model"])
+        text += short_name(row["model"])
         text += "" if row.get("score") is None else f" {100 * row['score']:.1f}"
         text += f" ({row['formulation']})" if row.get("formulation") else ""
     return text or "—"
-
-
-def short_model_name(name) -> str:
-    """A model id's or path's last part: 'HuggingFaceTB/SmolLM2-135M' → 'SmolLM2-135M'."""
-    return str(name).rstrip("/").rsplit("/", 1)[-1]
 
 
 def points_text(diff: float, se: float) -> str:

@@ -231,7 +231,7 @@ def _rank_table(rankings: dict) -> str:
     return "<table>" + "".join(rows) + "</table>" if len(rows) > 1 else "<p>(needs at least two models)</p>"
 
 
-def _leaderboards(results: dict, rankings: dict) -> str:
+def leaderboards_html(results: dict, rankings: dict) -> str:
     """Per task and mode, the models best first with each one's lead over the next (ranking.ranking_summary)."""
     from softeval.bench.ranking import lead_text, ranking_summary
 
@@ -301,7 +301,7 @@ def write_report(out: Path, doc: dict, reference: dict | None = None) -> Path:
               "<p>A lead is a model's accuracy minus the next one's over the items both scored. Its standard "
               "error is paired over the items, which cancels each item's own difficulty, plus, for a tuned "
               "prompt, the error of its seed mean (a seed shifts every item at once). A lead within one SE is "
-              "no ranking.</p>", _leaderboards(results, rankings),
+              "no ranking.</p>", leaderboards_html(results, rankings),
               "<h2>Rank correlations</h2>", _rank_table(rankings)]
     path = out / "report.html"
     atomic_write_text(path, page("softeval bench", parts, css=CSS))

@@ -186,19 +186,13 @@ def check_one_grid(sweeps: list[tuple[Path, dict]], out: Path) -> None:
     a number (softeval.store.identity: steps, init, weights, dtype, precision, data…) or in their grid of n, and two
     folders of one (lr, batch size)."""
     from softeval.distance.sweep import DistanceConfig
-    from softeval.store.identity import changes_numbers, differing, flatten, is_current
+    from softeval.store.identity import comparable_settings, differing
 
     rows, seen = [], {}
     for folder, results in sweeps:
         config = results.get("config") or {}
-        row = {k: v for k, v in flatten(config).items() if changes_numbers(DistanceConfig, k) and k not in GRID_AXES}
-        row["tokens"] = config.get("tokens")
-        path = folder / "identity.json"
-        stored = read_json(path, "sweep identity") if path.exists() else None
-        if is_current(stored):
-            row.update({f"resolved.{k}": v for k, v in (stored.get("resolved") or {}).items()})
-            row.update({f"data.{k}": v for k, v in (stored.get("data") or {}).items()})
-        rows.append(row)
+        rows.append({**comparable_settings(DistanceConfig, config, folder, leave_out=GRID_AXES),
+                     "tokens": config.get("tokens")})  # one sweep's grid of n, though a sweep may grow it
         point = grid_point(config)
         if point in seen:
             raise SoftevalError(f"{seen[point]} and {folder.name} under {out} are the same grid point (lr {point[0]:g}, "

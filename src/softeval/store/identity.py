@@ -141,10 +141,25 @@ def differing(identities: list[dict]) -> dict[str, list]:
     return out
 
 
+def comparable_settings(cls, config: dict, folder: Path, leave_out: tuple[str, ...] = ()) -> dict:
+    """One result as the flat row that `softeval compare` and the stability grid set side by side: its config's
+    settings that can change a number (as `cls` declares them), and from the folder's identity.json the facts
+    resolved where it ran and its data hashes. `leave_out` names settings the caller varies on purpose."""
+    from softeval.store.files import read_json
+
+    row = {k: v for k, v in flatten(config or {}).items() if changes_numbers(cls, k) and k not in leave_out}
+    path = Path(folder) / "identity.json"
+    stored = read_json(path, "result identity") if path.exists() else None
+    if is_current(stored):
+        row.update({f"resolved.{k}": v for k, v in (stored.get("resolved") or {}).items()})
+        row.update({f"data.{k}": v for k, v in (stored.get("data") or {}).items()})
+    return row
+
+
 def is_current(identity: dict) -> bool:
     return isinstance(identity, dict) and identity.get("policy") == POLICY
 
 
 __all__ = ["POLICY", "SCORING_VERSION", "MODEL_WHY", "DEVICE_WHY", "DTYPE_WHY", "PRECISION_WHY",
            "REPORTING_WHY", "CHECKPOINT_WHY", "OUT_WHY", "DATA_WHY", "GROW_WHY", "settings_identity", "free_settings", "changes_numbers", "result_identity",
-           "differences", "differing", "flatten", "is_current", "field_policy"]
+           "differences", "differing", "flatten", "is_current", "field_policy", "comparable_settings"]
