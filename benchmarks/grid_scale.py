@@ -112,7 +112,7 @@ def memory_fraction(model: PythiaModel, tokens_per_step: int) -> float:
 
 
 def plan_units(seeds: int, tasks: int = SIM_TASKS) -> list[SimUnit]:
-    from softeval.distance.sweep import pack_cells
+    from softeval.distance.plan import pack_cells
 
     units = []
     for model in [m for m in PYTHIA for _ in range(tasks)]:
@@ -316,7 +316,7 @@ def run_grid(args) -> dict:
     import torch
 
     from softeval.config import build_config
-    from softeval.distance.sweep import DistanceConfig, run
+    from softeval.distance import DistanceConfig, run
     from softeval.executors import ensure_ray
 
     steps = 2 if args.quick else args.steps

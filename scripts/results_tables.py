@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def load(folder: Path) -> dict | None:
     """A sweep's results.json, recomputed from its cells (so a partial or running sweep shows what it has)."""
-    from softeval.distance.sweep import summarize_sweep
+    from softeval.distance.summary import summarize_sweep
 
     if not (folder / "eval_set.json").is_file():
         return None

@@ -12,8 +12,10 @@ import pytest
 from softeval.config import build_config
 from softeval.engine.batching import IGNORE, Example
 from softeval.cli import main
-from softeval.distance.sweep import (DistanceConfig, eval_fingerprint, format_table, pack_cells, parse_tokens, plan_cells,
-                               run)
+from softeval.distance import DistanceConfig, format_table, run
+from softeval.distance.cells import eval_fingerprint
+from softeval.distance.config import parse_tokens
+from softeval.distance.plan import pack_cells, plan_cells
 from softeval.errors import ConfigError, DataError, ModelError
 from softeval.engine.evaluate import evaluate_prompt
 from softeval.engine.prompt import load_prompt
@@ -391,7 +393,7 @@ def test_jsonl_without_data_is_refused_before_loading(tmp_path):
 def test_a_metric_a_cell_could_not_measure_is_left_out_of_the_mean(tmp_path):
     # Pathfinding's measured detour is null in a cell whose walks never reached the goal; the summary once
     # crashed on it after a 55-minute sweep. It must average the cells that measured it, and say how many.
-    from softeval.distance.sweep import summarize_sweep
+    from softeval.distance.summary import summarize_sweep
     from sweep_fixtures import make_sweep
 
     folder = tmp_path / "sweep"

@@ -18,7 +18,7 @@ from softeval.engine import loop as engine
 from softeval.bench.runner import BenchConfig
 from softeval.cli import main
 from softeval.config import build_config, option
-from softeval.distance.sweep import DistanceConfig
+from softeval.distance.config import DistanceConfig
 from softeval.distance.sweep import run as run_sweep
 from softeval.errors import ConfigError, ModelError
 from softeval.store.identity import changes_numbers, free_settings, result_identity, settings_identity

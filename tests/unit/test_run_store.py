@@ -16,7 +16,7 @@ import torch
 from softeval.engine import loop as engine
 from softeval.cli import main
 from softeval.config import build_config
-from softeval.distance.sweep import DistanceConfig
+from softeval.distance.config import DistanceConfig
 from softeval.distance.sweep import run as run_sweep
 from softeval.errors import ConfigError, InterruptedRun
 from softeval.engine.prompt import read_prompt_file

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from softeval.config import build_config
-from softeval.distance.sweep import DistanceConfig, run
+from softeval.distance import DistanceConfig, run
 from softeval.executors import ExecutorConfig
 from softeval.tasks import TaskConfig
 

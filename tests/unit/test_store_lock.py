@@ -223,7 +223,7 @@ def test_every_command_that_writes_a_folder_takes_its_lock(tiny_model_dir, tmp_p
     """distance, bench and stability refuse a folder another process holds, in one line, touching nothing."""
     from softeval.bench.runner import run as run_bench
     from softeval.config import build_config
-    from softeval.distance.sweep import DistanceConfig
+    from softeval.distance.config import DistanceConfig
     from softeval.distance.sweep import run as run_sweep
     from softeval.errors import SoftevalError
     from softeval.distance.grid import analyze_grid, run_grid

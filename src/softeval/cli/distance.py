@@ -15,7 +15,7 @@ EXAMPLES = """examples:
 
 
 def register(sub) -> None:
-    from softeval.distance.sweep import DistanceConfig
+    from softeval.distance.config import DistanceConfig
 
     p = sub.add_parser("distance", help="sweep prompt lengths × seeds: loss curve and saturation point S(ε)",
                        description="Train soft prompts of n = 0, 1, 4, … tokens (several seeds each), score them "
@@ -28,7 +28,7 @@ def register(sub) -> None:
 
 
 def cmd_distance(args) -> int:
-    import softeval.distance.sweep as distance
+    import softeval.distance as distance
 
     cfg = config_from_args(distance.DistanceConfig, args, {"report": False} if args.no_report else None)
     result = distance.run(cfg)

@@ -219,7 +219,7 @@ def eval_task_config(args: argparse.Namespace, meta) -> tuple[object, bool, str 
 
 
 def cmd_eval(args) -> int:
-    from softeval.distance.sweep import task_metrics
+    from softeval.distance.cells import task_metrics
     from softeval.engine.evaluate import evaluate_prompt
     from softeval.engine.prompt import load_prompt
     from softeval.tasks import build_task
