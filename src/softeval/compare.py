@@ -47,7 +47,7 @@ def load_run(path: str | Path) -> dict:
     folder = path.parent if path.name == "results.json" else path
     file = folder / "results.json"
     if not file.exists() and (folder / "config.json").exists() and (folder / "cells").is_dir():
-        from softeval.distance.sweep import summarize_sweep
+        from softeval.distance.summary import summarize_sweep
 
         # An interrupted sweep: its summary from the finished cells, as `softeval report` does (marked incomplete).
         return {"kind": "distance", "path": folder, "results": summarize_sweep(folder)}
@@ -85,7 +85,7 @@ def differences(runs: list[dict]) -> dict[str, list]:
     the same in every run: the settings the policy counts, the facts resolved where each run ran (weights and
     tokenizer hashes, weights dtype, precision) and its data hashes."""
     from softeval.bench.config import BenchConfig
-    from softeval.distance.sweep import DistanceConfig
+    from softeval.distance.config import DistanceConfig
     from softeval.store.identity import comparable_settings, differing
 
     return differing([comparable_settings(DistanceConfig if run["kind"] == "distance" else BenchConfig,

@@ -10,7 +10,9 @@ import json
 from pathlib import Path
 
 from softeval.config import build_config
-from softeval.distance.sweep import DistanceConfig, cell_name, config_dict, summarize_sweep
+from softeval.distance.config import DistanceConfig, config_dict
+from softeval.distance.plan import cell_name
+from softeval.distance.summary import summarize_sweep
 
 
 def make_sweep(folder: Path, losses: dict[tuple[int, int], float | None], *, model: str = "tiny-70m",

@@ -8,7 +8,8 @@ import html
 import pytest
 
 from softeval.config import build_config
-from softeval.distance.sweep import DistanceConfig, run
+from softeval.distance.config import DistanceConfig
+from softeval.distance.sweep import run
 from softeval.tasks import TaskConfig
 
 from tests.conftest import TINY_TEXT

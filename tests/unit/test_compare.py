@@ -12,7 +12,8 @@ from softeval.cli import main
 from softeval.compare import compare, differences
 from softeval.config import build_config
 from softeval.distance.saturation import loss_matrix
-from softeval.distance.sweep import DistanceConfig, run
+from softeval.distance.config import DistanceConfig
+from softeval.distance.sweep import run
 from softeval.errors import ConfigError, DataError, SoftevalError
 
 from conftest import TINY_TEXT

@@ -6,7 +6,8 @@ import json
 
 from softeval.cli import main
 from softeval.config import build_config
-from softeval.distance.sweep import DistanceConfig, run
+from softeval.distance.config import DistanceConfig
+from softeval.distance.sweep import run
 from softeval.tasks import TaskConfig
 
 from conftest import TINY_TEXT

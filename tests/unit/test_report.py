@@ -11,7 +11,8 @@ import pytest
 
 from softeval.config import build_config
 from softeval.cli import main
-from softeval.distance.sweep import DistanceConfig, run
+from softeval.distance.config import DistanceConfig
+from softeval.distance.sweep import run
 from softeval.errors import SoftevalError
 from softeval.distance.report import write_report
 from softeval.tasks import TaskConfig

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from softeval.distance.sweep import DistanceConfig, run
+from softeval.distance.config import DistanceConfig
+from softeval.distance.sweep import run
 from softeval.config import build_config
 from softeval.tasks import TaskConfig
 from tests.conftest import load_repo_script

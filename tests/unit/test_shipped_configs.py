@@ -8,7 +8,7 @@ import pytest
 
 from softeval.bench.runner import BenchConfig
 from softeval.config import build_config
-from softeval.distance.sweep import DistanceConfig
+from softeval.distance.config import DistanceConfig
 from softeval.train import TrainConfig
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.yaml"))

@@ -10,7 +10,7 @@ import pytest
 
 from softeval.cli import main
 from softeval.config import build_config
-from softeval.distance.sweep import DistanceConfig
+from softeval.distance.config import DistanceConfig
 from softeval.errors import ConfigError, SoftevalError
 from softeval.distance.report import write_report
 from softeval.distance.stability import flag_cells, neighbour_outliers, read_curves, robust_scale, training_spikes

@@ -36,7 +36,7 @@ def register(sub) -> None:
                                    "analyses the sweeps already in OUT.",
                        epilog='examples:\n  softeval stability --config configs/distance_quick.yaml --lrs 0.03,0.1,0.3 --batch-sizes 4,8 --out runs/stab\n  softeval stability --out runs/stab          # analyse the grid points already there\n',
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    from softeval.distance.sweep import DistanceConfig
+    from softeval.distance.config import DistanceConfig
 
     add_config_command_flags(s, DistanceConfig, skip=("--out",))  # the sweep, exactly as `softeval distance` takes it
     g = s.add_argument_group("grid")
@@ -76,7 +76,7 @@ def _numbers(text: str, kind, flag: str) -> list:
 
 
 def cmd_stability(args) -> int:
-    import softeval.distance.sweep as distance
+    from softeval.distance import config as distance
     from softeval.distance import grid as stability
     from softeval.distance.stability import MIN_EXCESS, SIGMAS
     from softeval.distance.grid import grid_point

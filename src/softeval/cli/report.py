@@ -20,7 +20,7 @@ def register(sub) -> None:
 
 
 def cmd_report(args) -> int:
-    from softeval.distance.sweep import summarize_sweep
+    from softeval.distance.summary import summarize_sweep
     from softeval.distance.report import write_report
     from softeval.store import SweepFolder, atomic_write_json, check_writable_folder
 

@@ -185,7 +185,7 @@ def check_one_grid(sweeps: list[tuple[Path, dict]], out: Path) -> None:
     """A stability grid varies lr and batch size alone: refuse sweeps that differ in anything else that can change
     a number (softeval.store.identity: steps, init, weights, dtype, precision, data…) or in their grid of n, and two
     folders of one (lr, batch size)."""
-    from softeval.distance.sweep import DistanceConfig
+    from softeval.distance.config import DistanceConfig
     from softeval.store.identity import comparable_settings, differing
 
     rows, seen = [], {}

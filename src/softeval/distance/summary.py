@@ -11,7 +11,7 @@ import numpy as np
 from softeval import __version__
 from softeval.distance.config import DistanceConfig, config_dict, config_from_dict
 from softeval.distance.plan import cell_name, plan_cells
-from softeval.distance.saturation import (DEFAULT_ABSOLUTE_EPSILONS, DEFAULT_RELATIVE_EPSILONS, saturation_summary,
+from softeval.distance.saturation import (DEFAULT_ABSOLUTE_EPSILONS, DEFAULT_RELATIVE_EPSILONS, loss_matrix, saturation_summary,
                                           sensitivity_table)
 from softeval.errors import DataError
 from softeval.store import SweepFolder, read_json
@@ -39,7 +39,7 @@ def summarize_sweep(out_dir: Path, cfg: DistanceConfig | None = None) -> dict:
     by_key = {(c["n"], c["seed"]): c for c in cells}
     plain_loss, gap = reference_gap(by_key, reference)
     per_n = [per_n_row(n, [0] if n == 0 else cfg.seed_list, by_key, plain_loss, gap) for n in cfg.tokens]
-    saturation = saturation_of(cfg, seed_loss_matrix(cfg.tokens, cfg.seed_list, by_key))
+    saturation = saturation_of(cfg, loss_matrix(list(cfg.tokens), cfg.seed_list, cells))
     return results_document(cfg, model, eval_set, cells, missing, per_n, reference, gap, saturation)
 
 
@@ -111,18 +111,6 @@ def per_n_row(n: int, seeds: list[int], by_key: dict, plain_loss: float | None, 
         "task_metrics": metrics,
         "failed": [c["name"] for c in rows if c is not None and c.get("status") != "done"],
     }
-
-
-def seed_loss_matrix(tokens: tuple[int, ...], seeds: list[int], by_key: dict) -> np.ndarray:
-    """Seeds × n held-out losses (NaN where a cell is missing or failed); the plain model's value is shared by
-    every seed's curve. compare.loss_matrix decides the same from results.json: the two are to become one."""
-    matrix = np.full((len(seeds), len(tokens)), np.nan)
-    for j, n in enumerate(tokens):
-        for s in seeds:
-            cell = by_key.get((0 if n == 0 else n, 0 if n == 0 else s))
-            if done(cell):
-                matrix[s, j] = cell["loss"]
-    return matrix
 
 
 def saturation_of(cfg: DistanceConfig, matrix: np.ndarray) -> dict | None:
