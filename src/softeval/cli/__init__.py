@@ -1,5 +1,10 @@
-"""The `softeval` command. Each sub-command lives in its own module with `register(subparsers)`;
-this file only wires them up, sets up logging once and turns SoftevalError into a one-line message."""
+"""cli: the `softeval` command, and nothing else parses arguments, prints or exits.
+
+Each sub-command lives in its own module with `register(subparsers)` and builds the command's config dataclass
+from its flags, then calls the library's `run(cfg)`; this file only wires them up, sets up logging once and
+turns a SoftevalError into a one-line message with exit code 2. It may import every other package; nothing
+imports it.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 A task turns its config (and a tokenizer) into `TaskData`: tokenized train and held-out examples,
 a JSON-able spec that identifies the behaviour (its hash is stored in every prompt), and optional
-task metrics. Built-ins register themselves by name in `TASKS`.
+task metrics. Built-ins register themselves by name in `TASKS`. Tasks may import the engine (examples,
+generation for their metrics), the store and the config; the instruments and `softeval.train` import them.
 """
 
 from __future__ import annotations
