@@ -93,22 +93,8 @@ def run_softeval(argv: list[str], cwd: Path, log: Path | None = None) -> tuple[i
 
 def run_watched(argv: list[str], cwd: Path, watch: Path, log: Path) -> tuple[int, str, float, float | None]:
     """Run to completion, noting when `watch` first exists: (exit code, stderr, wall s, s until `watch`)."""
-    t0 = time.perf_counter()
-    seen = None
-    with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([softeval_exe(), *argv], cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
-        while proc.poll() is None:
-            if seen is None and watch.exists():
-                seen = time.perf_counter() - t0
-            time.sleep(0.02)
-            if time.perf_counter() - t0 > COMMAND_TIMEOUT_S:
-                proc.kill()
-        wall = time.perf_counter() - t0
-        err.seek(0)
-        text = err.read()
-    with open(log, "a") as f:
-        f.write(f"$ softeval {shlex.join(argv)}\n[exit {proc.returncode}]\n{text[-4000:]}\n")
-    return proc.returncode, text, wall, seen
+    code, text, wall, seen = first_seen(argv, cwd, {"watch": (watch.parent, watch.name)}, log)
+    return code, text, wall, seen.get("watch")
 
 
 def run_and_kill(argv: list[str], cwd: Path, kill_after_s: float, log: Path) -> tuple[bool, int]:

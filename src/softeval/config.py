@@ -169,17 +169,21 @@ def merge_into(cls, base: dict, updates: dict, where: str = "") -> dict:
     return out
 
 
+def plain(value: Any) -> Any:
+    """A config value as plain JSON-able data: enums as their values, tuples as lists, paths as text."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: plain(x) for k, x in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(x) for x in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
 def to_dict(cfg) -> dict:
     """A config as plain JSON-able data (enums as their values, tuples as lists)."""
-    def plain(v):
-        if isinstance(v, enum.Enum):
-            return v.value
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [plain(x) for x in v]
-        return v
-
     return plain(dataclasses.asdict(cfg))
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from softeval.engine import loop as engine
 from softeval.bench.runner import BenchConfig
 from softeval.cli import main
 from softeval.config import build_config, option
@@ -28,37 +27,12 @@ from softeval.tasks import TaskConfig
 from softeval.train import TrainConfig, run
 
 from conftest import write_jsonl
-
-STEPS = 6
-
+from test_run_store import Killed, cfg_for, kill_at_step
 
 @pytest.fixture()
 def data(tmp_path):
     return write_jsonl(tmp_path / "d.jsonl", [{"prompt": f"the {w} fox", "completion": " jumps over the dog."}
                                              for w in ["quick", "brown", "lazy", "red"] * 6])
-
-
-def cfg_for(model, data, out, **kw) -> TrainConfig:
-    base = dict(model=str(model), device="cpu", precision="fp32", num_virtual_tokens=3, max_steps=STEPS,
-                batch_size=4, lr=0.05, warmup_steps=2, eval_every=3, checkpoint_every=2, show_progress=False,
-                out=str(out), task=TaskConfig(name="jsonl", data=str(data), eval_fraction=0.25))
-    base.update(kw)
-    return build_config(TrainConfig, flags=base)
-
-
-class Killed(BaseException):
-    """Stands in for SIGKILL: nothing after the raise runs."""
-
-
-def kill_at_step(monkeypatch, step: int):
-    real = engine.train_step
-
-    def dying(ctx, lanes):
-        if any(lane.step == step for lane in lanes):
-            raise Killed
-        return real(ctx, lanes)
-
-    monkeypatch.setattr(engine, "train_step", dying)
 
 
 @pytest.fixture()

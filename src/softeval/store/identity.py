@@ -13,10 +13,10 @@ module; no other list of setting names decides it.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 from pathlib import Path
-from typing import Any
+
+from softeval.config import plain
 
 # The identity.json format: 1 was written by softeval before this policy (settings chosen by per-command
 # lists, paths and labels like `auto` inside); such folders stay readable but are not continued.
@@ -44,18 +44,6 @@ def field_policy(f: dataclasses.Field) -> tuple[bool, str]:
     return bool(f.metadata.get("identity", True)), str(f.metadata.get("why", ""))
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def settings_identity(cfg) -> dict:
     """`cfg` (any command's config dataclass) as plain data, without the fields declared identity=False."""
     out = {}
@@ -63,7 +51,7 @@ def settings_identity(cfg) -> dict:
         if not field_policy(f)[0]:
             continue
         value = getattr(cfg, f.name)
-        out[f.name] = settings_identity(value) if dataclasses.is_dataclass(value) else _plain(value)
+        out[f.name] = settings_identity(value) if dataclasses.is_dataclass(value) else plain(value)
     return out
 
 
