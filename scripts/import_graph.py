@@ -18,7 +18,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "softeval"
 LAYERS = [["cli"], ["compare"], ["distance", "bench"], ["train", "executors"], ["tasks"], ["engine", "reports"],
-          ["store"], ["config"], ["errors"]]
+          ["store"], ["config"], ["errors", "version"]]
 RANK = {room: i for i, rooms in enumerate(LAYERS) for room in rooms}
 
 

@@ -11,7 +11,7 @@ Python API (mirrors the CLI):
     print(generate(lm, prompt, "Once upon a time", max_new_tokens=20, placement=meta.placement))
 """
 
-__version__ = "0.1.0"
+from softeval.version import __version__  # noqa: E402
 
 from softeval.errors import SoftevalError  # noqa: E402
 from softeval.engine.models import load_model  # noqa: E402

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from softeval import __version__
+from softeval.version import __version__
 from softeval.config import Choice, build_config, option, to_dict
 from softeval.engine.loop import (LaneConfig, OptimConfig, Precision, loop_context, make_lane, new_prompt,
                              resolve_checkpointing, resume_lane, train_lanes)

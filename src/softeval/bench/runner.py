@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from softeval import __version__
+from softeval.version import __version__
 from softeval.bench.config import BenchConfig
 from softeval.bench.identity import claim_bench_folder
 from softeval.bench.prepare import check_grid_names, describe_data, prepare_tasks, task_modes

@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from softeval import __version__
+from softeval.version import __version__
 from softeval.errors import InterruptedRun, SoftevalError
 
 COMMAND_MODULES = ["models", "train", "prompts", "distance", "bench", "report", "compare", "show"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from softeval import __version__
+from softeval.version import __version__
 from softeval.distance.config import DistanceConfig, config_dict, config_from_dict
 from softeval.distance.plan import cell_name, plan_cells
 from softeval.distance.saturation import (DEFAULT_ABSOLUTE_EPSILONS, DEFAULT_RELATIVE_EPSILONS, loss_matrix, saturation_summary,

@@ -28,7 +28,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from softeval import __version__
+from softeval.version import __version__
 from softeval.engine.batching import Example, collate
 from softeval.config import Choice, option
 from softeval.errors import ConfigError, InterruptedRun

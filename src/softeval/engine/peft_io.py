@@ -198,7 +198,7 @@ def _model_field(path: Path, key: str, what: str) -> str | None:
 
 def metadata_for_import(cfg: dict, model_info, n: int, adapter_dir: Path | None = None,
                         command: str | None = None) -> PromptMetadata:
-    from softeval import __version__
+    from softeval.version import __version__
 
     source = f"PEFT adapter {Path(adapter_dir).resolve()}" if adapter_dir else "PEFT adapter"
     if cfg.get("base_model_name_or_path"):
