@@ -205,3 +205,21 @@ class Outer:
 def test_free_settings_follow_nested_sections():
     assert free_settings(Outer) == {"inner.b": "reporting"}
     assert settings_identity(Outer()) == {"inner": {"a": 1}, "c": 3}
+
+
+def test_task_metrics_are_generated_under_the_runs_precision(tiny_lm):
+    """Defect 4, the same for the distance instrument: a task's own metrics (legal moves, valid paths) are generated
+    under the autocast precision the result's identity records, not always in fp32."""
+    from softeval.tasks import TaskData
+    from softeval.train import task_metrics_of
+
+    seen = []
+
+    def metrics(lm, prompt, examples, placement):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return {"legal": 1.0}
+
+    task = TaskData(train=[], eval=[], spec={"task": "t"}, metrics=metrics)
+    assert task_metrics_of(tiny_lm, None, task, "after_bos", "bf16") == {"legal": 1.0}
+    assert task_metrics_of(tiny_lm, None, task, "after_bos", "fp32") == {"legal": 1.0}
+    assert seen == [True, False]
