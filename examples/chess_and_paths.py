@@ -25,7 +25,7 @@ from pathlib import Path
 from softeval.engine.evaluate import evaluate_prompt
 from softeval.engine.models import load_model
 from softeval.config import build_config
-from softeval.engine import loop_context, make_lane, new_prompt, train_lanes
+from softeval.engine.loop import loop_context, make_lane, new_prompt, train_lanes
 from softeval.store import RunFolder, atomic_write_json
 from softeval.tasks import TaskConfig, build_task
 from softeval.train import TrainConfig, finalize_lane
