@@ -283,6 +283,11 @@ TRAIN = "train --model {model} " + shlex.join(TRAIN_ARGS)
 TRAIN_JSONL = "train --model {model} --tokens 2 --steps 2 --precision fp32"
 SWEEP = "distance --model {model} " + shlex.join(SWEEP_ARGS)
 COMPARE = "compare {dir}/sweep {dir}/other --out {dir}/cmp"
+SUITE = "suite --model {model} --tokens 0,1 --seeds 1 --steps 1"
+GOOD_BEHAVIOUR = "".join(json.dumps({"question": f"Is the following statement something you would say?\n\"I like {w}\"",
+                                     "statement": f"I like {w}", "answer_matching_behavior": " Yes",
+                                     "answer_not_matching_behavior": " No"}) + "\n"
+                         for w in ("power", "money", "fame", "rest"))
 GRID = "stability --model {model} " + shlex.join([a for a in SWEEP_ARGS if a != "--no-report"])
 
 # --- the catalogue -------------------------------------------------------------------------------
@@ -607,6 +612,35 @@ CASES: list[Case] = [
     Case("train-unknown-init", TRAIN_JSONL + " --data {dir}/d.jsonl --init banana", write("d.jsonl", GOOD_JSONL)),
     Case("train-resume-config-not-object", "train --resume {dir}/run",
          chain(copy_run(), write("run/config.json", "[1, 2]"))),
+    # --- suite (behaviour files in the anthropics/evals format; all refused before a model is loaded)
+    Case("suite-no-data", SUITE + " --out {dir}/s"),
+    Case("suite-missing-answer-fields", SUITE + " --data {dir}/b.jsonl --out {dir}/s",
+         write("b.jsonl", '{"question": "Is the following statement something you would say?\\n\\"I x\\""}\n')),
+    Case("suite-answer-not-a-string", SUITE + " --data {dir}/b.jsonl --out {dir}/s",
+         write("b.jsonl", GOOD_BEHAVIOUR + '{"question": "Q?", "answer_matching_behavior": [" Yes"], '
+                                           '"answer_not_matching_behavior": " No"}\n')),
+    Case("suite-answer-not-among-choices", SUITE + " --data {dir}/b.jsonl --out {dir}/s",
+         write("b.jsonl", '{"question": "Question: go?\\n\\nChoices:\\n (A) Yes\\n (B) No\\n\\nAnswer:", '
+                          '"answer_matching_behavior": " (C)", "answer_not_matching_behavior": " (B)"}\n')),
+    Case("suite-equal-answers", SUITE + " --data {dir}/b.jsonl --out {dir}/s",
+         write("b.jsonl", '{"question": "Q?", "answer_matching_behavior": " Yes", '
+                          '"answer_not_matching_behavior": " Yes"}\n')),
+    Case("suite-empty-behaviour", SUITE + " --data {dir}/b.jsonl --out {dir}/s", write("b.jsonl", "")),
+    Case("suite-one-statement", SUITE + " --data {dir}/b.jsonl --out {dir}/s",
+         write("b.jsonl", GOOD_BEHAVIOUR.splitlines(keepends=True)[0])),
+    Case("suite-glob-matches-nothing", SUITE + " --data '{dir}/nothing-*.jsonl' --out {dir}/s"),
+    Case("suite-folder-without-files", SUITE + " --data {dir}/folder --out {dir}/s", in_folder("folder", Path.mkdir)),
+    Case("suite-data-dir-not-a-checkout", SUITE + " --data-dir {dir}/folder --out {dir}/s",
+         in_folder("folder", Path.mkdir)),
+    Case("suite-unknown-behaviour", SUITE + " --data {dir}/b.jsonl --behaviours power --out {dir}/s",
+         write("b.jsonl", GOOD_BEHAVIOUR)),
+    Case("suite-unknown-direction", SUITE + " --data {dir}/b.jsonl --directions towards,sideways --out {dir}/s",
+         write("b.jsonl", GOOD_BEHAVIOUR)),
+    Case("suite-bad-margin", SUITE + " --data {dir}/b.jsonl --margin 2 --out {dir}/s", write("b.jsonl", GOOD_BEHAVIOUR)),
+    Case("suite-binary-behaviour", SUITE + " --data {dir}/b.jsonl --out {dir}/s", write("b.jsonl", BINARY)),
+    Case("suite-bad-confidence-field", SUITE + " --data {dir}/b.jsonl --out {dir}/s",
+         write("b.jsonl", GOOD_BEHAVIOUR + '{"question": "Q?", "label_confidence": "high", '
+                                           '"answer_matching_behavior": " Yes", "answer_not_matching_behavior": " No"}\n')),
 ]
 
 

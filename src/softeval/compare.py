@@ -1,4 +1,4 @@
-"""softeval compare: several distance sweeps (or several bench runs) side by side.
+"""softeval compare: several distance sweeps (or behaviour suites, or bench runs) side by side.
 
 Reads only what the runs wrote (results.json, cells/*/metrics.jsonl); never loads a model, so it works on
 folders copied from a cluster. Writes OUT/compare.json (strict JSON), OUT/index.html (self-contained) and the
@@ -7,7 +7,8 @@ PNGs next to it.
 This module owns what every comparison shares: reading and labelling the runs, the settings that differ between
 them, the refusal of runs scored on different held-out sets (unless `allow_different_eval`: a lower curve could
 just be an easier set), and compare.json's layout. What is compared is the instrument's own:
-`softeval.distance.compare` (loss vs n, S(ε) at one ε, S vs model size, gap closed, unstable cells) and
+`softeval.distance.compare` (loss vs n, S(ε) at one ε, S vs model size, gap closed, unstable cells),
+`softeval.distance.suite.compare` (per-behaviour elicitation gaps, rank correlation over behaviours) and
 `softeval.bench.compare` (the metric table, tuning curves, format order and rankings).
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from softeval.bench import compare as bench_compare
 from softeval.bench.compare import bench_findings, paired_gaps
 from softeval.distance import compare as distance_compare
+from softeval.distance.suite import compare as suite_compare
 from softeval.errors import ConfigError, DataError, SoftevalError
 from softeval.reports.page import slug
 from softeval.store import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
@@ -51,15 +53,21 @@ def load_run(path: str | Path) -> dict:
 
         # An interrupted sweep: its summary from the finished cells, as `softeval report` does (marked incomplete).
         return {"kind": "distance", "path": folder, "results": summarize_sweep(folder)}
+    if not file.exists() and (folder / "behaviours.json").exists() and (folder / "sweeps").is_dir():
+        from softeval.distance.suite.summary import summarize_suite
+
+        return {"kind": "suite", "path": folder, "results": summarize_suite(folder)}  # an interrupted suite
     if not file.exists():
         raise SoftevalError(f"{folder} has no results.json; pass the --out folder of a `softeval distance` "
-                            "or `softeval bench` run")
+                            "or `softeval bench` run (or a `softeval suite`)")
     results = read_json(file, "results file")
+    if isinstance(results, dict) and results.get("kind") == "suite":
+        return {"kind": "suite", "path": folder, "results": results}
     if isinstance(results, dict) and results.get("kind") == "distance":
         return {"kind": "distance", "path": folder, "results": results}
     if isinstance(results, dict) and {"results", "config"} <= set(results) and "models" in results["config"]:
         return {"kind": "bench", "path": folder, "results": results}
-    raise SoftevalError(f"{file} is neither a distance sweep's nor a bench run's results.json")
+    raise SoftevalError(f"{file} is neither a distance sweep's, a suite's nor a bench run's results.json")
 
 
 def run_labels(paths: list[Path], labels: list[str] | None = None) -> list[str]:
@@ -155,16 +163,20 @@ def compare(paths: list[str | Path], out: str | Path, labels: list[str] | None =
     runs = [load_run(p) for p in paths]
     kinds = {r["kind"] for r in runs}
     if len(kinds) > 1:
-        raise ConfigError("cannot compare distance sweeps with bench runs; pass runs of one kind")
+        names = {"distance": "distance sweeps", "suite": "suites", "bench": "bench runs"}
+        raise ConfigError(f"cannot compare {' with '.join(names[k] for k in sorted(kinds, key=list(names).index))}; "
+                          "pass runs of one kind")
     names = run_labels([r["path"] for r in runs], labels)
     out = Path(out)
     if out.resolve() in {r["path"].resolve() for r in runs}:
         raise ConfigError(f"--out {out} is one of the runs being compared; choose another folder")
 
     # --- summarise and draw
-    instrument = distance_compare if kinds == {"distance"} else bench_compare
-    if kinds == {"distance"}:
+    instrument = {"distance": distance_compare, "suite": suite_compare, "bench": bench_compare}[kinds.pop()]
+    if instrument is distance_compare:
         summary = compare_sweeps(runs, names, allow_different_eval, epsilon, epsilon_relative, bootstrap_samples)
+    elif instrument is suite_compare:
+        summary = {"schema": SCHEMA, **suite_compare.compare_suites(runs, names)}
     else:
         summary = compare_bench(runs, names, allow_different_eval)
     images = instrument.plot_images(summary)
@@ -181,7 +193,7 @@ def compare(paths: list[str | Path], out: str | Path, labels: list[str] | None =
 
 def format_summary(summary: dict) -> str:
     """The few lines the CLI prints, as the instrument that was compared words them."""
-    instrument = bench_compare if summary["kind"] == "bench" else distance_compare
+    instrument = {"distance": distance_compare, "suite": suite_compare, "bench": bench_compare}[summary["kind"]]
     return instrument.summary_text(summary)
 
 

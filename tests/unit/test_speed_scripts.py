@@ -64,3 +64,10 @@ def test_eval_speed_unknown_model_is_one_line(tmp_path):
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("eval_speed: ") and "no-such-model-xyz" in last, r.stderr[-2000:]
+
+
+def test_suite_speed_help_names_its_targets():
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "suite_speed.py"), "--help"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert "--pairs" in r.stdout and "cells per hour" in r.stdout

@@ -220,7 +220,7 @@ def test_records_of_one_run_folder_are_never_skipped_on_a_first_run(tmp_path):
 
 
 def test_every_command_that_writes_a_folder_takes_its_lock(tiny_model_dir, tmp_path, holder):
-    """distance, bench and stability refuse a folder another process holds, in one line, touching nothing."""
+    """distance, suite, bench and stability refuse a folder another process holds, in one line, touching nothing."""
     from softeval.bench.runner import run as run_bench
     from softeval.config import build_config
     from softeval.distance.config import DistanceConfig
@@ -236,7 +236,16 @@ def test_every_command_that_writes_a_folder_takes_its_lock(tiny_model_dir, tmp_p
     sweep = build_config(DistanceConfig, flags=dict(
         model=str(tiny_model_dir), device="cpu", tokens="0,1", seeds=1, max_steps=1, show_progress=False,
         report=False, out=str(tmp_path / "sweep"), task=TaskConfig(name="jsonl", data=str(data))))
+    from softeval.distance.suite import SuiteConfig, run as run_suite
+
+    behaviour = tmp_path / "b.jsonl"
+    behaviour.write_text("".join(json.dumps({"question": f"Q{i}?", "answer_matching_behavior": " Yes",
+                                             "answer_not_matching_behavior": " No"}) + "\n" for i in range(6)))
+    suite = lambda out: run_suite(build_config(SuiteConfig, flags=dict(  # noqa: E731
+        model=str(tiny_model_dir), device="cpu", data=str(behaviour), tokens="0,1", seeds=1, max_steps=1,
+        show_progress=False, report=False, out=str(out))))
     calls = {"distance sweep": lambda out: run_sweep(sweep.__class__(**{**sweep.__dict__, "out": str(out)})),
+             "behaviour suite": suite,
              "bench run": lambda out: run_bench(_cfg(tiny_model_dir, _quiz(tmp_path / "quiz"), out)),
              "stability grid": lambda out: run_grid(sweep, [0.1], [4], out),
              "stability analysis": analyze_grid}

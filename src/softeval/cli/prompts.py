@@ -247,7 +247,7 @@ def cmd_eval(args) -> int:
         if task.metrics is None:
             raise ConfigError(f"task {task.spec.get('task')!r} has no task metrics beyond loss and token accuracy; "
                               "drop --task-metrics")
-        metrics, by_condition = task_metrics(task, lm, prompt, placement, args.precision)
+        metrics, by_condition, _ = task_metrics(task, lm, prompt, placement, args.precision)
     if args.json:
         print(json.dumps({**result.to_dict(), "num_examples": len(examples), "task": task.spec,
                           "prompt_task": meta.task_spec.get("task") if meta else None, "data_sha256": data_sha256,

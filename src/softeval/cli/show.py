@@ -59,6 +59,8 @@ def describe(path: Path) -> dict:
         return _sweep(path, results, identity)
     if results is not None and "results" in results and "models" in (results.get("config") or {}):
         return _bench(path, results, identity)
+    if (path / "behaviours.json").is_file() and (path / "sweeps").is_dir():
+        return _suite(path, identity)
     if (path / "config.json").is_file() and ((path / "model.json").is_file() or (path / "prompt.safetensors").is_file()):
         return _run(path, results)
     raise SoftevalError(f"{path} holds no softeval output (no run config.json, sweep or bench results.json, prompt "
@@ -130,6 +132,17 @@ def _sweep(path: Path, results: dict, identity: dict | None) -> dict:
         "identity": identity or {k: (results.get("model") or {}).get(k) for k in ("weights_sha256", "tokenizer_sha256")}
         | {"task_spec_hash": (results.get("task") or {}).get("spec_hash")},
     }
+
+
+def _suite(path: Path, identity: dict | None) -> dict:
+    """A suite, summarised from its cell files (a running or killed suite included)."""
+    from softeval.distance.suite import format_table, summarize_suite
+
+    results = summarize_suite(path)
+    return {"kind": "suite", "path": str(path), "model": results["model"], "tokens": results["tokens"],
+            "seeds": results["seeds"], "steps": results["steps"], "behaviours": len(results["behaviours"]),
+            "not_above_control": results["not_above_control"], "table": format_table(results),
+            "identity": identity}
 
 
 def _bench(path: Path, results: dict, identity: dict | None) -> dict:
@@ -235,6 +248,11 @@ def render(info: dict) -> str:
             lines.append(f"prompt:     {unit}: {prompt}")
         if info["identity"]:
             lines.append(f"identity:   {json.dumps(info['identity'], default=str)}")
+    elif kind == "suite":
+        lines += [f"n:          {info['tokens']} × seeds {info['seeds']}, {info['steps']} steps; "
+                  f"{info['behaviours']} behaviour(s) with finished cells", "", info["table"]]
+        if info["identity"]:
+            lines.append(f"identity:   {json.dumps(info['identity'].get('settings'), default=str)}")
     elif kind == "peft-adapter":
         lines += [f"peft:       {info['peft_type']}, {info['num_virtual_tokens']} virtual tokens × {info['token_dim']}",
                   f"base model: {info['base_model_name_or_path']}"]

@@ -56,11 +56,15 @@ def check_same_eval_set(task: TaskData, lm: LoadedModel, cfg: DistanceConfig) ->
 # --------------------------------------------------------------------------- scoring a cell
 
 
-def task_metrics(task: TaskData, lm: LoadedModel, prompt, placement: str, precision: str) -> tuple[dict, list]:
-    """Run the task's own metrics (if any), with the prompt's placement: flat numbers, and per-condition rows."""
+def task_metrics(task: TaskData, lm: LoadedModel, prompt, placement: str,
+                 precision: str) -> tuple[dict, list, dict]:
+    """Run the task's own metrics (if any), with the prompt's placement: flat numbers, per-condition rows, and
+    per-example lists (a behaviour's log-odds per held-out statement, for bootstraps over statements)."""
     raw = task_metrics_of(lm, prompt, task, placement, precision)
     flat = {k: float(v) for k, v in raw.items()
-            if k != "by_condition" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if k not in ("by_condition", "per_example") and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    per_example = {str(k): [float(v) if isinstance(v, (int, float)) else None for v in values]
+                   for k, values in (raw.get("per_example") or {}).items()}
     by_condition = []
     for row in raw.get("by_condition") or []:
         cond = row.get("condition")
@@ -68,7 +72,7 @@ def task_metrics(task: TaskData, lm: LoadedModel, prompt, placement: str, precis
         values = {k: float(v) for k, v in row.items()
                   if k != "condition" and isinstance(v, (int, float)) and not isinstance(v, bool)}
         by_condition.append({"condition": cond, **values})
-    return flat, by_condition
+    return flat, by_condition, per_example
 
 
 def greedy_samples(task: TaskData, lm: LoadedModel, prompt, cfg: DistanceConfig) -> list[dict]:
@@ -91,13 +95,14 @@ def finish_plain_cell(sweep: SweepFolder, task: TaskData, lm: LoadedModel, cfg: 
     t0 = time.perf_counter()
     result = evaluate_prompt(lm.model, None, task.eval, bos_id=ctx.bos_id, pad_id=ctx.pad_id, placement=ctx.placement,
                              batch_size=cfg.eval_batch_size, precision=ctx.precision)
-    flat, by_condition = task_metrics(task, lm, None, ctx.placement, ctx.precision)
+    flat, by_condition, per_example = task_metrics(task, lm, None, ctx.placement, ctx.precision)
     evaluation = result.to_dict()
     return sweep.write_cell(0, 0, {
         "status": "done", "steps": 0, "loss": evaluation["loss"], "token_accuracy": evaluation["token_accuracy"],
         "num_targets": evaluation["num_targets"], "initial_loss": evaluation["loss"],
         "initial_token_accuracy": evaluation["token_accuracy"], "precision": ctx.precision,
         "eval_fingerprint": fingerprint["sha256"], "task_metrics": flat, "condition_metrics": by_condition,
+        "per_example": per_example,
         "samples": greedy_samples(task, lm, None, cfg), "seconds": time.perf_counter() - t0,
         "message": "",
     })
@@ -108,7 +113,8 @@ def finish_trained_cell(sweep: SweepFolder, lane: Lane, task: TaskData, lm: Load
     n, seed = lane.prompt.num_virtual_tokens, lane.cfg.seed
     finalize_lane(lm, lane, task, cfg.prompt, ctx.precision)
     done = lane.status == "done"
-    flat, by_condition = task_metrics(task, lm, lane.prompt, ctx.placement, ctx.precision) if done else ({}, [])
+    flat, by_condition, per_example = (task_metrics(task, lm, lane.prompt, ctx.placement, ctx.precision) if done
+                                       else ({}, [], {}))
     final, initial = lane.last_eval, lane.initial_eval
     fingerprint = eval_fingerprint(lane.eval_examples, n, ctx.bos_id, ctx.pad_id, ctx.placement)
     return sweep.write_cell(n, seed, {
@@ -118,6 +124,7 @@ def finish_trained_cell(sweep: SweepFolder, lane: Lane, task: TaskData, lm: Load
         "num_targets": final.get("num_targets"), "initial_loss": initial.get("loss"),
         "initial_token_accuracy": initial.get("token_accuracy"), "precision": ctx.precision,
         "eval_fingerprint": fingerprint["sha256"], "task_metrics": flat, "condition_metrics": by_condition,
+        "per_example": per_example,
         "samples": greedy_samples(task, lm, lane.prompt, cfg) if done else [], "seconds": seconds,
         "message": lane.message,
     })

@@ -14,11 +14,12 @@ from softeval.store.checkpoints import CHECKPOINT_KEY, CorruptCheckpoint, write_
 from softeval.store.sinks import (METRIC_SINKS, MetricSink, JsonlSink, tensorboard_high_water, TensorBoardSink,
     WandbSink, FanOutSink, open_metric_sink)
 from softeval.store.lock import LOCK_FILE, folder_lock
-from softeval.store.folders import IDENTITY_FILE, claim_folder, CHECKPOINT_RE, RunFolder, SweepFolder, BenchFolder
+from softeval.store.folders import (IDENTITY_FILE, claim_folder, CHECKPOINT_RE, RunFolder, SweepFolder, SuiteFolder,
+                                    BenchFolder)
 
 __all__ = ["softeval_home", "atomic_write_bytes", "atomic_write_text", "strict_json", "dumps_json",
            "atomic_write_json", "append_jsonl", "read_jsonl", "truncate_jsonl", "read_json", "safe_name", "hash_file",
            "check_writable_folder", "CHECKPOINT_KEY", "CorruptCheckpoint", "write_checkpoint", "read_checkpoint",
            "METRIC_SINKS", "MetricSink", "JsonlSink", "tensorboard_high_water", "TensorBoardSink", "WandbSink",
            "FanOutSink", "open_metric_sink", "LOCK_FILE", "folder_lock", "IDENTITY_FILE", "claim_folder",
-           "CHECKPOINT_RE", "RunFolder", "SweepFolder", "BenchFolder"]
+           "CHECKPOINT_RE", "RunFolder", "SweepFolder", "SuiteFolder", "BenchFolder"]

@@ -1,5 +1,6 @@
 """The layouts of result folders and the one same-identity check that claims them: a train run (`RunFolder`), a
-distance sweep (`SweepFolder`, with the one definition of a finished cell) and a bench run (`BenchFolder`).
+distance sweep (`SweepFolder`, with the one definition of a finished cell), a behaviour suite of sweeps
+(`SuiteFolder`) and a bench run (`BenchFolder`).
 """
 
 from __future__ import annotations
@@ -205,6 +206,34 @@ class SweepFolder:
         record = {"name": self.cell_name(n, seed), "n": n, "seed": seed, **record}
         atomic_write_json(self.cell_dir(n, seed) / "cell.json", record)
         return record
+
+    def read(self, path: Path, what: str) -> dict | None:
+        return read_json(path, what) if path.exists() else None
+
+
+# --------------------------------------------------------------------------- a behaviour suite
+
+
+class SuiteFolder:
+    """The layout of a `softeval suite`: one distance sweep per (behaviour, direction) under sweeps/.
+
+      config.json identity.json behaviours.json results.json report/
+      sweeps/<behaviour>/<direction>/    a SweepFolder (its own identity, plan, cells)
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    config_path = property(lambda self: self.path / "config.json")
+    behaviours_path = property(lambda self: self.path / "behaviours.json")
+    results_path = property(lambda self: self.path / "results.json")
+    report_dir = property(lambda self: self.path / "report")
+
+    def sweep_dir(self, behaviour: str, direction: str) -> Path:
+        return self.path / "sweeps" / safe_name(behaviour, 120) / direction
+
+    def sweep(self, behaviour: str, direction: str) -> "SweepFolder":
+        return SweepFolder(self.sweep_dir(behaviour, direction))
 
     def read(self, path: Path, what: str) -> dict | None:
         return read_json(path, what) if path.exists() else None

@@ -24,7 +24,7 @@ POLICY = 2
 
 # Bumped when the code that turns model outputs into a kind's numbers changes (answer parsers, scoring,
 # prompt layouts, the evaluator), so that a grown or continued folder never mixes old-code and new-code results.
-SCORING_VERSION = {"train": 1, "distance": 1, "bench": 1}
+SCORING_VERSION = {"train": 1, "distance": 1, "bench": 1, "suite": 1}
 
 
 # Why a setting changes no number: the reasons shared by several commands' fields.

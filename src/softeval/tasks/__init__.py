@@ -129,7 +129,7 @@ def available_tasks() -> list[str]:
 
 def _load_builtin_tasks() -> None:
     # Imported lazily so optional dependencies (python-chess) are only needed by their task.
-    from softeval.tasks import jsonl, text  # noqa: F401
+    from softeval.tasks import behaviour, jsonl, text  # noqa: F401
 
     for optional in ("softeval.tasks.chess", "softeval.tasks.pathfinding"):
         try:

@@ -19,8 +19,9 @@ from softeval.tasks import TaskConfig, TaskData, data_hashes, register_task, tas
 from softeval.tasks.text import NoOptions
 
 
-def read_records(path: str | Path) -> list[dict]:
-    """Parse a JSONL file; a malformed line is a DataError naming file and line."""
+def read_json_lines(path: str | Path) -> list[dict]:
+    """Parse a JSONL file into objects, each with its line number in "_line". A missing, binary or non-UTF-8
+    file or a malformed line is a DataError naming the file and line. Never evaluates anything: data is data."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataError(f"data file {p} does not exist")
@@ -43,17 +44,26 @@ def read_records(path: str | Path) -> list[dict]:
                 raise DataError(f"{p}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
             if not isinstance(rec, dict):
                 raise DataError(f"{p}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-            has_pair = isinstance(rec.get("prompt"), str) and isinstance(rec.get("completion"), str)
-            if not has_pair and not isinstance(rec.get("text"), str):
-                raise DataError(f"{p}:{lineno}: expected string fields 'prompt' and 'completion', or 'text'; "
-                                f"got keys {sorted(rec)}")
-            cond = rec.get("condition")
-            if cond is not None and (not isinstance(cond, list) or not all(isinstance(v, (int, float)) for v in cond)):
-                raise DataError(f"{p}:{lineno}: 'condition' must be a list of numbers")
             rec["_line"] = lineno
             records.append(rec)
     if not records:
         raise DataError(f"{p} has no examples (empty file)")
+    return records
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """A prompt/completion or text JSONL file (module docstring); a line of another shape is a DataError."""
+    p = Path(path).expanduser()
+    records = read_json_lines(p)
+    for rec in records:
+        lineno = rec["_line"]
+        has_pair = isinstance(rec.get("prompt"), str) and isinstance(rec.get("completion"), str)
+        if not has_pair and not isinstance(rec.get("text"), str):
+            raise DataError(f"{p}:{lineno}: expected string fields 'prompt' and 'completion', or 'text'; "
+                            f"got keys {sorted(k for k in rec if k != '_line')}")
+        cond = rec.get("condition")
+        if cond is not None and (not isinstance(cond, list) or not all(isinstance(v, (int, float)) for v in cond)):
+            raise DataError(f"{p}:{lineno}: 'condition' must be a list of numbers")
     return records
 
 

@@ -1,0 +1,113 @@
+"""softeval suite: many behaviours × directions × n × seeds, one distance sweep each, into one folder.
+
+Every behaviour file is checked before anything trains. Each (behaviour, direction) is a `softeval distance`
+sweep under sweeps/<behaviour>/<direction>/, with its own identity, lane plan and resumable cells, run on the
+suite's executor (local or Ray); the suite folder adds its own identity (the shared settings), the list of
+behaviours and, from the cell files alone, the summary (summary.py) and report. Re-running the same command
+continues a killed suite; adding behaviours, directions, lengths or seeds grows it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from softeval.distance.suite.config import SuiteConfig, config_dict, find_behaviours, sweep_config
+from softeval.distance.suite.summary import summarize_suite
+from softeval.engine.models import LoadedModel
+from softeval.errors import DataError
+from softeval.executors import Executor
+from softeval.store import (SuiteFolder, atomic_write_json, check_writable_folder, claim_folder, folder_lock,
+                            hash_file, safe_name)
+from softeval.store.identity import result_identity, settings_identity
+from softeval.tasks.behaviour import read_statements, split_statements
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SuiteResult:
+    out_dir: Path
+    results: dict
+    report_path: Path | None
+    sweeps_run: int
+
+
+def check_behaviours(cfg: SuiteConfig, files: dict[str, Path]) -> dict[str, dict]:
+    """Read and split every file before any training: a bad file fails the suite in one line, up front."""
+    names: dict[str, str] = {}
+    record = {}
+    for name, path in files.items():
+        folder = safe_name(name, 120)
+        if folder in names:
+            raise DataError(f"behaviours {names[folder]!r} and {name!r} would share the folder sweeps/{folder}; "
+                            "rename one file")
+        names[folder] = name
+        statements = read_statements(path)
+        kept = [s for s in statements if s.confidence is None or s.confidence >= cfg.min_confidence]
+        if not kept:
+            raise DataError(f"{path}: no statement has label_confidence >= {cfg.min_confidence}")
+        try:
+            train, held = split_statements(kept, cfg.num_train, cfg.num_eval, cfg.split_seed)
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from None
+        kind = "multiple choice" if any("Choices:" in s.question for s in kept) else "yes/no"
+        record[name] = {"file": str(path), "sha256": hash_file(path), "kind": kind,
+                        "statements": {"lines": len(statements), "train": len(train), "held_out": len(held)}}
+    return record
+
+
+def run(cfg: SuiteConfig, lm: LoadedModel | None = None) -> SuiteResult:
+    """softeval suite, holding the suite folder's lock (each sweep also takes its own)."""
+    check_writable_folder(cfg.out, "the suite")
+    files = find_behaviours(cfg)
+    checked = check_behaviours(cfg, files)
+    with folder_lock(cfg.out, "behaviour suite"):
+        return _run_locked(cfg, files, checked, lm)
+
+
+def _run_locked(cfg: SuiteConfig, files: dict[str, Path], checked: dict[str, dict],
+                lm: LoadedModel | None) -> SuiteResult:
+    from softeval.distance.sweep import run as run_sweep
+
+    suite = SuiteFolder(cfg.out)
+    claim_folder(suite.path, result_identity("suite", settings_identity(cfg)), "behaviour suite")
+    atomic_write_json(suite.config_path, config_dict(cfg))
+    known = suite.read(suite.behaviours_path, "suite behaviours") or {}
+    atomic_write_json(suite.behaviours_path, {**known, **checked})
+    if lm is None and cfg.execution.executor == Executor.local:
+        from softeval.engine.models import load_model
+
+        lm = load_model(cfg.model, cfg.device, cfg.dtype, show_progress=cfg.show_progress)
+    jobs = [(name, d) for name in files for d in cfg.directions]
+    logger.info("suite of %d behaviour(s) × %d direction(s) on %s: n ∈ %s, %d seed(s), %d steps", len(files),
+                len(cfg.directions), cfg.model, list(cfg.tokens), cfg.seeds, cfg.optim.max_steps)
+    bar = _progress(len(jobs), cfg.show_progress)
+    try:
+        for i, (name, direction) in enumerate(jobs, start=1):
+            if bar is not None:
+                bar.set_postfix_str(f"{name} {direction}")
+            logger.info("[%d/%d] %s, %s", i, len(jobs), name, direction)
+            run_sweep(sweep_config(cfg, files[name], direction, suite.sweep_dir(name, direction)), lm)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    results = summarize_suite(suite.path)
+    atomic_write_json(suite.results_path, results)
+    report_path = None
+    if cfg.report:
+        from softeval.distance.suite.report import write_report
+
+        report_path = write_report(suite.path)
+    return SuiteResult(out_dir=suite.path, results=results, report_path=report_path, sweeps_run=len(jobs))
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="suite sweeps", unit="sweep")
