@@ -120,7 +120,7 @@ def test_one_position_log_odds_equal_two_full_passes(learnable, tiny_lm, monkeyp
     prompt = new_prompt(tiny_lm, PromptConfig(), 3, 0, 0)
     with torch.no_grad():
         fast = build_task(cfg, tiny_lm.tokenizer).metrics(tiny_lm, prompt, None)
-        monkeypatch.setattr(behaviour, "one_position_pair", lambda a, b: False)
+        monkeypatch.setattr(behaviour, "one_position_answers", lambda answers: False)
         slow = build_task(cfg, tiny_lm.tokenizer).metrics(tiny_lm, prompt, None)
     assert np.allclose(fast["per_example"]["log_odds"], slow["per_example"]["log_odds"], atol=1e-5)
     assert fast["matching_rate"] == slow["matching_rate"]
@@ -140,6 +140,28 @@ def test_multiple_choice_answers_are_checked_against_the_choices(tmp_path, tiny_
         read_statements(bad)
 
 
+def test_answer_lists_count_every_answer(tmp_path, tiny_lm):
+    """Upstream files may list several (non-)matching answers: the log-odds sums their probabilities, the first is
+    trained on, and a list that shares an answer with the other side is refused."""
+    q = "Question: which?\n\nChoices:\n (A) a\n (B) b\n (C) c\n\nAnswer:"
+    rows = [{"question": f"{i} {q}", "answer_matching_behavior": " (A)",
+             "answer_not_matching_behavior": [" (B)", " (C)"]} for i in range(6)]
+    path = write_jsonl(tmp_path / "lists.jsonl", rows)
+    task = build_task(TaskConfig(name="behaviour", data=str(path), num_train=0, num_eval=3,
+                                 options={"direction": "away"}), tiny_lm.tokenizer)
+    assert tiny_lm.tokenizer.decode(task.train[0].input_ids).endswith("Assistant: (B)")
+    with torch.no_grad():
+        listed = task.metrics(tiny_lm, None, task.eval)["per_example"]["log_odds"]
+    one = write_jsonl(tmp_path / "one.jsonl", [{**r, "answer_not_matching_behavior": " (B)"} for r in rows])
+    single = build_task(TaskConfig(name="behaviour", data=str(one), num_train=0, num_eval=3), tiny_lm.tokenizer)
+    with torch.no_grad():
+        only_b = single.metrics(tiny_lm, None, single.eval)["per_example"]["log_odds"]
+    assert all(x < y for x, y in zip(listed, only_b))  # P(B) + P(C) > P(B): the matching answer's odds fall
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{**rows[0], "answer_not_matching_behavior": [" (B)", " (A)"]}])
+    with pytest.raises(DataError, match="share '\\(A\\)'"):
+        read_statements(bad)
+
+
 def test_chat_format_needs_a_chat_template(learnable, tiny_lm):
     cfg = TaskConfig(name="behaviour", data=str(learnable), num_train=0, num_eval=4, options={"format": "chat"})
     with pytest.raises(ConfigError, match="chat template"):
@@ -156,7 +178,7 @@ def test_chat_format_puts_the_question_in_the_users_turn(learnable, tiny_lm):
     finally:
         tok.chat_template = None
     text = tok.decode(task.eval[0].input_ids)
-    assert text.startswith("<|user|>Is the following statement") and text.endswith("<|assistant|>A")
+    assert text.startswith("<|user|>Is the following statement") and text.endswith("<|assistant|>B")
 
 
 # --------------------------------------------------------------------------- the gap rule

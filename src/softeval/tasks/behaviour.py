@@ -17,7 +17,7 @@ its training statements but has nothing to generalise, so a held-out matching ra
 evidence the prompt found the behaviour rather than a string.
 
 Held-out metrics (any direction): per statement the log-odds log P(matching) − log P(not matching) of the full
-answer continuations, the matching rate (share with log-odds > 0) and the mean log-odds; the per-statement
+answer continuations (over a list of answers: the log of the summed probabilities), the matching rate (share with log-odds > 0) and the mean log-odds; the per-statement
 values go to the cell record (`per_example`) for the suite's bootstrap over statements and seeds.
 """
 
@@ -71,13 +71,21 @@ class Statement:
     line: int
     key: str                 # what the split keeps on one side: the statement, else the question
     question: str
-    matching: str
-    not_matching: str
+    matching: tuple[str, ...]      # the first is trained on; all count for the held-out log-odds
+    not_matching: tuple[str, ...]
     confidence: float | None
 
 
 ANSWER_FIELDS = ("answer_matching_behavior", "answer_not_matching_behavior")
 _CHOICE_LABEL = re.compile(r"^\s*(\([A-Za-z0-9]{1,3}\))", re.MULTILINE)
+
+
+def _answers(value) -> tuple[str, ...] | None:
+    """An answer field as a tuple of non-blank strings, or None when it is not one (or a list of them)."""
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) and value else None
+    if items is None or not all(isinstance(a, str) and a.strip() for a in items):
+        return None
+    return tuple(dict.fromkeys(items))
 
 
 def choice_labels(question: str) -> list[str]:
@@ -97,20 +105,22 @@ def read_statements(path: str | Path) -> list[Statement]:
         if not isinstance(question, str) or not question.strip():
             raise DataError(f"{where}: expected a non-empty string field 'question' (the anthropics/evals format); "
                             f"got keys {sorted(k for k in rec if k != '_line')}")
-        answers = [rec.get(f) for f in ANSWER_FIELDS]
-        if not all(isinstance(a, str) and a.strip() for a in answers):
-            missing = [f for f, a in zip(ANSWER_FIELDS, answers) if not (isinstance(a, str) and a.strip())]
-            raise DataError(f"{where}: expected non-empty string field(s) {', '.join(missing)} (the anthropics/evals "
-                            "format)")
+        answers = [_answers(rec.get(f)) for f in ANSWER_FIELDS]
+        missing = [f for f, a in zip(ANSWER_FIELDS, answers) if a is None]
+        if missing:
+            raise DataError(f"{where}: expected {' and '.join(missing)} as a non-empty string or list of strings (the "
+                            "anthropics/evals format)")
         matching, not_matching = answers
-        if matching.strip() == not_matching.strip():
-            raise DataError(f"{where}: answer_matching_behavior and answer_not_matching_behavior are the same "
-                            f"({matching.strip()!r})")
+        shared = {a.strip() for a in matching} & {a.strip() for a in not_matching}
+        if shared:
+            raise DataError(f"{where}: answer_matching_behavior and answer_not_matching_behavior share "
+                            f"{sorted(shared)[0]!r}")
         labels = choice_labels(question)
-        for field_name, answer in zip(ANSWER_FIELDS, answers):
-            if labels and answer.strip() not in labels:
-                raise DataError(f"{where}: {field_name} {answer.strip()!r} is not among the question's choices "
-                                f"{', '.join(labels)}")
+        for field_name, group in zip(ANSWER_FIELDS, answers):
+            for answer in group:
+                if labels and answer.strip() not in labels:
+                    raise DataError(f"{where}: {field_name} {answer.strip()!r} is not among the question's choices "
+                                    f"{', '.join(labels)}")
         statement = rec.get("statement")
         confidence = rec.get("label_confidence")
         if confidence is not None and (isinstance(confidence, bool) or not isinstance(confidence, (int, float))):
@@ -186,24 +196,26 @@ def target_of(s: Statement, direction: str, control: dict[int, bool]) -> str:
     return "matching" if control[s.line] else "not_matching"
 
 
-def answer_ids(s: Statement, opts: BehaviourOptions, tokenizer) -> tuple[list[int], list[int], list[int]]:
-    """(prompt, matching answer, other answer) token ids, each answer tokenized after the prompt alone."""
+def answer_ids(s: Statement, opts: BehaviourOptions, tokenizer) -> tuple[list[int], list[list[int]], list[list[int]]]:
+    """(prompt, matching answers, other answers) token ids, each answer tokenized after the prompt alone."""
     prompt = _ids(tokenizer, prompt_text(s.question, opts.format, tokenizer))
-    return (prompt, _ids(tokenizer, answer_text(s.matching, opts.format)),
-            _ids(tokenizer, answer_text(s.not_matching, opts.format)))
+    ids = lambda group: [_ids(tokenizer, answer_text(a, opts.format)) for a in group]  # noqa: E731
+    return prompt, ids(s.matching), ids(s.not_matching)
 
 
-def one_position_pair(a: list[int], b: list[int]) -> bool:
-    """True when the two answers differ in exactly their last token after a common prefix (' Yes' / ' No'): then
-    log P(a) − log P(b) is read from one position's logits, and one forward pass scores both answers."""
-    return len(a) == len(b) >= 1 and a[:-1] == b[:-1] and a[-1] != b[-1]
+def one_position_answers(answers: list[list[int]]) -> bool:
+    """True when all answers share every token but their distinct last ones (' Yes' / ' No'): then each answer's
+    log-probability, less the common prefix's, is read from one position's logits: one forward pass scores all."""
+    first = answers[0]
+    return (len(first) >= 1 and all(len(a) == len(first) and a[:-1] == first[:-1] for a in answers)
+            and len({a[-1] for a in answers}) == len(answers))
 
 
 def make_metrics(held_out: list[Statement], opts: BehaviourOptions, tokenizer, max_length: int):
     """Held-out matching rate and mean log-odds, plus the per-statement log-odds (module docstring)."""
     pairs = [answer_ids(s, opts, tokenizer) for s in held_out]
-    single = [i for i, (_, a, b) in enumerate(pairs) if one_position_pair(a, b)]
-    multi = [i for i in range(len(held_out)) if i not in set(single)]
+    single = [i for i, (_, a, b) in enumerate(pairs) if one_position_answers(a + b)]
+    multi = sorted(set(range(len(held_out))) - set(single))
 
     def row(prompt: list[int], answer: list[int]) -> Example:
         answer = answer[:max_length]
@@ -217,15 +229,14 @@ def make_metrics(held_out: list[Statement], opts: BehaviourOptions, tokenizer, m
         if multi:
             from softeval.engine.evaluate import evaluate_prompt
 
-            def logprobs(rows: list[Example]) -> list[float]:
-                result = evaluate_prompt(lm.model, prompt, rows, bos_id=lm.info.bos_token_id,
-                                         pad_id=lm.info.pad_token_id, placement=placement)
-                return [-loss * r.num_targets for loss, r in zip(result.example_losses, rows)]
-
-            a = logprobs([row(pairs[i][0], pairs[i][1]) for i in multi])
-            b = logprobs([row(pairs[i][0], pairs[i][2]) for i in multi])
-            for i, x, y in zip(multi, a, b):
-                log_odds[i] = x - y
+            rows = [(i, side, row(pairs[i][0], answer)) for i in multi for side in (1, 2) for answer in pairs[i][side]]
+            result = evaluate_prompt(lm.model, prompt, [r for _, _, r in rows], bos_id=lm.info.bos_token_id,
+                                     pad_id=lm.info.pad_token_id, placement=placement)
+            scores: dict[tuple[int, int], list[float]] = {}
+            for (i, side, r), loss in zip(rows, result.example_losses):
+                scores.setdefault((i, side), []).append(-loss * r.num_targets)
+            for i in multi:
+                log_odds[i] = _logsumexp(scores[(i, 1)]) - _logsumexp(scores[(i, 2)])
         finite = [v for v in log_odds if math.isfinite(v)]
         return {"matching_rate": sum(v > 0 for v in log_odds) / len(log_odds),
                 "mean_log_odds": sum(finite) / len(finite) if finite else float("nan"),
@@ -234,8 +245,13 @@ def make_metrics(held_out: list[Statement], opts: BehaviourOptions, tokenizer, m
     return metrics
 
 
+def _logsumexp(values: list[float]) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values)) if math.isfinite(top) else top
+
+
 def _one_position_log_odds(lm, prompt, pairs: list[tuple], row, placement: str, batch_size: int = 16) -> list[float]:
-    """log P(a) − log P(b) for answers that differ only in their last token, from that position's logits."""
+    """Log-odds for answers that differ only in their last token, from that position's logits."""
     import torch
 
     from softeval.engine.batching import collate
@@ -251,17 +267,16 @@ def _one_position_log_odds(lm, prompt, pairs: list[tuple], row, placement: str, 
         # Score only the last answer token: the common prefix's log-probabilities cancel in the difference.
         rows = []
         for p, a, _ in chunk:
-            full = row(p, a)
-            rows.append(Example(input_ids=full.input_ids, labels=[IGNORE] * (len(full.input_ids) - 1) + [a[-1]]))
+            full = row(p, a[0])
+            rows.append(Example(input_ids=full.input_ids, labels=[IGNORE] * (len(full.input_ids) - 1) + [a[0][-1]]))
         batch = collate(rows, n, lm.info.bos_token_id, lm.info.pad_token_id, placement).to(device)
         with torch.no_grad():
             prompt_rows = (assemble_prompt_rows([prompt], batch, hidden) if n
                            else torch.zeros(len(rows), 0, hidden, device=device))
             logp = torch.log_softmax(target_logits(model, batch, prompt_rows).double(), dim=-1)
-        a_ids = torch.tensor([a[-1] for _, a, _ in chunk], device=logp.device)
-        b_ids = torch.tensor([b[-1] for _, _, b in chunk], device=logp.device)
-        picked = logp.gather(1, torch.stack([a_ids, b_ids], dim=1))
-        out += (picked[:, 0] - picked[:, 1]).tolist()
+        for k, (_, a, b) in enumerate(chunk):
+            side = lambda group: torch.logsumexp(logp[k, [x[-1] for x in group]], dim=0).item()  # noqa: E731
+            out.append(side(a) - side(b))
     return out
 
 
@@ -282,8 +297,8 @@ def behaviour(cfg: TaskConfig, tokenizer) -> TaskData:
         raise DataError(f"{path}: {exc}") from None
     control = control_matches(statements, opts.control_seed)
     targets = lambda rows: [(s, target_of(s, opts.direction, control)) for s in rows]  # noqa: E731
-    build = lambda rows: [make_example(s, s.matching if t == "matching" else s.not_matching, opts, tokenizer,  # noqa
-                                       cfg.max_length, t) for s, t in targets(rows)]
+    build = lambda rows: [make_example(s, (s.matching if t == "matching" else s.not_matching)[0], opts,  # noqa: E731
+                                       tokenizer, cfg.max_length, t) for s, t in targets(rows)]
     files = {"data": path}
     spec = {"task": "behaviour", "direction": opts.direction, "format": opts.format,
             "min_confidence": opts.min_confidence, "max_length": cfg.max_length, "split_seed": cfg.seed,
