@@ -120,6 +120,30 @@ def test_distance_sweep_on_ray_equals_local(tiny_model_dir, corpus, tmp_path, lo
         assert "executor ray" in text and f"pid={os.getpid()}" not in text  # trained in a Ray worker
 
 
+def test_a_suite_on_ray_equals_local(tiny_model_dir, tmp_path, local_ray, one_thread):
+    """softeval suite hands each sweep's lane groups to the executor: on Ray the same cells, bit for bit."""
+    from softeval.distance.suite import SuiteConfig, run as run_suite
+
+    data = tmp_path / "data" / "b.jsonl"
+    data.parent.mkdir()
+    data.write_text("".join(json.dumps({"question": f"Is it {w}?", "answer_matching_behavior": " yes",
+                                        "answer_not_matching_behavior": " no"}) + "\n"
+                            for w in ["quick", "brown", "lazy", "red", "old", "new", "tall", "small"]))
+    cfg = build_config(SuiteConfig, flags=dict(
+        model=str(tiny_model_dir), device="cpu", dtype="float32", precision="fp32", data=str(data), tokens=(0, 1, 3),
+        seeds=1, max_steps=3, batch_size=2, warmup_steps=0, num_eval=3, directions=("towards", "control"),
+        bootstrap_samples=100, report=False, show_progress=False, out=str(tmp_path / "local")))
+    local = run_suite(cfg)
+    remote = run_suite(replace(cfg, out=str(tmp_path / "ray"), execution=ExecutorConfig(executor="ray",
+                                                                                          cpus_per_unit=1)))
+    cells = lambda root: {str(p.relative_to(root)): strip_timing(json.loads(p.read_text()))  # noqa: E731
+                          for p in sorted(root.glob("sweeps/*/*/cells/*/cell.json"))}
+    assert len(cells(tmp_path / "ray")) == 6 and cells(tmp_path / "ray") == cells(tmp_path / "local")
+    assert any("executor ray" in p.read_text() for p in (tmp_path / "ray").glob("sweeps/*/*/logs/*.log"))
+    strip = lambda r: {**r, "cell_seconds": 0, "behaviours": [{**b, "cell_seconds": 0} for b in r["behaviours"]]}  # noqa
+    assert strip(remote.results) == strip(local.results)
+
+
 def test_sweep_started_locally_can_be_finished_on_ray(tiny_model_dir, corpus, tmp_path, local_ray, one_thread):
     full = sweep_cfg(tiny_model_dir, corpus, tmp_path / "ref")
     run(full)
