@@ -374,6 +374,32 @@ def stability_table(summary: dict, folder: Path) -> str:
     return "\n".join(lines)
 
 
+def suite_table(res: dict, folder: Path) -> str:
+    """A suite's ranking: zero-shot disposition, gaps towards and away, the difference from the control at the
+    largest n with its interval, and the verdict (docs/suite.md's rule, printed above the table)."""
+    def interval(x: dict | None, signed: bool = True) -> str:
+        if not x or x.get("value") is None:
+            return "—"
+        f = "{:+.2f}" if signed else "{:.2f}"
+        return f"{f.format(x['value'])} [{f.format(x['low'])}, {f.format(x['high'])}]"
+
+    def at(curve: dict | None, n: int) -> dict | None:
+        return next((r.get("difference") for r in (curve or {}).get("by_n", []) if r["n"] == n), None)
+
+    n_max = max([n for n in res.get("tokens") or [0]])
+    lines = [f"{res['model'].get('name')}, {shown_path(folder)}: n ∈ {res['tokens']}, {res['seeds']} seeds, "
+             f"{res['steps']} steps; gap = {res['rule']['text']}.", "",
+             f"| rank | behaviour | kind | held out | zero-shot matching [95% CI] | gap → | towards − control at n={n_max} "
+             f"| gap ← | away − control at n={n_max} | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for b in res["behaviours"]:
+        zero = (b.get("zero_shot") or {}).get("matching_rate")
+        gap = lambda d: "—" if d not in b else ("none" if b[d]["gap"] is None else str(b[d]["gap"]))  # noqa: E731
+        lines.append(f"| {b['rank']} | {b['name']} | {b.get('kind') or ''} | {b['held_out_statements']} | "
+                     f"{interval(zero, signed=False)} | {gap('towards')} | {interval(at(b.get('towards'), n_max))} | "
+                     f"{gap('away')} | {interval(at(b.get('away'), n_max))} | {b['verdict']} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> None:
     sys.path.insert(0, str(ROOT / "src"))
     base = [Path(a).resolve() for a in argv] or [ROOT / "results"]
@@ -386,9 +412,10 @@ def main(argv: list[str]) -> None:
 
     benches = [f for f in holding("results.json") if (f / "units").is_dir()]
     grids = holding("stability.json")
-    # a grid's sweeps are summarised by its table, not one by one
-    folders = [f for f in holding("eval_set.json") if not any(f.is_relative_to(g) for g in grids)]
-    if not grids and not folders and not benches:
+    suites = [f for f in holding("behaviours.json") if (f / "sweeps").is_dir()]
+    # a grid's or a suite's sweeps are summarised by its table, not one by one
+    folders = [f for f in holding("eval_set.json") if not any(f.is_relative_to(g) for g in grids + suites)]
+    if not grids and not folders and not benches and not suites:
         raise SystemExit(f"results_tables: no distance sweep, stability grid or bench run under {', '.join(map(str, base))}")
     for grid in grids:
         try:
@@ -429,6 +456,11 @@ def main(argv: list[str]) -> None:
     for model, sweeps in skips.items():
         print(f"### skip-k, {model}: loss by n and k\n")
         print(skip_table(sweeps) + "\n")
+    for suite in suites:
+        from softeval.distance.suite import summarize_suite
+
+        print(f"### {shown_path(suite)} (behaviour suite)\n")
+        print(suite_table(summarize_suite(suite), suite) + "\n")
 
 
 if __name__ == "__main__":

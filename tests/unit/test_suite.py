@@ -237,7 +237,7 @@ def suite_cfg(tiny_model_dir, data, out, **kw) -> SuiteConfig:
 
 
 def test_a_suite_elicits_a_learnable_behaviour_and_reports_one_nothing_elicits(responsive, learnable, noise,
-                                                                              tmp_path):
+                                                                              tmp_path, capsys):
     model_dir, lm = responsive
     result = run(suite_cfg(model_dir, learnable.parent, tmp_path / "suite"), lm=lm)
     rows = {r["name"]: r for r in result.results["behaviours"]}
@@ -250,6 +250,14 @@ def test_a_suite_elicits_a_learnable_behaviour_and_reports_one_nothing_elicits(r
     assert "Nothing beats the control" in html and "coin" in html
     on_disk = json.loads((tmp_path / "suite" / "results.json").read_text())
     assert on_disk["behaviours"][0]["name"] == "always-b"
+    # docs/results.md's table: one per suite, never one per inner sweep
+    from tests.conftest import load_repo_script
+
+    tables = load_repo_script("scripts/results_tables.py")
+    tables.main([str(tmp_path / "suite")])
+    printed = capsys.readouterr().out
+    assert printed.count("(behaviour suite)") == 1 and "/sweeps/" not in printed
+    assert "| 1 | always-b | yes/no | 16 |" in printed and "nothing beats the control |" in printed
 
 
 class Killed(BaseException):
