@@ -215,11 +215,13 @@ def finish_group_cell(sweep: SweepFolder, lane: Lane, task: TaskData, lm: Loaded
     return {k: record[k] for k in ("name", "n", "seed", "status", "loss")}
 
 
-def _setup_unit(unit: Unit) -> SweepSetup:
+def setup_unit(unit: Unit) -> SweepSetup:
+    """A sweep's setup as an executor unit (payload: cfg)."""
     return prepare_sweep(unit.payload["cfg"])
 
 
-def _lane_group_unit(unit: Unit) -> list[dict]:
+def lane_group_unit(unit: Unit) -> list[dict]:
+    """One lane group as an executor unit (payload: cfg, group, precision, eval_sha256, model_facts, …)."""
     p = unit.payload
     return train_lane_group(p["cfg"], p["group"], p["precision"], p["eval_sha256"], p["show_progress"], unit.name,
                             p.get("model_facts"))
@@ -251,7 +253,7 @@ def _run_locked(cfg: DistanceConfig, lm: LoadedModel | None = None) -> SweepResu
     finished_before = sum(1 for c in cells if sweep.read_cell(*c) is not None)
     # The setup writes the folder's identity first, so it logs to the driver only (a log file would make a new
     # folder look foreign to the identity check).
-    [setup] = run_units([Unit("setup", {"cfg": cfg}, *resources)], _setup_unit, show_progress=False,
+    [setup] = run_units([Unit("setup", {"cfg": cfg}, *resources)], setup_unit, show_progress=False,
                         **run_units_options(exe))
 
     # --- loop: one unit per lane group; each unit writes its own cells
@@ -314,7 +316,7 @@ def run_lane_group_units(cfg: DistanceConfig, sweep: SweepFolder, units: list[Un
     """Run the units on the executor (logs in the sweep's logs/); how many cells they trained."""
     exe = cfg.execution
     try:
-        done = run_units(units, _lane_group_unit, log_dir=sweep.path / "logs", show_progress=cfg.show_progress,
+        done = run_units(units, lane_group_unit, log_dir=sweep.path / "logs", show_progress=cfg.show_progress,
                          desc="distance units", done_before=done_before, **run_units_options(exe))
     finally:
         if exe.executor == Executor.local:
@@ -331,4 +333,5 @@ def write_summary(sweep: SweepFolder, cfg: DistanceConfig) -> dict:
     return results
 
 
-__all__ = ["SweepResult", "SweepSetup", "prepare_sweep", "run", "train_lane_group"]
+__all__ = ["SweepResult", "SweepSetup", "prepare_sweep", "run", "train_lane_group", "setup_unit", "lane_group_unit",
+           "checked_sweep_folder", "lane_group_units", "run_units_options", "write_summary"]

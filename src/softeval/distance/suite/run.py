@@ -1,16 +1,18 @@
 """softeval suite: many behaviours × directions × n × seeds, one distance sweep each, into one folder.
 
 Every behaviour file is checked before anything trains. Each (behaviour, direction) is a `softeval distance`
-sweep under sweeps/<behaviour>/<direction>/, with its own identity, lane plan and resumable cells, run on the
-suite's executor (local or Ray); the suite folder adds its own identity (the shared settings), the list of
-behaviours and, from the cell files alone, the summary (summary.py) and report. Re-running the same command
+sweep under sweeps/<behaviour>/<direction>/, with its own identity, lane plan and resumable cells. The suite
+sets every sweep up (claim, n = 0), then hands all their lane groups to the executor at once, so on Ray a
+cluster works on every behaviour together; the suite folder adds its own identity (the shared settings), the list
+of behaviours and, from the cell files alone, the summary (summary.py) and report. Re-running the same command
 continues a killed suite; adding behaviours, directions, lengths or seeds grows it.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from softeval.distance.suite.config import SuiteConfig, config_dict, find_behaviours, sweep_config
@@ -69,8 +71,6 @@ def run(cfg: SuiteConfig, lm: LoadedModel | None = None) -> SuiteResult:
 
 def _run_locked(cfg: SuiteConfig, files: dict[str, Path], checked: dict[str, dict],
                 lm: LoadedModel | None) -> SuiteResult:
-    from softeval.distance.sweep import run as run_sweep
-
     suite = SuiteFolder(cfg.out)
     claim_folder(suite.path, result_identity("suite", settings_identity(cfg)), "behaviour suite")
     atomic_write_json(suite.config_path, config_dict(cfg))
@@ -83,18 +83,8 @@ def _run_locked(cfg: SuiteConfig, files: dict[str, Path], checked: dict[str, dic
     jobs = [(name, d) for name in files for d in cfg.directions]
     logger.info("suite of %d behaviour(s) × %d direction(s) on %s: n ∈ %s, %d seed(s), %d steps", len(files),
                 len(cfg.directions), cfg.model, list(cfg.tokens), cfg.seeds, cfg.optim.max_steps)
-    bar = _progress(len(jobs), cfg.show_progress)
-    try:
-        for i, (name, direction) in enumerate(jobs, start=1):
-            if bar is not None:
-                bar.set_postfix_str(f"{name} {direction}")
-            logger.info("[%d/%d] %s, %s", i, len(jobs), name, direction)
-            run_sweep(sweep_config(cfg, files[name], direction, suite.sweep_dir(name, direction)), lm)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    configs = [sweep_config(cfg, files[name], d, suite.sweep_dir(name, d)) for name, d in jobs]
+    run_sweeps(cfg, suite, [f"{name}.{d}" for name, d in jobs], configs, lm)
     results = summarize_suite(suite.path)
     atomic_write_json(suite.results_path, results)
     report_path = None
@@ -105,9 +95,48 @@ def _run_locked(cfg: SuiteConfig, files: dict[str, Path], checked: dict[str, dic
     return SuiteResult(out_dir=suite.path, results=results, report_path=report_path, sweeps_run=len(jobs))
 
 
-def _progress(total: int, enabled: bool):
+def run_sweeps(cfg: SuiteConfig, suite: SuiteFolder, names: list[str], configs: list, lm: LoadedModel | None) -> None:
+    """Set up every sweep (each under its own folder lock, held to the end), then run all their lane groups as one
+    list of executor units (logs in OUT/logs/), then write each sweep's summary: `softeval distance`'s phases,
+    with the units of every sweep side by side."""
+    from softeval.distance import sweep as distance_sweep
+    from softeval.distance.plan import plan_cells
+    from softeval.executors import Unit, forget_models, remember_model, run_units, unit_resources
+
+    exe = cfg.execution
+    options = distance_sweep.run_units_options(exe)
+    if lm is not None and exe.executor == Executor.local:
+        remember_model(lm, cfg.model, cfg.device, cfg.dtype, None)
+    resources = unit_resources(exe, cfg.device)
+    units, done_before, folders = [], 0, []
+    try:
+        with ExitStack() as locks:
+            bar = _progress(len(configs), cfg.show_progress, "suite setup")
+            for name, dcfg in zip(names, configs):
+                sweep = distance_sweep.checked_sweep_folder(dcfg)
+                locks.enter_context(folder_lock(dcfg.out, "distance sweep"))
+                [setup] = run_units([Unit("setup", {"cfg": dcfg}, *resources)], distance_sweep.setup_unit,
+                                    show_progress=False, **options)
+                mine, done = distance_sweep.lane_group_units(dcfg, sweep, setup, plan_cells(dcfg), resources)
+                units += [replace(u, name=f"{name}.{u.name}") for u in mine]
+                done_before += done
+                folders.append((sweep, dcfg))
+                if bar is not None:
+                    bar.update(1)
+            if bar is not None:
+                bar.close()
+            run_units(units, distance_sweep.lane_group_unit, log_dir=suite.path / "logs",
+                      show_progress=cfg.show_progress, desc="suite units", done_before=done_before, **options)
+            for sweep, dcfg in folders:
+                distance_sweep.write_summary(sweep, dcfg)
+    finally:
+        if exe.executor == Executor.local:
+            forget_models()
+
+
+def _progress(total: int, enabled: bool, desc: str):
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="suite sweeps", unit="sweep")
+    return tqdm(total=total, desc=desc, unit="sweep")
