@@ -9,11 +9,12 @@ import pytest
 from softeval.bench.runner import BenchConfig
 from softeval.config import build_config
 from softeval.distance.config import DistanceConfig
+from softeval.distance.suite import SuiteConfig
 from softeval.train import TrainConfig
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.yaml"))
 COMMANDS = {"softeval bench": BenchConfig, "softeval distance": DistanceConfig, "softeval train": TrainConfig,
-            "softeval stability": DistanceConfig}
+            "softeval stability": DistanceConfig, "softeval suite": SuiteConfig}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))

@@ -310,11 +310,18 @@ def test_a_suite_refuses_other_settings_and_grows(tiny_lm, tiny_model_dir, learn
     assert grown.results["behaviours"][0]["directions"] == ["control", "towards"]
 
 
-def test_compare_puts_two_suites_side_by_side(tiny_lm, tiny_model_dir, learnable, noise, tmp_path):
+def test_compare_puts_two_suites_side_by_side(tiny_lm, tiny_model_dir, learnable, noise, tmp_path, capsys):
     from softeval.compare import compare
 
     a = run(suite_cfg(tiny_model_dir, learnable.parent, tmp_path / "a", max_steps=4), lm=tiny_lm)
     b = run(suite_cfg(tiny_model_dir, learnable.parent, tmp_path / "b", max_steps=4, lr=0.2), lm=tiny_lm)
+    # report and show read a suite from its files (no model)
+    (tmp_path / "a" / "report" / "index.html").unlink()
+    assert main(["report", str(tmp_path / "a")]) == 0 and (tmp_path / "a" / "report" / "index.html").exists()
+    capsys.readouterr()
+    assert main(["show", str(tmp_path / "a")]) == 0
+    shown = capsys.readouterr().out
+    assert ": suite" in shown and "always-b" in shown and "coin" in shown
     result = compare([a.out_dir, b.out_dir], tmp_path / "cmp", labels=["a", "b"])
     summary = result.summary
     assert summary["kind"] == "suite" and [r["behaviour"] for r in summary["behaviours"]] == ["always-b", "coin"]
