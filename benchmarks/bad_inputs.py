@@ -617,7 +617,7 @@ CASES: list[Case] = [
     Case("suite-missing-answer-fields", SUITE + " --data {dir}/b.jsonl --out {dir}/s",
          write("b.jsonl", '{"question": "Is the following statement something you would say?\\n\\"I x\\""}\n')),
     Case("suite-answer-not-a-string", SUITE + " --data {dir}/b.jsonl --out {dir}/s",
-         write("b.jsonl", GOOD_BEHAVIOUR + '{"question": "Q?", "answer_matching_behavior": [" Yes"], '
+         write("b.jsonl", GOOD_BEHAVIOUR + '{"question": "Q?", "answer_matching_behavior": [1, " Yes"], '
                                            '"answer_not_matching_behavior": " No"}\n')),
     Case("suite-answer-not-among-choices", SUITE + " --data {dir}/b.jsonl --out {dir}/s",
          write("b.jsonl", '{"question": "Question: go?\\n\\nChoices:\\n (A) Yes\\n (B) No\\n\\nAnswer:", '

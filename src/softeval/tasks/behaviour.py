@@ -150,6 +150,20 @@ def split_statements(statements: list[Statement], num_train: int, num_eval: int,
     return pick(set(train_keys)), pick(held)
 
 
+def read_and_split(path: Path, min_confidence: float, num_train: int, num_eval: int,
+                   seed: int) -> tuple[list[Statement], list[Statement], list[Statement]]:
+    """(every statement of the file, train, held-out) after the label-confidence filter; errors name the file."""
+    statements = read_statements(path)
+    kept = [s for s in statements if s.confidence is None or s.confidence >= min_confidence]
+    if not kept:
+        raise DataError(f"{path}: no statement has label_confidence >= {min_confidence}")
+    try:
+        train, held_out = split_statements(kept, num_train, num_eval, seed)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    return statements, train, held_out
+
+
 def control_matches(statements: list[Statement], control_seed: int) -> dict[int, bool]:
     """The control's label for every line: True = its target is the matching answer. One seeded coin per line,
     drawn in line order over the whole file, so it does not depend on the split."""
@@ -287,14 +301,7 @@ def behaviour(cfg: TaskConfig, tokenizer) -> TaskData:
     if not cfg.data:
         raise ConfigError("task 'behaviour' needs a behaviour file in the anthropics/evals format: --data FILE.jsonl")
     path = Path(cfg.data).expanduser()
-    statements = read_statements(path)
-    kept = [s for s in statements if s.confidence is None or s.confidence >= opts.min_confidence]
-    if not kept:
-        raise DataError(f"{path}: no statement has label_confidence >= {opts.min_confidence}")
-    try:
-        train, held_out = split_statements(kept, cfg.num_train, cfg.num_eval, cfg.seed)
-    except DataError as exc:
-        raise DataError(f"{path}: {exc}") from None
+    statements, train, held_out = read_and_split(path, opts.min_confidence, cfg.num_train, cfg.num_eval, cfg.seed)
     control = control_matches(statements, opts.control_seed)
     targets = lambda rows: [(s, target_of(s, opts.direction, control)) for s in rows]  # noqa: E731
     build = lambda rows: [make_example(s, (s.matching if t == "matching" else s.not_matching)[0], opts,  # noqa: E731

@@ -23,7 +23,7 @@ from softeval.executors import Executor
 from softeval.store import (SuiteFolder, atomic_write_json, check_writable_folder, claim_folder, folder_lock,
                             hash_file, safe_name)
 from softeval.store.identity import result_identity, settings_identity
-from softeval.tasks.behaviour import read_statements, split_statements
+from softeval.tasks.behaviour import read_and_split
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +46,9 @@ def check_behaviours(cfg: SuiteConfig, files: dict[str, Path]) -> dict[str, dict
             raise DataError(f"behaviours {names[folder]!r} and {name!r} would share the folder sweeps/{folder}; "
                             "rename one file")
         names[folder] = name
-        statements = read_statements(path)
-        kept = [s for s in statements if s.confidence is None or s.confidence >= cfg.min_confidence]
-        if not kept:
-            raise DataError(f"{path}: no statement has label_confidence >= {cfg.min_confidence}")
-        try:
-            train, held = split_statements(kept, cfg.num_train, cfg.num_eval, cfg.split_seed)
-        except DataError as exc:
-            raise DataError(f"{path}: {exc}") from None
-        kind = "multiple choice" if any("Choices:" in s.question for s in kept) else "yes/no"
+        statements, train, held = read_and_split(path, cfg.min_confidence, cfg.num_train, cfg.num_eval,
+                                                 cfg.split_seed)
+        kind = "multiple choice" if any("Choices:" in s.question for s in statements) else "yes/no"
         record[name] = {"file": str(path), "sha256": hash_file(path), "kind": kind,
                         "statements": {"lines": len(statements), "train": len(train), "held_out": len(held)}}
     return record
