@@ -308,6 +308,12 @@ def test_a_suite_refuses_other_settings_and_grows(tiny_lm, tiny_model_dir, learn
     grown = run(suite_cfg(tiny_model_dir, learnable, out, directions=("towards", "control"), max_steps=2),
                 lm=tiny_lm)
     assert grown.results["behaviours"][0]["directions"] == ["control", "towards"]
+    # The same behaviour name with other content is refused before anything is written.
+    before = (out / "behaviours.json").read_text()
+    learnable.write_text(learnable.read_text().replace("the ", "a "))
+    with pytest.raises(DataError, match="'always-b' read from other content"):
+        run(suite_cfg(tiny_model_dir, learnable, out, directions=("towards",), max_steps=2), lm=tiny_lm)
+    assert (out / "behaviours.json").read_text() == before
 
 
 def test_compare_puts_two_suites_side_by_side(tiny_lm, tiny_model_dir, learnable, noise, tmp_path, capsys):

@@ -69,6 +69,11 @@ def _run_locked(cfg: SuiteConfig, files: dict[str, Path], checked: dict[str, dic
     claim_folder(suite.path, result_identity("suite", settings_identity(cfg)), "behaviour suite")
     atomic_write_json(suite.config_path, config_dict(cfg))
     known = suite.read(suite.behaviours_path, "suite behaviours") or {}
+    changed = [name for name, info in checked.items()
+               if isinstance(known.get(name), dict) and known[name].get("sha256") != info["sha256"]]
+    if changed:
+        raise DataError(f"{suite.path} holds behaviour {changed[0]!r} read from other content (its file changed or "
+                        "another file has its name); give the original file, or choose another --out")
     atomic_write_json(suite.behaviours_path, {**known, **checked})
     if lm is None and cfg.execution.executor == Executor.local:
         from softeval.engine.models import load_model
