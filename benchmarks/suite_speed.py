@@ -4,8 +4,8 @@
     python benchmarks/suite_speed.py --pairs 1 --steps 2 --num-eval 8      # a quick look
     python benchmarks/suite_speed.py --model gemma3-270m --out benchmarks/results/suite_speed_gemma.json
 
-Each measured run is the real command (`softeval suite …` in a subprocess) on a fresh folder: two persona
-behaviours × towards/away/control × n ∈ {0, 1, 4, 16} × 1 seed, 12 steps of batch 4, 32 held-out statements.
+Each measured run is the real command (`softeval suite …` in a subprocess) on a fresh folder: two (or, with
+`--behaviours 1`, one) persona behaviours × towards/away/control × n ∈ {0, 1, 4, 16} × 1 seed, 12 steps of batch 4, 32 held-out statements.
 Runs alternate A B A B … (A = lanes, `--max-batch-tokens 8192`; B = one cell per pass, `--max-batch-tokens 0`);
 the medians of `--pairs` pairs are reported with the load average before each run and the fp32 matmul peak
 measured in this process at the start and the end (a figure counts only on a quiet machine).
@@ -74,7 +74,7 @@ def one_run(args, data_dir: Path, lanes: bool) -> dict:
         raise SystemExit(f"softeval suite failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
     results = json.loads((out / "results.json").read_text())
     shutil.rmtree(out, ignore_errors=True)
-    cells = len(BEHAVIOURS) * 3 * 3 * args.seeds
+    cells = args.behaviours * 3 * 3 * args.seeds
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"mode": "lanes" if lanes else "cell by cell", "wall_s": wall, "cpu_s": cpu, "load_before": load,
             "trained_cells": cells, "cells_per_hour": cells / wall * 3600,
@@ -88,12 +88,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--num-eval", dest="num_eval", type=int, default=32)
+    p.add_argument("--behaviours", type=int, default=2, choices=[1, 2], help="how many persona files (1 halves the time)")
     p.add_argument("--out", default=None, help="write the measurements as JSON here")
     args = p.parse_args()
     if not PERSONA.is_dir():
         raise SystemExit(f"{PERSONA} not found: the benchmark reads two persona files from ../shared/data")
     data_dir = Path(tempfile.mkdtemp(prefix="suite_speed_data_"))
-    for name in BEHAVIOURS:
+    for name in BEHAVIOURS[:args.behaviours]:
         shutil.copy(PERSONA / f"{name}.jsonl", data_dir / f"{name}.jsonl")
     peak_start = matmul_peak_fp32()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; fp32 matmul peak "
@@ -119,7 +120,7 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(json.dumps({"model": args.model, "runs": runs, "peak_fp32_start": peak_start,
                                               "peak_fp32_end": peak_end, "steps": args.steps,
-                                              "num_eval": args.num_eval, "behaviours": BEHAVIOURS}, indent=2))
+                                              "num_eval": args.num_eval, "behaviours": BEHAVIOURS[:args.behaviours]}, indent=2))
     print(f"TARGET suite_cells_per_hour {best:.1f} need >= {NEED_CELLS_PER_HOUR:g} "
           f"{'PASS' if best >= NEED_CELLS_PER_HOUR else 'FAIL'}")
     print(f"TARGET suite_lanes_speedup {speedup:.2f} need >= {NEED_LANES_SPEEDUP:g} "
