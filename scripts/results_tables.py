@@ -383,20 +383,23 @@ def suite_table(res: dict, folder: Path) -> str:
         f = "{:+.2f}" if signed else "{:.2f}"
         return f"{f.format(x['value'])} [{f.format(x['low'])}, {f.format(x['high'])}]"
 
-    def at(curve: dict | None, n: int) -> dict | None:
-        return next((r.get("difference") for r in (curve or {}).get("by_n", []) if r["n"] == n), None)
+    def at(curve: dict | None, n: int, key: str = "difference") -> dict | None:
+        return next((r.get(key) for r in (curve or {}).get("by_n", []) if r["n"] == n), None)
 
     n_max = max([n for n in res.get("tokens") or [0]])
+    both = lambda curve: (f"{interval(at(curve, n_max))}; "  # noqa: E731
+                          f"{interval(at(curve, n_max, 'log_odds_difference'))}")
     lines = [f"{res['model'].get('name')}, {shown_path(folder)}: n ∈ {res['tokens']}, {res['seeds']} seeds, "
              f"{res['steps']} steps; gap = {res['rule']['text']}.", "",
-             f"| rank | behaviour | kind | held out | zero-shot matching [95% CI] | gap → | towards − control at n={n_max} "
-             f"| gap ← | away − control at n={n_max} | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
+             f"| rank | behaviour | kind | held out | zero-shot matching [95% CI] | gap → | towards − control at n={n_max}: "
+             f"rate; log-odds | gap ← | away − control at n={n_max}: rate; log-odds | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for b in res["behaviours"]:
         zero = (b.get("zero_shot") or {}).get("matching_rate")
         gap = lambda d: "—" if d not in b else ("none" if b[d]["gap"] is None else str(b[d]["gap"]))  # noqa: E731
         lines.append(f"| {b['rank']} | {b['name']} | {b.get('kind') or ''} | {b['held_out_statements']} | "
-                     f"{interval(zero, signed=False)} | {gap('towards')} | {interval(at(b.get('towards'), n_max))} | "
-                     f"{gap('away')} | {interval(at(b.get('away'), n_max))} | {b['verdict']} |")
+                     f"{interval(zero, signed=False)} | {gap('towards')} | {both(b.get('towards'))} | "
+                     f"{gap('away')} | {both(b.get('away'))} | {b['verdict']} |")
     return "\n".join(lines)
 
 

@@ -13,6 +13,8 @@ The rule, stated once:
   The elicitation gap of d is the smallest trained n that beats the control, scanning n upwards; None when no n
   does ("not above the control at this scale"). The scan is a sequence of tests, one per n: the first pass is
   reported, which is optimistic by the number of lengths scanned; the report says how many were scanned.
+  Beside it, the same paired bootstrap on the log-odds themselves (signed towards the direction,
+  `log_odds_difference`): more sensitive where the model is nearly indifferent, reported but not the gap's rule.
 """
 
 from __future__ import annotations
@@ -91,6 +93,11 @@ def direction_curve(cells: dict[int, np.ndarray], control: dict[int, np.ndarray]
             theirs = successes(control[n], direction)
             row["control_rate"] = bootstrap_rate(theirs, rule.confidence, rule.samples, rng)
             row["difference"] = bootstrap_difference(mine, theirs, rule.confidence, rule.samples, rng)
+            # The same comparison on the log-odds themselves (signed towards the direction): a continuous measure,
+            # more sensitive than the rate where the model is nearly indifferent; reported, not used for the gap.
+            sign = SUCCESS_SIGN[direction]
+            row["log_odds_difference"] = bootstrap_difference(
+                np.nan_to_num(cells[n] * sign), np.nan_to_num(control[n] * sign), rule.confidence, rule.samples, rng)
             row["beats_control"] = bool(n > 0 and row["difference"]["low"] > rule.margin)
             if n > 0:
                 scanned += 1 if gap is None else 0
