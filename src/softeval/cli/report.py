@@ -34,8 +34,9 @@ def cmd_report(args) -> int:
 
         out = Path(args.out) if args.out else suite.report_dir
         check_writable_folder(out, "the report")
-        atomic_write_json(suite.results_path, summarize_suite(suite.path))  # a partial suite: up to date
-        path = write_suite_report(suite.path, out)
+        results = summarize_suite(suite.path)  # a partial suite: up to date
+        atomic_write_json(suite.results_path, results)
+        path = write_suite_report(suite.path, out, results=results)
         print(path)
         if args.open:
             webbrowser.open(path.resolve().as_uri())

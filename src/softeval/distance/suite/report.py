@@ -89,9 +89,10 @@ def curves_figure(rows: list[dict]):
     return fig
 
 
-def write_report(path, out_dir: Path | None = None) -> Path:
+def write_report(path, out_dir: Path | None = None, results: dict | None = None) -> Path:
+    """report/index.html and its PNGs; `results` is the suite's summary when the caller already has it."""
     suite = SuiteFolder(path)
-    results = summarize_suite(suite.path)
+    results = results if results is not None else summarize_suite(suite.path)
     out_dir = Path(out_dir) if out_dir else suite.report_dir
     parts = [f"<p>Model <b>{escape(results['model'].get('name'))}</b>, n ∈ {escape(results['tokens'])}, "
              f"{escape(results['seeds'])} seed(s), {escape(results['steps'])} steps. Gap = {escape(results['rule']['text'])}."

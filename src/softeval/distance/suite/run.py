@@ -90,7 +90,7 @@ def _run_locked(cfg: SuiteConfig, files: dict[str, Path], checked: dict[str, dic
     if cfg.report:
         from softeval.distance.suite.report import write_report
 
-        report_path = write_report(suite.path)
+        report_path = write_report(suite.path, results=results)
     return SuiteResult(out_dir=suite.path, results=results, report_path=report_path, sweeps_run=len(jobs))
 
 
