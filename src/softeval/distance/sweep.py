@@ -363,10 +363,10 @@ def run_adaptive_rounds(cfg: DistanceConfig, sweep: SweepFolder, setup: SweepSet
     trained = 0
     while True:
         asked = [(c["n"], c["seed"]) for r in rounds for c in r["cells"]]
-        pending = [c for c in asked if sweep.read_cell(*c) is None]
+        records = {c: sweep.read_cell(*c) for c in {*asked, (0, 0)}}  # each cell.json read once per round
+        pending = [c for c in asked if records[c] is None]
         if not pending:
-            losses = {c: sweep.read_cell(*c)["loss"] for c in {*asked, (0, 0)}
-                      if SweepFolder.finished(sweep.read_cell(*c))}
+            losses = {c: record["loss"] for c, record in records.items() if SweepFolder.finished(record)}
             decisions = next_cells(settings, losses, set(asked))
             if not decisions:
                 write_rounds(sweep, rounds, settled=True)
