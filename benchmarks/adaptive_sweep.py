@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from suite_speed import matmul_peak_fp32  # noqa: E402
+from peak import matmul_peak  # noqa: E402
 
 from softeval.distance.adaptive import (AdaptiveSettings, Target, cell_token_steps, explored_curve,  # noqa: E402
                                         replay)
@@ -278,7 +278,7 @@ def main() -> None:
     out = (ROOT / args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     print(f"adaptive_sweep: {args.model}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"fp32 peak {matmul_peak_fp32() / 1e9:.0f} GFLOP/s, load {os.getloadavg()[0]:.2f}")
+          f"fp32 peak {matmul_peak().flops_per_wall_s / 1e9:.0f} GFLOP/s, load {os.getloadavg()[0]:.2f}")
     timings = {}
     if not args.analyse_only:
         for name, cfg in task_configs(args).items():
@@ -300,7 +300,7 @@ def main() -> None:
     ratio, fraction = print_report(report)
     report["targets"] = {"adaptive_compute_ratio": ratio, "adaptive_same_S_fraction": fraction}
     (out / "adaptive_sweep.json").write_text(json.dumps(report, indent=1))
-    print(f"\nfp32 peak at the end {matmul_peak_fp32() / 1e9:.0f} GFLOP/s, load {os.getloadavg()[0]:.2f}; "
+    print(f"\nfp32 peak at the end {matmul_peak().flops_per_wall_s / 1e9:.0f} GFLOP/s, load {os.getloadavg()[0]:.2f}; "
           f"wrote {out / 'adaptive_sweep.json'}")
     print(f"TARGET adaptive_compute_ratio {ratio:.2f} need <= {NEED_RATIO} {'PASS' if ratio <= NEED_RATIO else 'FAIL'}")
     print(f"TARGET adaptive_same_S_fraction {fraction:.2f} need >= {NEED_SAME} "

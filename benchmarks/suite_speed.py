@@ -34,24 +34,14 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peak import matmul_peak  # noqa: E402  (benchmarks/ is not a package)
+
 ROOT = Path(__file__).resolve().parents[1]
 PERSONA = ROOT.parent / "shared" / "data" / "behaviour" / "anthropic-evals" / "persona"
 BEHAVIOURS = ["agreeableness", "narcissism"]
 NEED_CELLS_PER_HOUR = 100.0
 NEED_LANES_SPEEDUP = 1.0
-
-
-def matmul_peak_fp32(size: int = 1024, repeats: int = 5) -> float:
-    """Best FLOP/s of a size × size fp32 matmul on this process's threads."""
-    import torch
-
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    best = 0.0
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = max(best, 2 * size ** 3 / (time.perf_counter() - t0))
-    return best
 
 
 def suite_argv(args, data_dir: Path, out: Path, lanes: bool) -> list[str]:
@@ -96,7 +86,7 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="suite_speed_data_"))
     for name in BEHAVIOURS[:args.behaviours]:
         shutil.copy(PERSONA / f"{name}.jsonl", data_dir / f"{name}.jsonl")
-    peak_start = matmul_peak_fp32()
+    peak_start = matmul_peak().flops_per_wall_s
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; fp32 matmul peak "
           f"{peak_start / 1e9:.0f} GFLOP/s; load average {os.getloadavg()[0]:.2f}", flush=True)
     runs = []
@@ -106,7 +96,7 @@ def main() -> None:
             runs.append(run)
             print(f"pair {pair + 1} {run['mode']:<12} wall {run['wall_s']:7.1f} s  cpu {run['cpu_s']:7.1f} s  "
                   f"{run['cells_per_hour']:6.1f} cells/h  (load before {run['load_before']:.2f})", flush=True)
-    peak_end = matmul_peak_fp32()
+    peak_end = matmul_peak().flops_per_wall_s
     lanes_rates = [r["cells_per_hour"] for r in runs if r["mode"] == "lanes"]
     cell_rates = [r["cells_per_hour"] for r in runs if r["mode"] != "lanes"]
     ratios = [a / b for a, b in zip(lanes_rates, cell_rates)]

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 import time
@@ -38,6 +37,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peak import matmul_peak  # noqa: E402  (benchmarks/ is not a package)
 
 # --- settings (the defaults are issue #6's sweep) --------------------------------------------------
 MODEL = "smollm2-135m-instruct"
@@ -111,20 +113,6 @@ def parse_args() -> Settings:
 def synchronize() -> None:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()
-
-
-def matmul_peak_flops(dtype: torch.dtype, size: int, reps: int = 5, device: str = "cpu") -> tuple[float, float]:
-    """FLOP/s of a square matmul, best of `reps`: per wall second and per process-CPU second."""
-    a, b = torch.randn(size, size, dtype=dtype, device=device), torch.randn(size, size, dtype=dtype, device=device)
-    torch.mm(a, b)
-    synchronize()
-    best_wall = best_cpu = math.inf
-    for _ in range(reps):
-        w, c = time.perf_counter(), time.process_time()
-        torch.mm(a, b)
-        synchronize()
-        best_wall, best_cpu = min(best_wall, time.perf_counter() - w), min(best_cpu, time.process_time() - c)
-    return 2 * size**3 / best_wall, 2 * size**3 / max(best_cpu, 1e-9)
 
 
 class Clock:
@@ -281,11 +269,12 @@ def main() -> None:
 
     if s.threads:
         torch.set_num_threads(s.threads)
-    peak_fp32 = matmul_peak_flops(torch.float32, s.peak_size, device=s.device)
-    peak_bf16 = matmul_peak_flops(torch.bfloat16, s.peak_size, device=s.device)
+    peak_fp32 = matmul_peak(torch.float32, s.peak_size, device=s.device)
+    peak_bf16 = matmul_peak(torch.bfloat16, s.peak_size, device=s.device)
     # wall peaks for MFU by wall time; CPU-second peaks for MFU by CPU time, which a busy shared machine
     # disturbs much less (with one thread, CPU seconds are the seconds the core worked for us)
-    peak = {"fp32": peak_fp32[0], "bf16": peak_bf16[0], "fp32_per_cpu_s": peak_fp32[1], "bf16_per_cpu_s": peak_bf16[1]}
+    peak = {"fp32": peak_fp32.flops_per_wall_s, "bf16": peak_bf16.flops_per_wall_s,
+            "fp32_per_cpu_s": peak_fp32.flops_per_cpu_s, "bf16_per_cpu_s": peak_bf16.flops_per_cpu_s}
     lm = load_model(s.model, device=s.device, dtype=s.dtype, show_progress=False)
     # PEFT's model: fp32 on a CPU (as before), on a GPU the same bf16 weights a PEFT user would load
     peft_dtype = lm.info.dtype if s.device == "cuda" else "float32"

@@ -33,6 +33,10 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peak import matmul_peak  # noqa: E402  (benchmarks/ is not a package)
 
 # --- settings ------------------------------------------------------------------------------------
 MODELS = ["smollm2-135m-instruct", "gemma3-270m"]
@@ -63,29 +67,16 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_peak(device: str, sizes: list[int], repeats: int) -> dict[str, float]:
+def matmul_peaks(device: str, sizes: list[int], repeats: int) -> dict[str, float]:
     """Best TFLOP/s of square matmuls over `sizes` (wall), and per process-CPU second on a CPU."""
     import torch
 
     peaks = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        best_wall = best_cpu = 0.0
-        for size in sizes:
-            a = torch.randn(size, size, dtype=dtype, device=device)
-            b = torch.randn(size, size, dtype=dtype, device=device)
-            a @ b  # warm-up (and cuBLAS / oneDNN setup)
-            synchronize(device)
-            for _ in range(repeats):
-                w, c = time.perf_counter(), time.process_time()
-                a @ b
-                synchronize(device)
-                flops = 2 * size**3
-                best_wall = max(best_wall, flops / (time.perf_counter() - w) / 1e12)
-                best_cpu = max(best_cpu, flops / max(time.process_time() - c, 1e-9) / 1e12)
-            del a, b
-        peaks[name] = best_wall
+        runs = [matmul_peak(dtype, size, repeats, device) for size in sizes]
+        peaks[name] = max(r.flops_per_wall_s for r in runs) / 1e12
         if device == "cpu":
-            peaks[f"{name}_per_cpu_s"] = best_cpu
+            peaks[f"{name}_per_cpu_s"] = max(r.flops_per_cpu_s for r in runs) / 1e12
     return peaks
 
 
@@ -118,7 +109,7 @@ def run_one(model_name: str, impl: str, precision: str, a: argparse.Namespace) -
     if a.threads:
         torch.set_num_threads(a.threads)
     sizes = [int(x) for x in a.peak_sizes.split(",")]
-    peak_before = matmul_peak(a.device, sizes, a.peak_repeats)
+    peak_before = matmul_peaks(a.device, sizes, a.peak_repeats)
     torch.manual_seed(0)
     device = torch.device(a.device)
     if impl == "softeval":
@@ -189,7 +180,7 @@ def run_one(model_name: str, impl: str, precision: str, a: argparse.Namespace) -
         if i >= WARMUP_STEPS:
             walls.append(time.perf_counter() - w)
             cpus.append(time.process_time() - c)
-    peak_after = matmul_peak(a.device, sizes, a.peak_repeats)
+    peak_after = matmul_peaks(a.device, sizes, a.peak_repeats)
     peak = {k: max(peak_before[k], peak_after[k]) for k in peak_before}
     step_s, step_cpu_s = sum(walls) / len(walls), sum(cpus) / len(cpus)
     tokens = a.batch_size * seq_len
