@@ -24,6 +24,7 @@ experiments() {
   echo mmlu_first200_smollm2
   echo chess_gemma3; echo chess_elo_check_gemma3; echo pathfinding_gemma3
   for k in 1 2 4 8; do echo "skip_k${k}_gemma3"; done
+  echo suite_smollm2; echo suite_gemma3; echo suite_unseen_smollm2
 }
 
 model_of() {  # the embedded model a name ends with
@@ -61,6 +62,13 @@ run() {
                         --model "$model" --out results/bench/mmlu_first200 ;;
     bench_*)        "$SOFTEVAL" bench --config configs/results/bench.yaml --task "${name#bench_}" --data-dir "$DATA" \
                         --out "results/bench/${name#bench_}" ;;
+    suite_unseen_*) # behaviour files not in ../shared: a checkout of github.com/anthropics/evals in $EVALS
+                    "$SOFTEVAL" suite --data "${EVALS:?set EVALS to a checkout of github.com/anthropics/evals}/advanced-ai-risk/lm_generated_evals" \
+                        --behaviours myopic-reward,self-awareness-text-model,self-awareness-training-nn-architecture \
+                        --model "$model" --tokens 0,16 --seeds 3 --steps 12 --batch-size 4 --lr 0.2 --warmup-steps 1 \
+                        --num-train 200 --num-eval 32 --max-batch-tokens 0 --out "results/suite/unseen_lm_generated_$model" ;;
+    suite_*)        "$SOFTEVAL" suite --config configs/results/suite_behaviours.yaml --model "$model" \
+                        --out "results/suite/$model" ;;
     *) echo "unknown experiment '$name' (bash scripts/reproduce.sh --list)" >&2; return 2 ;;
   esac
 }

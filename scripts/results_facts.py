@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import sys
 from functools import cache
 from pathlib import Path
@@ -41,6 +42,7 @@ class Facts:
         self._arms = cache(self._folder_arms)
         self._habit = cache(self._habit_family)
         self._cloze = cache(self._cloze_family)
+        self._suite = cache(self._read_suite)
 
     # ----------------------------------------------------------------------- reading
     def path(self, relative: str) -> Path:
@@ -62,6 +64,15 @@ class Facts:
 
     def sweep(self, folder: str) -> dict:
         return self._sweep(folder)
+
+    def _read_suite(self, folder: str) -> dict:
+        """A suite summarised from its files (softeval.distance.suite.summarize_suite: seeded, so repeatable)."""
+        from softeval.distance.suite import summarize_suite
+
+        return summarize_suite(self.path(folder))
+
+    def suite(self, folder: str) -> dict:
+        return self._suite(folder)
 
     def bench(self, folder: str) -> dict:
         return self.json(folder + "/results.json")
@@ -189,6 +200,16 @@ def runs_block(f: Facts) -> str:
                          f"({cfg['dtype']}) | {cfg['precision']} | {cfg['optim']['max_steps']} × "
                          f"{cfg['optim']['batch_size']} | {cfg['optim']['lr']:g} | {cfg['tuning_seeds']} tuning | "
                          f"{'yes' if all(model in f.bench(folder)['results'] for model in cfg['models']) else 'no'} |")
+    for marker in sorted(f.path("results/suite").glob("*/behaviours.json")):
+        folder = str(marker.parent.relative_to(f.root))
+        cfg, res = f.json(folder + "/config.json"), f.suite(folder)
+        identity = next(marker.parent.glob("sweeps/*/*/identity.json"), None)  # what a sweep's cells resolved
+        resolved = json.loads(identity.read_text()).get("resolved", {}) if identity else {}
+        weights, precision = resolved.get("weights_dtype", "?"), resolved.get("precision", "?")
+        complete = all(b.get("complete", True) for b in res["behaviours"])
+        lines.append(f"| `{folder}` (suite) | {res['model'].get('name')} | {checkpoint(res['model'].get('name'))} | "
+                     f"{weights} | {precision} | {cfg['optim']['max_steps']} × {cfg['optim']['batch_size']} | "
+                     f"{cfg['optim']['lr']:g} | {cfg['seeds']} | {'yes' if complete else 'no'} |")
     return "\n".join(lines)
 
 
@@ -402,10 +423,40 @@ def gsm8k_runs_block(f: Facts, first: str, second: str) -> str:
 
 
 def suite_block(f: Facts, folder: str) -> str:
-    """A behaviour suite's table (results_tables.suite_table), for the section being rewritten separately."""
-    from softeval.distance.suite import summarize_suite
+    """A behaviour suite's ranking (results_tables.suite_table)."""
+    return tables.suite_table(f.suite(folder), Path(folder))
 
-    return tables.suite_table(summarize_suite(f.path(folder)), Path(folder))
+
+def suite_compare_block(f: Facts, compare: str) -> str:
+    """Two or more suites side by side from a `softeval compare` folder: each behaviour's zero-shot rate, gaps and
+    towards − control difference at the largest shared n per run, then the rank correlations."""
+    doc = f.json(compare + "/compare.json")
+    labels = [r["label"] for r in doc["runs"]]
+    n_max = doc["n_max"]
+    head = " | ".join(f"{lab}: zero-shot | gap → | gap ← | towards − control at n={n_max}" for lab in labels)
+    lines = [f"| behaviour | {head} |", "|---|" + "---|" * (4 * len(labels))]
+    gap = lambda g: "none" if g is None else str(g)  # noqa: E731
+    for row in doc["behaviours"]:
+        cells = []
+        for run in row["runs"]:
+            diff = run["difference_at_n_max"]
+            cells += ["—" if run["zero_shot"] is None else f"{run['zero_shot']:.2f}", gap(run["gap_towards"]),
+                      gap(run["gap_away"]), "—" if diff is None else f"{diff:+.2f}"]
+        lines.append(f"| {row['behaviour']} | " + " | ".join(cells) + " |")
+    lines += ["", "| runs | quantity | behaviours | Spearman ρ [95% interval, behaviours resampled] |",
+              "|---|---|---|---|"]
+    for c in doc["correlations"]:
+        lines.append(f"| {' vs '.join(c['runs'])} | {c['quantity']} | {c['behaviours']} | {_rho(c)} |")
+    if doc.get("only_in_some"):
+        lines += ["", f"Not in every suite: {', '.join(doc['only_in_some'])}."]
+    return "\n".join(lines)
+
+
+def _rho(c: dict) -> str:
+    if c["spearman"] is None:
+        return "n/a"
+    interval = c.get("interval")
+    return f"{c['spearman']:+.2f}" + (f" [{interval[0]:+.2f}, {interval[1]:+.2f}]" if interval else "")
 
 
 BLOCKS = {"runs": runs_block, "sweep": sweep_block, "saturation": saturation_block, "sensitivity": sensitivity_block,
@@ -413,7 +464,7 @@ BLOCKS = {"runs": runs_block, "sweep": sweep_block, "saturation": saturation_blo
           "bench-scores": bench_scores_block, "bench-habit": bench_habit_block, "bench-curve": bench_curve_block,
           "bench-format": bench_format_block, "bench-rankings": bench_rankings_block,
           "habit-verdicts": habit_verdicts_block, "cloze-verdicts": cloze_verdicts_block, "subjects": subjects_block,
-          "gsm8k-runs": gsm8k_runs_block, "suite": suite_block}
+          "gsm8k-runs": gsm8k_runs_block, "suite": suite_block, "suite-compare": suite_compare_block}
 
 
 # =========================================================================== values
@@ -648,6 +699,99 @@ def checkpoint_value(f: Facts, model: str) -> str:
     return checkpoint(model).split()[0]
 
 
+# ----------------------------------------------------------------------- suites
+
+
+def _suite_cells(f: Facts, folder: str):
+    """Every finished trained cell (n > 0) of a suite: (behaviour, direction, cell.json)."""
+    for path in sorted(f.path(folder).glob("sweeps/*/*/cells/*/cell.json")):
+        cell = json.loads(path.read_text())
+        if cell.get("status") == "done" and cell.get("n", 0) > 0:
+            yield path.parts[-5], path.parts[-4], cell
+
+
+def suite_hours_value(f: Facts, folder: str) -> str:
+    """The CPU hours a suite's cells took (results.json's cell_seconds: each cell's own training and scoring)."""
+    return f"{f.suite(folder)['cell_seconds'] / 3600:.1f}"
+
+
+def suite_cells_value(f: Facts, folder: str) -> str:
+    """How many trained cells (n > 0) a suite has finished."""
+    return str(sum(1 for _ in _suite_cells(f, folder)))
+
+
+SUITE_VERDICTS = {"nothing": lambda v: v == "nothing beats the control", "gap": lambda v: " at n=" in v,
+                  "incomplete": lambda v: v.startswith("incomplete")}
+
+
+def suite_verdicts_value(f: Facts, folder: str, verdict: str) -> str:
+    """'12 of 12': how many behaviours have the verdict: nothing (beats the control), gap (some direction has one),
+    incomplete."""
+    rows = f.suite(folder)["behaviours"]
+    return f"{sum(SUITE_VERDICTS[verdict](r['verdict']) for r in rows)} of {len(rows)}"
+
+
+def suite_tests_value(f: Facts, folder: str) -> str:
+    """The gap rule's family: every (behaviour, direction, trained n) compared with the control."""
+    rows = f.suite(folder)["behaviours"]
+    return str(sum((r.get(d) or {}).get("lengths_scanned", 0) for r in rows for d in ("towards", "away")))
+
+
+def suite_zero_value(f: Facts, folder: str, what: str) -> str:
+    """The zero-shot disposition over a suite's behaviours: 'range' of the matching rates ('0.47–0.59'), or
+    'logodds-zero' (of how many the mean log-odds interval includes 0: '12 of 12')."""
+    zero = [r["zero_shot"] for r in f.suite(folder)["behaviours"] if r.get("zero_shot")]
+    if what == "range":
+        rates = [z["matching_rate"]["value"] for z in zero]
+        return f"{min(rates):.2f}–{max(rates):.2f}"
+    inside = sum(z["mean_log_odds"]["low"] <= 0 <= z["mean_log_odds"]["high"] for z in zero)
+    return f"{inside} of {len(zero)}"
+
+
+def suite_logodds_value(f: Facts, folder: str) -> str:
+    """'3 of 24': of the log-odds differences from the control at the largest n (both directions, every
+    behaviour), how many intervals exclude 0."""
+    res = f.suite(folder)
+    n_max = max(res["tokens"])
+    rows = [r["log_odds_difference"] for b in res["behaviours"] for d in ("towards", "away")
+            for r in (b.get(d) or {}).get("by_n", []) if r["n"] == n_max and "log_odds_difference" in r]
+    return f"{sum(not (x['low'] <= 0 <= x['high']) for x in rows)} of {len(rows)}"
+
+
+def suite_halfwidth_value(f: Facts, folder: str) -> str:
+    """The median half-width of the rate-difference intervals (direction − control) at the largest n: how large a
+    difference the suite can resolve."""
+    res = f.suite(folder)
+    n_max = max(res["tokens"])
+    widths = [(r["difference"]["high"] - r["difference"]["low"]) / 2 for b in res["behaviours"]
+              for d in ("towards", "away") for r in (b.get(d) or {}).get("by_n", [])
+              if r["n"] == n_max and "difference" in r]
+    return f"{statistics.median(widths):.2f}"
+
+
+def suite_loss_value(f: Facts, folder: str, which: str) -> str:
+    """The median over a suite's trained cells (every direction) of the held-out answer loss before training
+    ('initial') or after it ('final'), nats."""
+    key = {"initial": "initial_loss", "final": "loss"}[which]
+    return f"{statistics.median(cell[key] for _, _, cell in _suite_cells(f, folder)):.1f}"
+
+
+def suite_spearman_value(f: Facts, compare: str, quantity: str) -> str:
+    """A rank correlation between two suites from compare.json: quantity 'difference' (towards − control at the
+    largest shared n) or 'zero' (zero-shot rate): '+0.12 [-0.50, +0.70]'."""
+    doc = f.json(compare + "/compare.json")
+    prefix = {"difference": "towards", "zero": "zero-shot"}[quantity]
+    (c,) = [c for c in doc["correlations"] if c["quantity"].startswith(prefix)]
+    return _rho(c)
+
+
+def suite_speed_value(f: Facts, file: str, mode: str = "cell") -> str:
+    """The median trained cells per hour of one mode ('lanes' or 'cell' by cell) in a suite_speed benchmark file."""
+    runs = f.json(file)["runs"]
+    want = "lanes" if mode == "lanes" else "cell by cell"
+    return f"{statistics.median(r['cells_per_hour'] for r in runs if r['mode'] == want):.1f}"
+
+
 VALUES = {"loss": loss_value, "seed-loss": seed_loss_value, "metric": metric_value, "metric-range": metric_range_value,
           "S": saturation_value,
           "S-per-seed": per_seed_s_value, "eps-same": epsilon_count_value, "bench": bench_value, "seeds": seeds_value,
@@ -655,4 +799,7 @@ VALUES = {"loss": loss_value, "seed-loss": seed_loss_value, "metric": metric_val
           "habit-max": habit_max_value, "cloze-count": cloze_count_value, "cloze-range": cloze_range_value,
           "format-verdict": format_verdict_value, "format-count": format_count_value,
           "rank-verdict": rank_verdict_value, "rank-count": rank_count_value, "family": family_value,
-          "elo": elo_value, "paths": paths_value, "stability": stability_value, "checkpoint": checkpoint_value}
+          "elo": elo_value, "paths": paths_value, "stability": stability_value, "checkpoint": checkpoint_value,
+          "suite-hours": suite_hours_value, "suite-cells": suite_cells_value, "suite-verdicts": suite_verdicts_value,
+          "suite-tests": suite_tests_value, "suite-zero": suite_zero_value, "suite-logodds": suite_logodds_value,
+          "suite-loss": suite_loss_value, "suite-halfwidth": suite_halfwidth_value, "suite-spearman": suite_spearman_value, "suite-speed": suite_speed_value}

@@ -14,8 +14,7 @@ and a number in prose a value, `<!--v:loss results/repetition/pee_smollm2-135m-i
 scripts/results_facts.py computes both from the key (its kind and arguments). --write replaces what sits
 between the markers; --check compares it and also *lints* the prose: a digit outside the markers is a number
 no script checks, unless an entry of ALLOWED below says what it is (a grid value, a model name, a date, a
-config value) — and a config value must be one the result folders' configs hold. Sections listed in
-UNCONVERTED are skipped by the lint (their blocks are still filled and checked) until they are converted.
+config value) — and a config value must be one the result folders' configs hold.
 """
 
 from __future__ import annotations
@@ -32,11 +31,6 @@ sys.path[:0] = [str(ROOT / "src"), str(SCRIPTS)]
 
 BLOCK = re.compile(r"<!-- generated: (?P<key>[^>]*?) -->\n(?P<body>.*?)(?P<end><!-- /generated -->)", re.S)
 VALUE = re.compile(r"<!--v:(?P<key>[A-Za-z][^`\n]*?)-->(?P<body>[^<\n]*)<!--/v-->")  # one line, no markup
-
-# Sections (by heading) the digit lint skips: another engineer is rewriting them. Convert one by putting its
-# table between `<!-- generated: suite results/suite/<model> -->` markers and its numbers in values, then
-# delete it from this list; the lint then holds it to the same rule.
-UNCONVERTED = ("## Behaviour suites",)
 
 
 @dataclass
@@ -66,20 +60,32 @@ def _line(page: str, offset: int) -> int:
 
 
 def fill(page: str, facts) -> tuple[str, list[Difference]]:
-    """The page with every block and value computed from the files, and each place where it differed."""
+    """The page with every block and value computed from the files, and each place where it differed. A key
+    whose files are missing or unreadable keeps its text and is reported as a difference ("cannot compute")."""
+    from softeval.errors import SoftevalError
+
     differences: list[Difference] = []
 
+    def computed(compute, key: str, m: re.Match) -> str | None:
+        try:
+            return compute(key)
+        except (OSError, KeyError, ValueError, StopIteration, SoftevalError) as e:
+            why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            differences.append(Difference(_line(page, m.start()), key, m["body"], f"cannot compute ({why})"))
+            return None
+
     def block(m: re.Match) -> str:
-        body = facts.block(m["key"]) + "\n"
+        body = computed(facts.block, m["key"], m)
+        body = m["body"] if body is None else body + "\n"
         if body != m["body"]:
             differences.append(Difference(_line(page, m.start()), f"generated: {m['key']}", m["body"], body))
         return f"<!-- generated: {m['key']} -->\n{body}{m['end']}"
 
-    page_with_blocks = BLOCK.sub(block, page)
-    page = page_with_blocks
+    page = BLOCK.sub(block, page)
 
     def value(m: re.Match) -> str:
-        text = facts.value(m["key"])
+        text = computed(facts.value, m["key"], m)
+        text = m["body"] if text is None else text
         if text != m["body"]:
             differences.append(Difference(_line(page, m.start()), f"v:{m['key']}", m["body"], text))
         return f"<!--v:{m['key']}-->{text}<!--/v-->"
@@ -105,6 +111,8 @@ ALLOWED: list[tuple[str, str, str | None]] = [
     ("learning rate", r"\blr (?P<v>[\d.]+(?:(?:,| and) [\d.]+)*)\b", "lr"),
     ("seed count", r"\b(?P<v>\d+) (?:tuning )?seeds\b", "seeds"),
     ("items", r"\b(?P<v>\d+) (?:test |validation |held-out )?(?:items|questions)\b", "items"),
+    ("statements", r"\b(?P<v>\d+) (?:training |held-out )?statements\b", "statements"),
+    ("gap margin", r"\bmargin (?:of )?(?P<v>\d+(?:\.\d+)?)\b", "margin"),
     ("prompt vectors", r"\b(?P<v>\d+)[- ]vectors?\b", "vectors"),
     ("shots", r"\b(?P<v>\d+)[- ]shot\b", "shots"),
     ("generation cap", r"\b(?P<v>\d+)-token cap\b", "gen"),
@@ -116,6 +124,7 @@ ALLOWED: list[tuple[str, str, str | None]] = [
     ("model name", (r"\b(?:SmolLM2|Gemma-3|Pythia)[-\w.]*|\b\d+(?:\.\d+)?[MmBb]\b|\bQ4_\w+|\b\d+-bit\b|"
                     r"\b(?:b?float(?:16|32)|fp32|bf16|GSM8K|gsm8k\w*|mmlu_first200)\b"), None),
     ("issue", r"#\d+\b", None),
+    ("licence", r"\bCC BY(?:-SA)? \d\.\d\b", None),
     ("date", r"\b\d{4}-\d{2}-\d{2}(?:/\d{2}-\d{2})?\b", None),
     ("citation", r"\b(?:Nordby|al\.) \d{4}\b|arXiv \d{4}\.\d{5}", None),
 ]
@@ -128,7 +137,8 @@ def config_values(root: Path) -> dict[str, set[str]]:
     from softeval.bench.verdicts import CEILING, CONFIDENCE
 
     got: dict[str, set[str]] = {k: set() for k in ("n", "k", "seed", "curve", "steps", "batch", "lr", "seeds", "items",
-                                                    "vectors", "shots", "gen", "eps", "eps_pct", "level", "extras")}
+                                                    "vectors", "shots", "gen", "eps", "eps_pct", "level", "extras",
+                                                    "statements", "margin")}
     def add(key: str, *found) -> None:
         got[key].update(f"{v:g}" if isinstance(v, float) else str(v) for v in found)
 
@@ -149,6 +159,9 @@ def config_values(root: Path) -> dict[str, set[str]]:
                 add("eps", cfg["epsilon"])
                 add("eps_pct", round(100 * cfg["epsilon_relative"]))
             add("items", (cfg.get("task") or {}).get("num_eval"))
+            if "num_train" in cfg:  # a suite: statements per behaviour and its gap rule's margin
+                add("statements", cfg["num_train"], cfg["num_eval"])
+                add("margin", cfg.get("margin"))
             options = (cfg.get("task") or {}).get("options") or {}
             if options.get("skip"):
                 add("k", options["skip"])
@@ -178,7 +191,7 @@ def config_values(root: Path) -> dict[str, set[str]]:
 def prose(page: str) -> str:
     """The page with everything the lint does not read blanked out character for character (so offsets and
     line numbers stay): generated blocks and values, fenced code, HTML comments, link targets, code spans
-    naming a command or path, and the UNCONVERTED sections."""
+    naming a command or path."""
     blank = lambda m: re.sub(r"[^\n]", " ", m.group(0))  # noqa: E731
     text = BLOCK.sub(blank, page)
     text = VALUE.sub(blank, text)
@@ -186,12 +199,7 @@ def prose(page: str) -> str:
     text = re.sub(r"<!--.*?-->", blank, text, flags=re.S)
     text = re.sub(r"\]\([^)]*\)", blank, text)                 # link and image targets
     text = re.sub(r"`[^`]*`", lambda m: blank(m) if _is_command(m.group(0)) else m.group(0), text)
-    out, skipping = [], False
-    for line in text.split("\n"):
-        if line.startswith("## "):
-            skipping = line.startswith(UNCONVERTED)
-        out.append(re.sub(r"\S", " ", line) if skipping else line)
-    return "\n".join(out)
+    return text
 
 
 def _is_command(span: str) -> bool:
@@ -285,10 +293,13 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         new, differences = fill(page, facts)
         path.write_text(new)
-        print(f"{path}: {len(differences)} block(s) or value(s) rewritten")
+        failed = [d for d in differences if d.from_files.startswith("cannot compute")]
+        print(f"{path}: {len(differences) - len(failed)} block(s) or value(s) rewritten")
+        for d in failed:
+            print(d)
         for problem in lint(new, config_values(root)):
             print(problem)
-        return 0
+        return 1 if failed else 0
     problems = check(page, facts, root)
     for problem in problems:
         print(problem)

@@ -94,13 +94,6 @@ def test_grid_and_config_values_pass_only_when_a_config_holds_them(page_tools, v
     assert page_tools.lint("a 97 % interval\n", values)  # not the rule's level
 
 
-def test_the_unconverted_section_is_skipped_and_no_other(page_tools, values):
-    heading = page_tools.UNCONVERTED[0]
-    text = f"## Results\n\nok.\n\n{heading}: x\n\nscores 33.0 %\n\n## Next\n\nscores 33.0 %\n"
-    problems = page_tools.lint(text, values)
-    assert len(problems) == 1 and problems[0].startswith("line 11:")
-
-
 def test_a_marker_that_does_not_parse_is_refused(page_tools, facts):
     assert page_tools.malformed("a <!--v:loss x 0-->1.0 and more\n") != []           # value never closed
     assert page_tools.malformed("<!-- generated: runs -->\n| a |\n") != []             # block never closed
@@ -126,12 +119,26 @@ def test_write_fills_an_empty_page_and_check_then_passes(page_tools, facts, tmp_
     assert f"v:S {PEE}" in capsys.readouterr().out
 
 
-def test_the_suite_table_has_a_block_for_the_section_being_rewritten(facts):
-    if not (ROOT / "results/suite/smollm2-135m-instruct/behaviours.json").is_file():
-        pytest.skip("no committed suite")
-    table = facts.block("suite results/suite/smollm2-135m-instruct")
-    assert table.startswith("smollm2-135m-instruct, results/suite/smollm2-135m-instruct:")
-    assert "| rank | behaviour |" in table
+def test_a_key_whose_files_are_missing_is_a_listed_difference_not_a_traceback(page_tools, tmp_path, capsys):
+    page = tmp_path / "page.md"
+    text = "S is <!--v:S results/repetition/no_such_sweep-->4<!--/v-->.\n"
+    page.write_text(text)
+    assert page_tools.main(["--write", str(page), "--root", str(ROOT)]) == 1
+    assert page.read_text() == text  # the page keeps its text where the files cannot say
+    assert "cannot compute" in capsys.readouterr().out
+    assert page_tools.main(["--check", str(page), "--root", str(ROOT)]) == 1
+
+
+def test_the_suite_values_agree_with_the_suites_own_summary(facts):
+    suite = "results/suite/smollm2-135m-instruct"
+    stored = json.loads((ROOT / suite / "results.json").read_text())  # written by softeval suite itself
+    behaviours = len(stored["behaviours"])
+    assert facts.value(f"suite-verdicts {suite} nothing") == f"{len(stored['not_above_control'])} of {behaviours}"
+    assert facts.value(f"suite-hours {suite}") == f"{stored['cell_seconds'] / 3600:.1f}"
+    scanned = sum(b[d]["lengths_scanned"] for b in stored["behaviours"] for d in ("towards", "away"))
+    assert facts.value(f"suite-tests {suite}") == str(scanned)
+    table = facts.block(f"suite {suite}")
+    assert table.startswith(f"smollm2-135m-instruct, {suite}:") and table.count("\n| ") == behaviours + 1
 
 
 def test_copying_a_folder_is_enough_for_the_values_it_feeds(facts, tmp_path):
