@@ -34,14 +34,14 @@ def build_tiny_tokenizer(with_bos: bool = True):
                                    unk_token="<unk>")
 
 
-def build_tiny_model(vocab_size: int, seed: int = 0, tie_word_embeddings: bool = True):
+def build_tiny_model(vocab_size: int, seed: int = 0, tie_word_embeddings: bool = True, **config):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                       bos_token_id=1, eos_token_id=2, pad_token_id=0,
-                      tie_word_embeddings=tie_word_embeddings)
+                      tie_word_embeddings=tie_word_embeddings, **config)
     return LlamaForCausalLM(cfg)
 
 

@@ -166,6 +166,30 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, capsys, 
         assert all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith("prompt."))
 
 
+def test_non_finite_gradient_from_a_zero_prompt_stops_with_a_hint(tmp_path, capsys):
+    """A prompt of exact zeros stays zero through a bias-free model, and every RMSNorm scales its gradient by
+    1/sqrt(eps); a tiny eps makes that overflow in a 2-layer model as 30 layers do in SmolLM2. The lane must
+    stop before the update (no NaN prompt is saved) and say which init to use."""
+    from conftest import build_tiny_model, build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer()
+    model = build_tiny_model(len(tok), rms_norm_eps=1e-30)
+    folder = tmp_path / "tiny-eps"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": f"the quick brown fox number {i}"} for i in range(8)])
+    out = tmp_path / "run"
+    code, err = run_cli(capsys, "train", "--model", str(folder), "--data", str(data), "--tokens", "2",
+                        "--init", "zeros", "--steps", "5", "--precision", "fp32", "--out", str(out), "-q")
+    assert code == 3
+    line = error_line(err)
+    assert "non-finite gradient" in line and "--init random" in line
+    results = json.loads((out / "results.json").read_text())
+    assert results["status"] == "failed" and results["steps"] == 0
+    events = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any(e.get("event") == "non_finite_gradient" for e in events)
+
+
 def test_prompt_against_wrong_model(tmp_path, capsys, tiny_model_dir):
     from conftest import build_tiny_model, build_tiny_tokenizer
 

@@ -355,6 +355,19 @@ def _fail_non_finite(lane: Lane, loss: float) -> None:
     lane.log({"step": lane.step, "event": "non_finite_loss", "loss": str(loss)})
 
 
+def _fail_non_finite_gradient(lane: Lane, loss: float) -> None:
+    """Stop a lane whose loss was finite but whose gradient is not; its parameters (and checkpoints) are good.
+
+    The usual cause is a prompt of exact zeros in a model without biases (Llama, Gemma): the zero vectors stay
+    zero through every layer, and each RMSNorm multiplies their gradient by 1/sqrt(eps), which overflows.
+    """
+    lane.status = "failed"
+    lane.message = (f"non-finite gradient at step {lane.step} in lane '{lane.name}' (the loss, {loss:.4g}, was "
+                    f"finite); stopped before updating the prompt. A prompt of exact zeros (--init zeros) does this "
+                    f"on models without biases: use --init random or vocab")
+    lane.log({"step": lane.step, "event": "non_finite_gradient", "loss": loss})
+
+
 def train_step(ctx: LoopContext, lanes: list[Lane]) -> dict[str, float]:
     """One forward/backward over the rows of all active lanes, then each lane's optimizer step."""
     active = [lane for lane in lanes if lane.active]
@@ -387,6 +400,10 @@ def train_step(ctx: LoopContext, lanes: list[Lane]) -> dict[str, float]:
         clip = lane.cfg.optim.grad_clip
         grad_norm = (torch.nn.utils.clip_grad_norm_(params, clip) if clip > 0
                      else torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params] or [torch.zeros(())])))
+        if not math.isfinite(float(grad_norm)):
+            _fail_non_finite_gradient(lane, loss_value)
+            lane.optimizer.zero_grad(set_to_none=True)
+            continue
         lr = lane.set_lr()
         lane.optimizer.step()
         lane.optimizer.zero_grad(set_to_none=True)

@@ -189,7 +189,9 @@ class PromptConfig:
     """How a prompt is built and where it sits; one section shared by train, distance and bench."""
 
     init: str = option("vocab", flag="--init", choices=lambda: list(INITIALISERS),
-                       help="initial vectors: sampled vocabulary embeddings, text, scaled random or zeros")
+                       help="initial vectors: sampled vocabulary embeddings, text, scaled random or zeros "
+                            "(zeros suits models with biases, e.g. Pythia; bias-free Llama/Gemma get "
+                            "non-finite gradients)")
     init_text: str | None = option(None, flag="--init-text", help="text for init 'text'")
     placement: Placement = option(Placement.after_bos, flag="--placement",
                                   help="soft tokens after BOS (default) or before it (PEFT's layout)")
