@@ -111,6 +111,10 @@ def test_every_cell_is_scored_on_the_same_eval_set(sweep, corpus):
                                 pad_id=lm.info.pad_token_id, precision="fp32")
         assert again.loss == pytest.approx(cell["loss"], abs=1e-5)
         assert again.num_targets == cell["num_targets"]
+        # Each window's own loss is kept, so a difference between n can be resampled over windows and seeds.
+        record = json.loads((out / "cells" / cell["name"] / "cell.json").read_text())
+        assert record["example_losses"] == pytest.approx(again.example_losses, abs=1e-5)
+        assert len(record["example_losses"]) == len(task.eval)
 
 
 def test_every_cell_scores_the_same_tokens_as_an_independent_construction(tiny_model_dir, corpus, tmp_path,

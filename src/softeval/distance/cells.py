@@ -102,7 +102,7 @@ def finish_plain_cell(sweep: SweepFolder, task: TaskData, lm: LoadedModel, cfg: 
         "num_targets": evaluation["num_targets"], "initial_loss": evaluation["loss"],
         "initial_token_accuracy": evaluation["token_accuracy"], "precision": ctx.precision,
         "eval_fingerprint": fingerprint["sha256"], "task_metrics": flat, "condition_metrics": by_condition,
-        "per_example": per_example,
+        "per_example": per_example, "example_losses": result.example_losses,
         "samples": greedy_samples(task, lm, None, cfg), "seconds": time.perf_counter() - t0,
         "message": "",
     })
@@ -116,6 +116,10 @@ def finish_trained_cell(sweep: SweepFolder, lane: Lane, task: TaskData, lm: Load
     flat, by_condition, per_example = (task_metrics(task, lm, lane.prompt, ctx.placement, ctx.precision) if done
                                        else ({}, [], {}))
     final, initial = lane.last_eval, lane.initial_eval
+    if done and lane.example_losses is None:  # finished before a resume: its last evaluation was not in this process
+        lane.example_losses = evaluate_prompt(lm.model, lane.prompt, lane.eval_examples, bos_id=ctx.bos_id,
+                                              pad_id=ctx.pad_id, placement=ctx.placement,
+                                              batch_size=cfg.eval_batch_size, precision=ctx.precision).example_losses
     fingerprint = eval_fingerprint(lane.eval_examples, n, ctx.bos_id, ctx.pad_id, ctx.placement)
     return sweep.write_cell(n, seed, {
         "status": lane.status, "steps": lane.step,
@@ -124,7 +128,7 @@ def finish_trained_cell(sweep: SweepFolder, lane: Lane, task: TaskData, lm: Load
         "num_targets": final.get("num_targets"), "initial_loss": initial.get("loss"),
         "initial_token_accuracy": initial.get("token_accuracy"), "precision": ctx.precision,
         "eval_fingerprint": fingerprint["sha256"], "task_metrics": flat, "condition_metrics": by_condition,
-        "per_example": per_example,
+        "per_example": per_example, "example_losses": lane.example_losses if done else None,
         "samples": greedy_samples(task, lm, lane.prompt, cfg) if done else [], "seconds": seconds,
         "message": lane.message,
     })

@@ -172,6 +172,7 @@ class Lane:
     initial_eval: dict = field(default_factory=dict)
     last_eval: dict = field(default_factory=dict)
     message: str = ""
+    example_losses: list[float] | None = None  # per held-out example, from the final evaluation in this process
 
     @property
     def max_steps(self) -> int:
@@ -502,6 +503,7 @@ def _finish_lane(ctx: LoopContext, lane: Lane, also_keep: int | None = None) -> 
     if lane.last_eval.get("step") != lane.step or not lane.last_eval.get("final"):
         result = evaluate_lane(ctx, lane)
         lane.last_eval = {"step": lane.step, "final": True, **result.to_dict()}
+        lane.example_losses = result.example_losses
         lane.log({"step": lane.step, "eval_loss": result.loss, "eval_token_accuracy": result.token_accuracy})
     lane.status = "done"
     save_checkpoint(lane, also_keep=also_keep)
