@@ -25,6 +25,9 @@ experiments() {
   echo chess_gemma3; echo chess_elo_check_gemma3; echo pathfinding_gemma3
   for k in 1 2 4 8; do echo "skip_k${k}_gemma3"; done
   echo suite_smollm2; echo suite_gemma3; echo suite_unseen_smollm2
+  for m in "${MODELS[@]}"; do echo "ar_control_${m%%-*}"; done
+  # The benchmark paper's other five datasets: `softeval data fetch all` first (no --data-dir needed).
+  for t in openbookqa winogrande social_iqa boolq hellaswag; do echo "bench_$t"; done
 }
 
 model_of() {  # the embedded model a name ends with
@@ -67,6 +70,9 @@ run() {
                         --behaviours myopic-reward,self-awareness-text-model,self-awareness-training-nn-architecture \
                         --model "$model" --tokens 0,16 --seeds 3 --steps 12 --batch-size 4 --lr 0.2 --warmup-steps 1 \
                         --num-train 200 --num-eval 32 --max-batch-tokens 0 --out "results/suite/unseen_lm_generated_$model" ;;
+    ar_control_*)   "$SOFTEVAL" distance --config configs/results/autoregressive.yaml --model "$model" \
+                        --out "results/autoregressive/$model"
+                    transfer "results/autoregressive/$model" tiny_shakespeare "$DATA/text_corpus/tiny_shakespeare/input.txt" ;;
     suite_*)        "$SOFTEVAL" suite --config configs/results/suite_behaviours.yaml --model "$model" \
                         --out "results/suite/$model" ;;
     *) echo "unknown experiment '$name' (bash scripts/reproduce.sh --list)" >&2; return 2 ;;
@@ -83,6 +89,23 @@ elo_check() {
     [[ -f "$cell/prompt.safetensors" && ! -f "$sweep/elo_check/$name.json" ]] || continue
     "$SOFTEVAL" -q eval --dtype float32 --prompt "$cell" --config "$cell/config.json" --data "$DATA/chess/lichess_magnus" \
         --task-metrics --json > "$sweep/elo_check/$name.json.tmp" && mv "$sweep/elo_check/$name.json.tmp" "$sweep/elo_check/$name.json"
+  done
+}
+
+# The sweep's prompts (and the plain model) scored on another corpus with the same window sizes: a prompt that
+# learned the training book loses its gain there; one that fixes something general keeps it.
+transfer() {
+  local sweep=$1 name=$2 corpus=$3 cell out
+  out="$sweep/transfer/$name"
+  mkdir -p "$out"
+  for cell in "$sweep"/cells/*/; do
+    cell=${cell%/}
+    [[ -f "$out/$(basename "$cell").json" ]] && continue
+    if [[ -f "$cell/prompt.safetensors" ]]; then
+      "$SOFTEVAL" -q eval --prompt "$cell" --config "$cell/config.json" --corpus "$corpus" --allow-mismatch --json
+    else  # n = 0: the plain model, with a trained cell's model and task settings
+      "$SOFTEVAL" -q eval --prompt none --config "$(ls -d "$sweep"/cells/*_s0 | head -1)/config.json" --corpus "$corpus" --json
+    fi > "$out/$(basename "$cell").json.tmp" && mv "$out/$(basename "$cell").json.tmp" "$out/$(basename "$cell").json"
   done
 }
 

@@ -459,12 +459,74 @@ def _rho(c: dict) -> str:
     return f"{c['spearman']:+.2f}" + (f" [{interval[0]:+.2f}, {interval[1]:+.2f}]" if interval else "")
 
 
+AR_MARGIN = 0.08  # nats/token: the distance paper's "n = 0 and n = 64 within about ±0.08"
+
+
+def ar_control(f: Facts, folder: str, n: str = "64", corpus: str | None = None) -> dict:
+    """L(n) − L(0) on the same held-out windows: each seed's difference, and its 95 % interval from the
+    hierarchical bootstrap over windows and seeds (softeval.stats; 10,000 draws, seed 0). The rule: "within
+    ±0.08" when the whole interval lies inside ±AR_MARGIN, "beyond ±0.08" when it lies wholly outside, "cannot
+    tell" otherwise. One comparison per model, two in all, so no family adjustment is made. With `corpus`, the
+    per-window losses are those of transfer/CORPUS/CELL.json: the sweep's prompts scored on another text."""
+    import numpy as np
+
+    from softeval.stats import percentile_interval, resampled_means
+
+    cells = [c for c in (json.loads(p.read_text()) for p in sorted(f.path(folder).glob("cells/*/cell.json")))
+             if c.get("status") == "done"]
+    if corpus:  # the same prompts scored on another corpus by `softeval eval --json` (scripts/reproduce.sh)
+        scored = {p.stem: json.loads(p.read_text()) for p in f.path(f"{folder}/transfer/{corpus}").glob("*.json")}
+        cells = [{**c, "example_losses": scored.get(c["name"], {}).get("example_losses")} for c in cells]
+    plain = next(c for c in cells if c["n"] == 0)
+    trained = sorted((c for c in cells if c["n"] == int(n)), key=lambda c: c["seed"])
+    if not trained or any(c.get("example_losses") is None for c in [plain, *trained]):
+        raise KeyError(f"{folder}: cells without per-window losses (example_losses)")
+    arm = np.array([c["example_losses"] for c in trained])
+    base = np.array([plain["example_losses"]])
+    draws_a, draws_b = resampled_means([arm, base], 10_000, np.random.default_rng(0))
+    low, high = percentile_interval(draws_a - draws_b, 0.95)
+    diff = float(arm.mean() - base.mean())
+    verdict = ("within ±0.08" if -AR_MARGIN < low and high < AR_MARGIN else
+               "beyond ±0.08" if high < -AR_MARGIN or low > AR_MARGIN else "cannot tell")
+    return {"plain": float(base.mean()), "trained": float(arm.mean()), "diff": diff, "low": low, "high": high,
+            "per_seed": [float(a.mean() - base.mean()) for a in arm], "seeds": len(trained),
+            "windows": arm.shape[1], "verdict": verdict,
+            "hours": _unit_seconds(f, folder, cells) / 3600}
+
+
+def _unit_seconds(f: Facts, folder: str, cells: list[dict]) -> float:
+    """Time the sweep's units took: cells trained together in one unit (plan.json's groups) each record the
+    unit's time, so a group counts once. A unit resumed after an interrupt counts its last attempt only."""
+    by_name = {(c["n"], c["seed"]): c.get("seconds", 0.0) for c in cells}
+    groups = f.json(folder + "/plan.json").get("groups", []) if f.path(folder + "/plan.json").is_file() else []
+    grouped = {tuple(cell) for group in groups for cell in group}
+    total = sum(max((by_name.get(tuple(cell), 0.0) for cell in group), default=0.0) for group in groups)
+    return total + sum(v for k, v in by_name.items() if k not in grouped)
+
+
+def ar_control_block(f: Facts, *folders: str) -> str:
+    """The autoregressive control per model and corpus: L(0), L(64), their difference per seed and over seeds
+    with its 95 % interval (windows and seeds resampled), and the verdict by the ±0.08 rule (ar_control). A
+    folder written FOLDER@CORPUS reads the prompts' scores on another corpus (transfer/CORPUS)."""
+    lines = ["| model | scored on | windows | L(0) | L(64), mean of seeds | L(64) − L(0) | per seed | "
+             "95 % interval | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    for key in folders:
+        folder, _, corpus = key.partition("@")
+        c, res = ar_control(f, folder, corpus=corpus or None), f.sweep(folder)
+        lines.append(f"| {res['model']['name']} | {corpus or 'its own held-out windows'} | {c['windows']} | "
+                     f"{c['plain']:.3f} | {c['trained']:.3f} | "
+                     f"{c['diff']:+.3f} | {', '.join(f'{d:+.3f}' for d in c['per_seed'])} | "
+                     f"[{c['low']:+.3f}, {c['high']:+.3f}] | {c['verdict']} |")
+    return "\n".join(lines)
+
+
 BLOCKS = {"runs": runs_block, "sweep": sweep_block, "saturation": saturation_block, "sensitivity": sensitivity_block,
           "skip": skip_block, "elo": elo_block, "conditions": conditions_block, "stability": stability_block,
           "bench-scores": bench_scores_block, "bench-habit": bench_habit_block, "bench-curve": bench_curve_block,
           "bench-format": bench_format_block, "bench-rankings": bench_rankings_block,
           "habit-verdicts": habit_verdicts_block, "cloze-verdicts": cloze_verdicts_block, "subjects": subjects_block,
-          "gsm8k-runs": gsm8k_runs_block, "suite": suite_block, "suite-compare": suite_compare_block}
+          "gsm8k-runs": gsm8k_runs_block, "suite": suite_block, "suite-compare": suite_compare_block,
+          "ar-control": ar_control_block}
 
 
 # =========================================================================== values
@@ -792,6 +854,14 @@ def suite_speed_value(f: Facts, file: str, mode: str = "cell") -> str:
     return f"{statistics.median(r['cells_per_hour'] for r in runs if r['mode'] == want):.1f}"
 
 
+def ar_value(f: Facts, folder: str, what: str) -> str:
+    """The autoregressive control (ar_control; FOLDER@CORPUS for its prompts on another corpus): diff, low,
+    high (signed, 3 decimals), verdict, or hours of unit time (1 decimal)."""
+    folder, _, corpus = folder.partition("@")
+    c = ar_control(f, folder, corpus=corpus or None)
+    return c["verdict"] if what == "verdict" else f"{c['hours']:.1f}" if what == "hours" else f"{c[what]:+.3f}"
+
+
 VALUES = {"loss": loss_value, "seed-loss": seed_loss_value, "metric": metric_value, "metric-range": metric_range_value,
           "S": saturation_value,
           "S-per-seed": per_seed_s_value, "eps-same": epsilon_count_value, "bench": bench_value, "seeds": seeds_value,
@@ -802,4 +872,5 @@ VALUES = {"loss": loss_value, "seed-loss": seed_loss_value, "metric": metric_val
           "elo": elo_value, "paths": paths_value, "stability": stability_value, "checkpoint": checkpoint_value,
           "suite-hours": suite_hours_value, "suite-cells": suite_cells_value, "suite-verdicts": suite_verdicts_value,
           "suite-tests": suite_tests_value, "suite-zero": suite_zero_value, "suite-logodds": suite_logodds_value,
-          "suite-loss": suite_loss_value, "suite-halfwidth": suite_halfwidth_value, "suite-spearman": suite_spearman_value, "suite-speed": suite_speed_value}
+          "suite-loss": suite_loss_value, "suite-halfwidth": suite_halfwidth_value, "suite-spearman": suite_spearman_value, "suite-speed": suite_speed_value,
+          "ar": ar_value}

@@ -113,6 +113,10 @@ ALLOWED: list[tuple[str, str, str | None]] = [
     ("items", r"\b(?P<v>\d+) (?:test |validation |held-out )?(?:items|questions)\b", "items"),
     ("statements", r"\b(?P<v>\d+) (?:training |held-out )?statements\b", "statements"),
     ("gap margin", r"\bmargin (?:of )?(?P<v>\d+(?:\.\d+)?)\b", "margin"),
+    ("control margin", r"±(?P<v>0\.\d+)", "ar_margin"),
+    ("windows", r"\b(?P<v>\d+) (?:training |held-out )?windows\b", "windows"),
+    ("context tokens", r"\b(?P<v>\d+) tokens of context\b", "context"),
+    ("scored tokens", r"\b(?P<v>\d+) (?:tokens )?scored\b", "target"),
     ("prompt vectors", r"\b(?P<v>\d+)[- ]vectors?\b", "vectors"),
     ("shots", r"\b(?P<v>\d+)[- ]shot\b", "shots"),
     ("generation cap", r"\b(?P<v>\d+)-token cap\b", "gen"),
@@ -138,7 +142,7 @@ def config_values(root: Path) -> dict[str, set[str]]:
 
     got: dict[str, set[str]] = {k: set() for k in ("n", "k", "seed", "curve", "steps", "batch", "lr", "seeds", "items",
                                                     "vectors", "shots", "gen", "eps", "eps_pct", "level", "extras",
-                                                    "statements", "margin")}
+                                                    "statements", "margin", "windows", "ar_margin", "context", "target")}
     def add(key: str, *found) -> None:
         got[key].update(f"{v:g}" if isinstance(v, float) else str(v) for v in found)
 
@@ -159,6 +163,10 @@ def config_values(root: Path) -> dict[str, set[str]]:
                 add("eps", cfg["epsilon"])
                 add("eps_pct", round(100 * cfg["epsilon_relative"]))
             add("items", (cfg.get("task") or {}).get("num_eval"))
+            if (cfg.get("task") or {}).get("name") == "autoregressive":
+                add("windows", cfg["task"]["num_train"], cfg["task"]["num_eval"])
+                add("context", cfg["task"]["context_tokens"])
+                add("target", cfg["task"]["target_tokens"])
             if "num_train" in cfg:  # a suite: statements per behaviour and its gap rule's margin
                 add("statements", cfg["num_train"], cfg["num_eval"])
                 add("margin", cfg.get("margin"))
@@ -185,6 +193,9 @@ def config_values(root: Path) -> dict[str, set[str]]:
         add("n", *(cfg.get("tokens") or []))
     add("level", round(100 * CONFIDENCE), 90)  # the verdict rule's intervals; S(ε)'s bootstrap is 90 %
     got["ceiling"] = {str(round(100 * CEILING))}
+    from results_facts import AR_MARGIN
+
+    add("ar_margin", AR_MARGIN)
     return got
 
 

@@ -147,3 +147,43 @@ def test_copying_a_folder_is_enough_for_the_values_it_feeds(facts, tmp_path):
 
     shutil.copytree(ROOT / PEE, tmp_path / PEE, ignore=shutil.ignore_patterns("cells", "report", "logs"))
     assert Facts(tmp_path).value(f"loss {PEE} 1 max") == facts.value(f"loss {PEE} 1 max")
+
+
+def _ar_sweep(root: Path, plain: list[float], trained: list[list[float]]) -> str:
+    folder = "results/autoregressive/constructed"
+    cells = [{"n": 0, "seed": 0, "status": "done", "example_losses": plain, "seconds": 1.0}]
+    cells += [{"n": 64, "seed": s, "status": "done", "example_losses": losses, "seconds": 3600.0}
+              for s, losses in enumerate(trained)]
+    for c in cells:
+        path = root / folder / "cells" / f"n{c['n']}_s{c['seed']}" / "cell.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(c))
+    return folder
+
+
+@pytest.mark.parametrize("shift, spread, verdict", [(-0.01, 0.02, "within ±0.08"), (-0.30, 0.02, "beyond ±0.08"),
+                                                    (-0.08, 0.02, "cannot tell"), (0.0, 0.5, "cannot tell")])
+def test_the_autoregressive_control_is_judged_by_its_interval(page_tools, tmp_path, shift, spread, verdict):
+    # 40 windows whose plain losses vary a lot, a trained prompt that moves every window by `shift` give or take
+    # `spread` per seed: the paired interval over windows and seeds decides the verdict, never the mean alone.
+    import numpy as np
+
+    from results_facts import Facts
+
+    rng = np.random.default_rng(1)
+    plain = rng.uniform(2.0, 5.0, 40)
+    trained = [list(plain + shift + rng.normal(0, spread, 40)) for _ in range(3)]
+    folder = _ar_sweep(tmp_path, list(plain), trained)
+    facts = Facts(tmp_path)
+    assert facts.value(f"ar {folder} verdict") == verdict
+    low, high = float(facts.value(f"ar {folder} low")), float(facts.value(f"ar {folder} high"))
+    assert low <= float(facts.value(f"ar {folder} diff")) <= high
+    assert facts.value(f"ar {folder} hours") == "3.0"
+
+
+def test_cells_trained_together_count_their_units_time_once(page_tools, tmp_path):
+    from results_facts import Facts
+
+    folder = _ar_sweep(tmp_path, [3.0] * 4, [[2.9] * 4] * 3)
+    (tmp_path / folder / "plan.json").write_text(json.dumps({"groups": [[[64, 0], [64, 1], [64, 2]]]}))
+    assert Facts(tmp_path).value(f"ar {folder} hours") == "1.0"  # one unit of an hour (+ 1 s for n = 0)

@@ -249,7 +249,8 @@ def cmd_eval(args) -> int:
                               "drop --task-metrics")
         metrics, by_condition, _ = task_metrics(task, lm, prompt, placement, args.precision)
     if args.json:
-        print(json.dumps({**result.to_dict(), "num_examples": len(examples), "task": task.spec,
+        print(json.dumps({**result.to_dict(), "example_losses": result.example_losses,
+                          "num_examples": len(examples), "task": task.spec,
                           "prompt_task": meta.task_spec.get("task") if meta else None, "data_sha256": data_sha256,
                           **({"task_metrics": metrics, "condition_metrics": by_condition} if args.task_metrics else {})}))
     else:
