@@ -306,6 +306,42 @@ def bench_scores_block(f: Facts, folder: str) -> str:
     return tables.bench_scores(f.bench(folder))
 
 
+def bench_overview_block(f: Facts, *folders: str) -> str:
+    """The benchmarks on one table: per task and model, format-following zero / few / soft and the best
+    formulation's accuracy in each mode (± one run's standard error or the spread over tuning seeds). A model
+    a task's folder has no results for yet shows "not finished"; a task without a folder, "not run"."""
+    from softeval.bench.modes import MODES
+
+    lines = ["| task | model | format: zero / few / soft | " + " | ".join(f"best acc, {m}" for m in MODES) + " |",
+             "|---|---|---|" + "---|" * len(MODES)]
+    for folder in folders:
+        if not f.path(folder).is_dir():
+            lines.append(f"| {folder.rsplit('/', 1)[-1]} | — | not run |" + " |" * len(MODES))
+            continue
+        started = f.path(folder + "/results.json").is_file()
+        doc = f.bench(folder) if started else {"results": {}, "config": f.json(folder + "/config.json")}
+        models = (doc.get("config") or {}).get("models") or sorted(doc["results"])
+        for model in models:
+            per_task = doc["results"].get(model)
+            if not per_task:
+                lines.append(f"| {folder.rsplit('/', 1)[-1]} | {model} | not finished |" + " |" * len(MODES))
+                continue
+            (task,) = per_task
+            rows = {mode: named_by_formulation(per_task[task][mode]) for mode in MODES if mode in per_task[task]}
+            fmt = " / ".join(tables.pct(rows[m], "format_rate").split(" ±")[0] if m in rows else "—"
+                             for m in ("zero", "few", "soft"))
+            best = [_best_shown(rows[m]) if m in rows else "—" for m in MODES]
+            lines.append(f"| {task} | {model} | {fmt} | " + " | ".join(best) + " |")
+    return "\n".join(lines)
+
+
+def _best_shown(row: dict) -> str:
+    """The best formulation's accuracy and its name; strict accuracy where a task has no other (GSM8K)."""
+    if row.get("best_acc") is None:
+        return "—" if row.get("strict_acc") is None else tables.pct(row, "strict_acc") + " (strict)"
+    return tables.pct(row, "best_acc") + (f" ({row['best_formulation']})" if row.get("best_formulation") else "")
+
+
 def bench_habit_block(f: Facts, folder: str) -> str:
     """A bench run's accuracies against their answer habit (results_tables.habit_lines)."""
     return tables.bench_habit(f.bench(folder))
@@ -526,7 +562,7 @@ BLOCKS = {"runs": runs_block, "sweep": sweep_block, "saturation": saturation_blo
           "bench-format": bench_format_block, "bench-rankings": bench_rankings_block,
           "habit-verdicts": habit_verdicts_block, "cloze-verdicts": cloze_verdicts_block, "subjects": subjects_block,
           "gsm8k-runs": gsm8k_runs_block, "suite": suite_block, "suite-compare": suite_compare_block,
-          "ar-control": ar_control_block}
+          "ar-control": ar_control_block, "bench-overview": bench_overview_block}
 
 
 # =========================================================================== values

@@ -187,3 +187,17 @@ def test_cells_trained_together_count_their_units_time_once(page_tools, tmp_path
     folder = _ar_sweep(tmp_path, [3.0] * 4, [[2.9] * 4] * 3)
     (tmp_path / folder / "plan.json").write_text(json.dumps({"groups": [[[64, 0], [64, 1], [64, 2]]]}))
     assert Facts(tmp_path).value(f"ar {folder} hours") == "1.0"  # one unit of an hour (+ 1 s for n = 0)
+
+
+def test_the_bench_overview_reads_each_folder_and_names_what_is_missing(facts, tmp_path):
+    from results_facts import Facts
+
+    table = facts.block("bench-overview results/bench/arc_easy results/bench/no_such_task")
+    stored = json.loads((ROOT / "results/bench/arc_easy/results.json").read_text())["results"]
+    zero = stored["smollm2-135m-instruct"]["arc_easy"]["zero"]
+    row = next(line for line in table.splitlines() if line.startswith("| arc_easy | smollm2-135m-instruct |"))
+    assert f"{100 * zero['format_rate']:.1f} / " in row and f"{100 * zero['best_acc']:.1f} ± " in row
+    assert "| no_such_task | — | not run |" in table
+    (tmp_path / "results/bench/started").mkdir(parents=True)
+    (tmp_path / "results/bench/started/config.json").write_text(json.dumps({"models": ["m1", "m2"]}))
+    assert Facts(tmp_path).block("bench-overview results/bench/started").count("not finished") == 2
