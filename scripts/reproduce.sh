@@ -9,11 +9,15 @@
 # again continues each sweep from its last checkpoint and skips finished cells. Checkpoints and prompt
 # tensors stay out of git (.gitignore); results.json, cell.json, metrics.jsonl and the reports are committed.
 # Needs ../shared/data (or SOFTEVAL_SHARED_DATA) for the chess games and the benchmarks.
+# The repetition, skip-k, chess and pathfinding configs load bf16 weights: fast on CPUs with avx512_bf16 or AMX,
+# ~30× slower per step on AVX2-only ones (docs/performance.md). There, SOFTEVAL_WEIGHTS=float32 loads fp32
+# weights for those sweeps; a sweep keeps the dtype it started with (its identity refuses a change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${SOFTEVAL_SHARED_DATA:-../shared/data}"
 SOFTEVAL="${SOFTEVAL:-softeval}"
 MODELS=(smollm2-135m-instruct gemma3-270m)
+WEIGHTS=(${SOFTEVAL_WEIGHTS:+--dtype "$SOFTEVAL_WEIGHTS"})
 
 experiments() {
   for m in "${MODELS[@]}"; do echo "rep_pee_${m%%-*}"; echo "rep_meowster_${m%%-*}"; done
@@ -39,17 +43,17 @@ run() {
   model=$(model_of "$name")
   echo "== $name ($(date -u +%H:%M:%S))"
   case "$name" in
-    rep_pee_*)      "$SOFTEVAL" distance --config configs/results/repetition.yaml --model "$model" \
+    rep_pee_*)      "$SOFTEVAL" distance --config configs/results/repetition.yaml --model "$model" "${WEIGHTS[@]}" \
                         --repeat-text " pee" --out "results/repetition/pee_$model" ;;
-    rep_meowster_*) "$SOFTEVAL" distance --config configs/results/repetition.yaml --model "$model" \
+    rep_meowster_*) "$SOFTEVAL" distance --config configs/results/repetition.yaml --model "$model" "${WEIGHTS[@]}" \
                         --repeat-text " meowster jones" --out "results/repetition/meowster_jones_$model" ;;
     skip_k*)        local k=${name#skip_k}; k=${k%%_*}
-                    "$SOFTEVAL" distance --config configs/results/skip.yaml --model "$model" --skip "$k" \
+                    "$SOFTEVAL" distance --config configs/results/skip.yaml --model "$model" --skip "$k" "${WEIGHTS[@]}" \
                         --out "results/skip/k${k}_$model" ;;
     chess_elo_check_*) elo_check "results/chess/$model" ;;
-    chess_*)        "$SOFTEVAL" distance --config configs/results/chess.yaml --model "$model" \
+    chess_*)        "$SOFTEVAL" distance --config configs/results/chess.yaml --model "$model" "${WEIGHTS[@]}" \
                         --data "$DATA/chess/lichess_magnus" --out "results/chess/$model" ;;
-    pathfinding_*)  "$SOFTEVAL" distance --config configs/results/pathfinding.yaml --model "$model" \
+    pathfinding_*)  "$SOFTEVAL" distance --config configs/results/pathfinding.yaml --model "$model" "${WEIGHTS[@]}" \
                         --out "results/pathfinding/$model" ;;
     stability_*)    "$SOFTEVAL" stability --config configs/results/repetition.yaml --model "$model" \
                         --repeat-text " meowster jones" --tokens 0,1,4,16 --seeds 2 --steps 100 \
