@@ -29,7 +29,7 @@ from softeval.bench.scoring import named_by_formulation  # noqa: E402
 from softeval.store import BenchFolder  # noqa: E402
 
 # Which tasks the cross-task families cover: the multiple-choice runs of record (GSM8K has no habit or cloze).
-MC_TASKS = ("arc_easy", "arc_challenge", "commonsense_qa", "mmlu")
+MC_TASKS = ("arc_easy", "arc_challenge", "commonsense_qa", "mmlu", "openbookqa")
 
 
 class Facts:
@@ -890,6 +890,16 @@ def suite_speed_value(f: Facts, file: str, mode: str = "cell") -> str:
     return f"{statistics.median(r['cells_per_hour'] for r in runs if r['mode'] == want):.1f}"
 
 
+def bench_minutes_value(f: Facts, folder: str, model: str) -> str:
+    """Minutes a bench unit (one model on one task) ran: the 'done in N s' of each finished attempt in its log
+    (logs/MODEL__TASK.log); an attempt stopped before it finished does not count."""
+    import re
+
+    (log,) = f.path(folder + "/logs").glob(f"{model}__*.log")
+    seconds = sum(float(x) for x in re.findall(r"done in ([\d.]+)s", log.read_text()))
+    return f"{seconds / 60:.0f}"
+
+
 def ar_value(f: Facts, folder: str, what: str) -> str:
     """The autoregressive control (ar_control; FOLDER@CORPUS for its prompts on another corpus): diff, low,
     high (signed, 3 decimals), verdict, or hours of unit time (1 decimal)."""
@@ -909,4 +919,4 @@ VALUES = {"loss": loss_value, "seed-loss": seed_loss_value, "metric": metric_val
           "suite-hours": suite_hours_value, "suite-cells": suite_cells_value, "suite-verdicts": suite_verdicts_value,
           "suite-tests": suite_tests_value, "suite-zero": suite_zero_value, "suite-logodds": suite_logodds_value,
           "suite-loss": suite_loss_value, "suite-halfwidth": suite_halfwidth_value, "suite-spearman": suite_spearman_value, "suite-speed": suite_speed_value,
-          "ar": ar_value}
+          "ar": ar_value, "bench-minutes": bench_minutes_value}
