@@ -43,6 +43,7 @@ class Facts:
         self._habit = cache(self._habit_family)
         self._cloze = cache(self._cloze_family)
         self._suite = cache(self._read_suite)
+        self._ar = cache(lambda folder, corpus: ar_control(self, folder, corpus=corpus))  # one bootstrap per row
 
     # ----------------------------------------------------------------------- reading
     def path(self, relative: str) -> Path:
@@ -73,6 +74,9 @@ class Facts:
 
     def suite(self, folder: str) -> dict:
         return self._suite(folder)
+
+    def ar(self, folder: str, corpus: str | None = None) -> dict:
+        return self._ar(folder, corpus)
 
     def bench(self, folder: str) -> dict:
         return self.json(folder + "/results.json")
@@ -548,7 +552,7 @@ def ar_control_block(f: Facts, *folders: str) -> str:
              "95 % interval | verdict |", "|---|---|---|---|---|---|---|---|---|"]
     for key in folders:
         folder, _, corpus = key.partition("@")
-        c, res = ar_control(f, folder, corpus=corpus or None), f.sweep(folder)
+        c, res = f.ar(folder, corpus or None), f.sweep(folder)
         lines.append(f"| {res['model']['name']} | {corpus or 'its own held-out windows'} | {c['windows']} | "
                      f"{c['plain']:.3f} | {c['trained']:.3f} | "
                      f"{c['diff']:+.3f} | {', '.join(f'{d:+.3f}' for d in c['per_seed'])} | "
@@ -904,7 +908,7 @@ def ar_value(f: Facts, folder: str, what: str) -> str:
     """The autoregressive control (ar_control; FOLDER@CORPUS for its prompts on another corpus): diff, low,
     high (signed, 3 decimals), verdict, or hours of unit time (1 decimal)."""
     folder, _, corpus = folder.partition("@")
-    c = ar_control(f, folder, corpus=corpus or None)
+    c = f.ar(folder, corpus or None)
     return c["verdict"] if what == "verdict" else f"{c['hours']:.1f}" if what == "hours" else f"{c[what]:+.3f}"
 
 
