@@ -32,7 +32,10 @@ experiments() {
   for m in "${MODELS[@]}"; do echo "ar_control_${m%%-*}"; done
   # The benchmark paper's other five datasets: `softeval data fetch all` first (no --data-dir needed).
   for t in openbookqa winogrande social_iqa boolq hellaswag; do echo "bench_$t"; done
+  echo compare_bench  # the across-task verdicts over every benchmark run finished so far
 }
+
+BENCH_TASKS=(arc_easy arc_challenge commonsense_qa mmlu gsm8k openbookqa winogrande social_iqa boolq hellaswag)
 
 model_of() {  # the embedded model a name ends with
   case "$1" in *_smollm2) echo smollm2-135m-instruct ;; *_gemma3) echo gemma3-270m ;; esac
@@ -77,6 +80,11 @@ run() {
     ar_control_*)   "$SOFTEVAL" distance --config configs/results/autoregressive.yaml --model "$model" \
                         --out "results/autoregressive/$model"
                     transfer "results/autoregressive/$model" tiny_shakespeare "$DATA/text_corpus/tiny_shakespeare/input.txt" ;;
+    compare_bench)  local t folders=()
+                    for t in "${BENCH_TASKS[@]}"; do
+                      [[ -f "results/bench/$t/results.json" ]] && folders+=("results/bench/$t")
+                    done
+                    "$SOFTEVAL" compare "${folders[@]}" --out results/compare/bench ;;
     suite_*)        "$SOFTEVAL" suite --config configs/results/suite_behaviours.yaml --model "$model" \
                         --out "results/suite/$model" ;;
     *) echo "unknown experiment '$name' (bash scripts/reproduce.sh --list)" >&2; return 2 ;;
