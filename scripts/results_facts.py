@@ -29,7 +29,7 @@ from softeval.bench.scoring import named_by_formulation  # noqa: E402
 from softeval.store import BenchFolder  # noqa: E402
 
 # Which tasks the cross-task families cover: the multiple-choice runs of record (GSM8K has no habit or cloze).
-MC_TASKS = ("arc_easy", "arc_challenge", "commonsense_qa", "mmlu", "openbookqa", "winogrande")
+MC_TASKS = ("arc_easy", "arc_challenge", "commonsense_qa", "mmlu", "openbookqa", "winogrande", "social_iqa")
 
 
 class Facts:
