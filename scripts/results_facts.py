@@ -28,8 +28,9 @@ import results_tables as tables  # noqa: E402  (the table printers this page sha
 from softeval.bench.scoring import named_by_formulation  # noqa: E402
 from softeval.store import BenchFolder  # noqa: E402
 
-# Which tasks the cross-task families cover: the multiple-choice runs of record (GSM8K has no habit or cloze).
-MC_TASKS = ("arc_easy", "arc_challenge", "commonsense_qa", "mmlu", "openbookqa", "winogrande", "social_iqa")
+# The across-task compare (`bash scripts/reproduce.sh compare_bench`): its runs are the bench runs of record, so
+# the page's habit and cloze families cover the same runs as its format and ranking families.
+BENCH_COMPARE = "results/compare/bench"
 
 
 class Facts:
@@ -94,6 +95,16 @@ class Facts:
     def findings(self, compare: str) -> dict:
         return self.json(compare + "/compare.json")["findings"]
 
+    def choice_folders(self, compare: str = BENCH_COMPARE) -> tuple[str, ...]:
+        """The compare's runs scored as multiple choice (a cloze accuracy in some row), in its order: the
+        folders the habit and cloze families cover. GSM8K's answers are numbers, so it has neither."""
+        def has_cloze(folder: str) -> bool:
+            return any("ll_cloze_acc" in named_by_formulation(row)
+                       for per_model in self.bench(folder)["results"].values()
+                       for per_task in per_model.values() for row in per_task.values())
+
+        return tuple(run["path"] for run in self.json(compare + "/compare.json")["runs"] if has_cloze(run["path"]))
+
     # ----------------------------------------------------------------------- families judged here
     def _habit_family(self, folders: tuple[str, ...]) -> list[dict]:
         """Every accuracy against its answer habit that the habit table shows (generated letters in zero, few
@@ -132,7 +143,7 @@ class Facts:
         return cells
 
     def habit_family(self, folders: tuple[str, ...] | None = None) -> list[dict]:
-        return self._habit(folders or tuple(f"results/bench/{t}" for t in MC_TASKS))
+        return self._habit(folders or self.choice_folders())
 
     def _cloze_family(self, folders: tuple[str, ...]) -> list[dict]:
         """soft_cloze's cloze accuracy against few, zero and soft's, per model and task: one family of paired
@@ -153,7 +164,7 @@ class Facts:
         return verdicts.judge(family)
 
     def cloze_family(self, folders: tuple[str, ...] | None = None) -> list[dict]:
-        return self._cloze(folders or tuple(f"results/bench/{t}" for t in MC_TASKS))
+        return self._cloze(folders or self.choice_folders())
 
     # ----------------------------------------------------------------------- dispatch
     def block(self, key: str) -> str:

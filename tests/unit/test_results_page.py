@@ -201,3 +201,27 @@ def test_the_bench_overview_reads_each_folder_and_names_what_is_missing(facts, t
     (tmp_path / "results/bench/started").mkdir(parents=True)
     (tmp_path / "results/bench/started/config.json").write_text(json.dumps({"models": ["m1", "m2"]}))
     assert Facts(tmp_path).block("bench-overview results/bench/started").count("not finished") == 2
+
+
+def test_the_habit_and_cloze_families_cover_the_compares_multiple_choice_runs(facts, tmp_path):
+    from results_facts import BENCH_COMPARE, Facts
+
+    def bench(name: str, row: dict) -> str:
+        folder = f"results/bench/{name}"
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "results.json").write_text(json.dumps({"results": {"m": {name: {"zero": row}}}}))
+        return folder
+
+    numeric = bench("numbers", {"strict_acc": 0.5})
+    choice = bench("choices", {"strict_acc": 0.5, "ll_cloze_acc": 0.4})
+    old = bench("old_choices", {"ll_acc": 0.4, "ll_formulation": "cloze"})  # a results.json from before the rename
+    not_compared = bench("not_compared", {"ll_cloze_acc": 0.4})
+    (tmp_path / BENCH_COMPARE).mkdir(parents=True)
+    (tmp_path / BENCH_COMPARE / "compare.json").write_text(
+        json.dumps({"runs": [{"path": p} for p in (old, numeric, choice)]}))
+    assert Facts(tmp_path).choice_folders() == (old, choice)
+    assert not_compared not in Facts(tmp_path).choice_folders()
+    # the committed page: GSM8K is compared but has no cloze, every other compared run is in the families
+    compared = [r["path"] for r in facts.json(BENCH_COMPARE + "/compare.json")["runs"]]
+    assert facts.choice_folders() == tuple(p for p in compared if not p.endswith("gsm8k"))
+    assert {c["folder"] for c in facts.habit_family()} == set(facts.choice_folders())
