@@ -197,11 +197,15 @@ def runs_block(f: Facts) -> str:
         if "/suite/" in f"/{folder}/":  # a suite's sweeps: the suite section's own table
             continue
         res = f.sweep(folder)
-        identity = f.json(folder + "/identity.json")["settings"] if f.path(folder + "/identity.json").is_file() else {}
+        identity = f.json(folder + "/identity.json") if f.path(folder + "/identity.json").is_file() else {}
+        # the precision that ran: today's identities hold it under "resolved" ("auto" is only a label),
+        # older ones under "settings"
+        precision = ((identity.get("resolved") or {}).get("precision") or (identity.get("settings") or {}).get("precision")
+                     or res["config"].get("precision"))
         weights = f.json(folder + "/model.json").get("dtype", "?")
         optim = res["config"]["optim"]
         lines.append(f"| `{folder}` | {res['model']['name']} | {checkpoint(res['model']['name'])} | {weights} | "
-                     f"{identity.get('precision', res['config'].get('precision'))} | {optim['max_steps']} × "
+                     f"{precision} | {optim['max_steps']} × "
                      f"{optim['batch_size']} | {optim['lr']:g} | {len(res['seeds'])} | "
                      f"{'yes' if res['complete'] else 'no'} |")
     for marker in sorted(f.path("results/bench").glob("*/results.json")):

@@ -225,3 +225,12 @@ def test_the_habit_and_cloze_families_cover_the_compares_multiple_choice_runs(fa
     compared = [r["path"] for r in facts.json(BENCH_COMPARE + "/compare.json")["runs"]]
     assert facts.choice_folders() == tuple(p for p in compared if not p.endswith("gsm8k"))
     assert {c["folder"] for c in facts.habit_family()} == set(facts.choice_folders())
+
+
+def test_the_runs_table_shows_the_precision_that_ran_not_the_auto_label(facts):
+    # a sweep whose config says precision: auto records what auto resolved to under identity.json's "resolved"
+    folder = "results/skip/k1_gemma3-270m"
+    resolved = facts.json(folder + "/identity.json")["resolved"]["precision"]
+    assert facts.json(folder + "/config.json")["precision"] == "auto" and resolved != "auto"
+    row = next(line for line in facts.block("runs").splitlines() if line.startswith(f"| `{folder}` |"))
+    assert f"| {resolved} |" in row and "| auto |" not in row
