@@ -702,6 +702,13 @@ def cloze_count_value(f: Facts, other: str, verdict: str) -> str:
     return f"{sum(c['verdict'] == verdict.replace('_', ' ') for c in cells)} of {len(cells)}"
 
 
+def cloze_verdict_value(f: Facts, task: str, model: str, other: str) -> str:
+    """One soft_cloze − OTHER comparison's verdict text, judged within the whole cloze family."""
+    from softeval.bench.verdicts import verdict_text
+
+    return verdict_text(next(c for c in f.cloze_family() if (c["task"], c["model"], c["other"]) == (task, model, other)))
+
+
 def cloze_range_value(f: Facts, other: str) -> str:
     """The range of the point differences soft_cloze − OTHER in points: '+0.0 to +5.0'."""
     from softeval.bench.verdicts import points
@@ -931,7 +938,8 @@ VALUES = {"loss": loss_value, "seed-loss": seed_loss_value, "metric": metric_val
           "S": saturation_value,
           "S-per-seed": per_seed_s_value, "eps-same": epsilon_count_value, "bench": bench_value, "seeds": seeds_value,
           "curve": curve_value, "habit": habit_value, "habit-count": habit_count_value, "habit-m": habit_family_value,
-          "habit-max": habit_max_value, "cloze-count": cloze_count_value, "cloze-range": cloze_range_value,
+          "habit-max": habit_max_value, "cloze-count": cloze_count_value, "cloze-verdict": cloze_verdict_value,
+          "cloze-range": cloze_range_value,
           "format-verdict": format_verdict_value, "format-count": format_count_value,
           "rank-verdict": rank_verdict_value, "rank-count": rank_count_value, "family": family_value,
           "elo": elo_value, "paths": paths_value, "stability": stability_value, "checkpoint": checkpoint_value,
