@@ -33,6 +33,8 @@ experiments() {
   # The benchmark paper's other five datasets: `softeval data fetch all` first (no --data-dir needed).
   for t in openbookqa winogrande social_iqa boolq hellaswag; do echo "bench_$t"; done
   echo compare_bench  # the across-task verdicts over every benchmark run finished so far
+  # A 37-character string, the length of the distance paper's longest (whose text this project does not have)
+  for m in "${MODELS[@]}"; do echo "rep_toasters_${m%%-*}"; done
 }
 
 BENCH_TASKS=(arc_easy arc_challenge commonsense_qa mmlu gsm8k openbookqa winogrande social_iqa boolq hellaswag)
@@ -50,6 +52,9 @@ run() {
                         --repeat-text " pee" --out "results/repetition/pee_$model" ;;
     rep_meowster_*) "$SOFTEVAL" distance --config configs/results/repetition.yaml --model "$model" "${WEIGHTS[@]}" \
                         --repeat-text " meowster jones" --out "results/repetition/meowster_jones_$model" ;;
+    rep_toasters_*) "$SOFTEVAL" distance --config configs/results/repetition.yaml --model "$model" "${WEIGHTS[@]}" \
+                        --repeat-text " meowster jones sells purple toasters" \
+                        --out "results/repetition/meowster_jones_sells_purple_toasters_$model" ;;
     skip_k*)        local k=${name#skip_k}; k=${k%%_*}
                     "$SOFTEVAL" distance --config configs/results/skip.yaml --model "$model" --skip "$k" "${WEIGHTS[@]}" \
                         --out "results/skip/k${k}_$model" ;;

@@ -934,6 +934,18 @@ def ar_value(f: Facts, folder: str, what: str) -> str:
     return c["verdict"] if what == "verdict" else f"{c['hours']:.1f}" if what == "hours" else f"{c[what]:+.3f}"
 
 
+def repeat_chars_value(f: Facts, folder: str) -> str:
+    """How many characters the repeated string of a repetition sweep has (its config's task text)."""
+    return str(len(f.sweep(folder)["config"]["task"]["options"]["text"]))
+
+
+def sweep_minutes_value(f: Facts, folder: str) -> str:
+    """Minutes a distance sweep's units ran (a unit's cells trained together count once)."""
+    cells = [{"n": c["n"], "seed": c["seed"], "seconds": c.get("seconds", 0.0)}
+             for c in (json.loads(p.read_text()) for p in sorted(f.path(folder).glob("cells/*/cell.json")))]
+    return f"{_unit_seconds(f, folder, cells) / 60:.0f}"
+
+
 VALUES = {"loss": loss_value, "seed-loss": seed_loss_value, "metric": metric_value, "metric-range": metric_range_value,
           "S": saturation_value,
           "S-per-seed": per_seed_s_value, "eps-same": epsilon_count_value, "bench": bench_value, "seeds": seeds_value,
@@ -946,4 +958,5 @@ VALUES = {"loss": loss_value, "seed-loss": seed_loss_value, "metric": metric_val
           "suite-hours": suite_hours_value, "suite-cells": suite_cells_value, "suite-verdicts": suite_verdicts_value,
           "suite-tests": suite_tests_value, "suite-zero": suite_zero_value, "suite-logodds": suite_logodds_value,
           "suite-loss": suite_loss_value, "suite-halfwidth": suite_halfwidth_value, "suite-spearman": suite_spearman_value, "suite-speed": suite_speed_value,
-          "ar": ar_value, "bench-minutes": bench_minutes_value}
+          "ar": ar_value, "bench-minutes": bench_minutes_value,
+          "repeat-chars": repeat_chars_value, "sweep-minutes": sweep_minutes_value}
