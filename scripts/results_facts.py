@@ -941,9 +941,7 @@ def repeat_chars_value(f: Facts, folder: str) -> str:
 
 def sweep_minutes_value(f: Facts, folder: str) -> str:
     """Minutes a distance sweep's units ran (a unit's cells trained together count once)."""
-    cells = [{"n": c["n"], "seed": c["seed"], "seconds": c.get("seconds", 0.0)}
-             for c in (json.loads(p.read_text()) for p in sorted(f.path(folder).glob("cells/*/cell.json")))]
-    return f"{_unit_seconds(f, folder, cells) / 60:.0f}"
+    return f"{_unit_seconds(f, folder, f.sweep(folder)['cells']) / 60:.0f}"
 
 
 VALUES = {"loss": loss_value, "seed-loss": seed_loss_value, "metric": metric_value, "metric-range": metric_range_value,
