@@ -626,6 +626,13 @@ def epsilon_count_value(f: Facts, folder_a: str, folder_b: str, mode: str = "abs
     return f"{same} of {len(rows[0])}"
 
 
+def eps_reached_value(f: Facts, folder: str) -> str:
+    """The smallest absolute ε of the sensitivity table at which S lies inside the grid ('0.03'), or 'none'."""
+    reached = [r["epsilon"] for r in f.sweep(folder)["saturation"]["sensitivity"]
+               if r["mode"] == "absolute" and r["reached"]]
+    return f"{min(reached):g}" if reached else "none"
+
+
 def per_seed_s_value(f: Facts, folder: str, mode: str = "absolute") -> str:
     """The S each seed alone gives at the sweep's ε: '1, 4, 1'."""
     return ", ".join("—" if x is None else str(x) for x in f.sweep(folder)["saturation"][mode]["per_seed"])
@@ -946,7 +953,7 @@ def sweep_minutes_value(f: Facts, folder: str) -> str:
 
 VALUES = {"loss": loss_value, "seed-loss": seed_loss_value, "metric": metric_value, "metric-range": metric_range_value,
           "S": saturation_value,
-          "S-per-seed": per_seed_s_value, "eps-same": epsilon_count_value, "bench": bench_value, "seeds": seeds_value,
+          "S-per-seed": per_seed_s_value, "eps-reached": eps_reached_value, "eps-same": epsilon_count_value, "bench": bench_value, "seeds": seeds_value,
           "curve": curve_value, "habit": habit_value, "habit-count": habit_count_value, "habit-m": habit_family_value,
           "habit-max": habit_max_value, "cloze-count": cloze_count_value, "cloze-verdict": cloze_verdict_value,
           "cloze-range": cloze_range_value,

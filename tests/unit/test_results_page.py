@@ -234,3 +234,19 @@ def test_the_runs_table_shows_the_precision_that_ran_not_the_auto_label(facts):
     assert facts.json(folder + "/config.json")["precision"] == "auto" and resolved != "auto"
     row = next(line for line in facts.block("runs").splitlines() if line.startswith(f"| `{folder}` |"))
     assert f"| {resolved} |" in row and "| auto |" not in row
+
+
+def test_eps_reached_names_the_smallest_epsilon_whose_saturation_is_inside_the_grid(page_tools, tmp_path):
+    from results_facts import Facts
+
+    def row(eps, reached, mode="absolute"):
+        return {"mode": mode, "epsilon": eps, "reached": reached}
+
+    folder = tmp_path / "results" / "skip" / "constructed"
+    folder.mkdir(parents=True)
+    # unordered on purpose, and a reached relative row below the absolute ones that must not count
+    rows = [row(1.0, True), row(0.001, False), row(0.1, True), row(0.03, False), row(0.01, True, "relative")]
+    (folder / "results.json").write_text(json.dumps({"saturation": {"sensitivity": rows}}))
+    assert Facts(tmp_path).value("eps-reached results/skip/constructed") == "0.1"
+    (folder / "results.json").write_text(json.dumps({"saturation": {"sensitivity": [row(1.0, False)]}}))
+    assert Facts(tmp_path).value("eps-reached results/skip/constructed") == "none"
