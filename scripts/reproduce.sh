@@ -5,9 +5,10 @@
 #   bash scripts/reproduce.sh                        # all of them (days on a 2-core CPU; resumable)
 #   bash scripts/reproduce.sh rep_pee_smollm2 skip   # some, by name or name prefix
 #
-# Every experiment writes one folder under results/ and is resumable: killing this script and running it
-# again continues each sweep from its last checkpoint and skips finished cells. Checkpoints and prompt
-# tensors stay out of git (.gitignore); results.json, cell.json, metrics.jsonl and the reports are committed.
+# Every experiment writes one folder under results/ (or $SOFTEVAL_RESULTS) and is resumable: killing this
+# script and running it again continues each sweep from its last checkpoint and skips finished cells.
+# Checkpoints and prompt tensors stay out of git (.gitignore); results.json, cell.json, metrics.jsonl and
+# the reports are committed.
 # Needs ../shared/data (or SOFTEVAL_SHARED_DATA) for the chess games and the benchmarks.
 # The repetition, skip-k, chess and pathfinding configs load bf16 weights: fast on CPUs with avx512_bf16 or AMX,
 # ~30× slower per step on AVX2-only ones (docs/performance.md). There, SOFTEVAL_WEIGHTS=float32 loads fp32
@@ -16,6 +17,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${SOFTEVAL_SHARED_DATA:-../shared/data}"
 SOFTEVAL="${SOFTEVAL:-softeval}"
+# Where the folders go. The committed ones under results/ are the page's; to check them, reproduce into
+# another root (relative to the repository: SOFTEVAL_RESULTS=mine bash scripts/reproduce.sh skip) and
+# compare. Sweeps written before softeval recorded the weights and precision behind them refuse to be
+# continued in place.
+RESULTS="${SOFTEVAL_RESULTS:-results}"
 MODELS=(smollm2-135m-instruct gemma3-270m)
 WEIGHTS=(${SOFTEVAL_WEIGHTS:+--dtype "$SOFTEVAL_WEIGHTS"})
 
@@ -49,49 +55,49 @@ run() {
   echo "== $name ($(date -u +%H:%M:%S))"
   case "$name" in
     rep_pee_*)      "$SOFTEVAL" distance --config configs/results/repetition.yaml --model "$model" "${WEIGHTS[@]}" \
-                        --repeat-text " pee" --out "results/repetition/pee_$model" ;;
+                        --repeat-text " pee" --out "$RESULTS/repetition/pee_$model" ;;
     rep_meowster_*) "$SOFTEVAL" distance --config configs/results/repetition.yaml --model "$model" "${WEIGHTS[@]}" \
-                        --repeat-text " meowster jones" --out "results/repetition/meowster_jones_$model" ;;
+                        --repeat-text " meowster jones" --out "$RESULTS/repetition/meowster_jones_$model" ;;
     rep_toasters_*) "$SOFTEVAL" distance --config configs/results/repetition.yaml --model "$model" "${WEIGHTS[@]}" \
                         --repeat-text " meowster jones sells purple toasters" \
-                        --out "results/repetition/meowster_jones_sells_purple_toasters_$model" ;;
+                        --out "$RESULTS/repetition/meowster_jones_sells_purple_toasters_$model" ;;
     skip_k*)        local k=${name#skip_k}; k=${k%%_*}
                     "$SOFTEVAL" distance --config configs/results/skip.yaml --model "$model" --skip "$k" "${WEIGHTS[@]}" \
-                        --out "results/skip/k${k}_$model" ;;
-    chess_elo_check_*) elo_check "results/chess/$model" ;;
+                        --out "$RESULTS/skip/k${k}_$model" ;;
+    chess_elo_check_*) elo_check "$RESULTS/chess/$model" ;;
     chess_*)        "$SOFTEVAL" distance --config configs/results/chess.yaml --model "$model" "${WEIGHTS[@]}" \
-                        --data "$DATA/chess/lichess_magnus" --out "results/chess/$model" ;;
+                        --data "$DATA/chess/lichess_magnus" --out "$RESULTS/chess/$model" ;;
     pathfinding_*)  "$SOFTEVAL" distance --config configs/results/pathfinding.yaml --model "$model" "${WEIGHTS[@]}" \
-                        --out "results/pathfinding/$model" ;;
+                        --out "$RESULTS/pathfinding/$model" ;;
     stability_*)    "$SOFTEVAL" stability --config configs/results/repetition.yaml --model "$model" \
                         --repeat-text " meowster jones" --tokens 0,1,4,16 --seeds 2 --steps 100 \
-                        --lrs 0.01,0.1,1.0 --batch-sizes 4,8 --out "results/stability/meowster_jones_$model" ;;
+                        --lrs 0.01,0.1,1.0 --batch-sizes 4,8 --out "$RESULTS/stability/meowster_jones_$model" ;;
     # GSM8K's worked answers end in "#### N": 97.5 % of the first 200 fit in 256 tokens, 15.5 % in the config's 64.
     bench_gsm8k)    "$SOFTEVAL" bench --config configs/results/bench.yaml --task gsm8k --data-dir "$DATA" \
-                        --max-gen-toks 256 --out results/bench/gsm8k ;;
+                        --max-gen-toks 256 --out "$RESULTS/bench/gsm8k" ;;
     # MMLU's test files are read in subject order: 200 items spread over the split cover its 57 subjects, while
     # the first 200 are abstract algebra and anatomy (mmlu_first200_smollm2, the run before --limit-from existed).
     bench_mmlu)     "$SOFTEVAL" bench --config configs/results/bench.yaml --task mmlu --data-dir "$DATA" \
-                        --limit-from spread --out results/bench/mmlu ;;
+                        --limit-from spread --out "$RESULTS/bench/mmlu" ;;
     mmlu_first200_*) "$SOFTEVAL" bench --config configs/results/bench.yaml --task mmlu --data-dir "$DATA" \
-                        --model "$model" --out results/bench/mmlu_first200 ;;
+                        --model "$model" --out "$RESULTS/bench/mmlu_first200" ;;
     bench_*)        "$SOFTEVAL" bench --config configs/results/bench.yaml --task "${name#bench_}" --data-dir "$DATA" \
-                        --out "results/bench/${name#bench_}" ;;
+                        --out "$RESULTS/bench/${name#bench_}" ;;
     suite_unseen_*) # behaviour files not in ../shared: a checkout of github.com/anthropics/evals in $EVALS
                     "$SOFTEVAL" suite --data "${EVALS:?set EVALS to a checkout of github.com/anthropics/evals}/advanced-ai-risk/lm_generated_evals" \
                         --behaviours myopic-reward,self-awareness-text-model,self-awareness-training-nn-architecture \
                         --model "$model" --tokens 0,16 --seeds 3 --steps 12 --batch-size 4 --lr 0.2 --warmup-steps 1 \
-                        --num-train 200 --num-eval 32 --max-batch-tokens 0 --out "results/suite/unseen_lm_generated_$model" ;;
+                        --num-train 200 --num-eval 32 --max-batch-tokens 0 --out "$RESULTS/suite/unseen_lm_generated_$model" ;;
     ar_control_*)   "$SOFTEVAL" distance --config configs/results/autoregressive.yaml --model "$model" \
-                        --out "results/autoregressive/$model"
-                    transfer "results/autoregressive/$model" tiny_shakespeare "$DATA/text_corpus/tiny_shakespeare/input.txt" ;;
+                        --out "$RESULTS/autoregressive/$model"
+                    transfer "$RESULTS/autoregressive/$model" tiny_shakespeare "$DATA/text_corpus/tiny_shakespeare/input.txt" ;;
     compare_bench)  local t folders=()
                     for t in "${BENCH_TASKS[@]}"; do
-                      [[ -f "results/bench/$t/results.json" ]] && folders+=("results/bench/$t")
+                      [[ -f "$RESULTS/bench/$t/results.json" ]] && folders+=("$RESULTS/bench/$t")
                     done
-                    "$SOFTEVAL" compare "${folders[@]}" --out results/compare/bench ;;
+                    "$SOFTEVAL" compare "${folders[@]}" --out "$RESULTS/compare/bench" ;;
     suite_*)        "$SOFTEVAL" suite --config configs/results/suite_behaviours.yaml --model "$model" \
-                        --out "results/suite/$model" ;;
+                        --out "$RESULTS/suite/$model" ;;
     *) echo "unknown experiment '$name' (bash scripts/reproduce.sh --list)" >&2; return 2 ;;
   esac
 }

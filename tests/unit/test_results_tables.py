@@ -259,3 +259,21 @@ def test_the_habit_overview_gives_each_task_and_model_one_row_of_gaps():
     assert "| quiz | a | — | -2.1 ± 1.3 | — | — | +25.0 ± 3.1 | — | — |" in text
     assert "old" not in text  # a run written before the habit keys has no row
     assert _tables().habit_overview(runs[1:]) == ""
+
+
+def test_reproduce_script_writes_under_softeval_results_when_set(tmp_path):
+    # SOFTEVAL points the script at a stand-in CLI that prints its arguments: this checks the script's own
+    # wiring (which folder each experiment writes), not softeval, which the other tests run for real.
+    import subprocess
+
+    cli = tmp_path / "softeval"
+    cli.write_text('#!/usr/bin/env bash\necho "$@"\n')
+    cli.chmod(0o755)
+    script = str(ROOT / "scripts" / "reproduce.sh")
+    env = {"PATH": "/usr/bin:/bin", "SOFTEVAL": str(cli)}
+    for root, expect in [(None, "--out results/skip/k4_smollm2-135m-instruct"),
+                         (str(tmp_path / "mine"), f"--out {tmp_path}/mine/skip/k4_smollm2-135m-instruct")]:
+        run = subprocess.run(["bash", script, "skip_k4_smollm2"], capture_output=True, text=True,
+                             env=env | ({"SOFTEVAL_RESULTS": root} if root else {}))
+        assert run.returncode == 0, run.stderr
+        assert expect in run.stdout and "--skip 4" in run.stdout
