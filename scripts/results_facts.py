@@ -946,9 +946,26 @@ def repeat_chars_value(f: Facts, folder: str) -> str:
     return str(len(f.sweep(folder)["config"]["task"]["options"]["text"]))
 
 
+def _unit_log_seconds(f: Facts, folder: str, group: list) -> float | None:
+    """A unit's wall time from its log (logs/FIRST-LAST.log, 'done in N s' of its last finished attempt): it
+    holds the task metrics' generation too, which the cells' own seconds (training and scoring) leave out."""
+    import re
+
+    name = "-".join(f"n{n}_s{seed}" for n, seed in (group[0], group[-1]))
+    log = f.path(f"{folder}/logs/{name}.log")
+    done = re.findall(r"done in ([\d.]+)s", log.read_text()) if log.is_file() else []
+    return float(done[-1]) if done else None
+
+
 def sweep_minutes_value(f: Facts, folder: str) -> str:
-    """Minutes a distance sweep's units ran (a unit's cells trained together count once)."""
-    return f"{_unit_seconds(f, folder, f.sweep(folder)['cells']) / 60:.0f}"
+    """Minutes a distance sweep's units ran: each unit's wall time from its log where the log says it finished
+    (task metrics included), else its cells' recorded seconds (a unit's cells trained together count once)."""
+    cells = f.sweep(folder)["cells"]
+    groups = f.json(folder + "/plan.json").get("groups", []) if f.path(folder + "/plan.json").is_file() else []
+    logged = {i: t for i, g in enumerate(groups) if g and (t := _unit_log_seconds(f, folder, g)) is not None}
+    by_log = {tuple(cell) for i in logged for cell in groups[i]}
+    rest = [c for c in cells if (c["n"], c["seed"]) not in by_log]
+    return f"{(sum(logged.values()) + _unit_seconds(f, folder, rest)) / 60:.0f}"
 
 
 VALUES = {"loss": loss_value, "seed-loss": seed_loss_value, "metric": metric_value, "metric-range": metric_range_value,

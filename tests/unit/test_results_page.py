@@ -250,3 +250,20 @@ def test_eps_reached_names_the_smallest_epsilon_whose_saturation_is_inside_the_g
     assert Facts(tmp_path).value("eps-reached results/skip/constructed") == "0.1"
     (folder / "results.json").write_text(json.dumps({"saturation": {"sensitivity": [row(1.0, False)]}}))
     assert Facts(tmp_path).value("eps-reached results/skip/constructed") == "none"
+
+
+def test_sweep_minutes_take_a_units_wall_time_from_its_log_where_it_finished(page_tools, tmp_path):
+    # The log's 'done in' holds the task metrics' greedy walks, which the cells' seconds leave out; a unit whose
+    # log never says it finished (interrupted, or no log) falls back to its cells' seconds, counted once.
+    from results_facts import Facts
+
+    folder = tmp_path / "results" / "pathfinding" / "constructed"
+    (folder / "logs").mkdir(parents=True)
+    cells = [{"n": 0, "seed": 0, "seconds": 60.0}]
+    cells += [{"n": n, "seed": s, "seconds": 60.0 if n == 1 else 120.0} for n in (1, 4) for s in (0, 1)]
+    (folder / "results.json").write_text(json.dumps({"cells": cells}))
+    (folder / "plan.json").write_text(json.dumps({"groups": [[[1, 0], [1, 1]], [[4, 0], [4, 1]]]}))
+    (folder / "logs" / "n1_s0-n1_s1.log").write_text("x INFO softeval: unit n1_s0-n1_s1: done in 300.0s\n"
+                                                      "x INFO softeval: unit n1_s0-n1_s1: done in 600.0s\n")
+    (folder / "logs" / "n4_s0-n4_s1.log").write_text("x INFO softeval: training n4_s0-n4_s1\n")  # interrupted
+    assert Facts(tmp_path).value("sweep-minutes results/pathfinding/constructed") == "13"  # (600 + 120 + 60) / 60
