@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 import sys
 from functools import cache
@@ -234,8 +235,6 @@ def runs_block(f: Facts) -> str:
 
 def checkpoint(model: str) -> str:
     """'Q4_1 GGUF, dequantized': the quantization of an embedded model's shipped GGUF file, from its file name."""
-    import re
-
     from softeval.engine.models import EMBEDDED_MODELS
 
     spec = EMBEDDED_MODELS.get(model)
@@ -549,13 +548,25 @@ def ar_control(f: Facts, folder: str, n: str = "64", corpus: str | None = None) 
             "hours": _unit_seconds(f, folder, cells) / 3600}
 
 
+def _done_in(log: Path) -> list[float]:
+    """Seconds of each finished attempt a softeval log records ('done in N s'); none for a missing log."""
+    return [float(x) for x in re.findall(r"done in ([\d.]+)s", log.read_text())] if log.is_file() else []
+
+
 def _unit_seconds(f: Facts, folder: str, cells: list[dict]) -> float:
-    """Time the sweep's units took: cells trained together in one unit (plan.json's groups) each record the
-    unit's time, so a group counts once. A unit resumed after an interrupt counts its last attempt only."""
+    """Time the sweep's units took. A unit (plan.json's group of cells trained together) counts once: its wall
+    time from its log (logs/FIRST-LAST.log, the last finished attempt), which holds the task metrics'
+    generation too, else the time its cells record (training and scoring). Cells outside every group count
+    their own time."""
     by_name = {(c["n"], c["seed"]): c.get("seconds", 0.0) for c in cells}
-    groups = f.json(folder + "/plan.json").get("groups", []) if f.path(folder + "/plan.json").is_file() else []
+    groups = [g for g in (f.json(folder + "/plan.json").get("groups", [])
+                          if f.path(folder + "/plan.json").is_file() else []) if g]
+    total = 0.0
+    for group in groups:
+        name = "-".join(f"n{n}_s{seed}" for n, seed in (group[0], group[-1]))  # the unit's log, as the sweep names it
+        logged = _done_in(f.path(f"{folder}/logs/{name}.log"))
+        total += logged[-1] if logged else max(by_name.get(tuple(cell), 0.0) for cell in group)
     grouped = {tuple(cell) for group in groups for cell in group}
-    total = sum(max((by_name.get(tuple(cell), 0.0) for cell in group), default=0.0) for group in groups)
     return total + sum(v for k, v in by_name.items() if k not in grouped)
 
 
@@ -926,10 +937,8 @@ def suite_speed_value(f: Facts, file: str, mode: str = "cell") -> str:
 def bench_minutes_value(f: Facts, folder: str, model: str) -> str:
     """Minutes a bench unit (one model on one task) ran: the 'done in N s' of each finished attempt in its log
     (logs/MODEL__TASK.log); an attempt stopped before it finished does not count."""
-    import re
-
     (log,) = f.path(folder + "/logs").glob(f"{model}__*.log")
-    seconds = sum(float(x) for x in re.findall(r"done in ([\d.]+)s", log.read_text()))
+    seconds = sum(_done_in(log))
     return f"{seconds / 60:.0f}"
 
 
@@ -946,26 +955,9 @@ def repeat_chars_value(f: Facts, folder: str) -> str:
     return str(len(f.sweep(folder)["config"]["task"]["options"]["text"]))
 
 
-def _unit_log_seconds(f: Facts, folder: str, group: list) -> float | None:
-    """A unit's wall time from its log (logs/FIRST-LAST.log, 'done in N s' of its last finished attempt): it
-    holds the task metrics' generation too, which the cells' own seconds (training and scoring) leave out."""
-    import re
-
-    name = "-".join(f"n{n}_s{seed}" for n, seed in (group[0], group[-1]))
-    log = f.path(f"{folder}/logs/{name}.log")
-    done = re.findall(r"done in ([\d.]+)s", log.read_text()) if log.is_file() else []
-    return float(done[-1]) if done else None
-
-
 def sweep_minutes_value(f: Facts, folder: str) -> str:
-    """Minutes a distance sweep's units ran: each unit's wall time from its log where the log says it finished
-    (task metrics included), else its cells' recorded seconds (a unit's cells trained together count once)."""
-    cells = f.sweep(folder)["cells"]
-    groups = f.json(folder + "/plan.json").get("groups", []) if f.path(folder + "/plan.json").is_file() else []
-    logged = {i: t for i, g in enumerate(groups) if g and (t := _unit_log_seconds(f, folder, g)) is not None}
-    by_log = {tuple(cell) for i in logged for cell in groups[i]}
-    rest = [c for c in cells if (c["n"], c["seed"]) not in by_log]
-    return f"{(sum(logged.values()) + _unit_seconds(f, folder, rest)) / 60:.0f}"
+    """Minutes a distance sweep's units ran (_unit_seconds: each unit once, its log's wall time where it has one)."""
+    return f"{_unit_seconds(f, folder, f.sweep(folder)['cells']) / 60:.0f}"
 
 
 VALUES = {"loss": loss_value, "seed-loss": seed_loss_value, "metric": metric_value, "metric-range": metric_range_value,
