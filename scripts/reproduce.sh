@@ -39,8 +39,10 @@ experiments() {
   # The benchmark paper's other five datasets: `softeval data fetch all` first (no --data-dir needed).
   for t in openbookqa winogrande social_iqa boolq hellaswag; do echo "bench_$t"; done
   echo compare_bench  # the across-task verdicts over every benchmark run finished so far
-  # A 37-character string, the length of the distance paper's longest (whose text this project does not have)
+  # A 37-character stand-in, run before the distance paper's longest string was found in its code
   for m in "${MODELS[@]}"; do echo "rep_toasters_${m%%-*}"; done
+  # The distance paper's longest string (its tests/repetition_test.py), with the leading space the others have here
+  for m in "${MODELS[@]}"; do echo "rep_great_${m%%-*}"; done
 }
 
 BENCH_TASKS=(arc_easy arc_challenge commonsense_qa mmlu gsm8k openbookqa winogrande social_iqa boolq hellaswag)
@@ -61,6 +63,9 @@ run() {
     rep_toasters_*) "$SOFTEVAL" distance --config configs/results/repetition.yaml --model "$model" "${WEIGHTS[@]}" \
                         --repeat-text " meowster jones sells purple toasters" \
                         --out "$RESULTS/repetition/meowster_jones_sells_purple_toasters_$model" ;;
+    rep_great_*)    "$SOFTEVAL" distance --config configs/results/repetition.yaml --model "$model" "${WEIGHTS[@]}" \
+                        --repeat-text " the great and terrible meowster jones" \
+                        --out "$RESULTS/repetition/the_great_and_terrible_meowster_jones_$model" ;;
     skip_k*)        local k=${name#skip_k}; k=${k%%_*}
                     "$SOFTEVAL" distance --config configs/results/skip.yaml --model "$model" --skip "$k" "${WEIGHTS[@]}" \
                         --out "$RESULTS/skip/k${k}_$model" ;;
