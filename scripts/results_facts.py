@@ -27,6 +27,7 @@ sys.path[:0] = [str(ROOT / "src"), str(SCRIPTS)]
 
 import results_tables as tables  # noqa: E402  (the table printers this page shares with the terminal)
 from softeval.bench.scoring import named_by_formulation  # noqa: E402
+from softeval.distance.plan import group_unit_name  # noqa: E402  (the unit log's name, as the sweep writes it)
 from softeval.store import BenchFolder  # noqa: E402
 
 # The across-task compare (`bash scripts/reproduce.sh compare_bench`): its runs are the bench runs of record, so
@@ -563,8 +564,7 @@ def _unit_seconds(f: Facts, folder: str, cells: list[dict]) -> float:
                           if f.path(folder + "/plan.json").is_file() else []) if g]
     total = 0.0
     for group in groups:
-        name = "-".join(f"n{n}_s{seed}" for n, seed in (group[0], group[-1]))  # the unit's log, as the sweep names it
-        logged = _done_in(f.path(f"{folder}/logs/{name}.log"))
+        logged = _done_in(f.path(f"{folder}/logs/{group_unit_name([tuple(c) for c in group])}.log"))
         total += logged[-1] if logged else max(by_name.get(tuple(cell), 0.0) for cell in group)
     grouped = {tuple(cell) for group in groups for cell in group}
     return total + sum(v for k, v in by_name.items() if k not in grouped)

@@ -267,3 +267,15 @@ def test_sweep_minutes_take_a_units_wall_time_from_its_log_where_it_finished(pag
                                                       "x INFO softeval: unit n1_s0-n1_s1: done in 600.0s\n")
     (folder / "logs" / "n4_s0-n4_s1.log").write_text("x INFO softeval: training n4_s0-n4_s1\n")  # interrupted
     assert Facts(tmp_path).value("sweep-minutes results/pathfinding/constructed") == "13"  # (600 + 120 + 60) / 60
+
+
+def test_sweep_minutes_read_a_one_cell_units_log_by_the_name_the_sweep_gives_it(page_tools, tmp_path):
+    # A unit of one cell logs to logs/n16_s0.log (group_unit_name), not n16_s0-n16_s0.log.
+    from results_facts import Facts
+
+    folder = tmp_path / "results" / "chess" / "constructed"
+    (folder / "logs").mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"cells": [{"n": 16, "seed": 0, "seconds": 60.0}]}))
+    (folder / "plan.json").write_text(json.dumps({"groups": [[[16, 0]]]}))
+    (folder / "logs" / "n16_s0.log").write_text("x INFO softeval: unit n16_s0: done in 600.0s\n")
+    assert Facts(tmp_path).value("sweep-minutes results/chess/constructed") == "10"
