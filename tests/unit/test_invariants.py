@@ -130,6 +130,21 @@ def test_kv_cache_generation_matches_full_recompute(tiny_lm, placement):
     assert single == cached
 
 
+def test_generation_hands_the_head_contiguous_hidden_states(tiny_lm):
+    """The prefill keeps only the last position's logits through an index, not `logits_to_keep=1`: a strided
+    hidden-state view makes PyTorch's CPU matmul copy the head's weight once per row (24 GB on Gemma-3)."""
+    seen = []
+    head = tiny_lm.model.get_output_embeddings()
+    hook = head.register_forward_hook(lambda module, args, out: seen.append(args[0].is_contiguous()))
+    try:
+        prompt = SoftPrompt(torch.zeros(2, tiny_lm.info.hidden_size))
+        generate_ids(tiny_lm.model, prompt, [[10, 11, 12], [20, 21, 22, 23]], bos_id=tiny_lm.info.bos_token_id,
+                     pad_id=tiny_lm.info.pad_token_id, max_new_tokens=3)
+    finally:
+        hook.remove()
+    assert seen and all(seen), seen
+
+
 def test_kv_cache_generation_emits_no_deprecation_warning(tiny_lm, caplog):
     """transformers 5 warns on the legacy `past_key_values` keyword/tuples; generate passes a Cache object."""
     import logging
