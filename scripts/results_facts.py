@@ -554,9 +554,31 @@ def _done_in(log: Path) -> list[float]:
     return [float(x) for x in re.findall(r"done in ([\d.]+)s", log.read_text())] if log.is_file() else []
 
 
+def _attempts_seconds(log: Path) -> float:
+    """Wall time of every attempt a softeval unit log records, summed: each from its 'attempt starts' line to its
+    last line. A unit resumed from a checkpoint spreads its work over attempts, so the finished attempt's own
+    'done in' undercounts it; an attempt killed before it logged a second line counts nothing (a lower bound)."""
+    if not log.is_file():
+        return 0.0
+    from datetime import datetime
+
+    total, start, last = 0.0, None, None
+    for line in log.read_text().splitlines():
+        try:
+            stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+        except ValueError:
+            continue  # a continuation line (a traceback) carries no time of its own
+        if "attempt starts" in line:
+            if start is not None:
+                total += (last - start).total_seconds()
+            start = stamp
+        last = stamp
+    return total + ((last - start).total_seconds() if start is not None else 0.0)
+
+
 def _unit_seconds(f: Facts, folder: str, cells: list[dict]) -> float:
     """Time the sweep's units took. A unit (plan.json's group of cells trained together) counts once: its wall
-    time from its log (logs/FIRST-LAST.log, the last finished attempt), which holds the task metrics'
+    time from its log (logs/FIRST-LAST.log, every attempt: _attempts_seconds), which holds the task metrics'
     generation too, else the time its cells record (training and scoring). Cells outside every group count
     their own time."""
     by_name = {(c["n"], c["seed"]): c.get("seconds", 0.0) for c in cells}
@@ -564,8 +586,8 @@ def _unit_seconds(f: Facts, folder: str, cells: list[dict]) -> float:
                           if f.path(folder + "/plan.json").is_file() else []) if g]
     total = 0.0
     for group in groups:
-        logged = _done_in(f.path(f"{folder}/logs/{group_unit_name([tuple(c) for c in group])}.log"))
-        total += logged[-1] if logged else max(by_name.get(tuple(cell), 0.0) for cell in group)
+        log = f.path(f"{folder}/logs/{group_unit_name([tuple(c) for c in group])}.log")
+        total += _attempts_seconds(log) if _done_in(log) else max(by_name.get(tuple(cell), 0.0) for cell in group)
     grouped = {tuple(cell) for group in groups for cell in group}
     return total + sum(v for k, v in by_name.items() if k not in grouped)
 

@@ -253,8 +253,9 @@ def test_eps_reached_names_the_smallest_epsilon_whose_saturation_is_inside_the_g
 
 
 def test_sweep_minutes_take_a_units_wall_time_from_its_log_where_it_finished(page_tools, tmp_path):
-    # The log's 'done in' holds the task metrics' greedy walks, which the cells' seconds leave out; a unit whose
-    # log never says it finished (interrupted, or no log) falls back to its cells' seconds, counted once.
+    # The log holds the task metrics' greedy walks, which the cells' seconds leave out, and every attempt of a
+    # unit resumed from a checkpoint; a unit whose log never says it finished (interrupted, or no log) falls back
+    # to its cells' seconds, counted once.
     from results_facts import Facts
 
     folder = tmp_path / "results" / "pathfinding" / "constructed"
@@ -263,9 +264,14 @@ def test_sweep_minutes_take_a_units_wall_time_from_its_log_where_it_finished(pag
     cells += [{"n": n, "seed": s, "seconds": 60.0 if n == 1 else 120.0} for n in (1, 4) for s in (0, 1)]
     (folder / "results.json").write_text(json.dumps({"cells": cells}))
     (folder / "plan.json").write_text(json.dumps({"groups": [[[1, 0], [1, 1]], [[4, 0], [4, 1]]]}))
-    (folder / "logs" / "n1_s0-n1_s1.log").write_text("x INFO softeval: unit n1_s0-n1_s1: done in 300.0s\n"
-                                                      "x INFO softeval: unit n1_s0-n1_s1: done in 600.0s\n")
-    (folder / "logs" / "n4_s0-n4_s1.log").write_text("x INFO softeval: training n4_s0-n4_s1\n")  # interrupted
+    (folder / "logs" / "n1_s0-n1_s1.log").write_text(  # 240 s, killed; resumed, 360 s more to the end
+        "2026-12-07 10:00:00,000 INFO softeval: unit n1_s0-n1_s1: attempt starts (executor local)\n"
+        "2026-12-07 10:04:00,000 ERROR softeval: unit n1_s0-n1_s1: interrupted; checkpoint written\n"
+        "2026-12-07 10:30:00,000 INFO softeval: unit n1_s0-n1_s1: attempt starts (executor local)\n"
+        "2026-12-07 10:30:00,500 INFO softeval.engine.loop: lane n1_s0: resumed from step_000050.safetensors\n"
+        "2026-12-07 10:36:00,000 INFO softeval: unit n1_s0-n1_s1: done in 360.0s\n")
+    (folder / "logs" / "n4_s0-n4_s1.log").write_text(  # interrupted, never finished
+        "2026-12-07 11:00:00,000 INFO softeval: unit n4_s0-n4_s1: attempt starts (executor local)\n")
     assert Facts(tmp_path).value("sweep-minutes results/pathfinding/constructed") == "13"  # (600 + 120 + 60) / 60
 
 
@@ -277,5 +283,6 @@ def test_sweep_minutes_read_a_one_cell_units_log_by_the_name_the_sweep_gives_it(
     (folder / "logs").mkdir(parents=True)
     (folder / "results.json").write_text(json.dumps({"cells": [{"n": 16, "seed": 0, "seconds": 60.0}]}))
     (folder / "plan.json").write_text(json.dumps({"groups": [[[16, 0]]]}))
-    (folder / "logs" / "n16_s0.log").write_text("x INFO softeval: unit n16_s0: done in 600.0s\n")
+    (folder / "logs" / "n16_s0.log").write_text("2026-12-07 12:00:00,000 INFO softeval: unit n16_s0: attempt starts\n"
+                                                "2026-12-07 12:10:00,000 INFO softeval: unit n16_s0: done in 600.0s\n")
     assert Facts(tmp_path).value("sweep-minutes results/chess/constructed") == "10"
