@@ -118,6 +118,7 @@ elo_check() {
     "$SOFTEVAL" -q eval --dtype float32 --prompt "$cell" --config "$cell/config.json" --data "$DATA/chess/lichess_magnus" \
         --task-metrics --json > "$sweep/elo_check/$name.json.tmp" && mv "$sweep/elo_check/$name.json.tmp" "$sweep/elo_check/$name.json"
   done
+  "$SOFTEVAL" -q report "$sweep"  # results.json and the report take the rescored Elo metrics
 }
 
 # The sweep's prompts (and the plain model) scored on another corpus with the same window sizes: a prompt that
