@@ -18,6 +18,7 @@ import math
 import re
 import statistics
 import sys
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 
@@ -554,17 +555,16 @@ def _done_in(log: Path) -> list[float]:
     return [float(x) for x in re.findall(r"done in ([\d.]+)s", log.read_text())] if log.is_file() else []
 
 
-def _attempts_seconds(log: Path) -> float:
+def _attempts_seconds(log: Path) -> float | None:
     """Wall time of every attempt a softeval unit log records, summed: each from its 'attempt starts' line to its
-    last line. A unit resumed from a checkpoint spreads its work over attempts, so the finished attempt's own
-    'done in' undercounts it; an attempt killed before it logged a second line counts nothing (a lower bound)."""
+    last line; None when the log is missing or never says the unit finished ('done in'). A unit resumed from a
+    checkpoint spreads its work over attempts, so the finished attempt's own 'done in' undercounts it; an attempt
+    killed before it logged a second line counts nothing (a lower bound)."""
     if not log.is_file():
-        return 0.0
-    from datetime import datetime
-
-    total, start, last = 0.0, None, None
+        return None
+    total, start, last, finished = 0.0, None, None, False
     for line in log.read_text().splitlines():
-        try:
+        try:  # the unit log's format (softeval.executors): logging's default asctime first
             stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
         except ValueError:
             continue  # a continuation line (a traceback) carries no time of its own
@@ -572,7 +572,10 @@ def _attempts_seconds(log: Path) -> float:
             if start is not None:
                 total += (last - start).total_seconds()
             start = stamp
+        finished = finished or re.search(r"done in [\d.]+s", line) is not None
         last = stamp
+    if not finished:
+        return None
     return total + ((last - start).total_seconds() if start is not None else 0.0)
 
 
@@ -586,8 +589,8 @@ def _unit_seconds(f: Facts, folder: str, cells: list[dict]) -> float:
                           if f.path(folder + "/plan.json").is_file() else []) if g]
     total = 0.0
     for group in groups:
-        log = f.path(f"{folder}/logs/{group_unit_name([tuple(c) for c in group])}.log")
-        total += _attempts_seconds(log) if _done_in(log) else max(by_name.get(tuple(cell), 0.0) for cell in group)
+        logged = _attempts_seconds(f.path(f"{folder}/logs/{group_unit_name([tuple(c) for c in group])}.log"))
+        total += logged if logged is not None else max(by_name.get(tuple(cell), 0.0) for cell in group)
     grouped = {tuple(cell) for group in groups for cell in group}
     return total + sum(v for k, v in by_name.items() if k not in grouped)
 

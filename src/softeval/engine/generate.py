@@ -21,7 +21,7 @@ from softeval.engine.forward import assemble_prompt_rows, insert_soft_prompt
 def _full_logits(model: nn.Module, batch, prompt_rows, **kwargs):
     embeds = insert_soft_prompt(model.get_input_embeddings()(batch.input_ids), batch.soft_slot, prompt_rows)
     # Only the last position's logits are needed. `logits_to_keep=1` would hand the head a strided view of the
-    # hidden states, on which PyTorch's CPU matmul copies the head's weight once per row: 96 chess probes on
+    # hidden states, on which PyTorch's CPU matmul copies the head's weight once per row: 64 chess probes on
     # Gemma-3 (262k vocabulary) took 24 GB and were killed. An index tensor gathers a contiguous copy instead.
     last = torch.tensor([embeds.shape[1] - 1], device=embeds.device)
     return model(inputs_embeds=embeds, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
