@@ -550,6 +550,81 @@ def ar_control(f: Facts, folder: str, n: str = "64", corpus: str | None = None) 
             "hours": _unit_seconds(f, folder, cells) / 3600}
 
 
+def _chess_game_nats(f: Facts, folder: str) -> tuple[list[int], dict[int, list[list[float]]]]:
+    """A chess sweep's held-out games: each game's number of moves, and per n one row per seed of each game's
+    summed nats (example_losses × the game's move tokens). The per-game counts come from a cell's task metrics
+    (per_example) or, for cells written before softeval kept them, from the Elo check's rescoring
+    (elo_check/CELL.json, `softeval eval --task-metrics --json`): they belong to the games and the tokenizer,
+    so one record serves every cell of the sweep. Each cell's weighted sum must give back its own loss per
+    move, so counts that do not fit the cells are an error, not a number."""
+    cells = [c for c in (json.loads(p.read_text()) for p in sorted(f.path(folder).glob("cells/*/cell.json")))
+             if c.get("status") == "done" and c.get("example_losses")]
+    records = [c.get("per_example") or {} for c in cells]
+    records += [json.loads(p.read_text()).get("per_example") or {}
+                for p in sorted(f.path(folder).glob("elo_check/*.json"))]
+    counts = next((r for r in records if "moves" in r and "move_tokens" in r), None)
+    if counts is None:
+        raise KeyError(f"{folder}: no per-game move counts (per_example); rescore a cell with "
+                       "`softeval eval --task-metrics --json` (scripts/reproduce.sh chess_elo_check_*)")
+    moves, tokens = [int(x) for x in counts["moves"]], [int(x) for x in counts["move_tokens"]]
+    by_n: dict[int, list[tuple[int, list[float]]]] = {}
+    for c in cells:
+        if len(c["example_losses"]) != len(moves) or sum(tokens) != c["num_targets"]:
+            raise ValueError(f"{folder}: cell {c['name']} scored other games than its per-game move counts")
+        nats = [loss * t for loss, t in zip(c["example_losses"], tokens)]
+        own = (c.get("task_metrics") or {}).get("loss_per_move")
+        if own is not None and not math.isclose(sum(nats) / sum(moves), own, rel_tol=1e-5):
+            raise ValueError(f"{folder}: cell {c['name']}'s per-game nats give {sum(nats) / sum(moves):.6f} nats "
+                             f"per move, its task metrics {own:.6f}")
+        by_n.setdefault(c["n"], []).append((c["seed"], nats))
+    return moves, {n: [nats for _, nats in sorted(rows)] for n, rows in sorted(by_n.items())}
+
+
+def chess_models(f: Facts, folder_a: str, folder_b: str) -> list[dict]:
+    """Two models' loss per move on the same held-out games, at every n both sweeps have: A − B with its 95 %
+    interval from the hierarchical bootstrap over games and seeds (softeval.stats, 10,000 draws seeded by n),
+    paired by game. Per move, not per token: the models' tokenizers cut the same moves into different numbers
+    of tokens, so only the summed nats of a game are on one scale; a draw's loss per move is its games'
+    nats over their moves. The rule is the bench rule (softeval.bench.verdicts): the n are one family, Holm
+    adjusts their two-sided bootstrap p, and "holds" names the model lower where p_holm ≤ 0.05 and the interval
+    excludes 0; "cannot tell" otherwise."""
+    import numpy as np
+
+    from softeval.bench.verdicts import ALPHA, CONFIDENCE, SAMPLES
+    from softeval.stats import bootstrap_p, holm, percentile_interval, resampled_means
+
+    (moves_a, games_a), (moves_b, games_b) = _chess_game_nats(f, folder_a), _chess_game_nats(f, folder_b)
+    if moves_a != moves_b:
+        raise ValueError(f"{folder_a} and {folder_b} scored different held-out games")
+    names = [f.sweep(x)["model"]["name"] for x in (folder_a, folder_b)]
+    moves = np.array([moves_a], dtype=np.float64)
+    rows = []
+    for n in sorted(set(games_a) & set(games_b)):
+        arm_a, arm_b = np.array(games_a[n]), np.array(games_b[n])
+        draw_a, draw_b, draw_moves = resampled_means([arm_a, arm_b, moves], SAMPLES, np.random.default_rng(n))
+        diffs = (draw_a - draw_b) / draw_moves
+        low, high = percentile_interval(diffs, CONFIDENCE)
+        per_move_a, per_move_b = arm_a.mean() / moves.mean(), arm_b.mean() / moves.mean()
+        rows.append({"n": n, "seeds": (len(arm_a), len(arm_b)), "a": float(per_move_a), "b": float(per_move_b),
+                     "diff": float(per_move_a - per_move_b), "low": low, "high": high, "p": bootstrap_p(diffs)})
+    for row, adjusted in zip(rows, holm([r["p"] for r in rows])):
+        lower = names[0] if row["high"] < 0 else names[1] if row["low"] > 0 else None
+        row.update(p_holm=adjusted, m=len(rows), games=len(moves_a),
+                   verdict=f"holds: {lower} lower" if lower and adjusted <= ALPHA else "cannot tell")
+    return rows
+
+
+def chess_models_block(f: Facts, folder_a: str, folder_b: str) -> str:
+    """Two chess sweeps' loss per move on the same games, compared at each n by the rule (chess_models)."""
+    a, b = (f.sweep(x)["model"]["name"] for x in (folder_a, folder_b))
+    lines = [f"| n | seeds | {a}, nats per move | {b}, nats per move | difference | 95 % interval | p_holm | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in chess_models(f, folder_a, folder_b):
+        lines.append(f"| {r['n']} | {r['seeds'][0]}, {r['seeds'][1]} | {r['a']:.3f} | {r['b']:.3f} | "
+                     f"{r['diff']:+.3f} | [{r['low']:+.3f}, {r['high']:+.3f}] | {r['p_holm']:.3g} | {r['verdict']} |")
+    return "\n".join(lines)
+
+
 def _done_in(log: Path) -> list[float]:
     """Seconds of each finished attempt a softeval log records ('done in N s'); none for a missing log."""
     return [float(x) for x in re.findall(r"done in ([\d.]+)s", log.read_text())] if log.is_file() else []
@@ -617,7 +692,7 @@ BLOCKS = {"runs": runs_block, "sweep": sweep_block, "saturation": saturation_blo
           "bench-format": bench_format_block, "bench-rankings": bench_rankings_block,
           "habit-verdicts": habit_verdicts_block, "cloze-verdicts": cloze_verdicts_block, "subjects": subjects_block,
           "gsm8k-runs": gsm8k_runs_block, "suite": suite_block, "suite-compare": suite_compare_block,
-          "ar-control": ar_control_block, "bench-overview": bench_overview_block}
+          "ar-control": ar_control_block, "bench-overview": bench_overview_block, "chess-models": chess_models_block}
 
 
 # =========================================================================== values
@@ -975,6 +1050,16 @@ def ar_value(f: Facts, folder: str, what: str) -> str:
     return c["verdict"] if what == "verdict" else f"{c['hours']:.1f}" if what == "hours" else f"{c[what]:+.3f}"
 
 
+def chess_models_value(f: Facts, folder_a: str, folder_b: str, what: str, n: str | None = None) -> str:
+    """The two-model chess comparison (chess_models): holds ('3 of 5': how many n the rule decides) or, at one
+    n, diff / low / high (signed, 3 decimals) or verdict."""
+    rows = chess_models(f, folder_a, folder_b)
+    if what == "holds":
+        return f"{sum(r['verdict'].startswith('holds') for r in rows)} of {len(rows)}"
+    row = next(r for r in rows if r["n"] == int(n))
+    return row["verdict"] if what == "verdict" else f"{row[what]:+.3f}"
+
+
 def repeat_chars_value(f: Facts, folder: str) -> str:
     """How many characters the repeated string of a repetition sweep has (its config's task text)."""
     return str(len(f.sweep(folder)["config"]["task"]["options"]["text"]))
@@ -998,4 +1083,4 @@ VALUES = {"loss": loss_value, "seed-loss": seed_loss_value, "metric": metric_val
           "suite-tests": suite_tests_value, "suite-zero": suite_zero_value, "suite-logodds": suite_logodds_value,
           "suite-loss": suite_loss_value, "suite-halfwidth": suite_halfwidth_value, "suite-spearman": suite_spearman_value, "suite-speed": suite_speed_value,
           "ar": ar_value, "bench-minutes": bench_minutes_value,
-          "repeat-chars": repeat_chars_value, "sweep-minutes": sweep_minutes_value}
+          "repeat-chars": repeat_chars_value, "chess-models": chess_models_value, "sweep-minutes": sweep_minutes_value}

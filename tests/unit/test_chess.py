@@ -206,6 +206,9 @@ def test_metrics_and_baseline(tiny_lm, pgn_path):
     assert m["loss_per_move"] == pytest.approx(m["loss_per_move_token"] * tokens / moves)
     assert m["probed_positions"] == 4 and m["games_skipped_broken"] == 1 and m["games_skipped_time_control"] == 0
     assert all(len(row["condition"]) == 2 for row in m["by_condition"])
+    # per game, in eval order: the counts that turn example_losses into nats per move across tokenizers
+    assert m["per_example"] == {"moves": [len(e.meta["moves"]) for e in task.eval],
+                                "move_tokens": [e.num_targets for e in task.eval]}
 
 
 def test_elo_condition_check_scores_each_half_under_both_conditions(tiny_lm, pgn_path):
@@ -297,6 +300,11 @@ def test_eval_cli_prints_task_metrics_on_request(tiny_model_dir, pgn_path, capsy
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["task_metrics"]["loss_per_move_token"] == pytest.approx(out["loss"])
     assert 0 <= out["task_metrics"]["legal_move_rate"] <= 1 and out["condition_metrics"]
+    per_game = out["per_example"]  # paired with example_losses: their weighted sum is the loss per move
+    assert len(per_game["moves"]) == len(out["example_losses"]) == out["num_examples"]
+    assert sum(per_game["move_tokens"]) == out["num_targets"]
+    nats = sum(loss * t for loss, t in zip(out["example_losses"], per_game["move_tokens"]))
+    assert nats / sum(per_game["moves"]) == pytest.approx(out["task_metrics"]["loss_per_move"])
     assert main([*base, *chess_task]) == 0 and "legal_move_rate" not in capsys.readouterr().out  # opt-in
     assert main([*base, "--task", "repetition", "--repeat-text", " fox", "task.num_eval=2",
                  "task.context_tokens=4", "task.target_tokens=4", "--task-metrics"]) == 2

@@ -286,3 +286,54 @@ def test_sweep_minutes_read_a_one_cell_units_log_by_the_name_the_sweep_gives_it(
     (folder / "logs" / "n16_s0.log").write_text("2026-12-07 12:00:00,000 INFO softeval: unit n16_s0: attempt starts\n"
                                                 "2026-12-07 12:10:00,000 INFO softeval: unit n16_s0: done in 600.0s\n")
     assert Facts(tmp_path).value("sweep-minutes results/chess/constructed") == "10"
+
+
+def _chess_sweep(root: Path, name: str, tokens: list[int], nats: dict[int, list[list[float]]], moves: list[int],
+                 counts_in: str) -> str:
+    """A constructed chess sweep: per n, one row per seed of each game's summed nats. The per-game counts sit in
+    the cells' per_example (`counts_in="cells"`) or only in an Elo check's rescoring (`"elo_check"`)."""
+    folder = f"results/chess/{name}"
+    counts = {"moves": moves, "move_tokens": tokens}
+    for n, rows in nats.items():
+        for seed, per_game in enumerate(rows):
+            losses = [x / t for x, t in zip(per_game, tokens)]
+            cell = {"name": f"n{n}_s{seed}", "n": n, "seed": seed, "status": "done", "example_losses": losses,
+                    "num_targets": sum(tokens), "task_metrics": {"loss_per_move": sum(per_game) / sum(moves)},
+                    "per_example": counts if counts_in == "cells" else {}}
+            path = root / folder / "cells" / cell["name"] / "cell.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(cell))
+    if counts_in == "elo_check":
+        (root / folder / "elo_check").mkdir()
+        (root / folder / "elo_check" / "n4_s0.json").write_text(json.dumps({"per_example": counts}))
+    (root / folder / "results.json").write_text(json.dumps({"model": {"name": name}}))
+    return folder
+
+
+def test_two_models_compare_per_move_on_the_same_games_by_the_rule(page_tools, tmp_path):
+    # 40 games; model a cuts each move into twice the tokens of model b. At n = 4, a spends 0.5 nats more per game
+    # than b: higher per move, though about half b's loss per token; at n = 16 they differ only by seed noise.
+    import numpy as np
+
+    from results_facts import Facts
+
+    rng = np.random.default_rng(3)
+    moves = [int(m) for m in rng.integers(8, 24, 40)]
+    base = rng.uniform(1.5, 2.5, 40) * np.array(moves)
+    seeds = lambda shift: [list(base + shift + rng.normal(0, 0.05, 40)) for _ in range(3)]  # noqa: E731
+    a = _chess_sweep(tmp_path, "a", [4 * m for m in moves], {4: seeds(0.5), 16: seeds(0.0)}, moves, "cells")
+    b = _chess_sweep(tmp_path, "b", [2 * m for m in moves], {4: seeds(0.0), 16: seeds(0.0)}, moves, "elo_check")
+    facts = Facts(tmp_path)
+    assert facts.value(f"chess-models {a} {b} verdict 4") == "holds: b lower"
+    assert facts.value(f"chess-models {a} {b} verdict 16") == "cannot tell"
+    assert facts.value(f"chess-models {a} {b} holds") == "1 of 2"
+    low, high = float(facts.value(f"chess-models {a} {b} low 4")), float(facts.value(f"chess-models {a} {b} high 4"))
+    assert 0 < low <= 0.5 / np.mean(moves) <= high  # the shift, per move
+    assert "| 4 | 3, 3 |" in facts.block(f"chess-models {a} {b}")
+
+    # counts that do not give back a cell's own loss per move are refused, not turned into a number
+    cell = tmp_path / a / "cells" / "n4_s0" / "cell.json"
+    record = json.loads(cell.read_text())
+    cell.write_text(json.dumps({**record, "task_metrics": {"loss_per_move": record["task_metrics"]["loss_per_move"] + 0.1}}))
+    with pytest.raises(ValueError, match="nats per move"):
+        Facts(tmp_path).value(f"chess-models {a} {b} holds")

@@ -242,17 +242,18 @@ def cmd_eval(args) -> int:
     examples = task.train + task.eval if whole_file else task.eval
     result = evaluate_prompt(lm.model, prompt, examples, bos_id=lm.info.bos_token_id, pad_id=lm.info.pad_token_id,
                              placement=placement, batch_size=args.batch_size, precision=args.precision)
-    metrics, by_condition = {}, []
+    metrics, by_condition, per_example = {}, [], {}
     if args.task_metrics:
         if task.metrics is None:
             raise ConfigError(f"task {task.spec.get('task')!r} has no task metrics beyond loss and token accuracy; "
                               "drop --task-metrics")
-        metrics, by_condition, _ = task_metrics(task, lm, prompt, placement, args.precision)
+        metrics, by_condition, per_example = task_metrics(task, lm, prompt, placement, args.precision)
     if args.json:
         print(json.dumps({**result.to_dict(), "example_losses": result.example_losses,
                           "num_examples": len(examples), "task": task.spec,
                           "prompt_task": meta.task_spec.get("task") if meta else None, "data_sha256": data_sha256,
-                          **({"task_metrics": metrics, "condition_metrics": by_condition} if args.task_metrics else {})}))
+                          **({"task_metrics": metrics, "condition_metrics": by_condition, "per_example": per_example}
+                             if args.task_metrics else {})}))
     else:
         print(f"loss {result.loss:.4f} nats/token, token accuracy {result.token_accuracy:.3f} "
               f"over {result.num_targets} target tokens ({len(examples)} examples)")

@@ -46,6 +46,9 @@ Metrics (see `make_metrics`):
                            condition), for low-Elo games the reverse: positive = the matching
                            condition fits better (0 for the plain model, which ignores conditions).
                            `_lo90` / `_hi90`: a 90 % paired bootstrap interval over the half's games.
+  per_example: moves / move_tokens   each held-out game's number of moves and of scored move tokens (in
+                           the eval order of `example_losses`), so per-game nats per move can be
+                           compared across models paired by game.
 """
 
 from __future__ import annotations
@@ -391,6 +394,10 @@ def make_metrics(opts: ChessOptions, tokenizer, stats: Counter):
         if prompt is not None:
             out.update(elo_condition_check(lm, prompt, examples, placement))
         out["by_condition"] = _by_elo(examples, result, picks, legal, opts)
+        # Per held-out game, for a paired bootstrap over games: two models tokenize the same moves into
+        # different counts, so only nats per move (loss × move_tokens / moves) compare across them.
+        out["per_example"] = {"moves": [len(ex.meta["moves"]) for ex in examples],
+                              "move_tokens": [ex.num_targets for ex in examples]}
         return out
 
     return metrics
