@@ -48,6 +48,7 @@ class Facts:
         self._cloze = cache(self._cloze_family)
         self._suite = cache(self._read_suite)
         self._ar = cache(lambda folder, corpus: ar_control(self, folder, corpus=corpus))  # one bootstrap per row
+        self._chess = cache(lambda a, b: chess_models(self, a, b))  # one bootstrap per pair of sweeps
 
     # ----------------------------------------------------------------------- reading
     def path(self, relative: str) -> Path:
@@ -81,6 +82,9 @@ class Facts:
 
     def ar(self, folder: str, corpus: str | None = None) -> dict:
         return self._ar(folder, corpus)
+
+    def chess(self, folder_a: str, folder_b: str) -> list[dict]:
+        return self._chess(folder_a, folder_b)
 
     def bench(self, folder: str) -> dict:
         return self.json(folder + "/results.json")
@@ -518,6 +522,12 @@ def _rho(c: dict) -> str:
 AR_MARGIN = 0.08  # nats/token: the distance paper's "n = 0 and n = 64 within about ±0.08"
 
 
+def _finished_cells(f: Facts, folder: str) -> list[dict]:
+    """A sweep's finished cells, each read from its own cell.json (which keeps example_losses; results.json does not)."""
+    return [c for c in (json.loads(p.read_text()) for p in sorted(f.path(folder).glob("cells/*/cell.json")))
+            if c.get("status") == "done"]
+
+
 def ar_control(f: Facts, folder: str, n: str = "64", corpus: str | None = None) -> dict:
     """L(n) − L(0) on the same held-out windows: each seed's difference, and its 95 % interval from the
     hierarchical bootstrap over windows and seeds (softeval.stats; 10,000 draws, seed 0). The rule: "within
@@ -528,8 +538,7 @@ def ar_control(f: Facts, folder: str, n: str = "64", corpus: str | None = None) 
 
     from softeval.stats import percentile_interval, resampled_means
 
-    cells = [c for c in (json.loads(p.read_text()) for p in sorted(f.path(folder).glob("cells/*/cell.json")))
-             if c.get("status") == "done"]
+    cells = _finished_cells(f, folder)
     if corpus:  # the same prompts scored on another corpus by `softeval eval --json` (scripts/reproduce.sh)
         scored = {p.stem: json.loads(p.read_text()) for p in f.path(f"{folder}/transfer/{corpus}").glob("*.json")}
         cells = [{**c, "example_losses": scored.get(c["name"], {}).get("example_losses")} for c in cells]
@@ -557,8 +566,7 @@ def _chess_game_nats(f: Facts, folder: str) -> tuple[list[int], dict[int, list[l
     (elo_check/CELL.json, `softeval eval --task-metrics --json`): they belong to the games and the tokenizer,
     so one record serves every cell of the sweep. Each cell's weighted sum must give back its own loss per
     move, so counts that do not fit the cells are an error, not a number."""
-    cells = [c for c in (json.loads(p.read_text()) for p in sorted(f.path(folder).glob("cells/*/cell.json")))
-             if c.get("status") == "done" and c.get("example_losses")]
+    cells = [c for c in _finished_cells(f, folder) if c.get("example_losses")]
     records = [c.get("per_example") or {} for c in cells]
     records += [json.loads(p.read_text()).get("per_example") or {}
                 for p in sorted(f.path(folder).glob("elo_check/*.json"))]
@@ -619,7 +627,7 @@ def chess_models_block(f: Facts, folder_a: str, folder_b: str) -> str:
     a, b = (f.sweep(x)["model"]["name"] for x in (folder_a, folder_b))
     lines = [f"| n | seeds | {a}, nats per move | {b}, nats per move | difference | 95 % interval | p_holm | verdict |",
              "|---|---|---|---|---|---|---|---|"]
-    for r in chess_models(f, folder_a, folder_b):
+    for r in f.chess(folder_a, folder_b):
         lines.append(f"| {r['n']} | {r['seeds'][0]}, {r['seeds'][1]} | {r['a']:.3f} | {r['b']:.3f} | "
                      f"{r['diff']:+.3f} | [{r['low']:+.3f}, {r['high']:+.3f}] | {r['p_holm']:.3g} | {r['verdict']} |")
     return "\n".join(lines)
@@ -1053,7 +1061,7 @@ def ar_value(f: Facts, folder: str, what: str) -> str:
 def chess_models_value(f: Facts, folder_a: str, folder_b: str, what: str, n: str | None = None) -> str:
     """The two-model chess comparison (chess_models): holds ('3 of 5': how many n the rule decides) or, at one
     n, diff / low / high (signed, 3 decimals) or verdict."""
-    rows = chess_models(f, folder_a, folder_b)
+    rows = f.chess(folder_a, folder_b)
     if what == "holds":
         return f"{sum(r['verdict'].startswith('holds') for r in rows)} of {len(rows)}"
     row = next(r for r in rows if r["n"] == int(n))
